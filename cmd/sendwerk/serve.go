@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sendwerk/sendwerk/internal/config"
+	"github.com/sendwerk/sendwerk/internal/httpapi"
+	"github.com/sendwerk/sendwerk/internal/jobs"
+	"github.com/sendwerk/sendwerk/internal/logging"
+	"github.com/sendwerk/sendwerk/internal/pgembed"
+	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/tenant"
+)
+
+// embeddedDatabase is the database the embedded cluster serves Sendwerk from.
+const embeddedDatabase = "sendwerk"
+
+func runServe(ctx context.Context, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "sendwerk: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	slog.SetDefault(logger)
+	if err := serve(ctx, cfg, logger, stdout, nil); err != nil {
+		logger.Error("sendwerk stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func runMigrate(ctx context.Context, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "sendwerk: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	pool, closeDB, _, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("migrate failed", "error", err)
+		return 1
+	}
+	defer closeDB()
+	if err := store.Migrate(ctx, pool, logger); err != nil {
+		logger.Error("migrate failed", "error", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "database is up to date")
+	return 0
+}
+
+// serve runs until ctx ends. onReady, when set, learns the HTTP address once it listens.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, onReady func(addr string)) error {
+	generated, err := ensureDevSecrets(cfg)
+	if err != nil {
+		return err
+	}
+	pool, closeDB, dbDone, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if cfg.AutoMigrate {
+		if err := store.Migrate(ctx, pool, logger); err != nil {
+			return err
+		}
+	}
+	tenants := tenant.NewService(pool)
+	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers}, jobs.Deps{Tenants: tenants, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := riverClient.Start(ctx); err != nil {
+		return fmt.Errorf("error starting job workers: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler, err := httpapi.New(httpapi.Options{
+		Pool: pool, Tenants: tenants, AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("sendwerk serving", "http", ln.Addr().String())
+	printBanner(stdout, cfg, ln.Addr().String(), generated)
+	if onReady != nil {
+		onReady(ln.Addr().String())
+	}
+
+	var cause error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("error serving http: %w", err)
+	case <-dbDone:
+		cause = errors.New("the embedded postgres exited unexpectedly; see its log lines above")
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	errHTTP := srv.Shutdown(sctx)
+	errJobs := riverClient.Stop(sctx)
+	return errors.Join(cause, errHTTP, errJobs)
+}
+
+// openDatabase connects to DATABASE_URL, or starts the embedded cluster when it is unset.
+// The returned func closes the pool and stops the cluster; the channel closes if the
+// embedded cluster dies (nil for an external database).
+func openDatabase(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*pgxpool.Pool, func(), <-chan struct{}, error) {
+	poolCfg := &store.PoolConfig{MaxConns: cfg.DBMaxConns}
+	if !cfg.Embedded() {
+		pool, err := store.NewPool(ctx, cfg.DatabaseURL, poolCfg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return pool, pool.Close, nil, nil
+	}
+	cluster, err := pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: logger})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stopCluster := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cluster.Stop(sctx); err != nil {
+			logger.Error("error stopping embedded postgres", "error", err)
+		}
+	}
+	if err := ensureDatabase(ctx, cluster); err != nil {
+		stopCluster()
+		return nil, nil, nil, err
+	}
+	pool, err := store.NewPool(ctx, cluster.URL(embeddedDatabase), poolCfg)
+	if err != nil {
+		stopCluster()
+		return nil, nil, nil, err
+	}
+	return pool, func() { pool.Close(); stopCluster() }, cluster.Done(), nil
+}
+
+func ensureDatabase(ctx context.Context, cluster *pgembed.Cluster) error {
+	conn, err := pgx.Connect(ctx, cluster.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("error connecting to embedded postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", embeddedDatabase).Scan(&exists); err != nil {
+		return fmt.Errorf("error checking embedded database: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+embeddedDatabase); err != nil {
+		return fmt.Errorf("error creating embedded database: %w", err)
+	}
+	return nil
+}
+
+// ensureDevSecrets fills an unset admin token and secret key from files in the data dir,
+// generating them on first start, so a development server keeps its credentials across
+// restarts. Production never gets here with them unset (config.Validate). It reports whether
+// the admin token is the data dir's (and so may be printed).
+func ensureDevSecrets(cfg *config.Config) (devToken bool, err error) {
+	if cfg.AdminToken == "" {
+		devToken = true
+		cfg.AdminToken, err = loadOrCreate(filepath.Join(cfg.DataDir, "admin-token"), func() string {
+			return "swadmin_" + randomHex(24)
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	if cfg.SecretKey == "" {
+		cfg.SecretKey, err = loadOrCreate(filepath.Join(cfg.DataDir, "secret-key"), func() string {
+			b := make([]byte, 32)
+			_, _ = rand.Read(b)
+			return base64.StdEncoding.EncodeToString(b)
+		})
+	}
+	return devToken, err
+}
+
+func loadOrCreate(path string, gen func() string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("error reading %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("error creating data dir: %w", err)
+	}
+	v := gen()
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("error writing %s: %w", path, err)
+	}
+	return v, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// printBanner tells a developer where the server is and how to call it. The admin token is
+// printed only when it lives in the data dir (a development server); a configured token is
+// the operator's secret and never printed.
+func printBanner(w io.Writer, cfg *config.Config, addr string, devToken bool) {
+	base := "http://" + addr
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "127.0.0.1" || host == "::1") && strings.HasPrefix(cfg.HTTPAddr, "localhost") {
+		base = "http://localhost:" + port
+	}
+	fmt.Fprintf(w, "\nSendwerk is serving on %s\n", base)
+	if devToken {
+		fmt.Fprintf(w, "  admin token: %s\n  (kept in %s; set SENDWERK_ADMIN_TOKEN to choose your own)\n",
+			cfg.AdminToken, filepath.Join(cfg.DataDir, "admin-token"))
+	}
+	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
+	fmt.Fprintf(w, "  next: create a tenant:\n    curl -s -X POST %s/v1/tenants -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n\n", base)
+}

@@ -1,0 +1,230 @@
+// Package config is the one table of SENDWERK_* settings: names, defaults, parsing and
+// validation. main loads it once and passes narrow pieces down; nothing else reads the
+// environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+)
+
+// Config is every setting of a Sendwerk process.
+type Config struct {
+	Env             string
+	HTTPAddr        string
+	DatabaseURL     string
+	DataDir         string
+	AdminToken      string
+	SecretKey       string
+	AutoMigrate     bool
+	LogFormat       string
+	LogLevel        string
+	MaxBodyBytes    int64
+	DBMaxConns      int32
+	ShutdownTimeout time.Duration
+	TrustedProxies  []netip.Prefix
+	JobWorkers      int
+}
+
+// Var is one row of the settings table.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+	// Secret variables also accept NAME_FILE (a file holding the value) and are never printed.
+	Secret bool
+	set    func(c *Config, v string) error
+}
+
+// Vars is the settings table, in the order the README lists it.
+func Vars() []Var {
+	return []Var{
+		{Name: "SENDWERK_ENV", Default: EnvDevelopment, Help: "`development` or `production`; production refuses generated secrets and the embedded database.",
+			set: func(c *Config, v string) error { return oneOf(&c.Env, v, EnvDevelopment, EnvProduction) }},
+		{Name: "SENDWERK_HTTP_ADDR", Default: "localhost:8080", Help: "Address the REST API listens on.",
+			set: func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+		{Name: "DATABASE_URL", Secret: true, Help: "PostgreSQL URL. Unset: an embedded PostgreSQL under `SENDWERK_DATA_DIR/postgres` (development only).",
+			set: func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+		{Name: "SENDWERK_DATA_DIR", Default: ".data", Help: "Where development state lives: embedded database, generated admin token and secret key.",
+			set: func(c *Config, v string) error { c.DataDir = v; return nil }},
+		{Name: "SENDWERK_ADMIN_TOKEN", Secret: true, Help: "Operator bearer token for `/v1/tenants` (at least 16 characters). Unset in development: generated and kept in the data dir.",
+			set: func(c *Config, v string) error { c.AdminToken = v; return minLen(v, 16) }},
+		{Name: "SENDWERK_SECRET_KEY", Secret: true, Help: "Base64 of 32 random bytes; encrypts stored secrets (AES-256-GCM). Unset in development: generated and kept in the data dir.",
+			set: func(c *Config, v string) error { c.SecretKey = v; return nil }},
+		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
+			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
+		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",
+			set: func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "text", "json") }},
+		{Name: "SENDWERK_LOG_LEVEL", Default: "info", Help: "`debug`, `info`, `warn` or `error`.",
+			set: func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},
+		{Name: "SENDWERK_MAX_BODY_BYTES", Default: "20971520", Help: "Largest accepted request body in bytes; larger ones get 413.",
+			set: func(c *Config, v string) error { return parseInt64(&c.MaxBodyBytes, v, 1024) }},
+		{Name: "SENDWERK_DB_MAX_CONNS", Default: "20", Help: "Size of the PostgreSQL connection pool.",
+			set: func(c *Config, v string) error { return parseInt32(&c.DBMaxConns, v, 2) }},
+		{Name: "SENDWERK_JOB_WORKERS", Default: "20", Help: "Background job workers in this process.",
+			set: func(c *Config, v string) error { return parseInt(&c.JobWorkers, v, 1) }},
+		{Name: "SENDWERK_SHUTDOWN_TIMEOUT", Default: "20s", Help: "How long a stop waits for requests and jobs in flight.",
+			set: func(c *Config, v string) error { return parseDuration(&c.ShutdownTimeout, v) }},
+		{Name: "SENDWERK_TRUSTED_PROXIES", Help: "Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed; empty trusts none.",
+			set: func(c *Config, v string) error { return parsePrefixes(&c.TrustedProxies, v) }},
+	}
+}
+
+// Load reads every variable through getenv (and readFile for *_FILE secrets), applies
+// defaults and validates. The error names the variable at fault.
+func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	for _, v := range Vars() {
+		val, err := lookup(v, getenv, readFile)
+		if err == nil {
+			if val == "" {
+				val = v.Default
+			}
+			err = v.set(c, val)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.Name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, c.Validate()
+}
+
+// LoadEnv loads from the process environment.
+func LoadEnv() (*Config, error) { return Load(os.Getenv, os.ReadFile) }
+
+// Validate checks rules that span variables.
+func (c *Config) Validate() error {
+	if c.Env != EnvProduction {
+		return nil
+	}
+	var errs []error
+	for name, val := range map[string]string{
+		"DATABASE_URL":         c.DatabaseURL,
+		"SENDWERK_ADMIN_TOKEN": c.AdminToken,
+		"SENDWERK_SECRET_KEY":  c.SecretKey,
+	} {
+		if val == "" {
+			errs = append(errs, fmt.Errorf("%s: must be set when SENDWERK_ENV=production", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Embedded reports whether Sendwerk should run its own PostgreSQL.
+func (c *Config) Embedded() bool { return c.DatabaseURL == "" }
+
+func lookup(v Var, getenv func(string) string, readFile func(string) ([]byte, error)) (string, error) {
+	val := getenv(v.Name)
+	if !v.Secret {
+		return val, nil
+	}
+	file := getenv(v.Name + "_FILE")
+	if file == "" {
+		return val, nil
+	}
+	if val != "" {
+		return "", fmt.Errorf("set either %s or %s_FILE, not both", v.Name, v.Name)
+	}
+	b, err := readFile(file)
+	if err != nil {
+		// The path is the operator's own setting, so naming it helps; the content never appears.
+		return "", fmt.Errorf("error reading %s_FILE: %w", v.Name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func minLen(v string, n int) error {
+	if v != "" && len(v) < n {
+		return fmt.Errorf("must be at least %d characters", n)
+	}
+	return nil
+}
+
+func parseBool(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean (true or false)", v)
+	}
+	*dst = b
+	return nil
+}
+
+func parseInt64(dst *int64, v string, min int64) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min {
+		return fmt.Errorf("%q is not an integer of at least %d", v, min)
+	}
+	*dst = n
+	return nil
+}
+
+func parseInt32(dst *int32, v string, min int64) error {
+	var n int64
+	if err := parseInt64(&n, v, min); err != nil {
+		return err
+	}
+	if n > 1<<31-1 {
+		return fmt.Errorf("%q is too large", v)
+	}
+	*dst = int32(n)
+	return nil
+}
+
+func parseInt(dst *int, v string, min int64) error {
+	var n int64
+	if err := parseInt64(&n, v, min); err != nil {
+		return err
+	}
+	*dst = int(n)
+	return nil
+}
+
+func parseDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration like 30s or 5m", v)
+	}
+	*dst = d
+	return nil
+}
+
+func parsePrefixes(dst *[]netip.Prefix, v string) error {
+	*dst = nil
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR like 10.0.0.0/8", s)
+		}
+		*dst = append(*dst, p.Masked())
+	}
+	return nil
+}

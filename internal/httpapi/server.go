@@ -1,0 +1,161 @@
+// Package httpapi serves the REST API: it implements the generated strict server interface,
+// authenticates, validates every request against openapi.yaml, and renders every error as
+// RFC 9457 problem+json.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	echomw "github.com/labstack/echo/v4/middleware"
+	oapimw "github.com/oapi-codegen/echo-middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	sendwerk "github.com/sendwerk/sendwerk"
+	"github.com/sendwerk/sendwerk/api"
+	"github.com/sendwerk/sendwerk/internal/tenant"
+)
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// Options configure the HTTP server.
+type Options struct {
+	Pool       *pgxpool.Pool
+	Tenants    *tenant.Service
+	AdminToken string
+	// MaxBodyBytes caps request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client address.
+	TrustedProxies []netip.Prefix
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// Server implements api.StrictServerInterface.
+type Server struct {
+	pool       *pgxpool.Pool
+	tenants    *tenant.Service
+	adminToken string
+}
+
+// New returns the complete HTTP handler.
+func New(opts Options) (http.Handler, error) {
+	s := &Server{pool: opts.Pool, tenants: opts.Tenants, adminToken: opts.AdminToken}
+	spec, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
+
+	e.Use(requestID(), accessLog(opts.Logger), metrics(opts.Registry), echomw.Recover())
+	e.Use(echomw.BodyLimitWithConfig(echomw.BodyLimitConfig{Limit: byteLimit(opts.MaxBodyBytes)}))
+	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
+		Skipper:           func(c echo.Context) bool { return !strings.HasPrefix(c.Request().URL.Path, "/v1/") },
+		ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },
+		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError { return validationHTTPError(me) },
+		Options: openapi3filter.Options{
+			AuthenticationFunc: s.authenticate,
+			MultiError:         true,
+		},
+	}))
+
+	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", sendwerk.OpenAPISpec)
+	})
+	return e, nil
+}
+
+func loadSpec() (*openapi3.T, error) {
+	spec, err := openapi3.NewLoader().LoadFromData(sendwerk.OpenAPISpec)
+	if err != nil {
+		return nil, fmt.Errorf("error loading embedded openapi spec: %w", err)
+	}
+	spec.Servers = nil // the validator would otherwise match the Host header against them
+	return spec, nil
+}
+
+// validationHTTPError picks what a caller must fix first: credentials, then input.
+func validationHTTPError(me openapi3.MultiError) *echo.HTTPError {
+	for _, e := range me {
+		if sre, ok := e.(*openapi3filter.SecurityRequirementsError); ok {
+			return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: securityProblem(sre)}
+		}
+	}
+	return &echo.HTTPError{Code: http.StatusBadRequest, Message: "invalid request", Internal: me}
+}
+
+// securityProblem returns the most specific refusal: a 403 (right key, wrong scope or
+// address) over a 401 from another scheme the operation also accepts.
+func securityProblem(sre *openapi3filter.SecurityRequirementsError) *problem {
+	var best *problem
+	for _, err := range sre.Errors {
+		p, ok := err.(*problem)
+		if !ok {
+			continue
+		}
+		if best == nil || p.Status > best.Status {
+			best = p
+		}
+	}
+	if best == nil {
+		return unauthorized("missing or invalid credential")
+	}
+	return best
+}
+
+func byteLimit(n int64) string {
+	if n <= 0 {
+		n = 20 << 20
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, ipnet, err := net.ParseCIDR(p.String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(ipnet))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// GetHealth answers while the process serves.
+func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	return api.GetHealth200JSONResponse{Status: "ok"}, nil
+}
+
+// GetReadiness answers 200 only when the database does.
+func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		slog.WarnContext(ctx, "readiness check failed", "error", err)
+		p := newProblem(http.StatusServiceUnavailable, TypeUnavailable, "Service unavailable", "the database is not reachable")
+		return api.GetReadiness503ApplicationProblemPlusJSONResponse{
+			UnavailableApplicationProblemPlusJSONResponse: api.UnavailableApplicationProblemPlusJSONResponse(stamp(ctx, p.Problem)),
+		}, nil
+	}
+	return api.GetReadiness200JSONResponse{Status: "ok"}, nil
+}

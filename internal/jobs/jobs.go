@@ -1,0 +1,105 @@
+// Package jobs wires River: the client, its queues, the workers registry and periodic jobs.
+// Workers themselves live with their concept (message delivery in message, domain checks in
+// sendingdomain); this package only registers them.
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/sendwerk/sendwerk/internal/tenant"
+)
+
+// QueueDefault carries housekeeping jobs.
+const QueueDefault = river.QueueDefault
+
+// Config tunes the River client.
+type Config struct {
+	// Workers is the number of concurrent jobs this process runs on the default queue.
+	Workers int
+	// CompletedJobRetention keeps finished jobs visible in the dashboard this long; the job
+	// table stays small because the message log, not River, is the record of delivery.
+	CompletedJobRetention time.Duration
+	// Insecure is set in tests to avoid River's default 1 s poll cadences.
+	FetchCooldown time.Duration
+}
+
+// Deps are the services workers need.
+type Deps struct {
+	Tenants *tenant.Service
+	Logger  *slog.Logger
+}
+
+// NewClient builds a River client with every Sendwerk worker and periodic job registered.
+// The client inserts jobs in callers' transactions; Start makes it work them.
+func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx], error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &apiKeyPurgeWorker{tenants: deps.Tenants}); err != nil {
+		return nil, fmt.Errorf("error adding api key purge worker: %w", err)
+	}
+	rc := &river.Config{
+		Logger:                      deps.Logger,
+		Queues:                      map[string]river.QueueConfig{QueueDefault: {MaxWorkers: max(cfg.Workers, 1)}},
+		Workers:                     workers,
+		PeriodicJobs:                periodicJobs(),
+		CompletedJobRetentionPeriod: or(cfg.CompletedJobRetention, time.Hour),
+		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
+		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,
+		FetchCooldown:               cfg.FetchCooldown,
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("error creating river client: %w", err)
+	}
+	return client, nil
+}
+
+// periodicJobs run on the elected leader only, so many processes on one database do not
+// duplicate them.
+func periodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return APIKeyPurgeArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "api_key_purge"}),
+	}
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// APIKeyRetention is how long revoked and expired keys stay listed before they are purged.
+const APIKeyRetention = 90 * 24 * time.Hour
+
+// APIKeyPurgeArgs asks for revoked and expired API keys older than APIKeyRetention to be deleted.
+type APIKeyPurgeArgs struct{}
+
+// Kind is the job's stable name.
+func (APIKeyPurgeArgs) Kind() string { return "api_key_purge" }
+
+type apiKeyPurgeWorker struct {
+	river.WorkerDefaults[APIKeyPurgeArgs]
+	tenants *tenant.Service
+}
+
+func (w *apiKeyPurgeWorker) Work(ctx context.Context, job *river.Job[APIKeyPurgeArgs]) error {
+	n, err := w.tenants.DeleteStaleKeys(ctx, time.Now().Add(-APIKeyRetention))
+	if err != nil {
+		return err
+	}
+	river.RecordOutput(ctx, map[string]int64{"deleted": n})
+	return nil
+}

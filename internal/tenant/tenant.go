@@ -1,0 +1,124 @@
+// Package tenant manages the platform's customers and their API keys, and turns a bearer
+// secret into an authenticated principal.
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sendwerk/sendwerk/internal/ids"
+	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+)
+
+// Tenant is a customer of the platform.
+type Tenant struct {
+	ID           string
+	Name         string
+	MonthlyQuota *int64 // nil: no quota
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Patch holds the fields of an update; a nil pointer leaves the field alone.
+type Patch struct {
+	Name *string
+	// MonthlyQuota set with Value nil removes the quota.
+	MonthlyQuota *Optional[int64]
+}
+
+// Optional distinguishes "set to null" from "absent" in a patch.
+type Optional[T any] struct {
+	Value *T
+}
+
+// Service is the tenant and API-key store.
+type Service struct {
+	db      dbsqlc.DBTX
+	q       *dbsqlc.Queries
+	NowFunc func() time.Time
+}
+
+// NewService returns a Service over a pool or a transaction.
+func NewService(db dbsqlc.DBTX) *Service {
+	return &Service{db: db, q: dbsqlc.New(db), NowFunc: time.Now}
+}
+
+// Create adds a tenant.
+func (s *Service) Create(ctx context.Context, name string, monthlyQuota *int64) (*Tenant, error) {
+	row, err := s.q.TenantInsert(ctx, dbsqlc.TenantInsertParams{
+		ID: ids.New(ids.Tenant), Name: name, MonthlyQuota: monthlyQuota,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error inserting tenant: %w", err)
+	}
+	return tenantFromRow(row), nil
+}
+
+// Get returns a tenant or store.ErrNotFound.
+func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
+	if !ids.Valid(ids.Tenant, id) {
+		return nil, store.ErrNotFound
+	}
+	row, err := s.q.TenantGet(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("error getting tenant: %w", store.MapError(err))
+	}
+	return tenantFromRow(row), nil
+}
+
+// List returns up to limit tenants with ids after afterID, oldest first.
+func (s *Service) List(ctx context.Context, afterID string, limit int) ([]*Tenant, error) {
+	rows, err := s.q.TenantList(ctx, dbsqlc.TenantListParams{AfterID: afterID, Max: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("error listing tenants: %w", err)
+	}
+	out := make([]*Tenant, len(rows))
+	for i, r := range rows {
+		out[i] = tenantFromRow(r)
+	}
+	return out, nil
+}
+
+// Update applies a patch.
+func (s *Service) Update(ctx context.Context, id string, p Patch) (*Tenant, error) {
+	if !ids.Valid(ids.Tenant, id) {
+		return nil, store.ErrNotFound
+	}
+	params := dbsqlc.TenantUpdateParams{ID: id}
+	if p.Name != nil {
+		params.SetName, params.Name = true, *p.Name
+	}
+	if p.MonthlyQuota != nil {
+		params.SetMonthlyQuota, params.MonthlyQuota = true, p.MonthlyQuota.Value
+	}
+	row, err := s.q.TenantUpdate(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("error updating tenant: %w", store.MapError(err))
+	}
+	return tenantFromRow(row), nil
+}
+
+// Delete removes a tenant and, by cascade, everything it owns.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if !ids.Valid(ids.Tenant, id) {
+		return store.ErrNotFound
+	}
+	n, err := s.q.TenantDelete(ctx, id)
+	if err != nil {
+		return fmt.Errorf("error deleting tenant: %w", err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means "no such row for this caller".
+func IsNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+func tenantFromRow(r dbsqlc.Tenant) *Tenant {
+	return &Tenant{ID: r.ID, Name: r.Name, MonthlyQuota: r.MonthlyQuota, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
