@@ -10,6 +10,9 @@ have_postgres() {
 
 missing=()
 have_postgres || missing+=(postgresql)
+# The README's curl examples are tested as written: they need curl and jq.
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: system packages present"
@@ -17,7 +20,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 if ! command -v apt-get >/dev/null; then
-	echo "setup: please install: ${missing[*]} (PostgreSQL server binaries: initdb, postgres)" >&2
+	echo "setup: please install: ${missing[*]} (for PostgreSQL: the server binaries initdb and postgres)" >&2
 	exit 1
 fi
 

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -61,7 +62,7 @@ func Vars() []Var {
 		{Name: "SENDWERK_ADMIN_TOKEN", Secret: true, Help: "Operator bearer token for `/v1/tenants` (at least 16 characters). Unset in development: generated and kept in the data dir.",
 			set: func(c *Config, v string) error { c.AdminToken = v; return minLen(v, 16) }},
 		{Name: "SENDWERK_SECRET_KEY", Secret: true, Help: "Base64 of 32 random bytes; encrypts stored secrets (AES-256-GCM). Unset in development: generated and kept in the data dir.",
-			set: func(c *Config, v string) error { c.SecretKey = v; return nil }},
+			set: func(c *Config, v string) error { c.SecretKey = v; return checkKey(v) }},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",
@@ -161,6 +162,18 @@ func oneOf(dst *string, v string, allowed ...string) error {
 func minLen(v string, n int) error {
 	if v != "" && len(v) < n {
 		return fmt.Errorf("must be at least %d characters", n)
+	}
+	return nil
+}
+
+// checkKey accepts an empty value (generated later in development) or 32 bytes in base64.
+func checkKey(v string) error {
+	if v == "" {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(b) != 32 {
+		return errors.New("must be base64 of exactly 32 bytes (e.g. the output of: openssl rand -base64 32)")
 	}
 	return nil
 }

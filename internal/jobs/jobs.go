@@ -27,7 +27,7 @@ type Config struct {
 	// CompletedJobRetention keeps finished jobs visible in the dashboard this long; the job
 	// table stays small because the message log, not River, is the record of delivery.
 	CompletedJobRetention time.Duration
-	// Insecure is set in tests to avoid River's default 1 s poll cadences.
+	// FetchCooldown bounds how soon a worker notices new jobs; zero keeps River's default.
 	FetchCooldown time.Duration
 }
 

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// readmeBlock returns the text between <!-- NAME:start --> and <!-- NAME:end --> in README.md.
+func readmeBlock(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	s := string(b)
+	start := strings.Index(s, "<!-- "+name+":start -->")
+	end := strings.Index(s, "<!-- "+name+":end -->")
+	require.True(t, start >= 0 && end > start, "README.md lacks the %s block", name)
+	return strings.TrimSpace(s[start+len("<!-- "+name+":start -->") : end])
+}
+
+func TestReadmeConfigTable(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	printConfigTable(&buf)
+	require.Equal(t, strings.TrimSpace(buf.String()), readmeBlock(t, "config"),
+		"README's configuration table must be the output of 'sendwerk config'")
+}
+
+// TestReadmeQuickstart runs the README's curl quickstart, as written, against a live server.
+func TestReadmeQuickstart(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		_, err := exec.LookPath(tool)
+		require.NoError(t, err, "%s is needed (make setup installs it)", tool)
+	}
+	b := setup(t, nil)
+	script := readmeBlock(t, "quickstart")
+	script = strings.TrimSuffix(strings.TrimPrefix(script, "```sh"), "```")
+	require.Contains(t, script, "BASE=http://localhost:8080")
+	script = strings.Replace(script, "BASE=http://localhost:8080", "BASE="+b.baseURL, 1)
+
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, ".data"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".data", "admin-token"), []byte(testAdminToken+"\n"), 0o600))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	text := string(out)
+	require.Contains(t, text, "tenant: ten_")
+	require.Contains(t, text, "api key: sw_")
+	require.Contains(t, text, `"tenant": "Acme GmbH"`)
+	require.Contains(t, text, `"status": 422`)
+	require.Contains(t, text, `"field": "scopes[0]"`)
+	require.Contains(t, text, `"field": "name"`)
+}

@@ -1,0 +1,83 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func load(env map[string]string, files map[string]string) (*Config, error) {
+	return Load(func(k string) string { return env[k] }, func(p string) ([]byte, error) {
+		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, errors.New("no such file")
+	})
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Defaults", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, EnvDevelopment, c.Env)
+		require.Equal(t, "localhost:8080", c.HTTPAddr)
+		require.True(t, c.AutoMigrate)
+		require.True(t, c.Embedded())
+		require.Equal(t, 20*time.Second, c.ShutdownTimeout)
+		require.Equal(t, int64(20<<20), c.MaxBodyBytes)
+	})
+	t.Run("ParsesValues", func(t *testing.T) {
+		c, err := load(map[string]string{
+			"SENDWERK_AUTO_MIGRATE": "false", "SENDWERK_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7/24",
+			"SENDWERK_SHUTDOWN_TIMEOUT": "5s", "DATABASE_URL": "postgres://x@y/z",
+		}, nil)
+		require.NoError(t, err)
+		require.False(t, c.AutoMigrate)
+		require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.0/24")}, c.TrustedProxies)
+		require.Equal(t, 5*time.Second, c.ShutdownTimeout)
+		require.False(t, c.Embedded())
+	})
+	t.Run("ErrorsNameTheVariable", func(t *testing.T) {
+		_, err := load(map[string]string{
+			"SENDWERK_LOG_FORMAT": "xml", "SENDWERK_DB_MAX_CONNS": "many", "SENDWERK_ADMIN_TOKEN": "short",
+			"SENDWERK_SHUTDOWN_TIMEOUT": "-1s", "SENDWERK_TRUSTED_PROXIES": "10.0.0.0/99",
+		}, nil)
+		require.Error(t, err)
+		for _, name := range []string{"SENDWERK_LOG_FORMAT", "SENDWERK_DB_MAX_CONNS", "SENDWERK_ADMIN_TOKEN", "SENDWERK_SHUTDOWN_TIMEOUT", "SENDWERK_TRUSTED_PROXIES"} {
+			require.Contains(t, err.Error(), name)
+		}
+	})
+	t.Run("SecretsFromFiles", func(t *testing.T) {
+		c, err := load(map[string]string{"SENDWERK_ADMIN_TOKEN_FILE": "/run/secrets/admin"},
+			map[string]string{"/run/secrets/admin": "a-long-admin-token-from-a-file\n"})
+		require.NoError(t, err)
+		require.Equal(t, "a-long-admin-token-from-a-file", c.AdminToken)
+	})
+	t.Run("SecretAndFileBothSetIsAnError", func(t *testing.T) {
+		_, err := load(map[string]string{"SENDWERK_ADMIN_TOKEN": "a-long-admin-token-here", "SENDWERK_ADMIN_TOKEN_FILE": "/x"}, nil)
+		require.ErrorContains(t, err, "not both")
+	})
+	t.Run("SecretValuesNeverInErrors", func(t *testing.T) {
+		_, err := load(map[string]string{"SENDWERK_ADMIN_TOKEN": "tiny"}, nil)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "tiny")
+	})
+	t.Run("ProductionNeedsSecretsAndDatabase", func(t *testing.T) {
+		_, err := load(map[string]string{"SENDWERK_ENV": "production"}, nil)
+		require.Error(t, err)
+		for _, name := range []string{"DATABASE_URL", "SENDWERK_ADMIN_TOKEN", "SENDWERK_SECRET_KEY"} {
+			require.Contains(t, err.Error(), name)
+		}
+		_, err = load(map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c",
+			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "k"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_SECRET_KEY: must be base64 of exactly 32 bytes")
+		_, err = load(map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c",
+			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, nil)
+		require.NoError(t, err)
+	})
+}
