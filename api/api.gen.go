@@ -58,21 +58,171 @@ func (e ApiKeyCreatedStatus) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionTestStepName.
+const (
+	ConnectionTestStepNameAuth    ConnectionTestStepName = "auth"
+	ConnectionTestStepNameBanner  ConnectionTestStepName = "banner"
+	ConnectionTestStepNameConnect ConnectionTestStepName = "connect"
+	ConnectionTestStepNameEhlo    ConnectionTestStepName = "ehlo"
+	ConnectionTestStepNameQuit    ConnectionTestStepName = "quit"
+	ConnectionTestStepNameResolve ConnectionTestStepName = "resolve"
+	ConnectionTestStepNameTls     ConnectionTestStepName = "tls"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionTestStepName enum.
+func (e ConnectionTestStepName) Valid() bool {
+	switch e {
+	case ConnectionTestStepNameAuth:
+		return true
+	case ConnectionTestStepNameBanner:
+		return true
+	case ConnectionTestStepNameConnect:
+		return true
+	case ConnectionTestStepNameEhlo:
+		return true
+	case ConnectionTestStepNameQuit:
+		return true
+	case ConnectionTestStepNameResolve:
+		return true
+	case ConnectionTestStepNameTls:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectionTestStepStatus.
+const (
+	ConnectionTestStepStatusFailed  ConnectionTestStepStatus = "failed"
+	ConnectionTestStepStatusOk      ConnectionTestStepStatus = "ok"
+	ConnectionTestStepStatusSkipped ConnectionTestStepStatus = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionTestStepStatus enum.
+func (e ConnectionTestStepStatus) Valid() bool {
+	switch e {
+	case ConnectionTestStepStatusFailed:
+		return true
+	case ConnectionTestStepStatusOk:
+		return true
+	case ConnectionTestStepStatusSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorKind.
+const (
+	ConnectorKindPlatform ConnectorKind = "platform"
+	ConnectorKindSmtp     ConnectorKind = "smtp"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorKind enum.
+func (e ConnectorKind) Valid() bool {
+	switch e {
+	case ConnectorKindPlatform:
+		return true
+	case ConnectorKindSmtp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorStatus.
+const (
+	ConnectorStatusActive ConnectorStatus = "active"
+	ConnectorStatusPaused ConnectorStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorStatus enum.
+func (e ConnectorStatus) Valid() bool {
+	switch e {
+	case ConnectorStatusActive:
+		return true
+	case ConnectorStatusPaused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorUpdateIsDefault.
+const (
+	ConnectorUpdateIsDefaultTrue ConnectorUpdateIsDefault = true
+)
+
+// Valid indicates whether the value is a known member of the ConnectorUpdateIsDefault enum.
+func (e ConnectorUpdateIsDefault) Valid() bool {
+	switch e {
+	case ConnectorUpdateIsDefaultTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SMTPAuthMechanism.
+const (
+	SMTPAuthMechanismCramMd5 SMTPAuthMechanism = "cram-md5"
+	SMTPAuthMechanismLogin   SMTPAuthMechanism = "login"
+	SMTPAuthMechanismNone    SMTPAuthMechanism = "none"
+	SMTPAuthMechanismPlain   SMTPAuthMechanism = "plain"
+)
+
+// Valid indicates whether the value is a known member of the SMTPAuthMechanism enum.
+func (e SMTPAuthMechanism) Valid() bool {
+	switch e {
+	case SMTPAuthMechanismCramMd5:
+		return true
+	case SMTPAuthMechanismLogin:
+		return true
+	case SMTPAuthMechanismNone:
+		return true
+	case SMTPAuthMechanismPlain:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SMTPSecurity.
+const (
+	SMTPSecurityNone     SMTPSecurity = "none"
+	SMTPSecurityStarttls SMTPSecurity = "starttls"
+	SMTPSecurityTls      SMTPSecurity = "tls"
+)
+
+// Valid indicates whether the value is a known member of the SMTPSecurity enum.
+func (e SMTPSecurity) Valid() bool {
+	switch e {
+	case SMTPSecurityNone:
+		return true
+	case SMTPSecurityStarttls:
+		return true
+	case SMTPSecurityTls:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Scope.
 const (
-	Manage       Scope = "manage"
-	MessagesSend Scope = "messages:send"
-	Read         Scope = "read"
+	ScopeManage       Scope = "manage"
+	ScopeMessagesSend Scope = "messages:send"
+	ScopeRead         Scope = "read"
 )
 
 // Valid indicates whether the value is a known member of the Scope enum.
 func (e Scope) Valid() bool {
 	switch e {
-	case Manage:
+	case ScopeManage:
 		return true
-	case MessagesSend:
+	case ScopeMessagesSend:
 		return true
-	case Read:
+	case ScopeRead:
 		return true
 	default:
 		return false
@@ -90,17 +240,13 @@ type ApiKey struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id.
-	//
-	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart.
-	//
-	// Example: backend
+	// Name A label to tell keys apart., example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -146,17 +292,13 @@ type ApiKeyCreated struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id.
-	//
-	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart.
-	//
-	// Example: backend
+	// Name A label to tell keys apart., example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -190,6 +332,193 @@ type ApiKeyList struct {
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
+
+// ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
+type ConnectionTest struct {
+	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
+	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
+	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
+	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
+	// `address.not_allowed`, …
+	//
+	//
+	// Example: auth.failed
+	Code *string `json:"code,omitempty"`
+
+	// DurationMs How long the whole test took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Host The server tested.
+	Host string `json:"host"`
+
+	// Message What went wrong and what to change, in plain words.
+	//
+	// Example: The server rejected the user name or password (535 5.7.8).
+	Message *string `json:"message,omitempty"`
+
+	// Ok Every step passed.
+	Ok bool `json:"ok"`
+
+	// Port The port tested.
+	Port int `json:"port"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security SMTPSecurity         `json:"security"`
+	Steps    []ConnectionTestStep `json:"steps"`
+
+	// TestedAt When it ran.
+	TestedAt time.Time `json:"tested_at"`
+}
+
+// ConnectionTestStep One step of a connection test.
+type ConnectionTestStep struct {
+	// Capabilities EHLO extensions the server offered.
+	Capabilities *[]string `json:"capabilities,omitempty"`
+
+	// Detail What happened, including what the server said.
+	Detail string `json:"detail"`
+
+	// DurationMs How long it took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Mechanism The AUTH mechanism used.
+	Mechanism *string `json:"mechanism,omitempty"`
+
+	// Name The step.
+	Name ConnectionTestStepName `json:"name"`
+
+	// Reply An SMTP server reply.
+	Reply *SMTPReply `json:"reply,omitempty"`
+
+	// Status How it went.
+	Status ConnectionTestStepStatus `json:"status"`
+
+	// Tls The negotiated TLS session and the server's certificate.
+	Tls *TLSInfo `json:"tls,omitempty"`
+}
+
+// ConnectionTestStepName The step.
+type ConnectionTestStepName string
+
+// ConnectionTestStepStatus How it went.
+type ConnectionTestStepStatus string
+
+// Connector How a tenant's mail leaves Sendwerk.
+type Connector struct {
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DefaultSender A sender address with an optional display name.
+	DefaultSender Sender `json:"default_sender"`
+
+	// Id The connector's id., example: con_06h08583y1r596y07grz39yhqm
+	Id string `json:"id"`
+
+	// IsDefault Messages without a `connector_id` go through the tenant's default connector.
+	IsDefault bool `json:"is_default"`
+
+	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
+	Kind ConnectorKind `json:"kind"`
+
+	// LastTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
+	LastTest *ConnectionTest `json:"last_test,omitempty"`
+
+	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+	Limits ConnectorLimits `json:"limits"`
+
+	// Name A label., example: Office 365
+	Name string `json:"name"`
+
+	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
+	Smtp *SMTPSettings `json:"smtp,omitempty"`
+
+	// Status `paused` connectors accept no new messages and hold queued ones.
+	Status ConnectorStatus `json:"status"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Warnings Settings that work but weaken security, in words (e.g. `security` `none`, `tls_skip_verify`).
+	Warnings []string `json:"warnings"`
+}
+
+// ConnectorCreate A new connector.
+type ConnectorCreate struct {
+	// DefaultSender A sender address with an optional display name.
+	DefaultSender Sender `json:"default_sender"`
+
+	// IsDefault Make this the tenant's default connector (the first connector always is).
+	IsDefault *bool `json:"is_default,omitempty"`
+
+	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
+	Kind ConnectorKind `json:"kind"`
+
+	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+	Limits *ConnectorLimits `json:"limits,omitempty"`
+
+	// Name A label.
+	Name string `json:"name"`
+
+	// Smtp The tenant's own SMTP server.
+	Smtp *SMTPSettingsInput `json:"smtp,omitempty"`
+
+	// Status `paused` connectors accept no new messages and hold queued ones.
+	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorKind `smtp`: the tenant's own server. `platform`: the operator's default relay.
+type ConnectorKind string
+
+// ConnectorLimits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+type ConnectorLimits struct {
+	// MonthlyQuota Messages per calendar month (UTC).
+	MonthlyQuota nullable.Nullable[int64] `json:"monthly_quota,omitempty"`
+
+	// PerDay Messages per day (UTC).
+	PerDay nullable.Nullable[int64] `json:"per_day,omitempty"`
+
+	// PerHour Messages per hour.
+	PerHour nullable.Nullable[int64] `json:"per_hour,omitempty"`
+
+	// PerMinute Messages per minute.
+	PerMinute nullable.Nullable[int64] `json:"per_minute,omitempty"`
+}
+
+// ConnectorList A page of connectors.
+type ConnectorList struct {
+	Items []Connector `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
+type ConnectorStatus string
+
+// ConnectorUpdate Fields to change; absent fields keep their value.
+type ConnectorUpdate struct {
+	// DefaultSender A sender address with an optional display name.
+	DefaultSender *Sender `json:"default_sender,omitempty"`
+
+	// IsDefault `true` makes this the default connector (the previous default stops being it).
+	IsDefault *ConnectorUpdateIsDefault `json:"is_default,omitempty"`
+
+	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+	Limits *ConnectorLimits `json:"limits,omitempty"`
+
+	// Name A label.
+	Name *string `json:"name,omitempty"`
+
+	// Smtp SMTP fields to change; absent fields keep their value.
+	Smtp *SMTPSettingsPatch `json:"smtp,omitempty"`
+
+	// Status `paused` connectors accept no new messages and hold queued ones.
+	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorUpdateIsDefault `true` makes this the default connector (the previous default stops being it).
+type ConnectorUpdateIsDefault bool
 
 // FieldError One rule a field broke.
 type FieldError struct {
@@ -259,17 +588,182 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// SMTPAuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
+type SMTPAuthMechanism string
+
+// SMTPReply An SMTP server reply.
+type SMTPReply struct {
+	// Code The reply code., example: 250
+	Code int `json:"code"`
+
+	// EnhancedCode The RFC 3463 enhanced status code., example: 2.0.0
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// Text The reply text., example: "Ok: queued as 4Xk2Lq0bZ9z"
+	Text string `json:"text"`
+}
+
+// SMTPSecurity `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+type SMTPSecurity string
+
+// SMTPSettings The tenant's own SMTP server, as stored. The password is never returned.
+type SMTPSettings struct {
+	// AuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
+	AuthMechanism SMTPAuthMechanism `json:"auth_mechanism"`
+
+	// CommandTimeoutSeconds How long each SMTP command may take., example: 60
+	CommandTimeoutSeconds int `json:"command_timeout_seconds"`
+
+	// ConnectTimeoutSeconds How long connecting may take., example: 15
+	ConnectTimeoutSeconds int `json:"connect_timeout_seconds"`
+
+	// HeloName The name sent in EHLO; absent means the server's own host name.
+	HeloName *string `json:"helo_name,omitempty"`
+
+	// Host Server host name or IP address., example: smtp.office365.com
+	Host string `json:"host"`
+
+	// PasswordSet Whether a password is stored.
+	PasswordSet bool `json:"password_set"`
+
+	// Port Server port., example: 587
+	Port int `json:"port"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security SMTPSecurity `json:"security"`
+
+	// TlsServerName The name the certificate must carry; absent means `host`.
+	TlsServerName *string `json:"tls_server_name,omitempty"`
+
+	// TlsSkipVerify Certificate verification is off (insecure).
+	TlsSkipVerify bool `json:"tls_skip_verify"`
+
+	// Username Login name., example: noreply@acme.example
+	Username *string `json:"username,omitempty"`
+}
+
+// SMTPSettingsInput The tenant's own SMTP server.
+type SMTPSettingsInput struct {
+	// AuthMechanism Defaults to `plain` when a username is given, else `none`.
+	AuthMechanism *SMTPAuthMechanism `json:"auth_mechanism,omitempty"`
+
+	// CommandTimeoutSeconds How long each SMTP command may take.
+	CommandTimeoutSeconds *int `json:"command_timeout_seconds,omitempty"`
+
+	// ConnectTimeoutSeconds How long connecting may take.
+	ConnectTimeoutSeconds *int `json:"connect_timeout_seconds,omitempty"`
+
+	// HeloName The name sent in EHLO.
+	HeloName *string `json:"helo_name,omitempty"`
+
+	// Host Server host name or IP address., example: smtp.office365.com
+	Host string `json:"host"`
+
+	// Password Login password; write-only, stored encrypted.
+	Password *string `json:"password,omitempty"`
+
+	// Port Server port: 465 for `tls`, 587 for `starttls` are usual.
+	//
+	// Example: 587
+	Port int `json:"port"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security SMTPSecurity `json:"security"`
+
+	// TlsServerName The name the certificate must carry, when it differs from `host`.
+	TlsServerName *string `json:"tls_server_name,omitempty"`
+
+	// TlsSkipVerify Turn certificate verification off. Insecure: anyone on the path can read the password.
+	TlsSkipVerify *bool `json:"tls_skip_verify,omitempty"`
+
+	// Username Login name.
+	Username *string `json:"username,omitempty"`
+}
+
+// SMTPSettingsPatch SMTP fields to change; absent fields keep their value.
+type SMTPSettingsPatch struct {
+	// AuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
+	AuthMechanism *SMTPAuthMechanism `json:"auth_mechanism,omitempty"`
+
+	// CommandTimeoutSeconds How long each SMTP command may take.
+	CommandTimeoutSeconds *int `json:"command_timeout_seconds,omitempty"`
+
+	// ConnectTimeoutSeconds How long connecting may take.
+	ConnectTimeoutSeconds *int `json:"connect_timeout_seconds,omitempty"`
+
+	// HeloName The name sent in EHLO; `null` for the default.
+	HeloName nullable.Nullable[string] `json:"helo_name,omitempty"`
+
+	// Host Server host name or IP address.
+	Host *string `json:"host,omitempty"`
+
+	// Password New password; omit to keep the stored one, `null` to remove it.
+	Password nullable.Nullable[string] `json:"password,omitempty"`
+
+	// Port Server port.
+	Port *int `json:"port,omitempty"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security *SMTPSecurity `json:"security,omitempty"`
+
+	// TlsServerName The name the certificate must carry; `null` for `host`.
+	TlsServerName nullable.Nullable[string] `json:"tls_server_name,omitempty"`
+
+	// TlsSkipVerify Turn certificate verification off (insecure).
+	TlsSkipVerify *bool `json:"tls_skip_verify,omitempty"`
+
+	// Username Login name; `null` removes it.
+	Username nullable.Nullable[string] `json:"username,omitempty"`
+}
+
 // Scope `read` views, `manage` changes settings and keys, `messages:send` sends.
 type Scope string
+
+// Sender A sender address with an optional display name.
+type Sender struct {
+	// Email The address., example: noreply@acme.example
+	Email string `json:"email"`
+
+	// Name The display name., example: Acme
+	Name *string `json:"name,omitempty"`
+}
+
+// TLSInfo The negotiated TLS session and the server's certificate.
+type TLSInfo struct {
+	// CipherSuite Negotiated cipher suite., example: TLS_AES_128_GCM_SHA256
+	CipherSuite *string `json:"cipher_suite,omitempty"`
+
+	// DnsNames Names the certificate is valid for.
+	DnsNames *[]string `json:"dns_names,omitempty"`
+
+	// Issuer Certificate issuer.
+	Issuer string `json:"issuer"`
+
+	// NotAfter Certificate expiry.
+	NotAfter time.Time `json:"not_after"`
+
+	// ServerName The name the certificate was checked against.
+	ServerName string `json:"server_name"`
+
+	// Subject Certificate subject.
+	Subject string `json:"subject"`
+
+	// Verified The certificate verified.
+	Verified bool `json:"verified"`
+
+	// VerifyError Why it did not verify (also shown when verification is off).
+	VerifyError *string `json:"verify_error,omitempty"`
+
+	// Version Protocol version., example: TLS 1.3
+	Version *string `json:"version,omitempty"`
+}
 
 // Tenant A customer of the platform.
 type Tenant struct {
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
-	// Id The tenant's id.
-	//
-	// Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
+	// Id The tenant's id., example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 	Id string `json:"id"`
 
 	// MonthlyQuota Messages the tenant may send per calendar month (UTC); `null` for no quota.
@@ -277,9 +771,7 @@ type Tenant struct {
 	// Example: 100000
 	MonthlyQuota nullable.Nullable[int64] `json:"monthly_quota"`
 
-	// Name A display name.
-	//
-	// Example: Acme GmbH
+	// Name A display name., example: Acme GmbH
 	Name string `json:"name"`
 
 	// UpdatedAt When it last changed.
@@ -311,6 +803,48 @@ type TenantUpdate struct {
 	// Name A display name.
 	Name *string `json:"name,omitempty"`
 }
+
+// TestEmailRequest Where to send a test e-mail.
+type TestEmailRequest struct {
+	// To Recipient address., example: it@acme.example
+	To string `json:"to"`
+}
+
+// TestEmailResult The outcome of a test e-mail.
+type TestEmailResult struct {
+	// Code Stable failure code (as in connection tests, plus `smtp.rejected`)., example: smtp.rejected
+	Code *string `json:"code,omitempty"`
+
+	// DurationMs How long sending took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// From The sender used (the connector's default sender).
+	From string `json:"from"`
+
+	// Message What happened, in plain words.
+	Message *string `json:"message,omitempty"`
+
+	// MessageId The Message-ID header of the test message.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Ok The server accepted the message.
+	Ok bool `json:"ok"`
+
+	// QueueId The server's queue id when its reply names one.
+	QueueId *string `json:"queue_id,omitempty"`
+
+	// RemoteAddr The address connected to.
+	RemoteAddr *string `json:"remote_addr,omitempty"`
+
+	// Reply An SMTP server reply.
+	Reply *SMTPReply `json:"reply,omitempty"`
+
+	// To The recipient.
+	To string `json:"to"`
+}
+
+// ConnectorID Example: con_06h08583y1r596y07grz39yhqm
+type ConnectorID = string
 
 // Cursor defines model for Cursor.
 type Cursor = string
@@ -351,6 +885,15 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListConnectorsParams defines parameters for ListConnectors.
+type ListConnectorsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Limit Page size.
@@ -371,6 +914,18 @@ type ListTenantApiKeysParams struct {
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = ApiKeyCreate
+
+// TestConnectorSettingsJSONRequestBody defines body for TestConnectorSettings for application/json ContentType.
+type TestConnectorSettingsJSONRequestBody = ConnectorCreate
+
+// CreateConnectorJSONRequestBody defines body for CreateConnector for application/json ContentType.
+type CreateConnectorJSONRequestBody = ConnectorCreate
+
+// UpdateConnectorJSONRequestBody defines body for UpdateConnector for application/json ContentType.
+type UpdateConnectorJSONRequestBody = ConnectorUpdate
+
+// SendConnectorTestEmailJSONRequestBody defines body for SendConnectorTestEmail for application/json ContentType.
+type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -401,6 +956,30 @@ type ServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{key_id})
 	GetApiKey(ctx echo.Context, keyId KeyID) error
+	// TestConnectorSettings Test connector settings before saving
+	// (POST /v1/connector-tests)
+	TestConnectorSettings(ctx echo.Context) error
+	// ListConnectors List connectors
+	// (GET /v1/connectors)
+	ListConnectors(ctx echo.Context, params ListConnectorsParams) error
+	// CreateConnector Create a connector
+	// (POST /v1/connectors)
+	CreateConnector(ctx echo.Context) error
+	// DeleteConnector Delete a connector
+	// (DELETE /v1/connectors/{connector_id})
+	DeleteConnector(ctx echo.Context, connectorId ConnectorID) error
+	// GetConnector Get a connector
+	// (GET /v1/connectors/{connector_id})
+	GetConnector(ctx echo.Context, connectorId ConnectorID) error
+	// UpdateConnector Update a connector
+	// (PATCH /v1/connectors/{connector_id})
+	UpdateConnector(ctx echo.Context, connectorId ConnectorID) error
+	// TestConnector Test a saved connector's connection
+	// (POST /v1/connectors/{connector_id}/test)
+	TestConnector(ctx echo.Context, connectorId ConnectorID) error
+	// SendConnectorTestEmail Send a test e-mail through a connector
+	// (POST /v1/connectors/{connector_id}/test-email)
+	SendConnectorTestEmail(ctx echo.Context, connectorId ConnectorID) error
 	// GetMe Describe the calling API key
 	// (GET /v1/me)
 	GetMe(ctx echo.Context) error
@@ -516,6 +1095,129 @@ func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiKey(ctx, keyId)
+	return err
+}
+
+// TestConnectorSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) TestConnectorSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TestConnectorSettings(ctx)
+	return err
+}
+
+// ListConnectors converts echo context to params.
+func (w *ServerInterfaceWrapper) ListConnectors(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListConnectorsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListConnectors(ctx, params)
+	return err
+}
+
+// CreateConnector converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateConnector(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateConnector(ctx)
+	return err
+}
+
+// DeleteConnector converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteConnector(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteConnector(ctx, connectorId)
+	return err
+}
+
+// GetConnector converts echo context to params.
+func (w *ServerInterfaceWrapper) GetConnector(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetConnector(ctx, connectorId)
+	return err
+}
+
+// UpdateConnector converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateConnector(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateConnector(ctx, connectorId)
+	return err
+}
+
+// TestConnector converts echo context to params.
+func (w *ServerInterfaceWrapper) TestConnector(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TestConnector(ctx, connectorId)
+	return err
+}
+
+// SendConnectorTestEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) SendConnectorTestEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SendConnectorTestEmail(ctx, connectorId)
 	return err
 }
 
@@ -744,6 +1446,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:key_id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.GET(options.BaseURL+"/v1/api-keys/:key_id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
+	router.GET(options.BaseURL+"/v1/connectors", wrapper.ListConnectors, options.OperationMiddlewares["listConnectors"]...)
+	router.POST(options.BaseURL+"/v1/connectors", wrapper.CreateConnector, options.OperationMiddlewares["createConnector"]...)
+	router.DELETE(options.BaseURL+"/v1/connectors/:connector_id", wrapper.DeleteConnector, options.OperationMiddlewares["deleteConnector"]...)
+	router.GET(options.BaseURL+"/v1/connectors/:connector_id", wrapper.GetConnector, options.OperationMiddlewares["getConnector"]...)
+	router.PATCH(options.BaseURL+"/v1/connectors/:connector_id", wrapper.UpdateConnector, options.OperationMiddlewares["updateConnector"]...)
+	router.POST(options.BaseURL+"/v1/connectors/:connector_id/test", wrapper.TestConnector, options.OperationMiddlewares["testConnector"]...)
+	router.POST(options.BaseURL+"/v1/connector-tests", wrapper.TestConnectorSettings, options.OperationMiddlewares["testConnectorSettings"]...)
+	router.POST(options.BaseURL+"/v1/connectors/:connector_id/test-email", wrapper.SendConnectorTestEmail, options.OperationMiddlewares["sendConnectorTestEmail"]...)
 
 }
 
@@ -1109,6 +1819,658 @@ func (response GetApiKey404ApplicationProblemPlusJSONResponse) VisitGetApiKeyRes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnectorSettingsRequestObject struct {
+	Body *TestConnectorSettingsJSONRequestBody
+}
+
+type TestConnectorSettingsResponseObject interface {
+	VisitTestConnectorSettingsResponse(w http.ResponseWriter) error
+}
+
+type TestConnectorSettings200JSONResponse ConnectionTest
+
+func (response TestConnectorSettings200JSONResponse) VisitTestConnectorSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnectorSettings400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnectorSettings400ApplicationProblemPlusJSONResponse) VisitTestConnectorSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnectorSettings401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnectorSettings401ApplicationProblemPlusJSONResponse) VisitTestConnectorSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnectorSettings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnectorSettings403ApplicationProblemPlusJSONResponse) VisitTestConnectorSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnectorSettings422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnectorSettings422ApplicationProblemPlusJSONResponse) VisitTestConnectorSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectorsRequestObject struct {
+	Params ListConnectorsParams
+}
+
+type ListConnectorsResponseObject interface {
+	VisitListConnectorsResponse(w http.ResponseWriter) error
+}
+
+type ListConnectors200JSONResponse ConnectorList
+
+func (response ListConnectors200JSONResponse) VisitListConnectorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectors400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectors400ApplicationProblemPlusJSONResponse) VisitListConnectorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectors401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectors401ApplicationProblemPlusJSONResponse) VisitListConnectorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectors403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectors403ApplicationProblemPlusJSONResponse) VisitListConnectorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnectorRequestObject struct {
+	Body *CreateConnectorJSONRequestBody
+}
+
+type CreateConnectorResponseObject interface {
+	VisitCreateConnectorResponse(w http.ResponseWriter) error
+}
+
+type CreateConnector201JSONResponse Connector
+
+func (response CreateConnector201JSONResponse) VisitCreateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnector400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnector400ApplicationProblemPlusJSONResponse) VisitCreateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnector401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnector401ApplicationProblemPlusJSONResponse) VisitCreateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnector403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnector403ApplicationProblemPlusJSONResponse) VisitCreateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnector422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnector422ApplicationProblemPlusJSONResponse) VisitCreateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteConnectorRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+}
+
+type DeleteConnectorResponseObject interface {
+	VisitDeleteConnectorResponse(w http.ResponseWriter) error
+}
+
+type DeleteConnector204Response struct {
+}
+
+func (response DeleteConnector204Response) VisitDeleteConnectorResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteConnector401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteConnector401ApplicationProblemPlusJSONResponse) VisitDeleteConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteConnector403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteConnector403ApplicationProblemPlusJSONResponse) VisitDeleteConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteConnector404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteConnector404ApplicationProblemPlusJSONResponse) VisitDeleteConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnectorRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+}
+
+type GetConnectorResponseObject interface {
+	VisitGetConnectorResponse(w http.ResponseWriter) error
+}
+
+type GetConnector200JSONResponse Connector
+
+func (response GetConnector200JSONResponse) VisitGetConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnector401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnector401ApplicationProblemPlusJSONResponse) VisitGetConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnector403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnector403ApplicationProblemPlusJSONResponse) VisitGetConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnector404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnector404ApplicationProblemPlusJSONResponse) VisitGetConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateConnectorRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+	Body        *UpdateConnectorJSONRequestBody
+}
+
+type UpdateConnectorResponseObject interface {
+	VisitUpdateConnectorResponse(w http.ResponseWriter) error
+}
+
+type UpdateConnector200JSONResponse Connector
+
+func (response UpdateConnector200JSONResponse) VisitUpdateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateConnector400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateConnector400ApplicationProblemPlusJSONResponse) VisitUpdateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateConnector401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateConnector401ApplicationProblemPlusJSONResponse) VisitUpdateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateConnector403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateConnector403ApplicationProblemPlusJSONResponse) VisitUpdateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateConnector404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateConnector404ApplicationProblemPlusJSONResponse) VisitUpdateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateConnector422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateConnector422ApplicationProblemPlusJSONResponse) VisitUpdateConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnectorRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+}
+
+type TestConnectorResponseObject interface {
+	VisitTestConnectorResponse(w http.ResponseWriter) error
+}
+
+type TestConnector200JSONResponse ConnectionTest
+
+func (response TestConnector200JSONResponse) VisitTestConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnector401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnector401ApplicationProblemPlusJSONResponse) VisitTestConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnector403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnector403ApplicationProblemPlusJSONResponse) VisitTestConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestConnector404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response TestConnector404ApplicationProblemPlusJSONResponse) VisitTestConnectorResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendConnectorTestEmailRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+	Body        *SendConnectorTestEmailJSONRequestBody
+}
+
+type SendConnectorTestEmailResponseObject interface {
+	VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error
+}
+
+type SendConnectorTestEmail200JSONResponse TestEmailResult
+
+func (response SendConnectorTestEmail200JSONResponse) VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendConnectorTestEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SendConnectorTestEmail400ApplicationProblemPlusJSONResponse) VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendConnectorTestEmail401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SendConnectorTestEmail401ApplicationProblemPlusJSONResponse) VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendConnectorTestEmail403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SendConnectorTestEmail403ApplicationProblemPlusJSONResponse) VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendConnectorTestEmail404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SendConnectorTestEmail404ApplicationProblemPlusJSONResponse) VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendConnectorTestEmail422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response SendConnectorTestEmail422ApplicationProblemPlusJSONResponse) VisitSendConnectorTestEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1712,6 +3074,30 @@ type StrictServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{key_id})
 	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
+	// TestConnectorSettings Test connector settings before saving
+	// (POST /v1/connector-tests)
+	TestConnectorSettings(ctx context.Context, request TestConnectorSettingsRequestObject) (TestConnectorSettingsResponseObject, error)
+	// ListConnectors List connectors
+	// (GET /v1/connectors)
+	ListConnectors(ctx context.Context, request ListConnectorsRequestObject) (ListConnectorsResponseObject, error)
+	// CreateConnector Create a connector
+	// (POST /v1/connectors)
+	CreateConnector(ctx context.Context, request CreateConnectorRequestObject) (CreateConnectorResponseObject, error)
+	// DeleteConnector Delete a connector
+	// (DELETE /v1/connectors/{connector_id})
+	DeleteConnector(ctx context.Context, request DeleteConnectorRequestObject) (DeleteConnectorResponseObject, error)
+	// GetConnector Get a connector
+	// (GET /v1/connectors/{connector_id})
+	GetConnector(ctx context.Context, request GetConnectorRequestObject) (GetConnectorResponseObject, error)
+	// UpdateConnector Update a connector
+	// (PATCH /v1/connectors/{connector_id})
+	UpdateConnector(ctx context.Context, request UpdateConnectorRequestObject) (UpdateConnectorResponseObject, error)
+	// TestConnector Test a saved connector's connection
+	// (POST /v1/connectors/{connector_id}/test)
+	TestConnector(ctx context.Context, request TestConnectorRequestObject) (TestConnectorResponseObject, error)
+	// SendConnectorTestEmail Send a test e-mail through a connector
+	// (POST /v1/connectors/{connector_id}/test-email)
+	SendConnectorTestEmail(ctx context.Context, request SendConnectorTestEmailRequestObject) (SendConnectorTestEmailResponseObject, error)
 	// GetMe Describe the calling API key
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
@@ -1914,6 +3300,294 @@ func (sh *strictHandler) GetApiKey(ctx echo.Context, keyId KeyID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiKeyResponseObject); ok {
 		return validResponse.VisitGetApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TestConnectorSettings operation middleware
+func (sh *strictHandler) TestConnectorSettings(ctx echo.Context) error {
+	var request TestConnectorSettingsRequestObject
+
+	var body TestConnectorSettingsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TestConnectorSettings(ctx.Request().Context(), request.(TestConnectorSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestConnectorSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TestConnectorSettingsResponseObject); ok {
+		return validResponse.VisitTestConnectorSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListConnectors operation middleware
+func (sh *strictHandler) ListConnectors(ctx echo.Context, params ListConnectorsParams) error {
+	var request ListConnectorsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListConnectors(ctx.Request().Context(), request.(ListConnectorsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListConnectors")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListConnectorsResponseObject); ok {
+		return validResponse.VisitListConnectorsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateConnector operation middleware
+func (sh *strictHandler) CreateConnector(ctx echo.Context) error {
+	var request CreateConnectorRequestObject
+
+	var body CreateConnectorJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateConnector(ctx.Request().Context(), request.(CreateConnectorRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateConnector")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateConnectorResponseObject); ok {
+		return validResponse.VisitCreateConnectorResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteConnector operation middleware
+func (sh *strictHandler) DeleteConnector(ctx echo.Context, connectorId ConnectorID) error {
+	var request DeleteConnectorRequestObject
+
+	request.ConnectorId = connectorId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteConnector(ctx.Request().Context(), request.(DeleteConnectorRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteConnector")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteConnectorResponseObject); ok {
+		return validResponse.VisitDeleteConnectorResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetConnector operation middleware
+func (sh *strictHandler) GetConnector(ctx echo.Context, connectorId ConnectorID) error {
+	var request GetConnectorRequestObject
+
+	request.ConnectorId = connectorId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetConnector(ctx.Request().Context(), request.(GetConnectorRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetConnector")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetConnectorResponseObject); ok {
+		return validResponse.VisitGetConnectorResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateConnector operation middleware
+func (sh *strictHandler) UpdateConnector(ctx echo.Context, connectorId ConnectorID) error {
+	var request UpdateConnectorRequestObject
+
+	request.ConnectorId = connectorId
+
+	var body UpdateConnectorJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateConnector(ctx.Request().Context(), request.(UpdateConnectorRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateConnector")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateConnectorResponseObject); ok {
+		return validResponse.VisitUpdateConnectorResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TestConnector operation middleware
+func (sh *strictHandler) TestConnector(ctx echo.Context, connectorId ConnectorID) error {
+	var request TestConnectorRequestObject
+
+	request.ConnectorId = connectorId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TestConnector(ctx.Request().Context(), request.(TestConnectorRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestConnector")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TestConnectorResponseObject); ok {
+		return validResponse.VisitTestConnectorResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SendConnectorTestEmail operation middleware
+func (sh *strictHandler) SendConnectorTestEmail(ctx echo.Context, connectorId ConnectorID) error {
+	var request SendConnectorTestEmailRequestObject
+
+	request.ConnectorId = connectorId
+
+	var body SendConnectorTestEmailJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SendConnectorTestEmail(ctx.Request().Context(), request.(SendConnectorTestEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SendConnectorTestEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SendConnectorTestEmailResponseObject); ok {
+		return validResponse.VisitSendConnectorTestEmailResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -60,21 +60,171 @@ func (e ApiKeyCreatedStatus) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionTestStepName.
+const (
+	ConnectionTestStepNameAuth    ConnectionTestStepName = "auth"
+	ConnectionTestStepNameBanner  ConnectionTestStepName = "banner"
+	ConnectionTestStepNameConnect ConnectionTestStepName = "connect"
+	ConnectionTestStepNameEhlo    ConnectionTestStepName = "ehlo"
+	ConnectionTestStepNameQuit    ConnectionTestStepName = "quit"
+	ConnectionTestStepNameResolve ConnectionTestStepName = "resolve"
+	ConnectionTestStepNameTls     ConnectionTestStepName = "tls"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionTestStepName enum.
+func (e ConnectionTestStepName) Valid() bool {
+	switch e {
+	case ConnectionTestStepNameAuth:
+		return true
+	case ConnectionTestStepNameBanner:
+		return true
+	case ConnectionTestStepNameConnect:
+		return true
+	case ConnectionTestStepNameEhlo:
+		return true
+	case ConnectionTestStepNameQuit:
+		return true
+	case ConnectionTestStepNameResolve:
+		return true
+	case ConnectionTestStepNameTls:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectionTestStepStatus.
+const (
+	ConnectionTestStepStatusFailed  ConnectionTestStepStatus = "failed"
+	ConnectionTestStepStatusOk      ConnectionTestStepStatus = "ok"
+	ConnectionTestStepStatusSkipped ConnectionTestStepStatus = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionTestStepStatus enum.
+func (e ConnectionTestStepStatus) Valid() bool {
+	switch e {
+	case ConnectionTestStepStatusFailed:
+		return true
+	case ConnectionTestStepStatusOk:
+		return true
+	case ConnectionTestStepStatusSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorKind.
+const (
+	ConnectorKindPlatform ConnectorKind = "platform"
+	ConnectorKindSmtp     ConnectorKind = "smtp"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorKind enum.
+func (e ConnectorKind) Valid() bool {
+	switch e {
+	case ConnectorKindPlatform:
+		return true
+	case ConnectorKindSmtp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorStatus.
+const (
+	ConnectorStatusActive ConnectorStatus = "active"
+	ConnectorStatusPaused ConnectorStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorStatus enum.
+func (e ConnectorStatus) Valid() bool {
+	switch e {
+	case ConnectorStatusActive:
+		return true
+	case ConnectorStatusPaused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorUpdateIsDefault.
+const (
+	ConnectorUpdateIsDefaultTrue ConnectorUpdateIsDefault = true
+)
+
+// Valid indicates whether the value is a known member of the ConnectorUpdateIsDefault enum.
+func (e ConnectorUpdateIsDefault) Valid() bool {
+	switch e {
+	case ConnectorUpdateIsDefaultTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SMTPAuthMechanism.
+const (
+	SMTPAuthMechanismCramMd5 SMTPAuthMechanism = "cram-md5"
+	SMTPAuthMechanismLogin   SMTPAuthMechanism = "login"
+	SMTPAuthMechanismNone    SMTPAuthMechanism = "none"
+	SMTPAuthMechanismPlain   SMTPAuthMechanism = "plain"
+)
+
+// Valid indicates whether the value is a known member of the SMTPAuthMechanism enum.
+func (e SMTPAuthMechanism) Valid() bool {
+	switch e {
+	case SMTPAuthMechanismCramMd5:
+		return true
+	case SMTPAuthMechanismLogin:
+		return true
+	case SMTPAuthMechanismNone:
+		return true
+	case SMTPAuthMechanismPlain:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SMTPSecurity.
+const (
+	SMTPSecurityNone     SMTPSecurity = "none"
+	SMTPSecurityStarttls SMTPSecurity = "starttls"
+	SMTPSecurityTls      SMTPSecurity = "tls"
+)
+
+// Valid indicates whether the value is a known member of the SMTPSecurity enum.
+func (e SMTPSecurity) Valid() bool {
+	switch e {
+	case SMTPSecurityNone:
+		return true
+	case SMTPSecurityStarttls:
+		return true
+	case SMTPSecurityTls:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Scope.
 const (
-	Manage       Scope = "manage"
-	MessagesSend Scope = "messages:send"
-	Read         Scope = "read"
+	ScopeManage       Scope = "manage"
+	ScopeMessagesSend Scope = "messages:send"
+	ScopeRead         Scope = "read"
 )
 
 // Valid indicates whether the value is a known member of the Scope enum.
 func (e Scope) Valid() bool {
 	switch e {
-	case Manage:
+	case ScopeManage:
 		return true
-	case MessagesSend:
+	case ScopeMessagesSend:
 		return true
-	case Read:
+	case ScopeRead:
 		return true
 	default:
 		return false
@@ -92,17 +242,13 @@ type ApiKey struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id.
-	//
-	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart.
-	//
-	// Example: backend
+	// Name A label to tell keys apart., example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -148,17 +294,13 @@ type ApiKeyCreated struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id.
-	//
-	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart.
-	//
-	// Example: backend
+	// Name A label to tell keys apart., example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -192,6 +334,193 @@ type ApiKeyList struct {
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
+
+// ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
+type ConnectionTest struct {
+	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
+	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
+	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
+	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
+	// `address.not_allowed`, …
+	//
+	//
+	// Example: auth.failed
+	Code *string `json:"code,omitempty"`
+
+	// DurationMs How long the whole test took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Host The server tested.
+	Host string `json:"host"`
+
+	// Message What went wrong and what to change, in plain words.
+	//
+	// Example: The server rejected the user name or password (535 5.7.8).
+	Message *string `json:"message,omitempty"`
+
+	// Ok Every step passed.
+	Ok bool `json:"ok"`
+
+	// Port The port tested.
+	Port int `json:"port"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security SMTPSecurity         `json:"security"`
+	Steps    []ConnectionTestStep `json:"steps"`
+
+	// TestedAt When it ran.
+	TestedAt time.Time `json:"tested_at"`
+}
+
+// ConnectionTestStep One step of a connection test.
+type ConnectionTestStep struct {
+	// Capabilities EHLO extensions the server offered.
+	Capabilities *[]string `json:"capabilities,omitempty"`
+
+	// Detail What happened, including what the server said.
+	Detail string `json:"detail"`
+
+	// DurationMs How long it took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Mechanism The AUTH mechanism used.
+	Mechanism *string `json:"mechanism,omitempty"`
+
+	// Name The step.
+	Name ConnectionTestStepName `json:"name"`
+
+	// Reply An SMTP server reply.
+	Reply *SMTPReply `json:"reply,omitempty"`
+
+	// Status How it went.
+	Status ConnectionTestStepStatus `json:"status"`
+
+	// Tls The negotiated TLS session and the server's certificate.
+	Tls *TLSInfo `json:"tls,omitempty"`
+}
+
+// ConnectionTestStepName The step.
+type ConnectionTestStepName string
+
+// ConnectionTestStepStatus How it went.
+type ConnectionTestStepStatus string
+
+// Connector How a tenant's mail leaves Sendwerk.
+type Connector struct {
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DefaultSender A sender address with an optional display name.
+	DefaultSender Sender `json:"default_sender"`
+
+	// Id The connector's id., example: con_06h08583y1r596y07grz39yhqm
+	Id string `json:"id"`
+
+	// IsDefault Messages without a `connector_id` go through the tenant's default connector.
+	IsDefault bool `json:"is_default"`
+
+	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
+	Kind ConnectorKind `json:"kind"`
+
+	// LastTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
+	LastTest *ConnectionTest `json:"last_test,omitempty"`
+
+	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+	Limits ConnectorLimits `json:"limits"`
+
+	// Name A label., example: Office 365
+	Name string `json:"name"`
+
+	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
+	Smtp *SMTPSettings `json:"smtp,omitempty"`
+
+	// Status `paused` connectors accept no new messages and hold queued ones.
+	Status ConnectorStatus `json:"status"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Warnings Settings that work but weaken security, in words (e.g. `security` `none`, `tls_skip_verify`).
+	Warnings []string `json:"warnings"`
+}
+
+// ConnectorCreate A new connector.
+type ConnectorCreate struct {
+	// DefaultSender A sender address with an optional display name.
+	DefaultSender Sender `json:"default_sender"`
+
+	// IsDefault Make this the tenant's default connector (the first connector always is).
+	IsDefault *bool `json:"is_default,omitempty"`
+
+	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
+	Kind ConnectorKind `json:"kind"`
+
+	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+	Limits *ConnectorLimits `json:"limits,omitempty"`
+
+	// Name A label.
+	Name string `json:"name"`
+
+	// Smtp The tenant's own SMTP server.
+	Smtp *SMTPSettingsInput `json:"smtp,omitempty"`
+
+	// Status `paused` connectors accept no new messages and hold queued ones.
+	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorKind `smtp`: the tenant's own server. `platform`: the operator's default relay.
+type ConnectorKind string
+
+// ConnectorLimits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+type ConnectorLimits struct {
+	// MonthlyQuota Messages per calendar month (UTC).
+	MonthlyQuota nullable.Nullable[int64] `json:"monthly_quota,omitempty"`
+
+	// PerDay Messages per day (UTC).
+	PerDay nullable.Nullable[int64] `json:"per_day,omitempty"`
+
+	// PerHour Messages per hour.
+	PerHour nullable.Nullable[int64] `json:"per_hour,omitempty"`
+
+	// PerMinute Messages per minute.
+	PerMinute nullable.Nullable[int64] `json:"per_minute,omitempty"`
+}
+
+// ConnectorList A page of connectors.
+type ConnectorList struct {
+	Items []Connector `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
+type ConnectorStatus string
+
+// ConnectorUpdate Fields to change; absent fields keep their value.
+type ConnectorUpdate struct {
+	// DefaultSender A sender address with an optional display name.
+	DefaultSender *Sender `json:"default_sender,omitempty"`
+
+	// IsDefault `true` makes this the default connector (the previous default stops being it).
+	IsDefault *ConnectorUpdateIsDefault `json:"is_default,omitempty"`
+
+	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
+	Limits *ConnectorLimits `json:"limits,omitempty"`
+
+	// Name A label.
+	Name *string `json:"name,omitempty"`
+
+	// Smtp SMTP fields to change; absent fields keep their value.
+	Smtp *SMTPSettingsPatch `json:"smtp,omitempty"`
+
+	// Status `paused` connectors accept no new messages and hold queued ones.
+	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorUpdateIsDefault `true` makes this the default connector (the previous default stops being it).
+type ConnectorUpdateIsDefault bool
 
 // FieldError One rule a field broke.
 type FieldError struct {
@@ -261,17 +590,182 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// SMTPAuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
+type SMTPAuthMechanism string
+
+// SMTPReply An SMTP server reply.
+type SMTPReply struct {
+	// Code The reply code., example: 250
+	Code int `json:"code"`
+
+	// EnhancedCode The RFC 3463 enhanced status code., example: 2.0.0
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// Text The reply text., example: "Ok: queued as 4Xk2Lq0bZ9z"
+	Text string `json:"text"`
+}
+
+// SMTPSecurity `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+type SMTPSecurity string
+
+// SMTPSettings The tenant's own SMTP server, as stored. The password is never returned.
+type SMTPSettings struct {
+	// AuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
+	AuthMechanism SMTPAuthMechanism `json:"auth_mechanism"`
+
+	// CommandTimeoutSeconds How long each SMTP command may take., example: 60
+	CommandTimeoutSeconds int `json:"command_timeout_seconds"`
+
+	// ConnectTimeoutSeconds How long connecting may take., example: 15
+	ConnectTimeoutSeconds int `json:"connect_timeout_seconds"`
+
+	// HeloName The name sent in EHLO; absent means the server's own host name.
+	HeloName *string `json:"helo_name,omitempty"`
+
+	// Host Server host name or IP address., example: smtp.office365.com
+	Host string `json:"host"`
+
+	// PasswordSet Whether a password is stored.
+	PasswordSet bool `json:"password_set"`
+
+	// Port Server port., example: 587
+	Port int `json:"port"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security SMTPSecurity `json:"security"`
+
+	// TlsServerName The name the certificate must carry; absent means `host`.
+	TlsServerName *string `json:"tls_server_name,omitempty"`
+
+	// TlsSkipVerify Certificate verification is off (insecure).
+	TlsSkipVerify bool `json:"tls_skip_verify"`
+
+	// Username Login name., example: noreply@acme.example
+	Username *string `json:"username,omitempty"`
+}
+
+// SMTPSettingsInput The tenant's own SMTP server.
+type SMTPSettingsInput struct {
+	// AuthMechanism Defaults to `plain` when a username is given, else `none`.
+	AuthMechanism *SMTPAuthMechanism `json:"auth_mechanism,omitempty"`
+
+	// CommandTimeoutSeconds How long each SMTP command may take.
+	CommandTimeoutSeconds *int `json:"command_timeout_seconds,omitempty"`
+
+	// ConnectTimeoutSeconds How long connecting may take.
+	ConnectTimeoutSeconds *int `json:"connect_timeout_seconds,omitempty"`
+
+	// HeloName The name sent in EHLO.
+	HeloName *string `json:"helo_name,omitempty"`
+
+	// Host Server host name or IP address., example: smtp.office365.com
+	Host string `json:"host"`
+
+	// Password Login password; write-only, stored encrypted.
+	Password *string `json:"password,omitempty"`
+
+	// Port Server port: 465 for `tls`, 587 for `starttls` are usual.
+	//
+	// Example: 587
+	Port int `json:"port"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security SMTPSecurity `json:"security"`
+
+	// TlsServerName The name the certificate must carry, when it differs from `host`.
+	TlsServerName *string `json:"tls_server_name,omitempty"`
+
+	// TlsSkipVerify Turn certificate verification off. Insecure: anyone on the path can read the password.
+	TlsSkipVerify *bool `json:"tls_skip_verify,omitempty"`
+
+	// Username Login name.
+	Username *string `json:"username,omitempty"`
+}
+
+// SMTPSettingsPatch SMTP fields to change; absent fields keep their value.
+type SMTPSettingsPatch struct {
+	// AuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
+	AuthMechanism *SMTPAuthMechanism `json:"auth_mechanism,omitempty"`
+
+	// CommandTimeoutSeconds How long each SMTP command may take.
+	CommandTimeoutSeconds *int `json:"command_timeout_seconds,omitempty"`
+
+	// ConnectTimeoutSeconds How long connecting may take.
+	ConnectTimeoutSeconds *int `json:"connect_timeout_seconds,omitempty"`
+
+	// HeloName The name sent in EHLO; `null` for the default.
+	HeloName nullable.Nullable[string] `json:"helo_name,omitempty"`
+
+	// Host Server host name or IP address.
+	Host *string `json:"host,omitempty"`
+
+	// Password New password; omit to keep the stored one, `null` to remove it.
+	Password nullable.Nullable[string] `json:"password,omitempty"`
+
+	// Port Server port.
+	Port *int `json:"port,omitempty"`
+
+	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
+	Security *SMTPSecurity `json:"security,omitempty"`
+
+	// TlsServerName The name the certificate must carry; `null` for `host`.
+	TlsServerName nullable.Nullable[string] `json:"tls_server_name,omitempty"`
+
+	// TlsSkipVerify Turn certificate verification off (insecure).
+	TlsSkipVerify *bool `json:"tls_skip_verify,omitempty"`
+
+	// Username Login name; `null` removes it.
+	Username nullable.Nullable[string] `json:"username,omitempty"`
+}
+
 // Scope `read` views, `manage` changes settings and keys, `messages:send` sends.
 type Scope string
+
+// Sender A sender address with an optional display name.
+type Sender struct {
+	// Email The address., example: noreply@acme.example
+	Email string `json:"email"`
+
+	// Name The display name., example: Acme
+	Name *string `json:"name,omitempty"`
+}
+
+// TLSInfo The negotiated TLS session and the server's certificate.
+type TLSInfo struct {
+	// CipherSuite Negotiated cipher suite., example: TLS_AES_128_GCM_SHA256
+	CipherSuite *string `json:"cipher_suite,omitempty"`
+
+	// DnsNames Names the certificate is valid for.
+	DnsNames *[]string `json:"dns_names,omitempty"`
+
+	// Issuer Certificate issuer.
+	Issuer string `json:"issuer"`
+
+	// NotAfter Certificate expiry.
+	NotAfter time.Time `json:"not_after"`
+
+	// ServerName The name the certificate was checked against.
+	ServerName string `json:"server_name"`
+
+	// Subject Certificate subject.
+	Subject string `json:"subject"`
+
+	// Verified The certificate verified.
+	Verified bool `json:"verified"`
+
+	// VerifyError Why it did not verify (also shown when verification is off).
+	VerifyError *string `json:"verify_error,omitempty"`
+
+	// Version Protocol version., example: TLS 1.3
+	Version *string `json:"version,omitempty"`
+}
 
 // Tenant A customer of the platform.
 type Tenant struct {
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
-	// Id The tenant's id.
-	//
-	// Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
+	// Id The tenant's id., example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 	Id string `json:"id"`
 
 	// MonthlyQuota Messages the tenant may send per calendar month (UTC); `null` for no quota.
@@ -279,9 +773,7 @@ type Tenant struct {
 	// Example: 100000
 	MonthlyQuota nullable.Nullable[int64] `json:"monthly_quota"`
 
-	// Name A display name.
-	//
-	// Example: Acme GmbH
+	// Name A display name., example: Acme GmbH
 	Name string `json:"name"`
 
 	// UpdatedAt When it last changed.
@@ -313,6 +805,48 @@ type TenantUpdate struct {
 	// Name A display name.
 	Name *string `json:"name,omitempty"`
 }
+
+// TestEmailRequest Where to send a test e-mail.
+type TestEmailRequest struct {
+	// To Recipient address., example: it@acme.example
+	To string `json:"to"`
+}
+
+// TestEmailResult The outcome of a test e-mail.
+type TestEmailResult struct {
+	// Code Stable failure code (as in connection tests, plus `smtp.rejected`)., example: smtp.rejected
+	Code *string `json:"code,omitempty"`
+
+	// DurationMs How long sending took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// From The sender used (the connector's default sender).
+	From string `json:"from"`
+
+	// Message What happened, in plain words.
+	Message *string `json:"message,omitempty"`
+
+	// MessageId The Message-ID header of the test message.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Ok The server accepted the message.
+	Ok bool `json:"ok"`
+
+	// QueueId The server's queue id when its reply names one.
+	QueueId *string `json:"queue_id,omitempty"`
+
+	// RemoteAddr The address connected to.
+	RemoteAddr *string `json:"remote_addr,omitempty"`
+
+	// Reply An SMTP server reply.
+	Reply *SMTPReply `json:"reply,omitempty"`
+
+	// To The recipient.
+	To string `json:"to"`
+}
+
+// ConnectorID Example: con_06h08583y1r596y07grz39yhqm
+type ConnectorID = string
 
 // Cursor defines model for Cursor.
 type Cursor = string
@@ -353,6 +887,15 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListConnectorsParams defines parameters for ListConnectors.
+type ListConnectorsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Limit Page size.
@@ -373,6 +916,18 @@ type ListTenantApiKeysParams struct {
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = ApiKeyCreate
+
+// TestConnectorSettingsJSONRequestBody defines body for TestConnectorSettings for application/json ContentType.
+type TestConnectorSettingsJSONRequestBody = ConnectorCreate
+
+// CreateConnectorJSONRequestBody defines body for CreateConnector for application/json ContentType.
+type CreateConnectorJSONRequestBody = ConnectorCreate
+
+// UpdateConnectorJSONRequestBody defines body for UpdateConnector for application/json ContentType.
+type UpdateConnectorJSONRequestBody = ConnectorUpdate
+
+// SendConnectorTestEmailJSONRequestBody defines body for SendConnectorTestEmail for application/json ContentType.
+type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -507,6 +1062,128 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestConnectorSettingsWithBody Test connector settings before saving
+	//
+	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+	// settings that are not saved: the body is a connector as it would be created. Nothing
+	// is stored. For a settings form's "test" button.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+	TestConnectorSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestConnectorSettings Test connector settings before saving
+	//
+	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+	// settings that are not saved: the body is a connector as it would be created. Nothing
+	// is stored. For a settings form's "test" button.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+	TestConnectorSettings(ctx context.Context, body TestConnectorSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListConnectors List connectors
+	//
+	// Lists the tenant's connectors, oldest first.
+	//
+	// Corresponds with GET /v1/connectors (the `ListConnectors` operationId).
+	ListConnectors(ctx context.Context, params *ListConnectorsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConnectorWithBody Create a connector
+	//
+	// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+	// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+	// connector of a tenant becomes its default. The password is write-only: it is stored
+	// encrypted and never returned (`smtp.password_set` says whether one is stored).
+	// Creating does not connect; use `POST /v1/connector-tests` first or
+	// `POST /v1/connectors/{connector_id}/test` after.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+	CreateConnectorWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConnector Create a connector
+	//
+	// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+	// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+	// connector of a tenant becomes its default. The password is write-only: it is stored
+	// encrypted and never returned (`smtp.password_set` says whether one is stored).
+	// Creating does not connect; use `POST /v1/connector-tests` first or
+	// `POST /v1/connectors/{connector_id}/test` after.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+	CreateConnector(ctx context.Context, body CreateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteConnector Delete a connector
+	//
+	// Deletes the connector and its stored secrets. When it was the default, the oldest remaining connector becomes the default.
+	//
+	// Corresponds with DELETE /v1/connectors/{connector_id} (the `DeleteConnector` operationId).
+	DeleteConnector(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetConnector Get a connector
+	//
+	// The connector with its last connection test result.
+	//
+	// Corresponds with GET /v1/connectors/{connector_id} (the `GetConnector` operationId).
+	GetConnector(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateConnectorWithBody Update a connector
+	//
+	// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+	// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+	// Changing the SMTP settings clears the stored test result, which described the old ones.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+	UpdateConnectorWithBody(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateConnector Update a connector
+	//
+	// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+	// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+	// Changing the SMTP settings clears the stored test result, which described the old ones.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+	UpdateConnector(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestConnector Test a saved connector's connection
+	//
+	// Connects to the connector's server step by step — resolve, connect, banner, EHLO,
+	// TLS, AUTH, QUIT — sending no mail, and stores the result on the connector
+	// (`last_test`). The first failing step stops the test and is named by a stable `code`.
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/test (the `TestConnector` operationId).
+	TestConnector(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendConnectorTestEmailWithBody Send a test e-mail through a connector
+	//
+	// Sends a short real message from the connector's default sender to `to` and returns
+	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+	SendConnectorTestEmailWithBody(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendConnectorTestEmail Send a test e-mail through a connector
+	//
+	// Sends a short real message from the connector's default sender to `to` and returns
+	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+	SendConnectorTestEmail(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMe Describe the calling API key
 	//
@@ -716,6 +1393,248 @@ func (c *Client) RevokeApiKey(ctx context.Context, keyId KeyID, reqEditors ...Re
 // Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 func (c *Client) GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetApiKeyRequest(c.Server, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestConnectorSettingsWithBody Test connector settings before saving
+//
+// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+// settings that are not saved: the body is a connector as it would be created. Nothing
+// is stored. For a settings form's "test" button.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+func (c *Client) TestConnectorSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestConnectorSettingsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestConnectorSettings Test connector settings before saving
+//
+// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+// settings that are not saved: the body is a connector as it would be created. Nothing
+// is stored. For a settings form's "test" button.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+func (c *Client) TestConnectorSettings(ctx context.Context, body TestConnectorSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestConnectorSettingsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListConnectors List connectors
+//
+// Lists the tenant's connectors, oldest first.
+//
+// Corresponds with GET /v1/connectors (the `ListConnectors` operationId).
+func (c *Client) ListConnectors(ctx context.Context, params *ListConnectorsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListConnectorsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConnectorWithBody Create a connector
+//
+// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+// connector of a tenant becomes its default. The password is write-only: it is stored
+// encrypted and never returned (`smtp.password_set` says whether one is stored).
+// Creating does not connect; use `POST /v1/connector-tests` first or
+// `POST /v1/connectors/{connector_id}/test` after.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+func (c *Client) CreateConnectorWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConnectorRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConnector Create a connector
+//
+// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+// connector of a tenant becomes its default. The password is write-only: it is stored
+// encrypted and never returned (`smtp.password_set` says whether one is stored).
+// Creating does not connect; use `POST /v1/connector-tests` first or
+// `POST /v1/connectors/{connector_id}/test` after.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+func (c *Client) CreateConnector(ctx context.Context, body CreateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConnectorRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteConnector Delete a connector
+//
+// Deletes the connector and its stored secrets. When it was the default, the oldest remaining connector becomes the default.
+//
+// Corresponds with DELETE /v1/connectors/{connector_id} (the `DeleteConnector` operationId).
+func (c *Client) DeleteConnector(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteConnectorRequest(c.Server, connectorId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetConnector Get a connector
+//
+// The connector with its last connection test result.
+//
+// Corresponds with GET /v1/connectors/{connector_id} (the `GetConnector` operationId).
+func (c *Client) GetConnector(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConnectorRequest(c.Server, connectorId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateConnectorWithBody Update a connector
+//
+// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+// Changing the SMTP settings clears the stored test result, which described the old ones.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+func (c *Client) UpdateConnectorWithBody(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateConnectorRequestWithBody(c.Server, connectorId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateConnector Update a connector
+//
+// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+// Changing the SMTP settings clears the stored test result, which described the old ones.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+func (c *Client) UpdateConnector(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateConnectorRequest(c.Server, connectorId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestConnector Test a saved connector's connection
+//
+// Connects to the connector's server step by step — resolve, connect, banner, EHLO,
+// TLS, AUTH, QUIT — sending no mail, and stores the result on the connector
+// (`last_test`). The first failing step stops the test and is named by a stable `code`.
+//
+// Corresponds with POST /v1/connectors/{connector_id}/test (the `TestConnector` operationId).
+func (c *Client) TestConnector(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestConnectorRequest(c.Server, connectorId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendConnectorTestEmailWithBody Send a test e-mail through a connector
+//
+// Sends a short real message from the connector's default sender to `to` and returns
+// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+func (c *Client) SendConnectorTestEmailWithBody(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendConnectorTestEmailRequestWithBody(c.Server, connectorId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendConnectorTestEmail Send a test e-mail through a connector
+//
+// Sends a short real message from the connector's default sender to `to` and returns
+// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+func (c *Client) SendConnectorTestEmail(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendConnectorTestEmailRequest(c.Server, connectorId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1166,6 +2085,348 @@ func NewGetApiKeyRequest(server string, keyId KeyID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewTestConnectorSettingsRequest calls the generic TestConnectorSettings builder with application/json body
+func NewTestConnectorSettingsRequest(server string, body TestConnectorSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTestConnectorSettingsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewTestConnectorSettingsRequestWithBody constructs an http.Request for the TestConnectorSettings method, with any body, and a specified content type
+func NewTestConnectorSettingsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connector-tests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListConnectorsRequest constructs an http.Request for the ListConnectors method
+func NewListConnectorsRequest(server string, params *ListConnectorsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateConnectorRequest calls the generic CreateConnector builder with application/json body
+func NewCreateConnectorRequest(server string, body CreateConnectorJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateConnectorRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateConnectorRequestWithBody constructs an http.Request for the CreateConnector method, with any body, and a specified content type
+func NewCreateConnectorRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteConnectorRequest constructs an http.Request for the DeleteConnector method
+func NewDeleteConnectorRequest(server string, connectorId ConnectorID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetConnectorRequest constructs an http.Request for the GetConnector method
+func NewGetConnectorRequest(server string, connectorId ConnectorID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateConnectorRequest calls the generic UpdateConnector builder with application/json body
+func NewUpdateConnectorRequest(server string, connectorId ConnectorID, body UpdateConnectorJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateConnectorRequestWithBody(server, connectorId, "application/json", bodyReader)
+}
+
+// NewUpdateConnectorRequestWithBody constructs an http.Request for the UpdateConnector method, with any body, and a specified content type
+func NewUpdateConnectorRequestWithBody(server string, connectorId ConnectorID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewTestConnectorRequest constructs an http.Request for the TestConnector method
+func NewTestConnectorRequest(server string, connectorId ConnectorID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSendConnectorTestEmailRequest calls the generic SendConnectorTestEmail builder with application/json body
+func NewSendConnectorTestEmailRequest(server string, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendConnectorTestEmailRequestWithBody(server, connectorId, "application/json", bodyReader)
+}
+
+// NewSendConnectorTestEmailRequestWithBody constructs an http.Request for the SendConnectorTestEmail method, with any body, and a specified content type
+func NewSendConnectorTestEmailRequestWithBody(server string, connectorId ConnectorID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s/test-email", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1684,6 +2945,136 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKeyWithResponse(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*GetApiKeyResponse, error)
 
+	// TestConnectorSettingsWithBodyWithResponse Test connector settings before saving
+	//
+	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+	// settings that are not saved: the body is a connector as it would be created. Nothing
+	// is stored. For a settings form's "test" button.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+	TestConnectorSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TestConnectorSettingsResponse, error)
+
+	// TestConnectorSettingsWithResponse Test connector settings before saving
+	//
+	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+	// settings that are not saved: the body is a connector as it would be created. Nothing
+	// is stored. For a settings form's "test" button.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+	TestConnectorSettingsWithResponse(ctx context.Context, body TestConnectorSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*TestConnectorSettingsResponse, error)
+
+	// ListConnectorsWithResponse List connectors
+	//
+	// Lists the tenant's connectors, oldest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/connectors (the `ListConnectors` operationId).
+	ListConnectorsWithResponse(ctx context.Context, params *ListConnectorsParams, reqEditors ...RequestEditorFn) (*ListConnectorsResponse, error)
+
+	// CreateConnectorWithBodyWithResponse Create a connector
+	//
+	// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+	// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+	// connector of a tenant becomes its default. The password is write-only: it is stored
+	// encrypted and never returned (`smtp.password_set` says whether one is stored).
+	// Creating does not connect; use `POST /v1/connector-tests` first or
+	// `POST /v1/connectors/{connector_id}/test` after.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+	CreateConnectorWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConnectorResponse, error)
+
+	// CreateConnectorWithResponse Create a connector
+	//
+	// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+	// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+	// connector of a tenant becomes its default. The password is write-only: it is stored
+	// encrypted and never returned (`smtp.password_set` says whether one is stored).
+	// Creating does not connect; use `POST /v1/connector-tests` first or
+	// `POST /v1/connectors/{connector_id}/test` after.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+	CreateConnectorWithResponse(ctx context.Context, body CreateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConnectorResponse, error)
+
+	// DeleteConnectorWithResponse Delete a connector
+	//
+	// Deletes the connector and its stored secrets. When it was the default, the oldest remaining connector becomes the default.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/connectors/{connector_id} (the `DeleteConnector` operationId).
+	DeleteConnectorWithResponse(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*DeleteConnectorResponse, error)
+
+	// GetConnectorWithResponse Get a connector
+	//
+	// The connector with its last connection test result.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/connectors/{connector_id} (the `GetConnector` operationId).
+	GetConnectorWithResponse(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*GetConnectorResponse, error)
+
+	// UpdateConnectorWithBodyWithResponse Update a connector
+	//
+	// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+	// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+	// Changing the SMTP settings clears the stored test result, which described the old ones.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+	UpdateConnectorWithBodyWithResponse(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateConnectorResponse, error)
+
+	// UpdateConnectorWithResponse Update a connector
+	//
+	// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+	// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+	// Changing the SMTP settings clears the stored test result, which described the old ones.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+	UpdateConnectorWithResponse(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateConnectorResponse, error)
+
+	// TestConnectorWithResponse Test a saved connector's connection
+	//
+	// Connects to the connector's server step by step — resolve, connect, banner, EHLO,
+	// TLS, AUTH, QUIT — sending no mail, and stores the result on the connector
+	// (`last_test`). The first failing step stops the test and is named by a stable `code`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/test (the `TestConnector` operationId).
+	TestConnectorWithResponse(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*TestConnectorResponse, error)
+
+	// SendConnectorTestEmailWithBodyWithResponse Send a test e-mail through a connector
+	//
+	// Sends a short real message from the connector's default sender to `to` and returns
+	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+	SendConnectorTestEmailWithBodyWithResponse(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendConnectorTestEmailResponse, error)
+
+	// SendConnectorTestEmailWithResponse Send a test e-mail through a connector
+	//
+	// Sends a short real message from the connector's default sender to `to` and returns
+	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+	SendConnectorTestEmailWithResponse(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*SendConnectorTestEmailResponse, error)
+
 	// GetMeWithResponse Describe the calling API key
 	//
 	// Returns the tenant and the key behind the bearer token; a cheap way to check a key works.
@@ -2131,6 +3522,537 @@ func (r GetApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestConnectorSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectionTest
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestConnectorSettingsResponse) GetJSON200() *ConnectionTest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TestConnectorSettingsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestConnectorSettingsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestConnectorSettingsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r TestConnectorSettingsResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r TestConnectorSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestConnectorSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestConnectorSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestConnectorSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListConnectorsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectorList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListConnectorsResponse) GetJSON200() *ConnectorList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListConnectorsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListConnectorsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListConnectorsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListConnectorsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListConnectorsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListConnectorsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListConnectorsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateConnectorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Connector
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateConnectorResponse) GetJSON201() *Connector {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateConnectorResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateConnectorResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateConnectorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateConnectorResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateConnectorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateConnectorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateConnectorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateConnectorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteConnectorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteConnectorResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteConnectorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteConnectorResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteConnectorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteConnectorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteConnectorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteConnectorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetConnectorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Connector
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetConnectorResponse) GetJSON200() *Connector {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetConnectorResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetConnectorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetConnectorResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConnectorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConnectorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConnectorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConnectorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateConnectorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Connector
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateConnectorResponse) GetJSON200() *Connector {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateConnectorResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateConnectorResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateConnectorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateConnectorResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateConnectorResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateConnectorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateConnectorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateConnectorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateConnectorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestConnectorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectionTest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestConnectorResponse) GetJSON200() *ConnectionTest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestConnectorResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestConnectorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r TestConnectorResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r TestConnectorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestConnectorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestConnectorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestConnectorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SendConnectorTestEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TestEmailResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SendConnectorTestEmailResponse) GetJSON200() *TestEmailResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SendConnectorTestEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendConnectorTestEmailResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendConnectorTestEmailResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SendConnectorTestEmailResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendConnectorTestEmailResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r SendConnectorTestEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendConnectorTestEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendConnectorTestEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendConnectorTestEmailResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2770,6 +4692,208 @@ func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, keyId K
 	return ParseGetApiKeyResponse(rsp)
 }
 
+// TestConnectorSettingsWithBodyWithResponse Test connector settings before saving
+//
+// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+// settings that are not saved: the body is a connector as it would be created. Nothing
+// is stored. For a settings form's "test" button.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+func (c *ClientWithResponses) TestConnectorSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TestConnectorSettingsResponse, error) {
+	rsp, err := c.TestConnectorSettingsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestConnectorSettingsResponse(rsp)
+}
+
+// TestConnectorSettingsWithResponse Test connector settings before saving
+//
+// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
+// settings that are not saved: the body is a connector as it would be created. Nothing
+// is stored. For a settings form's "test" button.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connector-tests (the `TestConnectorSettings` operationId).
+func (c *ClientWithResponses) TestConnectorSettingsWithResponse(ctx context.Context, body TestConnectorSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*TestConnectorSettingsResponse, error) {
+	rsp, err := c.TestConnectorSettings(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestConnectorSettingsResponse(rsp)
+}
+
+// ListConnectorsWithResponse List connectors
+//
+// Lists the tenant's connectors, oldest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/connectors (the `ListConnectors` operationId).
+func (c *ClientWithResponses) ListConnectorsWithResponse(ctx context.Context, params *ListConnectorsParams, reqEditors ...RequestEditorFn) (*ListConnectorsResponse, error) {
+	rsp, err := c.ListConnectors(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListConnectorsResponse(rsp)
+}
+
+// CreateConnectorWithBodyWithResponse Create a connector
+//
+// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+// connector of a tenant becomes its default. The password is write-only: it is stored
+// encrypted and never returned (`smtp.password_set` says whether one is stored).
+// Creating does not connect; use `POST /v1/connector-tests` first or
+// `POST /v1/connectors/{connector_id}/test` after.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+func (c *ClientWithResponses) CreateConnectorWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConnectorResponse, error) {
+	rsp, err := c.CreateConnectorWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConnectorResponse(rsp)
+}
+
+// CreateConnectorWithResponse Create a connector
+//
+// Creates a connector: `kind: smtp` sends through the tenant's own SMTP server (give
+// `smtp`), `kind: platform` through the operator's default relay (no `smtp`). The first
+// connector of a tenant becomes its default. The password is write-only: it is stored
+// encrypted and never returned (`smtp.password_set` says whether one is stored).
+// Creating does not connect; use `POST /v1/connector-tests` first or
+// `POST /v1/connectors/{connector_id}/test` after.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors (the `CreateConnector` operationId).
+func (c *ClientWithResponses) CreateConnectorWithResponse(ctx context.Context, body CreateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConnectorResponse, error) {
+	rsp, err := c.CreateConnector(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConnectorResponse(rsp)
+}
+
+// DeleteConnectorWithResponse Delete a connector
+//
+// Deletes the connector and its stored secrets. When it was the default, the oldest remaining connector becomes the default.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/connectors/{connector_id} (the `DeleteConnector` operationId).
+func (c *ClientWithResponses) DeleteConnectorWithResponse(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*DeleteConnectorResponse, error) {
+	rsp, err := c.DeleteConnector(ctx, connectorId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteConnectorResponse(rsp)
+}
+
+// GetConnectorWithResponse Get a connector
+//
+// The connector with its last connection test result.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/connectors/{connector_id} (the `GetConnector` operationId).
+func (c *ClientWithResponses) GetConnectorWithResponse(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*GetConnectorResponse, error) {
+	rsp, err := c.GetConnector(ctx, connectorId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConnectorResponse(rsp)
+}
+
+// UpdateConnectorWithBodyWithResponse Update a connector
+//
+// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+// Changing the SMTP settings clears the stored test result, which described the old ones.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+func (c *ClientWithResponses) UpdateConnectorWithBodyWithResponse(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateConnectorResponse, error) {
+	rsp, err := c.UpdateConnectorWithBody(ctx, connectorId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateConnectorResponse(rsp)
+}
+
+// UpdateConnectorWithResponse Update a connector
+//
+// Changes only the fields present. In `smtp`, an omitted `password` keeps the stored
+// one and `null` removes it. `limits` fields replace one by one; `null` removes a limit.
+// Changing the SMTP settings clears the stored test result, which described the old ones.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
+func (c *ClientWithResponses) UpdateConnectorWithResponse(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateConnectorResponse, error) {
+	rsp, err := c.UpdateConnector(ctx, connectorId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateConnectorResponse(rsp)
+}
+
+// TestConnectorWithResponse Test a saved connector's connection
+//
+// Connects to the connector's server step by step — resolve, connect, banner, EHLO,
+// TLS, AUTH, QUIT — sending no mail, and stores the result on the connector
+// (`last_test`). The first failing step stops the test and is named by a stable `code`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors/{connector_id}/test (the `TestConnector` operationId).
+func (c *ClientWithResponses) TestConnectorWithResponse(ctx context.Context, connectorId ConnectorID, reqEditors ...RequestEditorFn) (*TestConnectorResponse, error) {
+	rsp, err := c.TestConnector(ctx, connectorId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestConnectorResponse(rsp)
+}
+
+// SendConnectorTestEmailWithBodyWithResponse Send a test e-mail through a connector
+//
+// Sends a short real message from the connector's default sender to `to` and returns
+// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+func (c *ClientWithResponses) SendConnectorTestEmailWithBodyWithResponse(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendConnectorTestEmailResponse, error) {
+	rsp, err := c.SendConnectorTestEmailWithBody(ctx, connectorId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendConnectorTestEmailResponse(rsp)
+}
+
+// SendConnectorTestEmailWithResponse Send a test e-mail through a connector
+//
+// Sends a short real message from the connector's default sender to `to` and returns
+// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
+func (c *ClientWithResponses) SendConnectorTestEmailWithResponse(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*SendConnectorTestEmailResponse, error) {
+	rsp, err := c.SendConnectorTestEmail(ctx, connectorId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendConnectorTestEmailResponse(rsp)
+}
+
 // GetMeWithResponse Describe the calling API key
 //
 // Returns the tenant and the key behind the bearer token; a cheap way to check a key works.
@@ -3198,6 +5322,420 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestConnectorSettingsResponse parses an HTTP response from a TestConnectorSettingsWithResponse call
+func ParseTestConnectorSettingsResponse(rsp *http.Response) (*TestConnectorSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestConnectorSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectionTest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListConnectorsResponse parses an HTTP response from a ListConnectorsWithResponse call
+func ParseListConnectorsResponse(rsp *http.Response) (*ListConnectorsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListConnectorsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectorList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateConnectorResponse parses an HTTP response from a CreateConnectorWithResponse call
+func ParseCreateConnectorResponse(rsp *http.Response) (*CreateConnectorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateConnectorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Connector
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteConnectorResponse parses an HTTP response from a DeleteConnectorWithResponse call
+func ParseDeleteConnectorResponse(rsp *http.Response) (*DeleteConnectorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteConnectorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetConnectorResponse parses an HTTP response from a GetConnectorWithResponse call
+func ParseGetConnectorResponse(rsp *http.Response) (*GetConnectorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConnectorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Connector
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateConnectorResponse parses an HTTP response from a UpdateConnectorWithResponse call
+func ParseUpdateConnectorResponse(rsp *http.Response) (*UpdateConnectorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateConnectorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Connector
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestConnectorResponse parses an HTTP response from a TestConnectorWithResponse call
+func ParseTestConnectorResponse(rsp *http.Response) (*TestConnectorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestConnectorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectionTest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSendConnectorTestEmailResponse parses an HTTP response from a SendConnectorTestEmailWithResponse call
+func ParseSendConnectorTestEmailResponse(rsp *http.Response) (*SendConnectorTestEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendConnectorTestEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TestEmailResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 

@@ -18,8 +18,8 @@ func TestAuth(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	ctx := context.Background()
-	_, _, manageKey := b.newTenantKey(t, "Acme", sendwerk.Manage)
-	_, _, readKey := b.newTenantKey(t, "Beta", sendwerk.Read)
+	_, _, manageKey := b.newTenantKey(t, "Acme", sendwerk.ScopeManage)
+	_, _, readKey := b.newTenantKey(t, "Beta", sendwerk.ScopeRead)
 
 	requireProblem := func(t *testing.T, r rawResponse, status int, typ, detailPart string) {
 		t.Helper()
@@ -70,7 +70,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("RevokedKey", func(t *testing.T) {
 		c := b.client(t, manageKey)
-		created, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "temp", Scopes: []sendwerk.Scope{sendwerk.Read}})
+		created, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "temp", Scopes: []sendwerk.Scope{sendwerk.ScopeRead}})
 		require.NoError(t, err)
 		require.Equal(t, 201, created.StatusCode(), string(created.Body))
 		ok, err := b.client(t, created.JSON201.Secret).GetMeWithResponse(ctx)
@@ -86,7 +86,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("ExpiredKey", func(t *testing.T) {
 		c := b.client(t, manageKey)
-		created, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "short", Scopes: []sendwerk.Scope{sendwerk.Read}, ExpiresAt: ptr(time.Now().Add(time.Hour))})
+		created, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "short", Scopes: []sendwerk.Scope{sendwerk.ScopeRead}, ExpiresAt: ptr(time.Now().Add(time.Hour))})
 		require.NoError(t, err)
 		require.Equal(t, 201, created.StatusCode(), string(created.Body))
 		_, err = b.pool.Exec(ctx, "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", created.JSON201.Id)
@@ -100,7 +100,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("CIDRAllowList", func(t *testing.T) {
 		c := b.client(t, manageKey)
-		elsewhere, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "office", Scopes: []sendwerk.Scope{sendwerk.Read}, AllowedCidrs: &[]string{"10.0.0.0/8", "2001:db8::/32"}})
+		elsewhere, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "office", Scopes: []sendwerk.Scope{sendwerk.ScopeRead}, AllowedCidrs: &[]string{"10.0.0.0/8", "2001:db8::/32"}})
 		require.NoError(t, err)
 		require.Equal(t, 201, elsewhere.StatusCode(), string(elsewhere.Body))
 		require.Equal(t, []string{"10.0.0.0/8", "2001:db8::/32"}, elsewhere.JSON201.AllowedCidrs)
@@ -115,7 +115,7 @@ func TestAuth(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, 403, resp.StatusCode)
 
-		local, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "local", Scopes: []sendwerk.Scope{sendwerk.Read}, AllowedCidrs: &[]string{"127.0.0.1"}})
+		local, err := c.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "local", Scopes: []sendwerk.Scope{sendwerk.ScopeRead}, AllowedCidrs: &[]string{"127.0.0.1"}})
 		require.NoError(t, err)
 		require.Equal(t, []string{"127.0.0.1/32"}, local.JSON201.AllowedCidrs)
 		me, err := b.client(t, local.JSON201.Secret).GetMeWithResponse(ctx)
@@ -140,8 +140,8 @@ func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	ctx := context.Background()
-	_, keyA, _ := b.newTenantKey(t, "A", sendwerk.Manage)
-	_, keyB, secretB := b.newTenantKey(t, "B", sendwerk.Manage)
+	_, keyA, _ := b.newTenantKey(t, "A", sendwerk.ScopeManage)
+	_, keyB, secretB := b.newTenantKey(t, "B", sendwerk.ScopeManage)
 	cb := b.client(t, secretB)
 
 	get, err := cb.GetApiKeyWithResponse(ctx, keyA)
@@ -175,7 +175,7 @@ func TestTenantIsolation(t *testing.T) {
 func TestProblems(t *testing.T) {
 	t.Parallel()
 	b := setup(t, map[string]string{"SENDWERK_MAX_BODY_BYTES": "4096"})
-	_, _, key := b.newTenantKey(t, "Acme", sendwerk.Manage)
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage)
 
 	cases := []struct {
 		name, method, path, token, ctype, body string
@@ -289,7 +289,7 @@ func TestTenants(t *testing.T) {
 		require.True(t, r.JSON200.MonthlyQuota.IsNull(), "the quota removed above stays removed")
 	})
 	t.Run("DeleteCascadesToKeys", func(t *testing.T) {
-		k, err := b.admin.CreateTenantApiKeyWithResponse(ctx, created[1], sendwerk.ApiKeyCreate{Name: "k", Scopes: []sendwerk.Scope{sendwerk.Read}})
+		k, err := b.admin.CreateTenantApiKeyWithResponse(ctx, created[1], sendwerk.ApiKeyCreate{Name: "k", Scopes: []sendwerk.Scope{sendwerk.ScopeRead}})
 		require.NoError(t, err)
 		require.Equal(t, 201, k.StatusCode())
 		d, err := b.admin.DeleteTenantWithResponse(ctx, created[1])
@@ -301,7 +301,7 @@ func TestTenants(t *testing.T) {
 		require.Equal(t, 404, again.StatusCode())
 	})
 	t.Run("AdminRevokesTenantKey", func(t *testing.T) {
-		k, err := b.admin.CreateTenantApiKeyWithResponse(ctx, created[2], sendwerk.ApiKeyCreate{Name: "k", Scopes: []sendwerk.Scope{sendwerk.Read}})
+		k, err := b.admin.CreateTenantApiKeyWithResponse(ctx, created[2], sendwerk.ApiKeyCreate{Name: "k", Scopes: []sendwerk.Scope{sendwerk.ScopeRead}})
 		require.NoError(t, err)
 		list, err := b.admin.ListTenantApiKeysWithResponse(ctx, created[2], nil)
 		require.NoError(t, err)
@@ -320,7 +320,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	ctx := context.Background()
-	_, keyID, secret := b.newTenantKey(t, "Acme", sendwerk.Manage, sendwerk.MessagesSend)
+	_, keyID, secret := b.newTenantKey(t, "Acme", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
 	_ = b.do(t, "GET", "/v1/me", secret, "", "")
 
 	var row string

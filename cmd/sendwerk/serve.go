@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -22,10 +23,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sendwerk/sendwerk/internal/config"
+	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/httpapi"
 	"github.com/sendwerk/sendwerk/internal/jobs"
 	"github.com/sendwerk/sendwerk/internal/logging"
 	"github.com/sendwerk/sendwerk/internal/pgembed"
+	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
@@ -86,6 +89,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}
 	tenants := tenant.NewService(pool)
+	connectors, err := newConnectorService(pool, cfg)
+	if err != nil {
+		return err
+	}
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers}, jobs.Deps{Tenants: tenants, Logger: logger})
 	if err != nil {
 		return err
@@ -96,7 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes,
+		Pool: pool, Tenants: tenants, Connectors: connectors, AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger,
 	})
 	if err != nil {
@@ -132,6 +139,50 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	errHTTP := srv.Shutdown(sctx)
 	errJobs := riverClient.Stop(sctx)
 	return errors.Join(cause, errHTTP, errJobs)
+}
+
+// newConnectorService builds the connector service with the operator's policy.
+func newConnectorService(pool *pgxpool.Pool, cfg *config.Config) (*connector.Service, error) {
+	box, err := secret.NewBox(cfg.SecretKey, cfg.PreviousSecretKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("SENDWERK_SECRET_KEY: %w", err)
+	}
+	policy := connector.Policy{
+		AllowNoAuth: cfg.AllowUnauthenticatedUpstreams, AllowPlaintext: cfg.AllowPlaintextUpstreams,
+		AllowPrivateAddresses: cfg.AllowPrivateUpstreams,
+	}
+	if cfg.UpstreamCAFile != "" {
+		roots, err := loadRoots(cfg.UpstreamCAFile)
+		if err != nil {
+			return nil, err
+		}
+		policy.RootCAs = roots
+	}
+	if cfg.PlatformSMTPURL != "" {
+		platform, err := connector.ParsePlatformURL(cfg.PlatformSMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("SENDWERK_PLATFORM_SMTP_URL: %w", err)
+		}
+		platform.RootCAs = policy.RootCAs
+		policy.Platform = platform
+	}
+	return connector.NewService(pool, box, policy), nil
+}
+
+// loadRoots returns the system roots plus the certificates in file.
+func loadRoots(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("SENDWERK_UPSTREAM_CA_FILE: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("SENDWERK_UPSTREAM_CA_FILE: %s holds no PEM certificate", file)
+	}
+	return roots, nil
 }
 
 // openDatabase connects to DATABASE_URL, or starts the embedded cluster when it is unset.

@@ -22,3 +22,7 @@ RETURNING *;
 
 -- name: TenantDelete :execrows
 DELETE FROM tenants WHERE id = @id;
+
+-- TenantLock serialises changes that span a tenant's rows (e.g. which connector is default).
+-- name: TenantLock :one
+SELECT id FROM tenants WHERE id = @id FOR UPDATE;

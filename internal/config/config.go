@@ -36,6 +36,15 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TrustedProxies  []netip.Prefix
 	JobWorkers      int
+
+	PreviousSecretKeys []string
+	PlatformSMTPURL    string
+	// AllowPrivateUpstreams defaults from Env when unset (see Load).
+	AllowPrivateUpstreams         bool
+	AllowPlaintextUpstreams       bool
+	AllowUnauthenticatedUpstreams bool
+	UpstreamCAFile                string
+	allowPrivateSet               bool
 }
 
 // Var is one row of the settings table.
@@ -63,6 +72,24 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { c.AdminToken = v; return minLen(v, 16) }},
 		{Name: "SENDWERK_SECRET_KEY", Secret: true, Help: "Base64 of 32 random bytes; encrypts stored secrets (AES-256-GCM). Unset in development: generated and kept in the data dir.",
 			set: func(c *Config, v string) error { c.SecretKey = v; return checkKey(v) }},
+		{Name: "SENDWERK_SECRET_KEY_PREVIOUS", Secret: true, Help: "Comma-separated earlier secret keys, still used to decrypt secrets sealed before a key rotation.",
+			set: func(c *Config, v string) error { return parseKeys(&c.PreviousSecretKeys, v) }},
+		{Name: "SENDWERK_PLATFORM_SMTP_URL", Secret: true, Help: "The operator's relay for `platform` connectors, e.g. `smtp+starttls://user:pass@smtp.example.com:587` (`smtp://`, `smtp+starttls://`, `smtps://`; query `auth=login`, `helo=`, `skip_verify=true`). Unset: no platform connectors.",
+			set: func(c *Config, v string) error { c.PlatformSMTPURL = v; return nil }},
+		{Name: "SENDWERK_ALLOW_PRIVATE_UPSTREAMS", Help: "Let tenants' SMTP servers be on loopback, private or link-local addresses. Default: true in development, false in production.",
+			set: func(c *Config, v string) error {
+				if v == "" {
+					return nil
+				}
+				c.allowPrivateSet = true
+				return parseBool(&c.AllowPrivateUpstreams, v)
+			}},
+		{Name: "SENDWERK_ALLOW_PLAINTEXT_UPSTREAMS", Default: "true", Help: "Allow connectors with `security: none` (flagged insecure).",
+			set: func(c *Config, v string) error { return parseBool(&c.AllowPlaintextUpstreams, v) }},
+		{Name: "SENDWERK_ALLOW_UNAUTHENTICATED_UPSTREAMS", Default: "true", Help: "Allow connectors with `auth_mechanism: none`.",
+			set: func(c *Config, v string) error { return parseBool(&c.AllowUnauthenticatedUpstreams, v) }},
+		{Name: "SENDWERK_UPSTREAM_CA_FILE", Help: "PEM file of extra CA certificates trusted for upstream SMTP servers, besides the system's.",
+			set: func(c *Config, v string) error { c.UpstreamCAFile = v; return nil }},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",
@@ -101,6 +128,9 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if !c.allowPrivateSet {
+		c.AllowPrivateUpstreams = c.Env != EnvProduction
 	}
 	return c, c.Validate()
 }
@@ -174,6 +204,21 @@ func checkKey(v string) error {
 	b, err := base64.StdEncoding.DecodeString(v)
 	if err != nil || len(b) != 32 {
 		return errors.New("must be base64 of exactly 32 bytes (e.g. the output of: openssl rand -base64 32)")
+	}
+	return nil
+}
+
+func parseKeys(dst *[]string, v string) error {
+	*dst = nil
+	for i, k := range strings.Split(v, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		if err := checkKey(k); err != nil {
+			return fmt.Errorf("key %d: %w", i+1, err)
+		}
+		*dst = append(*dst, k)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 
 	sendwerk "github.com/sendwerk/sendwerk"
 	"github.com/sendwerk/sendwerk/api"
+	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -33,6 +34,7 @@ var _ api.StrictServerInterface = (*Server)(nil)
 type Options struct {
 	Pool       *pgxpool.Pool
 	Tenants    *tenant.Service
+	Connectors *connector.Service
 	AdminToken string
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
@@ -47,12 +49,13 @@ type Options struct {
 type Server struct {
 	pool       *pgxpool.Pool
 	tenants    *tenant.Service
+	connectors *connector.Service
 	adminToken string
 }
 
 // New returns the complete HTTP handler.
 func New(opts Options) (http.Handler, error) {
-	s := &Server{pool: opts.Pool, tenants: opts.Tenants, adminToken: opts.AdminToken}
+	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, adminToken: opts.AdminToken}
 	spec, err := loadSpec()
 	if err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 )
 
 // ErrNotFound is what every lookup returns when the row does not exist for the caller —
@@ -82,4 +84,11 @@ func MapError(err error) error {
 		return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
 	}
 	return err
+}
+
+// DB is a pool or a transaction: what services need to query and to open (nested)
+// transactions. Tests pass a transaction that is rolled back at the end.
+type DB interface {
+	dbsqlc.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
 }

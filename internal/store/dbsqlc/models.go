@@ -23,6 +23,36 @@ type APIKey struct {
 	CreatedAt    time.Time
 }
 
+type Connector struct {
+	ID                     string
+	TenantID               string
+	Name                   string
+	Kind                   string
+	Status                 string
+	IsDefault              bool
+	SmtpHost               *string
+	SmtpPort               *int32
+	SmtpSecurity           *string
+	SmtpAuthMechanism      *string
+	SmtpUsername           *string
+	SmtpPasswordKeyID      *string
+	SmtpPasswordCiphertext []byte
+	SmtpHeloName           *string
+	SmtpConnectTimeoutS    int32
+	SmtpCommandTimeoutS    int32
+	SmtpTlsServerName      *string
+	SmtpTlsSkipVerify      bool
+	DefaultSenderEmail     string
+	DefaultSenderName      string
+	LimitPerMinute         *int64
+	LimitPerHour           *int64
+	LimitPerDay            *int64
+	MonthlyQuota           *int64
+	LastTest               []byte
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+}
+
 type Tenant struct {
 	ID           string
 	Name         string

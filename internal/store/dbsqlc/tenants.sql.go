@@ -101,6 +101,18 @@ func (q *Queries) TenantList(ctx context.Context, arg TenantListParams) ([]Tenan
 	return items, nil
 }
 
+const tenantLock = `-- name: TenantLock :one
+SELECT id FROM tenants WHERE id = $1 FOR UPDATE
+`
+
+// TenantLock serialises changes that span a tenant's rows (e.g. which connector is default).
+func (q *Queries) TenantLock(ctx context.Context, id string) (string, error) {
+	row := q.db.QueryRow(ctx, tenantLock, id)
+	var id_2 string
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
 const tenantUpdate = `-- name: TenantUpdate :one
 UPDATE tenants SET
     name          = CASE WHEN $1::boolean THEN $2 ELSE name END,

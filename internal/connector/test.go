@@ -1,0 +1,254 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/mailaddr"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// CodeAddressNotAllowed fails a test whose server resolves to an address the operator's
+// policy forbids.
+const CodeAddressNotAllowed = "address.not_allowed"
+
+// Settings returns the delivery settings of c with its password opened.
+func (s *Service) Settings(c *Connector) (delivery.Settings, error) {
+	if c.Kind == KindPlatform {
+		if s.policy.Platform == nil {
+			return delivery.Settings{}, fmt.Errorf("platform relay is not configured")
+		}
+		return *s.policy.Platform, nil
+	}
+	pw, err := s.password(c)
+	if err != nil {
+		return delivery.Settings{}, err
+	}
+	return s.smtpSettings(c.SMTP, pw), nil
+}
+
+func (s *Service) smtpSettings(m *SMTP, password string) delivery.Settings {
+	return delivery.Settings{
+		Host: m.Host, Port: m.Port, Security: m.Security, AuthMechanism: m.AuthMechanism,
+		Username: m.Username, Password: password, HELOName: m.HELOName,
+		ConnectTimeout: m.ConnectTimeout, CommandTimeout: m.CommandTimeout,
+		TLSServerName: m.TLSServerName, TLSSkipVerify: m.TLSSkipVerify, RootCAs: s.policy.RootCAs,
+	}
+}
+
+// Test runs the staged connection test on a stored connector and stores the result.
+func (s *Service) Test(ctx context.Context, tenantID, id string) (*TestResult, error) {
+	c, err := s.Get(ctx, tenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := s.Settings(c)
+	if err != nil {
+		return nil, err
+	}
+	res := s.probe(ctx, settings)
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("error encoding test result: %w", err)
+	}
+	if err := s.q.ConnectorSetLastTest(ctx, dbsqlc.ConnectorSetLastTestParams{TenantID: tenantID, ID: id, LastTest: b}); err != nil {
+		return nil, fmt.Errorf("error storing test result: %w", err)
+	}
+	return res, nil
+}
+
+// TestInput runs the staged connection test on settings that are not saved.
+func (s *Service) TestInput(ctx context.Context, in Input) (*TestResult, error) {
+	c, password, err := s.build(in)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind == KindPlatform {
+		return s.probe(ctx, *s.policy.Platform), nil
+	}
+	pw := ""
+	if password != nil {
+		pw = *password
+	}
+	return s.probe(ctx, s.smtpSettings(c.SMTP, pw)), nil
+}
+
+func (s *Service) probe(ctx context.Context, settings delivery.Settings) *TestResult {
+	now := s.NowFunc().UTC()
+	if res := s.checkAddresses(ctx, settings); res != nil {
+		return &TestResult{ProbeResult: *res, TestedAt: now}
+	}
+	return &TestResult{ProbeResult: delivery.Probe(ctx, settings), TestedAt: now}
+}
+
+// checkAddresses refuses servers that resolve to non-public addresses unless the operator
+// allows them. The check happens before any connection is opened.
+func (s *Service) checkAddresses(ctx context.Context, settings delivery.Settings) *delivery.ProbeResult {
+	if s.policy.AllowPrivateAddresses {
+		return nil
+	}
+	r := settings.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", settings.Host)
+	if err != nil {
+		return nil // the probe's resolve step reports DNS failures with its own codes
+	}
+	for _, a := range addrs {
+		if !PublicAddr(a) {
+			return &delivery.ProbeResult{
+				Code: CodeAddressNotAllowed, Host: settings.Host, Port: settings.Port, Security: settings.Security,
+				Message: fmt.Sprintf("%s resolves to %s, a private or local address; this platform only connects to public mail servers.", settings.Host, a),
+				Steps:   []delivery.ProbeStep{{Name: delivery.StepResolve, Status: delivery.StepFailed, Detail: "resolved to non-public address " + a.String()}},
+			}
+		}
+	}
+	return nil
+}
+
+// TestEmail is the outcome of SendTestEmail.
+type TestEmail struct {
+	OK         bool
+	Code       string
+	Message    string
+	From       string
+	To         string
+	MessageID  string
+	Reply      *delivery.Reply
+	QueueID    string
+	RemoteAddr string
+	Duration   time.Duration
+}
+
+// SendTestEmail sends a short real message from the connector's default sender to to.
+// A refusal is a result (OK false), not an error.
+func (s *Service) SendTestEmail(ctx context.Context, tenantID, id, to string) (*TestEmail, error) {
+	rcpt, err := mailaddr.Parse(strings.TrimSpace(to))
+	if err != nil {
+		return nil, validate.Field("to", err.Error())
+	}
+	c, err := s.Get(ctx, tenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := s.Settings(c)
+	if err != nil {
+		return nil, err
+	}
+	out := &TestEmail{From: c.Sender.Email, To: rcpt.String()}
+	if res := s.checkAddresses(ctx, settings); res != nil {
+		out.Code, out.Message = res.Code, res.Message
+		return out, nil
+	}
+	raw, msgID, err := testMessage(c, rcpt.String(), s.NowFunc())
+	if err != nil {
+		return nil, err
+	}
+	out.MessageID = msgID
+	return s.sendTest(ctx, settings, raw, out)
+}
+
+func (s *Service) sendTest(ctx context.Context, settings delivery.Settings, raw []byte, out *TestEmail) (*TestEmail, error) {
+	pool, err := delivery.NewPool(settings, &delivery.PoolConfig{MaxConns: 1})
+	if err != nil {
+		out.Code, out.Message = delivery.CodeSettingsInvalid, err.Error()
+		return out, nil
+	}
+	defer pool.Close()
+	start := time.Now()
+	res, err := pool.Send(ctx, delivery.Envelope{From: out.From, To: []string{out.To}}, raw)
+	out.Duration = time.Since(start)
+	if err != nil {
+		o := delivery.Classify(err)
+		out.Code, out.Message = o.Code, err.Error()
+		if o.SMTPCode != 0 {
+			out.Reply = &delivery.Reply{Code: o.SMTPCode, EnhancedCode: o.EnhancedCode, Text: o.Text}
+		}
+		return out, nil
+	}
+	out.OK, out.Reply, out.QueueID, out.RemoteAddr = true, &res.Reply, res.QueueID, res.RemoteAddr
+	out.Message = "The server accepted the test message."
+	return out, nil
+}
+
+func testMessage(c *Connector, to string, now time.Time) ([]byte, string, error) {
+	m := mail.NewMsg()
+	if err := m.FromFormat(c.Sender.Name, c.Sender.Email); err != nil {
+		return nil, "", fmt.Errorf("error setting test sender: %w", err)
+	}
+	if err := m.To(to); err != nil {
+		return nil, "", fmt.Errorf("error setting test recipient: %w", err)
+	}
+	domain := c.Sender.Email[strings.LastIndexByte(c.Sender.Email, '@')+1:]
+	msgID := fmt.Sprintf("test.%d.%s@%s", now.UnixNano(), c.ID, domain)
+	m.SetMessageIDWithValue(msgID)
+	m.SetDateWithValue(now)
+	m.Subject("Sendwerk test e-mail")
+	m.SetBodyString(mail.TypeTextPlain, fmt.Sprintf(
+		"This is a test e-mail sent through the connector %q (%s) at %s.\r\nIf you can read this, the connector can deliver mail.\r\n",
+		c.Name, c.ID, now.UTC().Format(time.RFC1123Z)))
+	var buf bytes.Buffer
+	if _, err := m.WriteTo(&buf); err != nil {
+		return nil, "", fmt.Errorf("error rendering test message: %w", err)
+	}
+	return buf.Bytes(), "<" + msgID + ">", nil
+}
+
+// ParsePlatformURL reads SENDWERK_PLATFORM_SMTP_URL: smtp://, smtp+starttls:// or smtps://,
+// with optional user:password@ and query parameters auth (plain, login, cram-md5), helo and
+// skip_verify. Errors never repeat the URL, which holds a password.
+func ParsePlatformURL(raw string) (*delivery.Settings, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("must be a URL like smtp+starttls://user:password@smtp.example.com:587")
+	}
+	s := &delivery.Settings{Host: u.Hostname(), AuthMechanism: delivery.AuthNone}
+	defaultPort := 25
+	switch u.Scheme {
+	case "smtp":
+		s.Security = delivery.SecurityNone
+	case "smtp+starttls":
+		s.Security, defaultPort = delivery.SecurityStartTLS, 587
+	case "smtps":
+		s.Security, defaultPort = delivery.SecurityTLS, 465
+	default:
+		return nil, fmt.Errorf("scheme must be smtp, smtp+starttls or smtps")
+	}
+	s.Port = defaultPort
+	if p := u.Port(); p != "" {
+		if s.Port, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("port must be a number")
+		}
+	}
+	if u.User != nil {
+		s.Username = u.User.Username()
+		s.Password, _ = u.User.Password()
+		s.AuthMechanism = delivery.AuthPlain
+	}
+	q := u.Query()
+	if a := q.Get("auth"); a != "" {
+		s.AuthMechanism = delivery.AuthMechanism(a)
+	}
+	s.HELOName = q.Get("helo")
+	s.TLSSkipVerify = q.Get("skip_verify") == "true"
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CertPool is the type of Policy.RootCAs.
+type CertPool = *x509.CertPool
