@@ -13,6 +13,13 @@ have_postgres || missing+=(postgresql)
 # The README's curl examples are tested as written: they need curl and jq.
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+# Interoperability tests run real mail software nobody here wrote: Postfix with Cyrus SASL
+# (sasldb) and swaks as a client.
+command -v postfix >/dev/null || missing+=(postfix)
+command -v saslpasswd2 >/dev/null || missing+=(sasl2-bin)
+compgen -G '/usr/lib/*/sasl2/libsasldb.so*' >/dev/null || missing+=(libsasl2-modules-db)
+compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || missing+=(libsasl2-modules)
+command -v swaks >/dev/null || missing+=(swaks)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: system packages present"
@@ -29,5 +36,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 echo "setup: installing ${missing[*]}"
+# Postfix asks how to configure the machine's own mail system; the tests use private
+# instances, so the machine's stays unconfigured.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

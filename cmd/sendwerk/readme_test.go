@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	sendwerk "github.com/sendwerk/sendwerk/clients/go"
+	"github.com/sendwerk/sendwerk/internal/smtptest"
 )
 
 // readmeBlock returns the text between <!-- NAME:start --> and <!-- NAME:end --> in README.md.
@@ -58,4 +62,37 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, `"status": 422`)
 	require.Contains(t, text, `"field": "scopes[0]"`)
 	require.Contains(t, text, `"field": "name"`)
+}
+
+// TestReadmeConnectors runs the README's connector examples against a live server and an
+// SMTP server on loopback whose certificate the server trusts, with only the host and port
+// swapped for the test's.
+func TestReadmeConnectors(t *testing.T) {
+	t.Parallel()
+	ca := smtptest.NewCA(t)
+	up := smtptest.NewServer(t, smtptest.Opts{StartTLS: true, CA: ca, Auth: true,
+		Users: map[string]string{"noreply@example.com": "app-password"}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.PEM(), 0o644))
+	b := setup(t, map[string]string{"SENDWERK_UPSTREAM_CA_FILE": caFile})
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage)
+
+	script := readmeBlock(t, "connectors")
+	script = strings.TrimSuffix(strings.TrimPrefix(script, "```sh"), "```")
+	require.Equal(t, 2, strings.Count(script, `"host": "smtp.example.com", "port": 587`))
+	script = strings.ReplaceAll(script, `"host": "smtp.example.com", "port": 587`, fmt.Sprintf(`"host": "127.0.0.1", "port": %d`, up.Port()))
+	script = "BASE=" + b.baseURL + "\nAPI_KEY=" + key + "\n" + script
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	text := string(out)
+	require.Equal(t, 3, strings.Count(text, `"ok": true`), text)
+	require.Contains(t, text, `"banner: ok"`)
+	require.Contains(t, text, `"auth: ok"`)
+	require.Contains(t, text, "connector: con_")
+	require.Contains(t, text, `"status": "paused"`)
+	require.Contains(t, text, `"password_set": true`)
+	require.Len(t, up.Messages(), 1, "the test e-mail arrived")
+	require.Equal(t, []string{"you@example.com"}, up.Messages()[0].To)
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,10 +18,6 @@ import (
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
-
-// CodeAddressNotAllowed fails a test whose server resolves to an address the operator's
-// policy forbids.
-const CodeAddressNotAllowed = "address.not_allowed"
 
 // Settings returns the delivery settings of c with its password opened.
 func (s *Service) Settings(c *Connector) (delivery.Settings, error) {
@@ -40,12 +35,18 @@ func (s *Service) Settings(c *Connector) (delivery.Settings, error) {
 }
 
 func (s *Service) smtpSettings(m *SMTP, password string) delivery.Settings {
-	return delivery.Settings{
+	settings := delivery.Settings{
 		Host: m.Host, Port: m.Port, Security: m.Security, AuthMechanism: m.AuthMechanism,
 		Username: m.Username, Password: password, HELOName: m.HELOName,
 		ConnectTimeout: m.ConnectTimeout, CommandTimeout: m.CommandTimeout,
 		TLSServerName: m.TLSServerName, TLSSkipVerify: m.TLSSkipVerify, RootCAs: s.policy.RootCAs,
 	}
+	if !s.policy.AllowPrivateAddresses {
+		// Checked on every dial, after DNS: a tenant's host name cannot lead to the
+		// operator's network, not even by resolving differently later.
+		settings.AllowAddrFunc = PublicAddr
+	}
+	return settings
 }
 
 // Test runs the staged connection test on a stored connector and stores the result.
@@ -86,37 +87,7 @@ func (s *Service) TestInput(ctx context.Context, in Input) (*TestResult, error) 
 }
 
 func (s *Service) probe(ctx context.Context, settings delivery.Settings) *TestResult {
-	now := s.NowFunc().UTC()
-	if res := s.checkAddresses(ctx, settings); res != nil {
-		return &TestResult{ProbeResult: *res, TestedAt: now}
-	}
-	return &TestResult{ProbeResult: delivery.Probe(ctx, settings), TestedAt: now}
-}
-
-// checkAddresses refuses servers that resolve to non-public addresses unless the operator
-// allows them. The check happens before any connection is opened.
-func (s *Service) checkAddresses(ctx context.Context, settings delivery.Settings) *delivery.ProbeResult {
-	if s.policy.AllowPrivateAddresses {
-		return nil
-	}
-	r := settings.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	addrs, err := r.LookupNetIP(ctx, "ip", settings.Host)
-	if err != nil {
-		return nil // the probe's resolve step reports DNS failures with its own codes
-	}
-	for _, a := range addrs {
-		if !PublicAddr(a) {
-			return &delivery.ProbeResult{
-				Code: CodeAddressNotAllowed, Host: settings.Host, Port: settings.Port, Security: settings.Security,
-				Message: fmt.Sprintf("%s resolves to %s, a private or local address; this platform only connects to public mail servers.", settings.Host, a),
-				Steps:   []delivery.ProbeStep{{Name: delivery.StepResolve, Status: delivery.StepFailed, Detail: "resolved to non-public address " + a.String()}},
-			}
-		}
-	}
-	return nil
+	return &TestResult{ProbeResult: delivery.Probe(ctx, settings), TestedAt: s.NowFunc().UTC()}
 }
 
 // TestEmail is the outcome of SendTestEmail.
@@ -149,10 +120,6 @@ func (s *Service) SendTestEmail(ctx context.Context, tenantID, id, to string) (*
 		return nil, err
 	}
 	out := &TestEmail{From: c.Sender.Email, To: rcpt.String()}
-	if res := s.checkAddresses(ctx, settings); res != nil {
-		out.Code, out.Message = res.Code, res.Message
-		return out, nil
-	}
 	raw, msgID, err := testMessage(c, rcpt.String(), s.NowFunc())
 	if err != nil {
 		return nil, err

@@ -176,7 +176,7 @@ func dialConn(ctx context.Context, s Settings) (*conn, error) {
 // dialNetwork opens TCP, and TLS on top for implicit TLS: with a custom dial function
 // go-mail leaves implicit TLS to the dialer.
 func dialNetwork(ctx context.Context, s Settings, network, addr string) (net.Conn, error) {
-	nd := &net.Dialer{Timeout: s.ConnectTimeout, Resolver: s.Resolver}
+	nd := s.dialer()
 	if s.Security != SecurityTLS {
 		return nd.DialContext(ctx, network, addr)
 	}

@@ -154,6 +154,9 @@ func classify(err error) Outcome {
 	if code, why, ok := tlsProblem(err); ok {
 		return Outcome{Class: ClassConfig, Code: code, Text: why}
 	}
+	if ae, ok := addressRefused(err); ok {
+		return Outcome{Class: ClassConfig, Code: CodeAddressNotAllowed, Text: ae.Error()}
+	}
 	if o, ok := classifyGoMail(err); ok {
 		return o
 	}

@@ -231,7 +231,7 @@ func (p *prober) resolveFailure(err error) *probeFailure {
 
 // connect opens TCP to the first address that answers.
 func (p *prober) connect(ctx context.Context, st *ProbeStep) *probeFailure {
-	d := net.Dialer{Timeout: p.s.ConnectTimeout}
+	d := p.s.dialer()
 	var firstErr error
 	var tried []string
 	for _, ip := range p.addrs {
@@ -260,6 +260,9 @@ func (p *prober) setConn(ctx context.Context, nc net.Conn) {
 // connectFailure explains a TCP failure.
 func (p *prober) connectFailure(err error) *probeFailure {
 	host, port := p.s.Host, p.port()
+	if ae, ok := addressRefused(err); ok {
+		return &probeFailure{CodeAddressNotAllowed, fmt.Sprintf("%s resolves to %s, a private or local address; this platform only connects to public mail servers.", host, ae.Addr)}
+	}
 	switch dialCode(err) {
 	case CodeTCPRefused:
 		return &probeFailure{CodeTCPRefused, fmt.Sprintf("Nothing accepts connections on %s port %s (connection refused). Check the port: 587 is usually STARTTLS, 465 TLS, 25 plain SMTP with optional STARTTLS.", host, port)}
@@ -271,9 +274,14 @@ func (p *prober) connectFailure(err error) *probeFailure {
 	return &probeFailure{CodeTCPFailed, fmt.Sprintf("Connecting to %s port %s failed: %v.", host, port, err)}
 }
 
+// probeBannerTimeout caps the wait for a greeting in a probe: a person is waiting at a
+// settings page, and the usual cause of silence (STARTTLS chosen on an implicit-TLS port)
+// shows within seconds.
+const probeBannerTimeout = 10 * time.Second
+
 // banner reads the server's 220 greeting.
 func (p *prober) banner(ctx context.Context, st *ProbeStep) *probeFailure {
-	if err := p.ctl.setDeadline(ctx, p.s.CommandTimeout); err != nil {
+	if err := p.ctl.setDeadline(ctx, min(p.s.CommandTimeout, probeBannerTimeout)); err != nil {
 		return p.lost(ctx, "connecting", err)
 	}
 	code, msg, err := p.tp.ReadResponse(220)
@@ -311,7 +319,7 @@ func (p *prober) bannerFailure(ctx context.Context, reply Reply, err error) *pro
 // bannerTimeoutMessage tells a silent server from one that waits for a TLS handshake:
 // with STARTTLS or none on an implicit-TLS port the server says nothing and waits.
 func (p *prober) bannerTimeoutMessage(ctx context.Context) string {
-	silent := fmt.Sprintf("The server on port %s accepted the connection but sent no SMTP greeting within %s.", p.port(), p.s.CommandTimeout)
+	silent := fmt.Sprintf("The server on port %s accepted the connection but sent no SMTP greeting within %s.", p.port(), min(p.s.CommandTimeout, probeBannerTimeout))
 	switch {
 	case p.s.Security == SecurityTLS:
 		return silent + " The TLS connection works, so the server may be overloaded or not be a mail server."

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,9 @@ type Settings struct {
 	// Resolver looks up Host; nil means net.DefaultResolver. Tests point it at a
 	// loopback DNS server.
 	Resolver *net.Resolver `json:"-"`
+	// AllowAddrFunc, when set, decides whether an address may be connected to; it is
+	// asked for every address actually dialed, after DNS resolution.
+	AllowAddrFunc func(netip.Addr) bool `json:"-"`
 }
 
 // String describes the upstream without the password.

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"testing"
@@ -138,4 +139,9 @@ func newSerial(t testing.TB) *big.Int {
 		t.Fatalf("smtptest: error generating serial: %v", err)
 	}
 	return n
+}
+
+// PEM returns the CA certificate PEM-encoded, for programs configured with a CA file.
+func (ca *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
