@@ -3,7 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 OAPI := $(GO) tool oapi-codegen
-GENERATED := api/api.gen.go clients/go/client.gen.go internal/store/dbsqlc
+TS := clients/ts
+# The /docs viewer (Redoc, pinned in clients/ts/package.json) is copied from node_modules into
+# the binary's embedded assets: no CDN at run time.
+DOCS_ASSETS := internal/httpapi/docs
+GENERATED := api/api.gen.go clients/go/client.gen.go internal/store/dbsqlc $(TS)/src/schema.ts $(DOCS_ASSETS)/redoc.standalone.js
 
 .DEFAULT_GOAL := help
 
@@ -16,12 +20,21 @@ setup: ## install what a fresh Debian machine lacks (PostgreSQL binaries) and fe
 	@bash scripts/setup.sh
 	$(GO) mod download
 	cd tools && $(GO) mod download
+	cd $(TS) && npm ci --no-audit --no-fund
+
+# Node dependencies, installed when missing or when the lock file changed.
+$(TS)/node_modules/.package-lock.json: $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund
 
 .PHONY: generate
-generate: ## regenerate server, client and query code from openapi.yaml and db/
+generate: $(TS)/node_modules/.package-lock.json ## regenerate server, clients and query code from openapi.yaml and db/; vendor the /docs viewer
 	$(OAPI) -config api/config.yaml openapi.yaml
 	$(OAPI) -config clients/go/config.yaml openapi.yaml
 	$(SQLC) generate
+	cd $(TS) && npm run --silent generate
+	@# The bundle's one remote reference, Redocly's footer logo, becomes an empty image: the page loads nothing from elsewhere.
+	sed 's#https://cdn\.redoc\.ly/redoc/logo-mini\.svg#data:,#' $(TS)/node_modules/redoc/bundles/redoc.standalone.js > $(DOCS_ASSETS)/redoc.standalone.js
+	cp $(TS)/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt $(DOCS_ASSETS)/
 
 .PHONY: verify
 verify: generate ## fail when generated code is stale or go.mod is untidy
@@ -31,13 +44,18 @@ verify: generate ## fail when generated code is stale or go.mod is untidy
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: ## go vet, plus golangci-lint when it is installed
+lint: $(TS)/node_modules/.package-lock.json ## go vet, the OpenAPI linter (redocly.yaml), plus golangci-lint when it is installed
 	$(GO) vet ./...
+	cd $(TS) && npm run --silent lint:openapi
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; ran go vet only"; fi
 
 .PHONY: test
-test: ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests
+test: test-ts ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests
 	$(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: test-ts
+test-ts: $(TS)/node_modules/.package-lock.json ## the TypeScript client's tests (vitest) against a real `sendwerk serve`
+	cd $(TS) && npm run --silent typecheck && npm test
 
 .PHONY: test-race
 test-race: ## the tests with the race detector

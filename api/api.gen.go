@@ -163,6 +163,309 @@ func (e ConnectorUpdateIsDefault) Valid() bool {
 	}
 }
 
+// Defines values for DomainSpfStatus.
+const (
+	DomainSpfStatusFail DomainSpfStatus = "fail"
+	DomainSpfStatusPass DomainSpfStatus = "pass"
+)
+
+// Valid indicates whether the value is a known member of the DomainSpfStatus enum.
+func (e DomainSpfStatus) Valid() bool {
+	switch e {
+	case DomainSpfStatusFail:
+		return true
+	case DomainSpfStatusPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckOutcome.
+const (
+	DomainCheckOutcomeFail      DomainCheckOutcome = "fail"
+	DomainCheckOutcomePass      DomainCheckOutcome = "pass"
+	DomainCheckOutcomeTemperror DomainCheckOutcome = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckOutcome enum.
+func (e DomainCheckOutcome) Valid() bool {
+	switch e {
+	case DomainCheckOutcomeFail:
+		return true
+	case DomainCheckOutcomePass:
+		return true
+	case DomainCheckOutcomeTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckTrigger.
+const (
+	DomainCheckTriggerManual    DomainCheckTrigger = "manual"
+	DomainCheckTriggerScheduled DomainCheckTrigger = "scheduled"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckTrigger enum.
+func (e DomainCheckTrigger) Valid() bool {
+	switch e {
+	case DomainCheckTriggerManual:
+		return true
+	case DomainCheckTriggerScheduled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckResultCheck.
+const (
+	DomainCheckResultCheckDkim      DomainCheckResultCheck = "dkim"
+	DomainCheckResultCheckDmarc     DomainCheckResultCheck = "dmarc"
+	DomainCheckResultCheckOwnership DomainCheckResultCheck = "ownership"
+	DomainCheckResultCheckSpf       DomainCheckResultCheck = "spf"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckResultCheck enum.
+func (e DomainCheckResultCheck) Valid() bool {
+	switch e {
+	case DomainCheckResultCheckDkim:
+		return true
+	case DomainCheckResultCheckDmarc:
+		return true
+	case DomainCheckResultCheckOwnership:
+		return true
+	case DomainCheckResultCheckSpf:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckResultStatus.
+const (
+	DomainCheckResultStatusFail      DomainCheckResultStatus = "fail"
+	DomainCheckResultStatusPass      DomainCheckResultStatus = "pass"
+	DomainCheckResultStatusTemperror DomainCheckResultStatus = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckResultStatus enum.
+func (e DomainCheckResultStatus) Valid() bool {
+	switch e {
+	case DomainCheckResultStatusFail:
+		return true
+	case DomainCheckResultStatusPass:
+		return true
+	case DomainCheckResultStatusTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainEventFromStatus.
+const (
+	DomainEventFromStatusAtRisk   DomainEventFromStatus = "at_risk"
+	DomainEventFromStatusPending  DomainEventFromStatus = "pending"
+	DomainEventFromStatusRevoked  DomainEventFromStatus = "revoked"
+	DomainEventFromStatusVerified DomainEventFromStatus = "verified"
+)
+
+// Valid indicates whether the value is a known member of the DomainEventFromStatus enum.
+func (e DomainEventFromStatus) Valid() bool {
+	switch e {
+	case DomainEventFromStatusAtRisk:
+		return true
+	case DomainEventFromStatusPending:
+		return true
+	case DomainEventFromStatusRevoked:
+		return true
+	case DomainEventFromStatusVerified:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainEventType.
+const (
+	DomainEventTypeCreated       DomainEventType = "created"
+	DomainEventTypeStatusChanged DomainEventType = "status_changed"
+)
+
+// Valid indicates whether the value is a known member of the DomainEventType enum.
+func (e DomainEventType) Valid() bool {
+	switch e {
+	case DomainEventTypeCreated:
+		return true
+	case DomainEventTypeStatusChanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordPurpose.
+const (
+	DomainRecordPurposeDkim      DomainRecordPurpose = "dkim"
+	DomainRecordPurposeDmarc     DomainRecordPurpose = "dmarc"
+	DomainRecordPurposeOwnership DomainRecordPurpose = "ownership"
+	DomainRecordPurposeSpf       DomainRecordPurpose = "spf"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordPurpose enum.
+func (e DomainRecordPurpose) Valid() bool {
+	switch e {
+	case DomainRecordPurposeDkim:
+		return true
+	case DomainRecordPurposeDmarc:
+		return true
+	case DomainRecordPurposeOwnership:
+		return true
+	case DomainRecordPurposeSpf:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordRequirement.
+const (
+	DomainRecordRequirementRecommended         DomainRecordRequirement = "recommended"
+	DomainRecordRequirementRequired            DomainRecordRequirement = "required"
+	DomainRecordRequirementRequiredForPlatform DomainRecordRequirement = "required_for_platform"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordRequirement enum.
+func (e DomainRecordRequirement) Valid() bool {
+	switch e {
+	case DomainRecordRequirementRecommended:
+		return true
+	case DomainRecordRequirementRequired:
+		return true
+	case DomainRecordRequirementRequiredForPlatform:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordStatus.
+const (
+	DomainRecordStatusFail      DomainRecordStatus = "fail"
+	DomainRecordStatusPass      DomainRecordStatus = "pass"
+	DomainRecordStatusPending   DomainRecordStatus = "pending"
+	DomainRecordStatusTemperror DomainRecordStatus = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordStatus enum.
+func (e DomainRecordStatus) Valid() bool {
+	switch e {
+	case DomainRecordStatusFail:
+		return true
+	case DomainRecordStatusPass:
+		return true
+	case DomainRecordStatusPending:
+		return true
+	case DomainRecordStatusTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordType.
+const (
+	DomainRecordTypeTXT DomainRecordType = "TXT"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordType enum.
+func (e DomainRecordType) Valid() bool {
+	switch e {
+	case DomainRecordTypeTXT:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainStatus.
+const (
+	DomainStatusAtRisk   DomainStatus = "at_risk"
+	DomainStatusPending  DomainStatus = "pending"
+	DomainStatusRevoked  DomainStatus = "revoked"
+	DomainStatusVerified DomainStatus = "verified"
+)
+
+// Valid indicates whether the value is a known member of the DomainStatus enum.
+func (e DomainStatus) Valid() bool {
+	switch e {
+	case DomainStatusAtRisk:
+		return true
+	case DomainStatusPending:
+		return true
+	case DomainStatusRevoked:
+		return true
+	case DomainStatusVerified:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageSource.
+const (
+	MessageSourceApi  MessageSource = "api"
+	MessageSourceSmtp MessageSource = "smtp"
+	MessageSourceTest MessageSource = "test"
+)
+
+// Valid indicates whether the value is a known member of the MessageSource enum.
+func (e MessageSource) Valid() bool {
+	switch e {
+	case MessageSourceApi:
+		return true
+	case MessageSourceSmtp:
+		return true
+	case MessageSourceTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageStatus.
+const (
+	MessageStatusCancelled MessageStatus = "cancelled"
+	MessageStatusDeferred  MessageStatus = "deferred"
+	MessageStatusDelivered MessageStatus = "delivered"
+	MessageStatusFailed    MessageStatus = "failed"
+	MessageStatusQueued    MessageStatus = "queued"
+	MessageStatusSending   MessageStatus = "sending"
+)
+
+// Valid indicates whether the value is a known member of the MessageStatus enum.
+func (e MessageStatus) Valid() bool {
+	switch e {
+	case MessageStatusCancelled:
+		return true
+	case MessageStatusDeferred:
+		return true
+	case MessageStatusDelivered:
+		return true
+	case MessageStatusFailed:
+		return true
+	case MessageStatusQueued:
+		return true
+	case MessageStatusSending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SMTPAuthMechanism.
 const (
 	SMTPAuthMechanismCramMd5 SMTPAuthMechanism = "cram-md5"
@@ -208,6 +511,39 @@ func (e SMTPSecurity) Valid() bool {
 	}
 }
 
+// Defines values for SPFEvaluationResult.
+const (
+	SPFEvaluationResultFail      SPFEvaluationResult = "fail"
+	SPFEvaluationResultNeutral   SPFEvaluationResult = "neutral"
+	SPFEvaluationResultNone      SPFEvaluationResult = "none"
+	SPFEvaluationResultPass      SPFEvaluationResult = "pass"
+	SPFEvaluationResultPermerror SPFEvaluationResult = "permerror"
+	SPFEvaluationResultSoftfail  SPFEvaluationResult = "softfail"
+	SPFEvaluationResultTemperror SPFEvaluationResult = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the SPFEvaluationResult enum.
+func (e SPFEvaluationResult) Valid() bool {
+	switch e {
+	case SPFEvaluationResultFail:
+		return true
+	case SPFEvaluationResultNeutral:
+		return true
+	case SPFEvaluationResultNone:
+		return true
+	case SPFEvaluationResultPass:
+		return true
+	case SPFEvaluationResultPermerror:
+		return true
+	case SPFEvaluationResultSoftfail:
+		return true
+	case SPFEvaluationResultTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Scope.
 const (
 	ScopeManage       Scope = "manage"
@@ -229,6 +565,24 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for GetDomainRecordsParamsFormat.
+const (
+	GetDomainRecordsParamsFormatJson GetDomainRecordsParamsFormat = "json"
+	GetDomainRecordsParamsFormatZone GetDomainRecordsParamsFormat = "zone"
+)
+
+// Valid indicates whether the value is a known member of the GetDomainRecordsParamsFormat enum.
+func (e GetDomainRecordsParamsFormat) Valid() bool {
+	switch e {
+	case GetDomainRecordsParamsFormatJson:
+		return true
+	case GetDomainRecordsParamsFormatZone:
+		return true
+	default:
+		return false
+	}
+}
+
 // ApiKey A tenant API key, without its secret.
 type ApiKey struct {
 	// AllowedCidrs Client networks the key works from; empty means anywhere.
@@ -240,13 +594,17 @@ type ApiKey struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id.
+	//
+	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart., example: backend
+	// Name A label to tell keys apart.
+	//
+	// Example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -256,7 +614,9 @@ type ApiKey struct {
 
 	// RevokedAt When it was revoked.
 	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at,omitempty"`
-	Scopes    []Scope                      `json:"scopes"`
+
+	// Scopes What the key may do.
+	Scopes []Scope `json:"scopes"`
 
 	// Status Whether the key works now.
 	Status ApiKeyStatus `json:"status"`
@@ -277,7 +637,9 @@ type ApiKeyCreate struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// Name A label to tell keys apart.
-	Name   string  `json:"name"`
+	Name string `json:"name"`
+
+	// Scopes What the key may do: `read` views, `manage` changes settings and keys (and reads), `messages:send` sends.
 	Scopes []Scope `json:"scopes"`
 }
 
@@ -292,13 +654,17 @@ type ApiKeyCreated struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id.
+	//
+	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart., example: backend
+	// Name A label to tell keys apart.
+	//
+	// Example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -308,7 +674,9 @@ type ApiKeyCreated struct {
 
 	// RevokedAt When it was revoked.
 	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at,omitempty"`
-	Scopes    []Scope                      `json:"scopes"`
+
+	// Scopes What the key may do.
+	Scopes []Scope `json:"scopes"`
 
 	// Secret The bearer token. Store it now; it is never shown again.
 	//
@@ -327,10 +695,30 @@ type ApiKeyCreatedStatus string
 
 // ApiKeyList A page of API keys.
 type ApiKeyList struct {
+	// Items The keys on this page, oldest first.
 	Items []ApiKey `json:"items"`
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// Attachment A file attached to a message.
+type Attachment struct {
+	// Content The file's bytes in base64.
+	Content string `json:"content"`
+
+	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
+	ContentId *string `json:"content_id,omitempty"`
+
+	// ContentType The MIME type; guessed from the file name when absent.
+	//
+	// Example: application/pdf
+	ContentType *string `json:"content_type,omitempty"`
+
+	// Filename The file name shown to the recipient.
+	//
+	// Example: invoice.pdf
+	Filename string `json:"filename"`
 }
 
 // ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
@@ -364,8 +752,10 @@ type ConnectionTest struct {
 	Port int `json:"port"`
 
 	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
-	Security SMTPSecurity         `json:"security"`
-	Steps    []ConnectionTestStep `json:"steps"`
+	Security SMTPSecurity `json:"security"`
+
+	// Steps Every step in order; after the first failure the rest are `skipped`.
+	Steps []ConnectionTestStep `json:"steps"`
 
 	// TestedAt When it ran.
 	TestedAt time.Time `json:"tested_at"`
@@ -412,7 +802,9 @@ type Connector struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
 
-	// Id The connector's id., example: con_06h08583y1r596y07grz39yhqm
+	// Id The connector's id.
+	//
+	// Example: con_06h08583y1r596y07grz39yhqm
 	Id string `json:"id"`
 
 	// IsDefault Messages without a `connector_id` go through the tenant's default connector.
@@ -427,7 +819,9 @@ type Connector struct {
 	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
 	Limits ConnectorLimits `json:"limits"`
 
-	// Name A label., example: Office 365
+	// Name A label.
+	//
+	// Example: Office 365
 	Name string `json:"name"`
 
 	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
@@ -487,6 +881,7 @@ type ConnectorLimits struct {
 
 // ConnectorList A page of connectors.
 type ConnectorList struct {
+	// Items The connectors on this page, oldest first.
 	Items []Connector `json:"items"`
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
@@ -520,6 +915,397 @@ type ConnectorUpdate struct {
 // ConnectorUpdateIsDefault `true` makes this the default connector (the previous default stops being it).
 type ConnectorUpdateIsDefault bool
 
+// ConnectorUsage A connector's usage.
+type ConnectorUsage struct {
+	// ConnectorId The connector.
+	ConnectorId string `json:"connector_id"`
+
+	// Day Messages accepted in the current period against its limit.
+	Day UsageCounter `json:"day"`
+
+	// Hour Messages accepted in the current period against its limit.
+	Hour UsageCounter `json:"hour"`
+
+	// Minute Messages accepted in the current period against its limit.
+	Minute UsageCounter `json:"minute"`
+
+	// Month Messages accepted in the current period against its limit.
+	Month UsageCounter `json:"month"`
+
+	// Name Its name.
+	Name string `json:"name"`
+}
+
+// DMARCPolicy The DMARC policy found (informational).
+type DMARCPolicy struct {
+	// Adkim DKIM alignment: r (relaxed) or s (strict).
+	Adkim string `json:"adkim"`
+
+	// Aspf SPF alignment: r (relaxed) or s (strict).
+	Aspf string `json:"aspf"`
+
+	// Domain Where the record was found: the domain or its organisational domain.
+	Domain string `json:"domain"`
+
+	// Pct pct=.
+	Pct int `json:"pct"`
+
+	// Policy p=.
+	//
+	// Example: quarantine
+	Policy string `json:"policy"`
+
+	// Record The record.
+	Record string `json:"record"`
+
+	// Rua Aggregate report addresses.
+	Rua *[]string `json:"rua,omitempty"`
+
+	// SubdomainPolicy sp=.
+	SubdomainPolicy *string `json:"subdomain_policy,omitempty"`
+}
+
+// Domain A sender domain of the tenant.
+type Domain struct {
+	// Checks The latest result of each check; empty before the first check.
+	Checks []DomainCheckResult `json:"checks"`
+
+	// ConsecutiveFailures Failed checks in a row since it was verified; DNS errors neither count nor reset it.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+
+	// CreatedAt When it was added.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DkimSelector The DKIM selector of its key.
+	//
+	// Example: sw1
+	DkimSelector string `json:"dkim_selector"`
+
+	// Domain The domain in ASCII (A-label) form.
+	//
+	// Example: xn--bcher-kva.example
+	Domain string `json:"domain"`
+
+	// DomainUnicode The domain as people write it.
+	//
+	// Example: bücher.example
+	DomainUnicode string `json:"domain_unicode"`
+
+	// FirstFailedAt When its records started failing (while `at_risk` or `revoked`).
+	FirstFailedAt nullable.Nullable[time.Time] `json:"first_failed_at"`
+
+	// Id The domain's id.
+	//
+	// Example: dom_06h08583y1r596y07grz39yhqm
+	Id string `json:"id"`
+
+	// LastCheckedAt When it was last checked.
+	LastCheckedAt nullable.Nullable[time.Time] `json:"last_checked_at"`
+
+	// NextCheckAt When the next scheduled check is due.
+	NextCheckAt time.Time `json:"next_check_at"`
+
+	// RevokesAt While `at_risk`: the earliest time it is revoked if the records still fail (it also takes a number of failed checks in a row).
+	RevokesAt nullable.Nullable[time.Time] `json:"revokes_at"`
+
+	// SendAllowed Messages may be sent from this domain now (`verified` or `at_risk`).
+	SendAllowed bool `json:"send_allowed"`
+
+	// SpfStatus The last conclusive SPF result; `null` before one (or when the platform checks no SPF). Sending through a `platform` connector needs `pass`.
+	SpfStatus nullable.Nullable[DomainSpfStatus] `json:"spf_status"`
+
+	// Status `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	Status DomainStatus `json:"status"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// VerifiedAt When it last became verified.
+	VerifiedAt nullable.Nullable[time.Time] `json:"verified_at"`
+}
+
+// DomainSpfStatus The last conclusive SPF result; `null` before one (or when the platform checks no SPF). Sending through a `platform` connector needs `pass`.
+type DomainSpfStatus string
+
+// DomainCheck One recorded check of a domain.
+type DomainCheck struct {
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// DurationMs How long it took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Id The check's id.
+	//
+	// Example: chk_06h08583y1r596y07grz39yhqm
+	Id string `json:"id"`
+
+	// Outcome Judged on the required checks (ownership, DKIM): `fail` when one failed authoritatively, `temperror` when DNS did not answer and none failed.
+	Outcome DomainCheckOutcome `json:"outcome"`
+
+	// Results The result of each check.
+	Results []DomainCheckResult `json:"results"`
+
+	// StartedAt When it started.
+	StartedAt time.Time `json:"started_at"`
+
+	// StatusAfter `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	StatusAfter DomainStatus `json:"status_after"`
+
+	// StatusBefore `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	StatusBefore DomainStatus `json:"status_before"`
+
+	// Trigger `manual`: `POST /v1/domains/{domain_id}/check`; `scheduled`: the first check after the domain was added, and the periodic re-checks.
+	Trigger DomainCheckTrigger `json:"trigger"`
+}
+
+// DomainCheckOutcome Judged on the required checks (ownership, DKIM): `fail` when one failed authoritatively, `temperror` when DNS did not answer and none failed.
+type DomainCheckOutcome string
+
+// DomainCheckTrigger `manual`: `POST /v1/domains/{domain_id}/check`; `scheduled`: the first check after the domain was added, and the periodic re-checks.
+type DomainCheckTrigger string
+
+// DomainCheckList A page of checks, newest first.
+type DomainCheckList struct {
+	// Items The checks on this page.
+	Items []DomainCheck `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DomainCheckResult The result of one check, with the evidence.
+type DomainCheckResult struct {
+	// Check Which check.
+	Check DomainCheckResultCheck `json:"check"`
+
+	// CheckedAt When it ran.
+	CheckedAt time.Time `json:"checked_at"`
+
+	// Code Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
+	// `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
+	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
+	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`, …
+	//
+	//
+	// Example: ownership.token_missing
+	Code string `json:"code"`
+
+	// Dmarc The DMARC policy found (informational).
+	Dmarc *DMARCPolicy `json:"dmarc,omitempty"`
+
+	// DurationMs How long it took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Expected The value the check looks for.
+	Expected string `json:"expected"`
+
+	// Message What was found and what to do, in plain words.
+	//
+	// Example: No TXT record sendwerk-verification=5f2c… was found at example.com; publish it and check again.
+	Message string `json:"message"`
+
+	// Observed The records found (TXT strings joined).
+	Observed []string `json:"observed"`
+
+	// Resolver The DNS server that answered.
+	//
+	// Example: 192.0.2.53:53
+	Resolver *string `json:"resolver,omitempty"`
+
+	// Spf How the domain's SPF record was evaluated (RFC 7208).
+	Spf *SPFDetails `json:"spf,omitempty"`
+
+	// Status `temperror`: DNS did not answer usably (timeout, SERVFAIL, REFUSED); it never counts against the domain.
+	Status DomainCheckResultStatus `json:"status"`
+}
+
+// DomainCheckResultCheck Which check.
+type DomainCheckResultCheck string
+
+// DomainCheckResultStatus `temperror`: DNS did not answer usably (timeout, SERVFAIL, REFUSED); it never counts against the domain.
+type DomainCheckResultStatus string
+
+// DomainCheckRun A manual check and the domain after it.
+type DomainCheckRun struct {
+	// Check One recorded check of a domain.
+	Check DomainCheck `json:"check"`
+
+	// Domain A sender domain of the tenant.
+	Domain Domain `json:"domain"`
+}
+
+// DomainCreate A domain to add.
+type DomainCreate struct {
+	// Domain The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`.
+	Domain string `json:"domain"`
+}
+
+// DomainEvent Something that happened to a domain.
+type DomainEvent struct {
+	// CheckId The check that caused it.
+	CheckId *string `json:"check_id,omitempty"`
+
+	// Code The stable code of the cause (a check code, `domain.verified` or `domain.restored`).
+	Code string `json:"code"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// FromStatus The status before; `null` for `created`.
+	FromStatus nullable.Nullable[DomainEventFromStatus] `json:"from_status"`
+
+	// Id The event's id.
+	Id string `json:"id"`
+
+	// Reason Why, in plain words.
+	Reason string `json:"reason"`
+
+	// ToStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	ToStatus DomainStatus `json:"to_status"`
+
+	// Type What happened.
+	Type DomainEventType `json:"type"`
+}
+
+// DomainEventFromStatus The status before; `null` for `created`.
+type DomainEventFromStatus string
+
+// DomainEventType What happened.
+type DomainEventType string
+
+// DomainEventList A page of events, newest first.
+type DomainEventList struct {
+	// Items The events on this page.
+	Items []DomainEvent `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DomainList A page of domains.
+type DomainList struct {
+	// Items The domains on this page, oldest first.
+	Items []Domain `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DomainRecord One DNS record to publish and its current check status.
+type DomainRecord struct {
+	// CheckedAt When it was last checked.
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+
+	// Code The latest check's stable code.
+	Code *string `json:"code,omitempty"`
+
+	// Fqdn The full name.
+	//
+	// Example: sw1._domainkey.example.com
+	Fqdn string `json:"fqdn"`
+
+	// Host The name relative to `zone`, as DNS panels ask for it; `@` is the zone itself.
+	//
+	// Example: sw1._domainkey
+	Host string `json:"host"`
+
+	// Message The latest check's message.
+	Message *string `json:"message,omitempty"`
+
+	// Purpose What the record proves.
+	Purpose DomainRecordPurpose `json:"purpose"`
+
+	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+	Requirement DomainRecordRequirement `json:"requirement"`
+
+	// Status The latest check of this record; `pending` before the first check.
+	Status DomainRecordStatus `json:"status"`
+
+	// Ttl Suggested TTL in seconds.
+	//
+	// Example: 3600
+	Ttl int `json:"ttl"`
+
+	// Type The record type.
+	Type DomainRecordType `json:"type"`
+
+	// Value The value, unsplit (DNS panels split long values themselves).
+	Value string `json:"value"`
+
+	// Zone The zone the domain is most likely managed in (its registrable domain).
+	//
+	// Example: example.com
+	Zone string `json:"zone"`
+}
+
+// DomainRecordPurpose What the record proves.
+type DomainRecordPurpose string
+
+// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+type DomainRecordRequirement string
+
+// DomainRecordStatus The latest check of this record; `pending` before the first check.
+type DomainRecordStatus string
+
+// DomainRecordType The record type.
+type DomainRecordType string
+
+// DomainRecords The records a domain publishes.
+type DomainRecords struct {
+	// Domain The domain (A-label).
+	Domain string `json:"domain"`
+
+	// DomainId The domain's id.
+	DomainId string `json:"domain_id"`
+
+	// Records The records to publish.
+	Records []DomainRecord `json:"records"`
+
+	// Status `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	Status DomainStatus `json:"status"`
+}
+
+// DomainStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+// number of consecutive failed checks); may not send until the records pass again, which
+// makes it `verified` at once. DNS timeouts and server failures never change the status.
+type DomainStatus string
+
+// EmailAddress An address, as a string (`jane@example.com`) or an object with a display name.
+type EmailAddress struct {
+	union json.RawMessage
+}
+
+// EmailAddress0 Example: jane@customer.example
+type EmailAddress0 = string
+
 // FieldError One rule a field broke.
 type FieldError struct {
 	// Field The field's path in the body (`scopes[1]`) or the parameter's name.
@@ -549,6 +1335,275 @@ type Me struct {
 	// Tenant A customer of the platform.
 	Tenant Tenant `json:"tenant"`
 }
+
+// Message A message in the log.
+type Message struct {
+	// Attempts Delivery attempts made.
+	Attempts int `json:"attempts"`
+
+	// BodyPurged The body was removed by retention (metadata and events remain).
+	BodyPurged bool `json:"body_purged"`
+
+	// Cc Cc addresses.
+	Cc []string `json:"cc"`
+
+	// CompletedAt When it was delivered, failed or cancelled.
+	CompletedAt nullable.Nullable[time.Time] `json:"completed_at,omitempty"`
+
+	// ConnectorId The connector it goes through.
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was accepted.
+	CreatedAt time.Time `json:"created_at"`
+
+	// From A sender address with an optional display name.
+	From Sender `json:"from"`
+
+	// Id The message's id.
+	Id string `json:"id"`
+
+	// LastReply An SMTP server reply.
+	LastReply *SMTPReply `json:"last_reply,omitempty"`
+
+	// MessageId The Message-ID header.
+	MessageId string `json:"message_id"`
+
+	// Metadata Your metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAttemptAt When a deferred message is tried again.
+	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at,omitempty"`
+
+	// Recipients Envelope recipients: to, cc and bcc.
+	Recipients []string `json:"recipients"`
+
+	// SendAt The requested earliest delivery.
+	SendAt nullable.Nullable[time.Time] `json:"send_at,omitempty"`
+
+	// SizeBytes Size of the rendered message.
+	SizeBytes int `json:"size_bytes"`
+
+	// Source How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+	Source MessageSource `json:"source"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status MessageStatus `json:"status"`
+
+	// StatusReason Why it is deferred or failed, in words and codes.
+	StatusReason string `json:"status_reason"`
+
+	// Subject The subject.
+	Subject string `json:"subject"`
+
+	// Tags Tags.
+	Tags []string `json:"tags"`
+
+	// To To addresses.
+	To []string `json:"to"`
+
+	// UpdatedAt When its status last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MessageAccepted A message accepted for delivery.
+type MessageAccepted struct {
+	// Id The message's id.
+	//
+	// Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The Message-ID header the message carries.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@acme.example>
+	MessageId string `json:"message_id"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status MessageStatus `json:"status"`
+}
+
+// MessageBatch Messages to send together.
+type MessageBatch struct {
+	// Messages The messages; each is validated on its own.
+	Messages []MessageCreate `json:"messages"`
+}
+
+// MessageBatchItem One message of a batch, accepted (`id`) or refused (`problem`).
+type MessageBatchItem struct {
+	// Id The message's id when accepted.
+	Id *string `json:"id,omitempty"`
+
+	// Index The message's position in the request.
+	Index int `json:"index"`
+
+	// MessageId The Message-ID header when accepted.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Problem An RFC 9457 problem document.
+	Problem *Problem `json:"problem,omitempty"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status *MessageStatus `json:"status,omitempty"`
+}
+
+// MessageBatchResult The outcome of a batch, one item per submitted message in order.
+type MessageBatchResult struct {
+	// Accepted How many messages were accepted.
+	Accepted int `json:"accepted"`
+
+	// Items One entry per submitted message, by its index.
+	Items []MessageBatchItem `json:"items"`
+
+	// Rejected How many were refused.
+	Rejected int `json:"rejected"`
+}
+
+// MessageCreate A message to send.
+type MessageCreate struct {
+	// Attachments Files; one with a `content_id` is inline (reference it in html as `cid:<content_id>`).
+	Attachments *[]Attachment `json:"attachments,omitempty"`
+
+	// Bcc Recipients not shown in the message. To, cc and bcc together may name at most 50.
+	Bcc *[]EmailAddress `json:"bcc,omitempty"`
+
+	// Cc Recipients shown in Cc.
+	Cc *[]EmailAddress `json:"cc,omitempty"`
+
+	// ConnectorId The connector to send through; absent means the tenant's default connector.
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// From An address, as a string (`jane@example.com`) or an object with a display name.
+	From EmailAddress `json:"from"`
+
+	// Headers Custom headers. From, To, Cc, Bcc, Date, Message-ID, Subject, Reply-To, Sender, MIME and DKIM headers, Received and Return-Path are set by Sendwerk and refused here.
+	//
+	// Example: {"List-Unsubscribe":"\u003chttps://acme.example/u/1\u003e","X-Campaign":"onboarding"}
+	Headers *map[string]string `json:"headers,omitempty"`
+
+	// Html The HTML body; with `text`, both are sent as alternatives.
+	Html *string `json:"html,omitempty"`
+
+	// Metadata Your own key/value data, returned with the message (at most 20 keys).
+	Metadata *map[string]string `json:"metadata,omitempty"`
+
+	// ReplyTo Where replies go.
+	ReplyTo *[]EmailAddress `json:"reply_to,omitempty"`
+
+	// SendAt Deliver no earlier than this time.
+	SendAt *time.Time `json:"send_at,omitempty"`
+
+	// Subject The subject line.
+	Subject string `json:"subject"`
+
+	// Tags Labels to filter the message log by.
+	Tags *[]string `json:"tags,omitempty"`
+
+	// Text The plain-text body.
+	Text *string `json:"text,omitempty"`
+
+	// To Recipients shown in To.
+	To *[]EmailAddress `json:"to,omitempty"`
+}
+
+// MessageDetail A message with its event timeline.
+type MessageDetail struct {
+	// Attempts Delivery attempts made.
+	Attempts int `json:"attempts"`
+
+	// BodyPurged The body was removed by retention (metadata and events remain).
+	BodyPurged bool `json:"body_purged"`
+
+	// Cc Cc addresses.
+	Cc []string `json:"cc"`
+
+	// CompletedAt When it was delivered, failed or cancelled.
+	CompletedAt nullable.Nullable[time.Time] `json:"completed_at,omitempty"`
+
+	// ConnectorId The connector it goes through.
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was accepted.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Events What happened to the message, in order.
+	Events []MessageEvent `json:"events"`
+
+	// From A sender address with an optional display name.
+	From Sender `json:"from"`
+
+	// Id The message's id.
+	Id string `json:"id"`
+
+	// LastReply An SMTP server reply.
+	LastReply *SMTPReply `json:"last_reply,omitempty"`
+
+	// MessageId The Message-ID header.
+	MessageId string `json:"message_id"`
+
+	// Metadata Your metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAttemptAt When a deferred message is tried again.
+	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at,omitempty"`
+
+	// Recipients Envelope recipients: to, cc and bcc.
+	Recipients []string `json:"recipients"`
+
+	// SendAt The requested earliest delivery.
+	SendAt nullable.Nullable[time.Time] `json:"send_at,omitempty"`
+
+	// SizeBytes Size of the rendered message.
+	SizeBytes int `json:"size_bytes"`
+
+	// Source How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+	Source MessageSource `json:"source"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status MessageStatus `json:"status"`
+
+	// StatusReason Why it is deferred or failed, in words and codes.
+	StatusReason string `json:"status_reason"`
+
+	// Subject The subject.
+	Subject string `json:"subject"`
+
+	// Tags Tags.
+	Tags []string `json:"tags"`
+
+	// To To addresses.
+	To []string `json:"to"`
+
+	// UpdatedAt When its status last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MessageEvent One step of a message's life.
+type MessageEvent struct {
+	// At When it happened.
+	At time.Time `json:"at"`
+
+	// Data Details of the event, e.g. the SMTP reply.
+	Data map[string]interface{} `json:"data"`
+
+	// Type `queued`, `attempt` (host, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`.
+	//
+	// Example: delivered
+	Type string `json:"type"`
+}
+
+// MessageList A page of messages, newest first.
+type MessageList struct {
+	// Items The messages on this page, newest first.
+	Items []Message `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// MessageSource How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+type MessageSource string
+
+// MessageStatus `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+type MessageStatus string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -593,13 +1648,19 @@ type SMTPAuthMechanism string
 
 // SMTPReply An SMTP server reply.
 type SMTPReply struct {
-	// Code The reply code., example: 250
+	// Code The reply code.
+	//
+	// Example: 250
 	Code int `json:"code"`
 
-	// EnhancedCode The RFC 3463 enhanced status code., example: 2.0.0
+	// EnhancedCode The RFC 3463 enhanced status code.
+	//
+	// Example: 2.0.0
 	EnhancedCode *string `json:"enhanced_code,omitempty"`
 
-	// Text The reply text., example: "Ok: queued as 4Xk2Lq0bZ9z"
+	// Text The reply text.
+	//
+	// Example: "Ok: queued as 4Xk2Lq0bZ9z"
 	Text string `json:"text"`
 }
 
@@ -611,22 +1672,30 @@ type SMTPSettings struct {
 	// AuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
 	AuthMechanism SMTPAuthMechanism `json:"auth_mechanism"`
 
-	// CommandTimeoutSeconds How long each SMTP command may take., example: 60
+	// CommandTimeoutSeconds How long each SMTP command may take.
+	//
+	// Example: 60
 	CommandTimeoutSeconds int `json:"command_timeout_seconds"`
 
-	// ConnectTimeoutSeconds How long connecting may take., example: 15
+	// ConnectTimeoutSeconds How long connecting may take.
+	//
+	// Example: 15
 	ConnectTimeoutSeconds int `json:"connect_timeout_seconds"`
 
 	// HeloName The name sent in EHLO; absent means the server's own host name.
 	HeloName *string `json:"helo_name,omitempty"`
 
-	// Host Server host name or IP address., example: smtp.office365.com
+	// Host Server host name or IP address.
+	//
+	// Example: smtp.office365.com
 	Host string `json:"host"`
 
 	// PasswordSet Whether a password is stored.
 	PasswordSet bool `json:"password_set"`
 
-	// Port Server port., example: 587
+	// Port Server port.
+	//
+	// Example: 587
 	Port int `json:"port"`
 
 	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
@@ -638,7 +1707,9 @@ type SMTPSettings struct {
 	// TlsSkipVerify Certificate verification is off (insecure).
 	TlsSkipVerify bool `json:"tls_skip_verify"`
 
-	// Username Login name., example: noreply@acme.example
+	// Username Login name.
+	//
+	// Example: noreply@acme.example
 	Username *string `json:"username,omitempty"`
 }
 
@@ -656,7 +1727,9 @@ type SMTPSettingsInput struct {
 	// HeloName The name sent in EHLO.
 	HeloName *string `json:"helo_name,omitempty"`
 
-	// Host Server host name or IP address., example: smtp.office365.com
+	// Host Server host name or IP address.
+	//
+	// Example: smtp.office365.com
 	Host string `json:"host"`
 
 	// Password Login password; write-only, stored encrypted.
@@ -716,21 +1789,74 @@ type SMTPSettingsPatch struct {
 	Username nullable.Nullable[string] `json:"username,omitempty"`
 }
 
+// SPFDetails How the domain's SPF record was evaluated (RFC 7208).
+type SPFDetails struct {
+	// Evaluations `check_host()` for each platform address.
+	Evaluations *[]SPFEvaluation `json:"evaluations,omitempty"`
+
+	// IncludePath From the domain to the record that includes the platform.
+	IncludePath *[]string `json:"include_path,omitempty"`
+
+	// Lookups DNS-querying terms in the whole include/redirect tree; receivers allow 10.
+	Lookups int `json:"lookups"`
+
+	// Record The domain's SPF record.
+	Record *string `json:"record,omitempty"`
+
+	// SuggestedRecord The record to publish so the platform is authorised.
+	SuggestedRecord *string `json:"suggested_record,omitempty"`
+}
+
+// SPFEvaluation One RFC 7208 `check_host()` evaluation.
+type SPFEvaluation struct {
+	// DnsLookups DNS-querying terms evaluated.
+	DnsLookups int `json:"dns_lookups"`
+
+	// Explanation The explanation of a fail.
+	Explanation *string `json:"explanation,omitempty"`
+
+	// Ip The address evaluated.
+	Ip string `json:"ip"`
+
+	// Mechanism The mechanism that matched.
+	//
+	// Example: include:_spf.sendwerk.example
+	Mechanism *string `json:"mechanism,omitempty"`
+
+	// Message Why the result is none, permerror or temperror.
+	Message *string `json:"message,omitempty"`
+
+	// Result The SPF result.
+	Result SPFEvaluationResult `json:"result"`
+
+	// VoidLookups Lookups that found nothing.
+	VoidLookups int `json:"void_lookups"`
+}
+
+// SPFEvaluationResult The SPF result.
+type SPFEvaluationResult string
+
 // Scope `read` views, `manage` changes settings and keys, `messages:send` sends.
 type Scope string
 
 // Sender A sender address with an optional display name.
 type Sender struct {
-	// Email The address., example: noreply@acme.example
+	// Email The address.
+	//
+	// Example: noreply@acme.example
 	Email string `json:"email"`
 
-	// Name The display name., example: Acme
+	// Name The display name.
+	//
+	// Example: Acme
 	Name *string `json:"name,omitempty"`
 }
 
 // TLSInfo The negotiated TLS session and the server's certificate.
 type TLSInfo struct {
-	// CipherSuite Negotiated cipher suite., example: TLS_AES_128_GCM_SHA256
+	// CipherSuite Negotiated cipher suite.
+	//
+	// Example: TLS_AES_128_GCM_SHA256
 	CipherSuite *string `json:"cipher_suite,omitempty"`
 
 	// DnsNames Names the certificate is valid for.
@@ -754,7 +1880,9 @@ type TLSInfo struct {
 	// VerifyError Why it did not verify (also shown when verification is off).
 	VerifyError *string `json:"verify_error,omitempty"`
 
-	// Version Protocol version., example: TLS 1.3
+	// Version Protocol version.
+	//
+	// Example: TLS 1.3
 	Version *string `json:"version,omitempty"`
 }
 
@@ -763,7 +1891,9 @@ type Tenant struct {
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
-	// Id The tenant's id., example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
+	// Id The tenant's id.
+	//
+	// Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 	Id string `json:"id"`
 
 	// MonthlyQuota Messages the tenant may send per calendar month (UTC); `null` for no quota.
@@ -771,7 +1901,9 @@ type Tenant struct {
 	// Example: 100000
 	MonthlyQuota nullable.Nullable[int64] `json:"monthly_quota"`
 
-	// Name A display name., example: Acme GmbH
+	// Name A display name.
+	//
+	// Example: Acme GmbH
 	Name string `json:"name"`
 
 	// UpdatedAt When it last changed.
@@ -789,6 +1921,7 @@ type TenantCreate struct {
 
 // TenantList A page of tenants.
 type TenantList struct {
+	// Items The tenants on this page, oldest first.
 	Items []Tenant `json:"items"`
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
@@ -806,13 +1939,17 @@ type TenantUpdate struct {
 
 // TestEmailRequest Where to send a test e-mail.
 type TestEmailRequest struct {
-	// To Recipient address., example: it@acme.example
+	// To Recipient address.
+	//
+	// Example: it@acme.example
 	To string `json:"to"`
 }
 
 // TestEmailResult The outcome of a test e-mail.
 type TestEmailResult struct {
-	// Code Stable failure code (as in connection tests, plus `smtp.rejected`)., example: smtp.rejected
+	// Code Stable failure code (as in connection tests, plus `smtp.rejected`).
+	//
+	// Example: smtp.rejected
 	Code *string `json:"code,omitempty"`
 
 	// DurationMs How long sending took.
@@ -820,6 +1957,9 @@ type TestEmailResult struct {
 
 	// From The sender used (the connector's default sender).
 	From string `json:"from"`
+
+	// Id The test message's id in the message log (`source: test`).
+	Id string `json:"id"`
 
 	// Message What happened, in plain words.
 	Message *string `json:"message,omitempty"`
@@ -843,11 +1983,41 @@ type TestEmailResult struct {
 	To string `json:"to"`
 }
 
+// Usage The tenant's usage now.
+type Usage struct {
+	// Connectors Usage per connector.
+	Connectors []ConnectorUsage `json:"connectors"`
+
+	// Month Messages accepted in the current period against its limit.
+	Month UsageCounter `json:"month"`
+}
+
+// UsageCounter Messages accepted in the current period against its limit.
+type UsageCounter struct {
+	// Count Messages accepted this period.
+	Count int64 `json:"count"`
+
+	// Limit The limit; `null` for none.
+	Limit nullable.Nullable[int64] `json:"limit,omitempty"`
+
+	// Remaining What is left; `null` without a limit.
+	Remaining nullable.Nullable[int64] `json:"remaining,omitempty"`
+
+	// ResetsAt When the period ends.
+	ResetsAt time.Time `json:"resets_at"`
+}
+
 // ConnectorID Example: con_06h08583y1r596y07grz39yhqm
 type ConnectorID = string
 
 // Cursor defines model for Cursor.
 type Cursor = string
+
+// DomainID Example: dom_06h08583y1r596y07grz39yhqm
+type DomainID = string
+
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
 
 // KeyID Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 type KeyID = string
@@ -855,17 +2025,29 @@ type KeyID = string
 // Limit defines model for Limit.
 type Limit = int
 
+// MessageID Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+type MessageID = string
+
 // TenantID Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 type TenantID = string
 
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
 
+// Conflict An RFC 9457 problem document.
+type Conflict = Problem
+
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
+// LimitReached An RFC 9457 problem document.
+type LimitReached = Problem
+
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
+
+// RateLimited An RFC 9457 problem document.
+type RateLimited = Problem
 
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
@@ -892,6 +2074,81 @@ type ListConnectorsParams struct {
 
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListDomainsParams defines parameters for ListDomains.
+type ListDomainsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListDomainChecksParams defines parameters for ListDomainChecks.
+type ListDomainChecksParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListDomainEventsParams defines parameters for ListDomainEvents.
+type ListDomainEventsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetDomainRecordsParams defines parameters for GetDomainRecords.
+type GetDomainRecordsParams struct {
+	// Format `json` (default) or `zone` for a BIND zone-file snippet.
+	Format *GetDomainRecordsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetDomainRecordsParamsFormat defines parameters for GetDomainRecords.
+type GetDomainRecordsParamsFormat string
+
+// ListMessagesParams defines parameters for ListMessages.
+type ListMessagesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only messages in this status.
+	Status *MessageStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// ConnectorId Only messages sent through this connector.
+	ConnectorId *string `form:"connector_id,omitempty" json:"connector_id,omitempty"`
+
+	// Tag Only messages carrying this tag.
+	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// Recipient Only messages to this address (to, cc or bcc; exact, A-label domain).
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// CreatedAfter Only messages submitted at or after this time.
+	CreatedAfter *time.Time `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only messages submitted before this time.
+	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
+}
+
+// SendMessageParams defines parameters for SendMessage.
+type SendMessageParams struct {
+	// IdempotencyKey A unique key per logical request (e.g. a UUID); a retry with the same key and body returns the first answer.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// SendMessageBatchParams defines parameters for SendMessageBatch.
+type SendMessageBatchParams struct {
+	// IdempotencyKey A unique key per logical request (e.g. a UUID); a retry with the same key and body returns the first answer.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListTenantsParams defines parameters for ListTenants.
@@ -927,6 +2184,15 @@ type UpdateConnectorJSONRequestBody = ConnectorUpdate
 // SendConnectorTestEmailJSONRequestBody defines body for SendConnectorTestEmail for application/json ContentType.
 type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 
+// CreateDomainJSONRequestBody defines body for CreateDomain for application/json ContentType.
+type CreateDomainJSONRequestBody = DomainCreate
+
+// SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
+type SendMessageJSONRequestBody = MessageCreate
+
+// SendMessageBatchJSONRequestBody defines body for SendMessageBatch for application/json ContentType.
+type SendMessageBatchJSONRequestBody = MessageBatch
+
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
 
@@ -935,6 +2201,68 @@ type UpdateTenantJSONRequestBody = TenantUpdate
 
 // CreateTenantApiKeyJSONRequestBody defines body for CreateTenantApiKey for application/json ContentType.
 type CreateTenantApiKeyJSONRequestBody = ApiKeyCreate
+
+// AsEmailAddress0 returns the union data inside the EmailAddress as a EmailAddress0
+func (t EmailAddress) AsEmailAddress0() (EmailAddress0, error) {
+	var body EmailAddress0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEmailAddress0 overwrites any union data inside the EmailAddress as the provided EmailAddress0
+func (t *EmailAddress) FromEmailAddress0(v EmailAddress0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEmailAddress0 performs a merge with any union data inside the EmailAddress, using the provided EmailAddress0
+func (t *EmailAddress) MergeEmailAddress0(v EmailAddress0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsSender returns the union data inside the EmailAddress as a Sender
+func (t EmailAddress) AsSender() (Sender, error) {
+	var body Sender
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSender overwrites any union data inside the EmailAddress as the provided Sender
+func (t *EmailAddress) FromSender(v Sender) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSender performs a merge with any union data inside the EmailAddress, using the provided Sender
+func (t *EmailAddress) MergeSender(v Sender) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t EmailAddress) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *EmailAddress) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -980,9 +2308,48 @@ type ServerInterface interface {
 	// SendConnectorTestEmail Send a test e-mail through a connector
 	// (POST /v1/connectors/{connector_id}/test-email)
 	SendConnectorTestEmail(ctx echo.Context, connectorId ConnectorID) error
+	// ListDomains List sender domains
+	// (GET /v1/domains)
+	ListDomains(ctx echo.Context, params ListDomainsParams) error
+	// CreateDomain Add a sender domain
+	// (POST /v1/domains)
+	CreateDomain(ctx echo.Context) error
+	// DeleteDomain Delete a sender domain
+	// (DELETE /v1/domains/{domain_id})
+	DeleteDomain(ctx echo.Context, domainId DomainID) error
+	// GetDomain Get a sender domain
+	// (GET /v1/domains/{domain_id})
+	GetDomain(ctx echo.Context, domainId DomainID) error
+	// CheckDomain Check a domain now
+	// (POST /v1/domains/{domain_id}/check)
+	CheckDomain(ctx echo.Context, domainId DomainID) error
+	// ListDomainChecks Check history
+	// (GET /v1/domains/{domain_id}/checks)
+	ListDomainChecks(ctx echo.Context, domainId DomainID, params ListDomainChecksParams) error
+	// ListDomainEvents Status changes
+	// (GET /v1/domains/{domain_id}/events)
+	ListDomainEvents(ctx echo.Context, domainId DomainID, params ListDomainEventsParams) error
+	// GetDomainRecords Records to publish
+	// (GET /v1/domains/{domain_id}/records)
+	GetDomainRecords(ctx echo.Context, domainId DomainID, params GetDomainRecordsParams) error
 	// GetMe Describe the calling API key
 	// (GET /v1/me)
 	GetMe(ctx echo.Context) error
+	// ListMessages List messages (the message log)
+	// (GET /v1/messages)
+	ListMessages(ctx echo.Context, params ListMessagesParams) error
+	// SendMessage Send a message
+	// (POST /v1/messages)
+	SendMessage(ctx echo.Context, params SendMessageParams) error
+	// SendMessageBatch Send up to 500 messages at once
+	// (POST /v1/messages/batch)
+	SendMessageBatch(ctx echo.Context, params SendMessageBatchParams) error
+	// GetMessage Get a message with its timeline
+	// (GET /v1/messages/{message_id})
+	GetMessage(ctx echo.Context, messageId MessageID) error
+	// CancelMessage Cancel a message
+	// (POST /v1/messages/{message_id}/cancel)
+	CancelMessage(ctx echo.Context, messageId MessageID) error
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx echo.Context, params ListTenantsParams) error
@@ -1007,6 +2374,9 @@ type ServerInterface interface {
 	// RevokeTenantApiKey Revoke a tenant's API key
 	// (DELETE /v1/tenants/{tenant_id}/api-keys/{key_id})
 	RevokeTenantApiKey(ctx echo.Context, tenantId TenantID, keyId KeyID) error
+	// GetUsage Usage against limits and quotas
+	// (GET /v1/usage)
+	GetUsage(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1221,12 +2591,340 @@ func (w *ServerInterfaceWrapper) SendConnectorTestEmail(ctx echo.Context) error 
 	return err
 }
 
+// ListDomains converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDomains(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDomainsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDomains(ctx, params)
+	return err
+}
+
+// CreateDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateDomain(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateDomain(ctx)
+	return err
+}
+
+// DeleteDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteDomain(ctx, domainId)
+	return err
+}
+
+// GetDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDomain(ctx, domainId)
+	return err
+}
+
+// CheckDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) CheckDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CheckDomain(ctx, domainId)
+	return err
+}
+
+// ListDomainChecks converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDomainChecks(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDomainChecksParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDomainChecks(ctx, domainId, params)
+	return err
+}
+
+// ListDomainEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDomainEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDomainEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDomainEvents(ctx, domainId, params)
+	return err
+}
+
+// GetDomainRecords converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDomainRecords(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetDomainRecordsParams
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", ctx.QueryParams(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter format: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDomainRecords(ctx, domainId, params)
+	return err
+}
+
 // GetMe converts echo context to params.
 func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetMe(ctx)
+	return err
+}
+
+// ListMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) ListMessages(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMessagesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "connector_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "connector_id", ctx.QueryParams(), &params.ConnectorId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag", ctx.QueryParams(), &params.Tag, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag: %s", err))
+	}
+
+	// ------------- Optional query parameter "recipient" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recipient", ctx.QueryParams(), &params.Recipient, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter recipient: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_after", ctx.QueryParams(), &params.CreatedAfter, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_after: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_before", ctx.QueryParams(), &params.CreatedBefore, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_before: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListMessages(ctx, params)
+	return err
+}
+
+// SendMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) SendMessage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SendMessageParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SendMessage(ctx, params)
+	return err
+}
+
+// SendMessageBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) SendMessageBatch(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SendMessageBatchParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SendMessageBatch(ctx, params)
+	return err
+}
+
+// GetMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "message_id" -------------
+	var messageId MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "message_id", ctx.Param("message_id"), &messageId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter message_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMessage(ctx, messageId)
+	return err
+}
+
+// CancelMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "message_id" -------------
+	var messageId MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "message_id", ctx.Param("message_id"), &messageId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter message_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelMessage(ctx, messageId)
 	return err
 }
 
@@ -1384,6 +3082,15 @@ func (w *ServerInterfaceWrapper) RevokeTenantApiKey(ctx echo.Context) error {
 	return err
 }
 
+// GetUsage converts echo context to params.
+func (w *ServerInterfaceWrapper) GetUsage(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetUsage(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -1454,14 +3161,51 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/connectors/:connector_id/test", wrapper.TestConnector, options.OperationMiddlewares["testConnector"]...)
 	router.POST(options.BaseURL+"/v1/connector-tests", wrapper.TestConnectorSettings, options.OperationMiddlewares["testConnectorSettings"]...)
 	router.POST(options.BaseURL+"/v1/connectors/:connector_id/test-email", wrapper.SendConnectorTestEmail, options.OperationMiddlewares["sendConnectorTestEmail"]...)
+	router.GET(options.BaseURL+"/v1/domains", wrapper.ListDomains, options.OperationMiddlewares["listDomains"]...)
+	router.POST(options.BaseURL+"/v1/domains", wrapper.CreateDomain, options.OperationMiddlewares["createDomain"]...)
+	router.DELETE(options.BaseURL+"/v1/domains/:domain_id", wrapper.DeleteDomain, options.OperationMiddlewares["deleteDomain"]...)
+	router.GET(options.BaseURL+"/v1/domains/:domain_id", wrapper.GetDomain, options.OperationMiddlewares["getDomain"]...)
+	router.GET(options.BaseURL+"/v1/domains/:domain_id/records", wrapper.GetDomainRecords, options.OperationMiddlewares["getDomainRecords"]...)
+	router.POST(options.BaseURL+"/v1/domains/:domain_id/check", wrapper.CheckDomain, options.OperationMiddlewares["checkDomain"]...)
+	router.GET(options.BaseURL+"/v1/domains/:domain_id/checks", wrapper.ListDomainChecks, options.OperationMiddlewares["listDomainChecks"]...)
+	router.GET(options.BaseURL+"/v1/domains/:domain_id/events", wrapper.ListDomainEvents, options.OperationMiddlewares["listDomainEvents"]...)
+	router.GET(options.BaseURL+"/v1/messages", wrapper.ListMessages, options.OperationMiddlewares["listMessages"]...)
+	router.POST(options.BaseURL+"/v1/messages", wrapper.SendMessage, options.OperationMiddlewares["sendMessage"]...)
+	router.POST(options.BaseURL+"/v1/messages/batch", wrapper.SendMessageBatch, options.OperationMiddlewares["sendMessageBatch"]...)
+	router.GET(options.BaseURL+"/v1/messages/:message_id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
+	router.POST(options.BaseURL+"/v1/messages/:message_id/cancel", wrapper.CancelMessage, options.OperationMiddlewares["cancelMessage"]...)
+	router.GET(options.BaseURL+"/v1/usage", wrapper.GetUsage, options.OperationMiddlewares["getUsage"]...)
 
 }
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
+type ConflictApplicationProblemPlusJSONResponse Problem
+
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
+type LimitReachedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type LimitReachedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitReachedResponseHeaders
+}
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
+
+type RateLimitedResponseHeaders struct {
+	RetryAfter *int
+}
+type RateLimitedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RateLimitedResponseHeaders
+}
 
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
 
@@ -2475,6 +4219,673 @@ func (response SendConnectorTestEmail422ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ListDomainsRequestObject struct {
+	Params ListDomainsParams
+}
+
+type ListDomainsResponseObject interface {
+	VisitListDomainsResponse(w http.ResponseWriter) error
+}
+
+type ListDomains200JSONResponse DomainList
+
+func (response ListDomains200JSONResponse) VisitListDomainsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomains400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomains400ApplicationProblemPlusJSONResponse) VisitListDomainsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomains401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomains401ApplicationProblemPlusJSONResponse) VisitListDomainsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomains403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomains403ApplicationProblemPlusJSONResponse) VisitListDomainsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDomainRequestObject struct {
+	Body *CreateDomainJSONRequestBody
+}
+
+type CreateDomainResponseObject interface {
+	VisitCreateDomainResponse(w http.ResponseWriter) error
+}
+
+type CreateDomain201JSONResponse Domain
+
+func (response CreateDomain201JSONResponse) VisitCreateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDomain400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDomain400ApplicationProblemPlusJSONResponse) VisitCreateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDomain401ApplicationProblemPlusJSONResponse) VisitCreateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDomain403ApplicationProblemPlusJSONResponse) VisitCreateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDomain409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDomain409ApplicationProblemPlusJSONResponse) VisitCreateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDomain422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDomain422ApplicationProblemPlusJSONResponse) VisitCreateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+}
+
+type DeleteDomainResponseObject interface {
+	VisitDeleteDomainResponse(w http.ResponseWriter) error
+}
+
+type DeleteDomain204Response struct {
+}
+
+func (response DeleteDomain204Response) VisitDeleteDomainResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteDomain401ApplicationProblemPlusJSONResponse) VisitDeleteDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteDomain403ApplicationProblemPlusJSONResponse) VisitDeleteDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteDomain404ApplicationProblemPlusJSONResponse) VisitDeleteDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+}
+
+type GetDomainResponseObject interface {
+	VisitGetDomainResponse(w http.ResponseWriter) error
+}
+
+type GetDomain200JSONResponse Domain
+
+func (response GetDomain200JSONResponse) VisitGetDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomain401ApplicationProblemPlusJSONResponse) VisitGetDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomain403ApplicationProblemPlusJSONResponse) VisitGetDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomain404ApplicationProblemPlusJSONResponse) VisitGetDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+}
+
+type CheckDomainResponseObject interface {
+	VisitCheckDomainResponse(w http.ResponseWriter) error
+}
+
+type CheckDomain200JSONResponse DomainCheckRun
+
+func (response CheckDomain200JSONResponse) VisitCheckDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDomain401ApplicationProblemPlusJSONResponse) VisitCheckDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDomain403ApplicationProblemPlusJSONResponse) VisitCheckDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDomain404ApplicationProblemPlusJSONResponse) VisitCheckDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDomain429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDomain429ApplicationProblemPlusJSONResponse) VisitCheckDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainChecksRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Params   ListDomainChecksParams
+}
+
+type ListDomainChecksResponseObject interface {
+	VisitListDomainChecksResponse(w http.ResponseWriter) error
+}
+
+type ListDomainChecks200JSONResponse DomainCheckList
+
+func (response ListDomainChecks200JSONResponse) VisitListDomainChecksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainChecks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainChecks400ApplicationProblemPlusJSONResponse) VisitListDomainChecksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainChecks401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainChecks401ApplicationProblemPlusJSONResponse) VisitListDomainChecksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainChecks403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainChecks403ApplicationProblemPlusJSONResponse) VisitListDomainChecksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainChecks404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainChecks404ApplicationProblemPlusJSONResponse) VisitListDomainChecksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainEventsRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Params   ListDomainEventsParams
+}
+
+type ListDomainEventsResponseObject interface {
+	VisitListDomainEventsResponse(w http.ResponseWriter) error
+}
+
+type ListDomainEvents200JSONResponse DomainEventList
+
+func (response ListDomainEvents200JSONResponse) VisitListDomainEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainEvents400ApplicationProblemPlusJSONResponse) VisitListDomainEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainEvents401ApplicationProblemPlusJSONResponse) VisitListDomainEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainEvents403ApplicationProblemPlusJSONResponse) VisitListDomainEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDomainEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListDomainEvents404ApplicationProblemPlusJSONResponse) VisitListDomainEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomainRecordsRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Params   GetDomainRecordsParams
+}
+
+type GetDomainRecordsResponseObject interface {
+	VisitGetDomainRecordsResponse(w http.ResponseWriter) error
+}
+
+type GetDomainRecords200JSONResponse DomainRecords
+
+func (response GetDomainRecords200JSONResponse) VisitGetDomainRecordsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomainRecords200TextResponse string
+
+func (response GetDomainRecords200TextResponse) VisitGetDomainRecordsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(200)
+
+	_, err := w.Write([]byte(fmt.Sprint(response)))
+	return err
+}
+
+type GetDomainRecords400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomainRecords400ApplicationProblemPlusJSONResponse) VisitGetDomainRecordsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomainRecords401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomainRecords401ApplicationProblemPlusJSONResponse) VisitGetDomainRecordsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomainRecords403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomainRecords403ApplicationProblemPlusJSONResponse) VisitGetDomainRecordsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDomainRecords404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetDomainRecords404ApplicationProblemPlusJSONResponse) VisitGetDomainRecordsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMeRequestObject struct {
 }
 
@@ -2524,6 +4935,530 @@ func (response GetMe403ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMessagesRequestObject struct {
+	Params ListMessagesParams
+}
+
+type ListMessagesResponseObject interface {
+	VisitListMessagesResponse(w http.ResponseWriter) error
+}
+
+type ListMessages200JSONResponse MessageList
+
+func (response ListMessages200JSONResponse) VisitListMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMessages400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListMessages400ApplicationProblemPlusJSONResponse) VisitListMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMessages401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMessages401ApplicationProblemPlusJSONResponse) VisitListMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMessages403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListMessages403ApplicationProblemPlusJSONResponse) VisitListMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageRequestObject struct {
+	Params SendMessageParams
+	Body   *SendMessageJSONRequestBody
+}
+
+type SendMessageResponseObject interface {
+	VisitSendMessageResponse(w http.ResponseWriter) error
+}
+
+type SendMessage202ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+}
+
+type SendMessage202JSONResponse struct {
+	Body    MessageAccepted
+	Headers SendMessage202ResponseHeaders
+}
+
+func (response SendMessage202JSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessage400ApplicationProblemPlusJSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessage401ApplicationProblemPlusJSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessage403ApplicationProblemPlusJSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessage409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessage409ApplicationProblemPlusJSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessage422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessage422ApplicationProblemPlusJSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessage429ApplicationProblemPlusJSONResponse struct {
+	LimitReachedApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessage429ApplicationProblemPlusJSONResponse) VisitSendMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatchRequestObject struct {
+	Params SendMessageBatchParams
+	Body   *SendMessageBatchJSONRequestBody
+}
+
+type SendMessageBatchResponseObject interface {
+	VisitSendMessageBatchResponse(w http.ResponseWriter) error
+}
+
+type SendMessageBatch200ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+}
+
+type SendMessageBatch200JSONResponse struct {
+	Body    MessageBatchResult
+	Headers SendMessageBatch200ResponseHeaders
+}
+
+func (response SendMessageBatch200JSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatch400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessageBatch400ApplicationProblemPlusJSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatch401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessageBatch401ApplicationProblemPlusJSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatch403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessageBatch403ApplicationProblemPlusJSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatch409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessageBatch409ApplicationProblemPlusJSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatch422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessageBatch422ApplicationProblemPlusJSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendMessageBatch429ApplicationProblemPlusJSONResponse struct {
+	LimitReachedApplicationProblemPlusJSONResponse
+}
+
+func (response SendMessageBatch429ApplicationProblemPlusJSONResponse) VisitSendMessageBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageRequestObject struct {
+	MessageId MessageID `json:"message_id"`
+}
+
+type GetMessageResponseObject interface {
+	VisitGetMessageResponse(w http.ResponseWriter) error
+}
+
+type GetMessage200JSONResponse MessageDetail
+
+func (response GetMessage200JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetMessage401ApplicationProblemPlusJSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetMessage403ApplicationProblemPlusJSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetMessage404ApplicationProblemPlusJSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelMessageRequestObject struct {
+	MessageId MessageID `json:"message_id"`
+}
+
+type CancelMessageResponseObject interface {
+	VisitCancelMessageResponse(w http.ResponseWriter) error
+}
+
+type CancelMessage200JSONResponse Message
+
+func (response CancelMessage200JSONResponse) VisitCancelMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CancelMessage401ApplicationProblemPlusJSONResponse) VisitCancelMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelMessage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CancelMessage403ApplicationProblemPlusJSONResponse) VisitCancelMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelMessage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CancelMessage404ApplicationProblemPlusJSONResponse) VisitCancelMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelMessage409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CancelMessage409ApplicationProblemPlusJSONResponse) VisitCancelMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3054,6 +5989,59 @@ func (response RevokeTenantApiKey404ApplicationProblemPlusJSONResponse) VisitRev
 	return err
 }
 
+type GetUsageRequestObject struct {
+}
+
+type GetUsageResponseObject interface {
+	VisitGetUsageResponse(w http.ResponseWriter) error
+}
+
+type GetUsage200JSONResponse Usage
+
+func (response GetUsage200JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUsage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetUsage401ApplicationProblemPlusJSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUsage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetUsage403ApplicationProblemPlusJSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetHealth Liveness probe
@@ -3098,9 +6086,48 @@ type StrictServerInterface interface {
 	// SendConnectorTestEmail Send a test e-mail through a connector
 	// (POST /v1/connectors/{connector_id}/test-email)
 	SendConnectorTestEmail(ctx context.Context, request SendConnectorTestEmailRequestObject) (SendConnectorTestEmailResponseObject, error)
+	// ListDomains List sender domains
+	// (GET /v1/domains)
+	ListDomains(ctx context.Context, request ListDomainsRequestObject) (ListDomainsResponseObject, error)
+	// CreateDomain Add a sender domain
+	// (POST /v1/domains)
+	CreateDomain(ctx context.Context, request CreateDomainRequestObject) (CreateDomainResponseObject, error)
+	// DeleteDomain Delete a sender domain
+	// (DELETE /v1/domains/{domain_id})
+	DeleteDomain(ctx context.Context, request DeleteDomainRequestObject) (DeleteDomainResponseObject, error)
+	// GetDomain Get a sender domain
+	// (GET /v1/domains/{domain_id})
+	GetDomain(ctx context.Context, request GetDomainRequestObject) (GetDomainResponseObject, error)
+	// CheckDomain Check a domain now
+	// (POST /v1/domains/{domain_id}/check)
+	CheckDomain(ctx context.Context, request CheckDomainRequestObject) (CheckDomainResponseObject, error)
+	// ListDomainChecks Check history
+	// (GET /v1/domains/{domain_id}/checks)
+	ListDomainChecks(ctx context.Context, request ListDomainChecksRequestObject) (ListDomainChecksResponseObject, error)
+	// ListDomainEvents Status changes
+	// (GET /v1/domains/{domain_id}/events)
+	ListDomainEvents(ctx context.Context, request ListDomainEventsRequestObject) (ListDomainEventsResponseObject, error)
+	// GetDomainRecords Records to publish
+	// (GET /v1/domains/{domain_id}/records)
+	GetDomainRecords(ctx context.Context, request GetDomainRecordsRequestObject) (GetDomainRecordsResponseObject, error)
 	// GetMe Describe the calling API key
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
+	// ListMessages List messages (the message log)
+	// (GET /v1/messages)
+	ListMessages(ctx context.Context, request ListMessagesRequestObject) (ListMessagesResponseObject, error)
+	// SendMessage Send a message
+	// (POST /v1/messages)
+	SendMessage(ctx context.Context, request SendMessageRequestObject) (SendMessageResponseObject, error)
+	// SendMessageBatch Send up to 500 messages at once
+	// (POST /v1/messages/batch)
+	SendMessageBatch(ctx context.Context, request SendMessageBatchRequestObject) (SendMessageBatchResponseObject, error)
+	// GetMessage Get a message with its timeline
+	// (GET /v1/messages/{message_id})
+	GetMessage(ctx context.Context, request GetMessageRequestObject) (GetMessageResponseObject, error)
+	// CancelMessage Cancel a message
+	// (POST /v1/messages/{message_id}/cancel)
+	CancelMessage(ctx context.Context, request CancelMessageRequestObject) (CancelMessageResponseObject, error)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx context.Context, request ListTenantsRequestObject) (ListTenantsResponseObject, error)
@@ -3125,6 +6152,9 @@ type StrictServerInterface interface {
 	// RevokeTenantApiKey Revoke a tenant's API key
 	// (DELETE /v1/tenants/{tenant_id}/api-keys/{key_id})
 	RevokeTenantApiKey(ctx context.Context, request RevokeTenantApiKeyRequestObject) (RevokeTenantApiKeyResponseObject, error)
+	// GetUsage Usage against limits and quotas
+	// (GET /v1/usage)
+	GetUsage(ctx context.Context, request GetUsageRequestObject) (GetUsageResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -3594,6 +6624,230 @@ func (sh *strictHandler) SendConnectorTestEmail(ctx echo.Context, connectorId Co
 	return nil
 }
 
+// ListDomains operation middleware
+func (sh *strictHandler) ListDomains(ctx echo.Context, params ListDomainsParams) error {
+	var request ListDomainsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDomains(ctx.Request().Context(), request.(ListDomainsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDomains")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDomainsResponseObject); ok {
+		return validResponse.VisitListDomainsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateDomain operation middleware
+func (sh *strictHandler) CreateDomain(ctx echo.Context) error {
+	var request CreateDomainRequestObject
+
+	var body CreateDomainJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateDomain(ctx.Request().Context(), request.(CreateDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateDomainResponseObject); ok {
+		return validResponse.VisitCreateDomainResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteDomain operation middleware
+func (sh *strictHandler) DeleteDomain(ctx echo.Context, domainId DomainID) error {
+	var request DeleteDomainRequestObject
+
+	request.DomainId = domainId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteDomain(ctx.Request().Context(), request.(DeleteDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteDomainResponseObject); ok {
+		return validResponse.VisitDeleteDomainResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDomain operation middleware
+func (sh *strictHandler) GetDomain(ctx echo.Context, domainId DomainID) error {
+	var request GetDomainRequestObject
+
+	request.DomainId = domainId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDomain(ctx.Request().Context(), request.(GetDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDomainResponseObject); ok {
+		return validResponse.VisitGetDomainResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CheckDomain operation middleware
+func (sh *strictHandler) CheckDomain(ctx echo.Context, domainId DomainID) error {
+	var request CheckDomainRequestObject
+
+	request.DomainId = domainId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CheckDomain(ctx.Request().Context(), request.(CheckDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CheckDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CheckDomainResponseObject); ok {
+		return validResponse.VisitCheckDomainResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDomainChecks operation middleware
+func (sh *strictHandler) ListDomainChecks(ctx echo.Context, domainId DomainID, params ListDomainChecksParams) error {
+	var request ListDomainChecksRequestObject
+
+	request.DomainId = domainId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDomainChecks(ctx.Request().Context(), request.(ListDomainChecksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDomainChecks")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDomainChecksResponseObject); ok {
+		return validResponse.VisitListDomainChecksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDomainEvents operation middleware
+func (sh *strictHandler) ListDomainEvents(ctx echo.Context, domainId DomainID, params ListDomainEventsParams) error {
+	var request ListDomainEventsRequestObject
+
+	request.DomainId = domainId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDomainEvents(ctx.Request().Context(), request.(ListDomainEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDomainEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDomainEventsResponseObject); ok {
+		return validResponse.VisitListDomainEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDomainRecords operation middleware
+func (sh *strictHandler) GetDomainRecords(ctx echo.Context, domainId DomainID, params GetDomainRecordsParams) error {
+	var request GetDomainRecordsRequestObject
+
+	request.DomainId = domainId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDomainRecords(ctx.Request().Context(), request.(GetDomainRecordsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDomainRecords")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDomainRecordsResponseObject); ok {
+		return validResponse.VisitGetDomainRecordsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetMe operation middleware
 func (sh *strictHandler) GetMe(ctx echo.Context) error {
 	var request GetMeRequestObject
@@ -3611,6 +6865,177 @@ func (sh *strictHandler) GetMe(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetMeResponseObject); ok {
 		return validResponse.VisitGetMeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListMessages operation middleware
+func (sh *strictHandler) ListMessages(ctx echo.Context, params ListMessagesParams) error {
+	var request ListMessagesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMessages(ctx.Request().Context(), request.(ListMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListMessagesResponseObject); ok {
+		return validResponse.VisitListMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SendMessage operation middleware
+func (sh *strictHandler) SendMessage(ctx echo.Context, params SendMessageParams) error {
+	var request SendMessageRequestObject
+
+	request.Params = params
+
+	var body SendMessageJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SendMessage(ctx.Request().Context(), request.(SendMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SendMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SendMessageResponseObject); ok {
+		return validResponse.VisitSendMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SendMessageBatch operation middleware
+func (sh *strictHandler) SendMessageBatch(ctx echo.Context, params SendMessageBatchParams) error {
+	var request SendMessageBatchRequestObject
+
+	request.Params = params
+
+	var body SendMessageBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SendMessageBatch(ctx.Request().Context(), request.(SendMessageBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SendMessageBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SendMessageBatchResponseObject); ok {
+		return validResponse.VisitSendMessageBatchResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMessage operation middleware
+func (sh *strictHandler) GetMessage(ctx echo.Context, messageId MessageID) error {
+	var request GetMessageRequestObject
+
+	request.MessageId = messageId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMessage(ctx.Request().Context(), request.(GetMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMessageResponseObject); ok {
+		return validResponse.VisitGetMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelMessage operation middleware
+func (sh *strictHandler) CancelMessage(ctx echo.Context, messageId MessageID) error {
+	var request CancelMessageRequestObject
+
+	request.MessageId = messageId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelMessage(ctx.Request().Context(), request.(CancelMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelMessageResponseObject); ok {
+		return validResponse.VisitCancelMessageResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3880,6 +7305,29 @@ func (sh *strictHandler) RevokeTenantApiKey(ctx echo.Context, tenantId TenantID,
 		return err
 	} else if validResponse, ok := response.(RevokeTenantApiKeyResponseObject); ok {
 		return validResponse.VisitRevokeTenantApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetUsage operation middleware
+func (sh *strictHandler) GetUsage(ctx echo.Context) error {
+	var request GetUsageRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetUsage(ctx.Request().Context(), request.(GetUsageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetUsage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetUsageResponseObject); ok {
+		return validResponse.VisitGetUsageResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -13,6 +13,12 @@ have_postgres || missing+=(postgresql)
 # The README's curl examples are tested as written: they need curl and jq.
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+# The TypeScript client (clients/ts) is generated, built and tested with Node.js and npm;
+# the OpenAPI linter and the /docs viewer come from its npm dependencies.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+# The /docs page is tested in headless Chromium (Debian's, never one downloaded by npm).
+command -v chromium >/dev/null || missing+=(chromium)
 # Interoperability tests run real mail software nobody here wrote: Postfix with Cyrus SASL
 # (sasldb) and swaks as a client.
 command -v postfix >/dev/null || missing+=(postfix)

@@ -165,6 +165,309 @@ func (e ConnectorUpdateIsDefault) Valid() bool {
 	}
 }
 
+// Defines values for DomainSpfStatus.
+const (
+	DomainSpfStatusFail DomainSpfStatus = "fail"
+	DomainSpfStatusPass DomainSpfStatus = "pass"
+)
+
+// Valid indicates whether the value is a known member of the DomainSpfStatus enum.
+func (e DomainSpfStatus) Valid() bool {
+	switch e {
+	case DomainSpfStatusFail:
+		return true
+	case DomainSpfStatusPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckOutcome.
+const (
+	DomainCheckOutcomeFail      DomainCheckOutcome = "fail"
+	DomainCheckOutcomePass      DomainCheckOutcome = "pass"
+	DomainCheckOutcomeTemperror DomainCheckOutcome = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckOutcome enum.
+func (e DomainCheckOutcome) Valid() bool {
+	switch e {
+	case DomainCheckOutcomeFail:
+		return true
+	case DomainCheckOutcomePass:
+		return true
+	case DomainCheckOutcomeTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckTrigger.
+const (
+	DomainCheckTriggerManual    DomainCheckTrigger = "manual"
+	DomainCheckTriggerScheduled DomainCheckTrigger = "scheduled"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckTrigger enum.
+func (e DomainCheckTrigger) Valid() bool {
+	switch e {
+	case DomainCheckTriggerManual:
+		return true
+	case DomainCheckTriggerScheduled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckResultCheck.
+const (
+	DomainCheckResultCheckDkim      DomainCheckResultCheck = "dkim"
+	DomainCheckResultCheckDmarc     DomainCheckResultCheck = "dmarc"
+	DomainCheckResultCheckOwnership DomainCheckResultCheck = "ownership"
+	DomainCheckResultCheckSpf       DomainCheckResultCheck = "spf"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckResultCheck enum.
+func (e DomainCheckResultCheck) Valid() bool {
+	switch e {
+	case DomainCheckResultCheckDkim:
+		return true
+	case DomainCheckResultCheckDmarc:
+		return true
+	case DomainCheckResultCheckOwnership:
+		return true
+	case DomainCheckResultCheckSpf:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainCheckResultStatus.
+const (
+	DomainCheckResultStatusFail      DomainCheckResultStatus = "fail"
+	DomainCheckResultStatusPass      DomainCheckResultStatus = "pass"
+	DomainCheckResultStatusTemperror DomainCheckResultStatus = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainCheckResultStatus enum.
+func (e DomainCheckResultStatus) Valid() bool {
+	switch e {
+	case DomainCheckResultStatusFail:
+		return true
+	case DomainCheckResultStatusPass:
+		return true
+	case DomainCheckResultStatusTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainEventFromStatus.
+const (
+	DomainEventFromStatusAtRisk   DomainEventFromStatus = "at_risk"
+	DomainEventFromStatusPending  DomainEventFromStatus = "pending"
+	DomainEventFromStatusRevoked  DomainEventFromStatus = "revoked"
+	DomainEventFromStatusVerified DomainEventFromStatus = "verified"
+)
+
+// Valid indicates whether the value is a known member of the DomainEventFromStatus enum.
+func (e DomainEventFromStatus) Valid() bool {
+	switch e {
+	case DomainEventFromStatusAtRisk:
+		return true
+	case DomainEventFromStatusPending:
+		return true
+	case DomainEventFromStatusRevoked:
+		return true
+	case DomainEventFromStatusVerified:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainEventType.
+const (
+	DomainEventTypeCreated       DomainEventType = "created"
+	DomainEventTypeStatusChanged DomainEventType = "status_changed"
+)
+
+// Valid indicates whether the value is a known member of the DomainEventType enum.
+func (e DomainEventType) Valid() bool {
+	switch e {
+	case DomainEventTypeCreated:
+		return true
+	case DomainEventTypeStatusChanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordPurpose.
+const (
+	DomainRecordPurposeDkim      DomainRecordPurpose = "dkim"
+	DomainRecordPurposeDmarc     DomainRecordPurpose = "dmarc"
+	DomainRecordPurposeOwnership DomainRecordPurpose = "ownership"
+	DomainRecordPurposeSpf       DomainRecordPurpose = "spf"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordPurpose enum.
+func (e DomainRecordPurpose) Valid() bool {
+	switch e {
+	case DomainRecordPurposeDkim:
+		return true
+	case DomainRecordPurposeDmarc:
+		return true
+	case DomainRecordPurposeOwnership:
+		return true
+	case DomainRecordPurposeSpf:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordRequirement.
+const (
+	DomainRecordRequirementRecommended         DomainRecordRequirement = "recommended"
+	DomainRecordRequirementRequired            DomainRecordRequirement = "required"
+	DomainRecordRequirementRequiredForPlatform DomainRecordRequirement = "required_for_platform"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordRequirement enum.
+func (e DomainRecordRequirement) Valid() bool {
+	switch e {
+	case DomainRecordRequirementRecommended:
+		return true
+	case DomainRecordRequirementRequired:
+		return true
+	case DomainRecordRequirementRequiredForPlatform:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordStatus.
+const (
+	DomainRecordStatusFail      DomainRecordStatus = "fail"
+	DomainRecordStatusPass      DomainRecordStatus = "pass"
+	DomainRecordStatusPending   DomainRecordStatus = "pending"
+	DomainRecordStatusTemperror DomainRecordStatus = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordStatus enum.
+func (e DomainRecordStatus) Valid() bool {
+	switch e {
+	case DomainRecordStatusFail:
+		return true
+	case DomainRecordStatusPass:
+		return true
+	case DomainRecordStatusPending:
+		return true
+	case DomainRecordStatusTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordType.
+const (
+	DomainRecordTypeTXT DomainRecordType = "TXT"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordType enum.
+func (e DomainRecordType) Valid() bool {
+	switch e {
+	case DomainRecordTypeTXT:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainStatus.
+const (
+	DomainStatusAtRisk   DomainStatus = "at_risk"
+	DomainStatusPending  DomainStatus = "pending"
+	DomainStatusRevoked  DomainStatus = "revoked"
+	DomainStatusVerified DomainStatus = "verified"
+)
+
+// Valid indicates whether the value is a known member of the DomainStatus enum.
+func (e DomainStatus) Valid() bool {
+	switch e {
+	case DomainStatusAtRisk:
+		return true
+	case DomainStatusPending:
+		return true
+	case DomainStatusRevoked:
+		return true
+	case DomainStatusVerified:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageSource.
+const (
+	MessageSourceApi  MessageSource = "api"
+	MessageSourceSmtp MessageSource = "smtp"
+	MessageSourceTest MessageSource = "test"
+)
+
+// Valid indicates whether the value is a known member of the MessageSource enum.
+func (e MessageSource) Valid() bool {
+	switch e {
+	case MessageSourceApi:
+		return true
+	case MessageSourceSmtp:
+		return true
+	case MessageSourceTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageStatus.
+const (
+	MessageStatusCancelled MessageStatus = "cancelled"
+	MessageStatusDeferred  MessageStatus = "deferred"
+	MessageStatusDelivered MessageStatus = "delivered"
+	MessageStatusFailed    MessageStatus = "failed"
+	MessageStatusQueued    MessageStatus = "queued"
+	MessageStatusSending   MessageStatus = "sending"
+)
+
+// Valid indicates whether the value is a known member of the MessageStatus enum.
+func (e MessageStatus) Valid() bool {
+	switch e {
+	case MessageStatusCancelled:
+		return true
+	case MessageStatusDeferred:
+		return true
+	case MessageStatusDelivered:
+		return true
+	case MessageStatusFailed:
+		return true
+	case MessageStatusQueued:
+		return true
+	case MessageStatusSending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SMTPAuthMechanism.
 const (
 	SMTPAuthMechanismCramMd5 SMTPAuthMechanism = "cram-md5"
@@ -210,6 +513,39 @@ func (e SMTPSecurity) Valid() bool {
 	}
 }
 
+// Defines values for SPFEvaluationResult.
+const (
+	SPFEvaluationResultFail      SPFEvaluationResult = "fail"
+	SPFEvaluationResultNeutral   SPFEvaluationResult = "neutral"
+	SPFEvaluationResultNone      SPFEvaluationResult = "none"
+	SPFEvaluationResultPass      SPFEvaluationResult = "pass"
+	SPFEvaluationResultPermerror SPFEvaluationResult = "permerror"
+	SPFEvaluationResultSoftfail  SPFEvaluationResult = "softfail"
+	SPFEvaluationResultTemperror SPFEvaluationResult = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the SPFEvaluationResult enum.
+func (e SPFEvaluationResult) Valid() bool {
+	switch e {
+	case SPFEvaluationResultFail:
+		return true
+	case SPFEvaluationResultNeutral:
+		return true
+	case SPFEvaluationResultNone:
+		return true
+	case SPFEvaluationResultPass:
+		return true
+	case SPFEvaluationResultPermerror:
+		return true
+	case SPFEvaluationResultSoftfail:
+		return true
+	case SPFEvaluationResultTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Scope.
 const (
 	ScopeManage       Scope = "manage"
@@ -231,6 +567,24 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for GetDomainRecordsParamsFormat.
+const (
+	GetDomainRecordsParamsFormatJson GetDomainRecordsParamsFormat = "json"
+	GetDomainRecordsParamsFormatZone GetDomainRecordsParamsFormat = "zone"
+)
+
+// Valid indicates whether the value is a known member of the GetDomainRecordsParamsFormat enum.
+func (e GetDomainRecordsParamsFormat) Valid() bool {
+	switch e {
+	case GetDomainRecordsParamsFormatJson:
+		return true
+	case GetDomainRecordsParamsFormatZone:
+		return true
+	default:
+		return false
+	}
+}
+
 // ApiKey A tenant API key, without its secret.
 type ApiKey struct {
 	// AllowedCidrs Client networks the key works from; empty means anywhere.
@@ -242,13 +596,17 @@ type ApiKey struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id.
+	//
+	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart., example: backend
+	// Name A label to tell keys apart.
+	//
+	// Example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -258,7 +616,9 @@ type ApiKey struct {
 
 	// RevokedAt When it was revoked.
 	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at,omitempty"`
-	Scopes    []Scope                      `json:"scopes"`
+
+	// Scopes What the key may do.
+	Scopes []Scope `json:"scopes"`
 
 	// Status Whether the key works now.
 	Status ApiKeyStatus `json:"status"`
@@ -279,7 +639,9 @@ type ApiKeyCreate struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// Name A label to tell keys apart.
-	Name   string  `json:"name"`
+	Name string `json:"name"`
+
+	// Scopes What the key may do: `read` views, `manage` changes settings and keys (and reads), `messages:send` sends.
 	Scopes []Scope `json:"scopes"`
 }
 
@@ -294,13 +656,17 @@ type ApiKeyCreated struct {
 	// ExpiresAt When the key stops working by itself.
 	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
 
-	// Id The key's id., example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
+	// Id The key's id.
+	//
+	// Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 	Id string `json:"id"`
 
 	// LastUsedAt Last successful use (to the minute).
 	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at,omitempty"`
 
-	// Name A label to tell keys apart., example: backend
+	// Name A label to tell keys apart.
+	//
+	// Example: backend
 	Name string `json:"name"`
 
 	// Prefix The first characters of the secret, to recognise it in a password manager.
@@ -310,7 +676,9 @@ type ApiKeyCreated struct {
 
 	// RevokedAt When it was revoked.
 	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at,omitempty"`
-	Scopes    []Scope                      `json:"scopes"`
+
+	// Scopes What the key may do.
+	Scopes []Scope `json:"scopes"`
 
 	// Secret The bearer token. Store it now; it is never shown again.
 	//
@@ -329,10 +697,30 @@ type ApiKeyCreatedStatus string
 
 // ApiKeyList A page of API keys.
 type ApiKeyList struct {
+	// Items The keys on this page, oldest first.
 	Items []ApiKey `json:"items"`
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// Attachment A file attached to a message.
+type Attachment struct {
+	// Content The file's bytes in base64.
+	Content string `json:"content"`
+
+	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
+	ContentId *string `json:"content_id,omitempty"`
+
+	// ContentType The MIME type; guessed from the file name when absent.
+	//
+	// Example: application/pdf
+	ContentType *string `json:"content_type,omitempty"`
+
+	// Filename The file name shown to the recipient.
+	//
+	// Example: invoice.pdf
+	Filename string `json:"filename"`
 }
 
 // ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
@@ -366,8 +754,10 @@ type ConnectionTest struct {
 	Port int `json:"port"`
 
 	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
-	Security SMTPSecurity         `json:"security"`
-	Steps    []ConnectionTestStep `json:"steps"`
+	Security SMTPSecurity `json:"security"`
+
+	// Steps Every step in order; after the first failure the rest are `skipped`.
+	Steps []ConnectionTestStep `json:"steps"`
 
 	// TestedAt When it ran.
 	TestedAt time.Time `json:"tested_at"`
@@ -414,7 +804,9 @@ type Connector struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
 
-	// Id The connector's id., example: con_06h08583y1r596y07grz39yhqm
+	// Id The connector's id.
+	//
+	// Example: con_06h08583y1r596y07grz39yhqm
 	Id string `json:"id"`
 
 	// IsDefault Messages without a `connector_id` go through the tenant's default connector.
@@ -429,7 +821,9 @@ type Connector struct {
 	// Limits Sending limits; `null` or absent means no limit. Enforced when messages are submitted.
 	Limits ConnectorLimits `json:"limits"`
 
-	// Name A label., example: Office 365
+	// Name A label.
+	//
+	// Example: Office 365
 	Name string `json:"name"`
 
 	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
@@ -489,6 +883,7 @@ type ConnectorLimits struct {
 
 // ConnectorList A page of connectors.
 type ConnectorList struct {
+	// Items The connectors on this page, oldest first.
 	Items []Connector `json:"items"`
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
@@ -522,6 +917,397 @@ type ConnectorUpdate struct {
 // ConnectorUpdateIsDefault `true` makes this the default connector (the previous default stops being it).
 type ConnectorUpdateIsDefault bool
 
+// ConnectorUsage A connector's usage.
+type ConnectorUsage struct {
+	// ConnectorId The connector.
+	ConnectorId string `json:"connector_id"`
+
+	// Day Messages accepted in the current period against its limit.
+	Day UsageCounter `json:"day"`
+
+	// Hour Messages accepted in the current period against its limit.
+	Hour UsageCounter `json:"hour"`
+
+	// Minute Messages accepted in the current period against its limit.
+	Minute UsageCounter `json:"minute"`
+
+	// Month Messages accepted in the current period against its limit.
+	Month UsageCounter `json:"month"`
+
+	// Name Its name.
+	Name string `json:"name"`
+}
+
+// DMARCPolicy The DMARC policy found (informational).
+type DMARCPolicy struct {
+	// Adkim DKIM alignment: r (relaxed) or s (strict).
+	Adkim string `json:"adkim"`
+
+	// Aspf SPF alignment: r (relaxed) or s (strict).
+	Aspf string `json:"aspf"`
+
+	// Domain Where the record was found: the domain or its organisational domain.
+	Domain string `json:"domain"`
+
+	// Pct pct=.
+	Pct int `json:"pct"`
+
+	// Policy p=.
+	//
+	// Example: quarantine
+	Policy string `json:"policy"`
+
+	// Record The record.
+	Record string `json:"record"`
+
+	// Rua Aggregate report addresses.
+	Rua *[]string `json:"rua,omitempty"`
+
+	// SubdomainPolicy sp=.
+	SubdomainPolicy *string `json:"subdomain_policy,omitempty"`
+}
+
+// Domain A sender domain of the tenant.
+type Domain struct {
+	// Checks The latest result of each check; empty before the first check.
+	Checks []DomainCheckResult `json:"checks"`
+
+	// ConsecutiveFailures Failed checks in a row since it was verified; DNS errors neither count nor reset it.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+
+	// CreatedAt When it was added.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DkimSelector The DKIM selector of its key.
+	//
+	// Example: sw1
+	DkimSelector string `json:"dkim_selector"`
+
+	// Domain The domain in ASCII (A-label) form.
+	//
+	// Example: xn--bcher-kva.example
+	Domain string `json:"domain"`
+
+	// DomainUnicode The domain as people write it.
+	//
+	// Example: bücher.example
+	DomainUnicode string `json:"domain_unicode"`
+
+	// FirstFailedAt When its records started failing (while `at_risk` or `revoked`).
+	FirstFailedAt nullable.Nullable[time.Time] `json:"first_failed_at"`
+
+	// Id The domain's id.
+	//
+	// Example: dom_06h08583y1r596y07grz39yhqm
+	Id string `json:"id"`
+
+	// LastCheckedAt When it was last checked.
+	LastCheckedAt nullable.Nullable[time.Time] `json:"last_checked_at"`
+
+	// NextCheckAt When the next scheduled check is due.
+	NextCheckAt time.Time `json:"next_check_at"`
+
+	// RevokesAt While `at_risk`: the earliest time it is revoked if the records still fail (it also takes a number of failed checks in a row).
+	RevokesAt nullable.Nullable[time.Time] `json:"revokes_at"`
+
+	// SendAllowed Messages may be sent from this domain now (`verified` or `at_risk`).
+	SendAllowed bool `json:"send_allowed"`
+
+	// SpfStatus The last conclusive SPF result; `null` before one (or when the platform checks no SPF). Sending through a `platform` connector needs `pass`.
+	SpfStatus nullable.Nullable[DomainSpfStatus] `json:"spf_status"`
+
+	// Status `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	Status DomainStatus `json:"status"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// VerifiedAt When it last became verified.
+	VerifiedAt nullable.Nullable[time.Time] `json:"verified_at"`
+}
+
+// DomainSpfStatus The last conclusive SPF result; `null` before one (or when the platform checks no SPF). Sending through a `platform` connector needs `pass`.
+type DomainSpfStatus string
+
+// DomainCheck One recorded check of a domain.
+type DomainCheck struct {
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// DurationMs How long it took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Id The check's id.
+	//
+	// Example: chk_06h08583y1r596y07grz39yhqm
+	Id string `json:"id"`
+
+	// Outcome Judged on the required checks (ownership, DKIM): `fail` when one failed authoritatively, `temperror` when DNS did not answer and none failed.
+	Outcome DomainCheckOutcome `json:"outcome"`
+
+	// Results The result of each check.
+	Results []DomainCheckResult `json:"results"`
+
+	// StartedAt When it started.
+	StartedAt time.Time `json:"started_at"`
+
+	// StatusAfter `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	StatusAfter DomainStatus `json:"status_after"`
+
+	// StatusBefore `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	StatusBefore DomainStatus `json:"status_before"`
+
+	// Trigger `manual`: `POST /v1/domains/{domain_id}/check`; `scheduled`: the first check after the domain was added, and the periodic re-checks.
+	Trigger DomainCheckTrigger `json:"trigger"`
+}
+
+// DomainCheckOutcome Judged on the required checks (ownership, DKIM): `fail` when one failed authoritatively, `temperror` when DNS did not answer and none failed.
+type DomainCheckOutcome string
+
+// DomainCheckTrigger `manual`: `POST /v1/domains/{domain_id}/check`; `scheduled`: the first check after the domain was added, and the periodic re-checks.
+type DomainCheckTrigger string
+
+// DomainCheckList A page of checks, newest first.
+type DomainCheckList struct {
+	// Items The checks on this page.
+	Items []DomainCheck `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DomainCheckResult The result of one check, with the evidence.
+type DomainCheckResult struct {
+	// Check Which check.
+	Check DomainCheckResultCheck `json:"check"`
+
+	// CheckedAt When it ran.
+	CheckedAt time.Time `json:"checked_at"`
+
+	// Code Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
+	// `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
+	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
+	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`, …
+	//
+	//
+	// Example: ownership.token_missing
+	Code string `json:"code"`
+
+	// Dmarc The DMARC policy found (informational).
+	Dmarc *DMARCPolicy `json:"dmarc,omitempty"`
+
+	// DurationMs How long it took.
+	DurationMs int64 `json:"duration_ms"`
+
+	// Expected The value the check looks for.
+	Expected string `json:"expected"`
+
+	// Message What was found and what to do, in plain words.
+	//
+	// Example: No TXT record sendwerk-verification=5f2c… was found at example.com; publish it and check again.
+	Message string `json:"message"`
+
+	// Observed The records found (TXT strings joined).
+	Observed []string `json:"observed"`
+
+	// Resolver The DNS server that answered.
+	//
+	// Example: 192.0.2.53:53
+	Resolver *string `json:"resolver,omitempty"`
+
+	// Spf How the domain's SPF record was evaluated (RFC 7208).
+	Spf *SPFDetails `json:"spf,omitempty"`
+
+	// Status `temperror`: DNS did not answer usably (timeout, SERVFAIL, REFUSED); it never counts against the domain.
+	Status DomainCheckResultStatus `json:"status"`
+}
+
+// DomainCheckResultCheck Which check.
+type DomainCheckResultCheck string
+
+// DomainCheckResultStatus `temperror`: DNS did not answer usably (timeout, SERVFAIL, REFUSED); it never counts against the domain.
+type DomainCheckResultStatus string
+
+// DomainCheckRun A manual check and the domain after it.
+type DomainCheckRun struct {
+	// Check One recorded check of a domain.
+	Check DomainCheck `json:"check"`
+
+	// Domain A sender domain of the tenant.
+	Domain Domain `json:"domain"`
+}
+
+// DomainCreate A domain to add.
+type DomainCreate struct {
+	// Domain The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`.
+	Domain string `json:"domain"`
+}
+
+// DomainEvent Something that happened to a domain.
+type DomainEvent struct {
+	// CheckId The check that caused it.
+	CheckId *string `json:"check_id,omitempty"`
+
+	// Code The stable code of the cause (a check code, `domain.verified` or `domain.restored`).
+	Code string `json:"code"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// FromStatus The status before; `null` for `created`.
+	FromStatus nullable.Nullable[DomainEventFromStatus] `json:"from_status"`
+
+	// Id The event's id.
+	Id string `json:"id"`
+
+	// Reason Why, in plain words.
+	Reason string `json:"reason"`
+
+	// ToStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	ToStatus DomainStatus `json:"to_status"`
+
+	// Type What happened.
+	Type DomainEventType `json:"type"`
+}
+
+// DomainEventFromStatus The status before; `null` for `created`.
+type DomainEventFromStatus string
+
+// DomainEventType What happened.
+type DomainEventType string
+
+// DomainEventList A page of events, newest first.
+type DomainEventList struct {
+	// Items The events on this page.
+	Items []DomainEvent `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DomainList A page of domains.
+type DomainList struct {
+	// Items The domains on this page, oldest first.
+	Items []Domain `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DomainRecord One DNS record to publish and its current check status.
+type DomainRecord struct {
+	// CheckedAt When it was last checked.
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+
+	// Code The latest check's stable code.
+	Code *string `json:"code,omitempty"`
+
+	// Fqdn The full name.
+	//
+	// Example: sw1._domainkey.example.com
+	Fqdn string `json:"fqdn"`
+
+	// Host The name relative to `zone`, as DNS panels ask for it; `@` is the zone itself.
+	//
+	// Example: sw1._domainkey
+	Host string `json:"host"`
+
+	// Message The latest check's message.
+	Message *string `json:"message,omitempty"`
+
+	// Purpose What the record proves.
+	Purpose DomainRecordPurpose `json:"purpose"`
+
+	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+	Requirement DomainRecordRequirement `json:"requirement"`
+
+	// Status The latest check of this record; `pending` before the first check.
+	Status DomainRecordStatus `json:"status"`
+
+	// Ttl Suggested TTL in seconds.
+	//
+	// Example: 3600
+	Ttl int `json:"ttl"`
+
+	// Type The record type.
+	Type DomainRecordType `json:"type"`
+
+	// Value The value, unsplit (DNS panels split long values themselves).
+	Value string `json:"value"`
+
+	// Zone The zone the domain is most likely managed in (its registrable domain).
+	//
+	// Example: example.com
+	Zone string `json:"zone"`
+}
+
+// DomainRecordPurpose What the record proves.
+type DomainRecordPurpose string
+
+// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+type DomainRecordRequirement string
+
+// DomainRecordStatus The latest check of this record; `pending` before the first check.
+type DomainRecordStatus string
+
+// DomainRecordType The record type.
+type DomainRecordType string
+
+// DomainRecords The records a domain publishes.
+type DomainRecords struct {
+	// Domain The domain (A-label).
+	Domain string `json:"domain"`
+
+	// DomainId The domain's id.
+	DomainId string `json:"domain_id"`
+
+	// Records The records to publish.
+	Records []DomainRecord `json:"records"`
+
+	// Status `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+	// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+	// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+	// number of consecutive failed checks); may not send until the records pass again, which
+	// makes it `verified` at once. DNS timeouts and server failures never change the status.
+	Status DomainStatus `json:"status"`
+}
+
+// DomainStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
+// `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
+// send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
+// number of consecutive failed checks); may not send until the records pass again, which
+// makes it `verified` at once. DNS timeouts and server failures never change the status.
+type DomainStatus string
+
+// EmailAddress An address, as a string (`jane@example.com`) or an object with a display name.
+type EmailAddress struct {
+	union json.RawMessage
+}
+
+// EmailAddress0 Example: jane@customer.example
+type EmailAddress0 = string
+
 // FieldError One rule a field broke.
 type FieldError struct {
 	// Field The field's path in the body (`scopes[1]`) or the parameter's name.
@@ -551,6 +1337,275 @@ type Me struct {
 	// Tenant A customer of the platform.
 	Tenant Tenant `json:"tenant"`
 }
+
+// Message A message in the log.
+type Message struct {
+	// Attempts Delivery attempts made.
+	Attempts int `json:"attempts"`
+
+	// BodyPurged The body was removed by retention (metadata and events remain).
+	BodyPurged bool `json:"body_purged"`
+
+	// Cc Cc addresses.
+	Cc []string `json:"cc"`
+
+	// CompletedAt When it was delivered, failed or cancelled.
+	CompletedAt nullable.Nullable[time.Time] `json:"completed_at,omitempty"`
+
+	// ConnectorId The connector it goes through.
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was accepted.
+	CreatedAt time.Time `json:"created_at"`
+
+	// From A sender address with an optional display name.
+	From Sender `json:"from"`
+
+	// Id The message's id.
+	Id string `json:"id"`
+
+	// LastReply An SMTP server reply.
+	LastReply *SMTPReply `json:"last_reply,omitempty"`
+
+	// MessageId The Message-ID header.
+	MessageId string `json:"message_id"`
+
+	// Metadata Your metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAttemptAt When a deferred message is tried again.
+	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at,omitempty"`
+
+	// Recipients Envelope recipients: to, cc and bcc.
+	Recipients []string `json:"recipients"`
+
+	// SendAt The requested earliest delivery.
+	SendAt nullable.Nullable[time.Time] `json:"send_at,omitempty"`
+
+	// SizeBytes Size of the rendered message.
+	SizeBytes int `json:"size_bytes"`
+
+	// Source How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+	Source MessageSource `json:"source"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status MessageStatus `json:"status"`
+
+	// StatusReason Why it is deferred or failed, in words and codes.
+	StatusReason string `json:"status_reason"`
+
+	// Subject The subject.
+	Subject string `json:"subject"`
+
+	// Tags Tags.
+	Tags []string `json:"tags"`
+
+	// To To addresses.
+	To []string `json:"to"`
+
+	// UpdatedAt When its status last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MessageAccepted A message accepted for delivery.
+type MessageAccepted struct {
+	// Id The message's id.
+	//
+	// Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The Message-ID header the message carries.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@acme.example>
+	MessageId string `json:"message_id"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status MessageStatus `json:"status"`
+}
+
+// MessageBatch Messages to send together.
+type MessageBatch struct {
+	// Messages The messages; each is validated on its own.
+	Messages []MessageCreate `json:"messages"`
+}
+
+// MessageBatchItem One message of a batch, accepted (`id`) or refused (`problem`).
+type MessageBatchItem struct {
+	// Id The message's id when accepted.
+	Id *string `json:"id,omitempty"`
+
+	// Index The message's position in the request.
+	Index int `json:"index"`
+
+	// MessageId The Message-ID header when accepted.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Problem An RFC 9457 problem document.
+	Problem *Problem `json:"problem,omitempty"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status *MessageStatus `json:"status,omitempty"`
+}
+
+// MessageBatchResult The outcome of a batch, one item per submitted message in order.
+type MessageBatchResult struct {
+	// Accepted How many messages were accepted.
+	Accepted int `json:"accepted"`
+
+	// Items One entry per submitted message, by its index.
+	Items []MessageBatchItem `json:"items"`
+
+	// Rejected How many were refused.
+	Rejected int `json:"rejected"`
+}
+
+// MessageCreate A message to send.
+type MessageCreate struct {
+	// Attachments Files; one with a `content_id` is inline (reference it in html as `cid:<content_id>`).
+	Attachments *[]Attachment `json:"attachments,omitempty"`
+
+	// Bcc Recipients not shown in the message. To, cc and bcc together may name at most 50.
+	Bcc *[]EmailAddress `json:"bcc,omitempty"`
+
+	// Cc Recipients shown in Cc.
+	Cc *[]EmailAddress `json:"cc,omitempty"`
+
+	// ConnectorId The connector to send through; absent means the tenant's default connector.
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// From An address, as a string (`jane@example.com`) or an object with a display name.
+	From EmailAddress `json:"from"`
+
+	// Headers Custom headers. From, To, Cc, Bcc, Date, Message-ID, Subject, Reply-To, Sender, MIME and DKIM headers, Received and Return-Path are set by Sendwerk and refused here.
+	//
+	// Example: {"List-Unsubscribe":"\u003chttps://acme.example/u/1\u003e","X-Campaign":"onboarding"}
+	Headers *map[string]string `json:"headers,omitempty"`
+
+	// Html The HTML body; with `text`, both are sent as alternatives.
+	Html *string `json:"html,omitempty"`
+
+	// Metadata Your own key/value data, returned with the message (at most 20 keys).
+	Metadata *map[string]string `json:"metadata,omitempty"`
+
+	// ReplyTo Where replies go.
+	ReplyTo *[]EmailAddress `json:"reply_to,omitempty"`
+
+	// SendAt Deliver no earlier than this time.
+	SendAt *time.Time `json:"send_at,omitempty"`
+
+	// Subject The subject line.
+	Subject string `json:"subject"`
+
+	// Tags Labels to filter the message log by.
+	Tags *[]string `json:"tags,omitempty"`
+
+	// Text The plain-text body.
+	Text *string `json:"text,omitempty"`
+
+	// To Recipients shown in To.
+	To *[]EmailAddress `json:"to,omitempty"`
+}
+
+// MessageDetail A message with its event timeline.
+type MessageDetail struct {
+	// Attempts Delivery attempts made.
+	Attempts int `json:"attempts"`
+
+	// BodyPurged The body was removed by retention (metadata and events remain).
+	BodyPurged bool `json:"body_purged"`
+
+	// Cc Cc addresses.
+	Cc []string `json:"cc"`
+
+	// CompletedAt When it was delivered, failed or cancelled.
+	CompletedAt nullable.Nullable[time.Time] `json:"completed_at,omitempty"`
+
+	// ConnectorId The connector it goes through.
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was accepted.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Events What happened to the message, in order.
+	Events []MessageEvent `json:"events"`
+
+	// From A sender address with an optional display name.
+	From Sender `json:"from"`
+
+	// Id The message's id.
+	Id string `json:"id"`
+
+	// LastReply An SMTP server reply.
+	LastReply *SMTPReply `json:"last_reply,omitempty"`
+
+	// MessageId The Message-ID header.
+	MessageId string `json:"message_id"`
+
+	// Metadata Your metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAttemptAt When a deferred message is tried again.
+	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at,omitempty"`
+
+	// Recipients Envelope recipients: to, cc and bcc.
+	Recipients []string `json:"recipients"`
+
+	// SendAt The requested earliest delivery.
+	SendAt nullable.Nullable[time.Time] `json:"send_at,omitempty"`
+
+	// SizeBytes Size of the rendered message.
+	SizeBytes int `json:"size_bytes"`
+
+	// Source How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+	Source MessageSource `json:"source"`
+
+	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+	Status MessageStatus `json:"status"`
+
+	// StatusReason Why it is deferred or failed, in words and codes.
+	StatusReason string `json:"status_reason"`
+
+	// Subject The subject.
+	Subject string `json:"subject"`
+
+	// Tags Tags.
+	Tags []string `json:"tags"`
+
+	// To To addresses.
+	To []string `json:"to"`
+
+	// UpdatedAt When its status last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MessageEvent One step of a message's life.
+type MessageEvent struct {
+	// At When it happened.
+	At time.Time `json:"at"`
+
+	// Data Details of the event, e.g. the SMTP reply.
+	Data map[string]interface{} `json:"data"`
+
+	// Type `queued`, `attempt` (host, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`.
+	//
+	// Example: delivered
+	Type string `json:"type"`
+}
+
+// MessageList A page of messages, newest first.
+type MessageList struct {
+	// Items The messages on this page, newest first.
+	Items []Message `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// MessageSource How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+type MessageSource string
+
+// MessageStatus `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
+type MessageStatus string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -595,13 +1650,19 @@ type SMTPAuthMechanism string
 
 // SMTPReply An SMTP server reply.
 type SMTPReply struct {
-	// Code The reply code., example: 250
+	// Code The reply code.
+	//
+	// Example: 250
 	Code int `json:"code"`
 
-	// EnhancedCode The RFC 3463 enhanced status code., example: 2.0.0
+	// EnhancedCode The RFC 3463 enhanced status code.
+	//
+	// Example: 2.0.0
 	EnhancedCode *string `json:"enhanced_code,omitempty"`
 
-	// Text The reply text., example: "Ok: queued as 4Xk2Lq0bZ9z"
+	// Text The reply text.
+	//
+	// Example: "Ok: queued as 4Xk2Lq0bZ9z"
 	Text string `json:"text"`
 }
 
@@ -613,22 +1674,30 @@ type SMTPSettings struct {
 	// AuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
 	AuthMechanism SMTPAuthMechanism `json:"auth_mechanism"`
 
-	// CommandTimeoutSeconds How long each SMTP command may take., example: 60
+	// CommandTimeoutSeconds How long each SMTP command may take.
+	//
+	// Example: 60
 	CommandTimeoutSeconds int `json:"command_timeout_seconds"`
 
-	// ConnectTimeoutSeconds How long connecting may take., example: 15
+	// ConnectTimeoutSeconds How long connecting may take.
+	//
+	// Example: 15
 	ConnectTimeoutSeconds int `json:"connect_timeout_seconds"`
 
 	// HeloName The name sent in EHLO; absent means the server's own host name.
 	HeloName *string `json:"helo_name,omitempty"`
 
-	// Host Server host name or IP address., example: smtp.office365.com
+	// Host Server host name or IP address.
+	//
+	// Example: smtp.office365.com
 	Host string `json:"host"`
 
 	// PasswordSet Whether a password is stored.
 	PasswordSet bool `json:"password_set"`
 
-	// Port Server port., example: 587
+	// Port Server port.
+	//
+	// Example: 587
 	Port int `json:"port"`
 
 	// Security `tls`: implicit TLS (SMTPS, usually port 465). `starttls`: upgrade after connecting (usually 587), required — never silently downgraded. `none`: plain text, flagged insecure.
@@ -640,7 +1709,9 @@ type SMTPSettings struct {
 	// TlsSkipVerify Certificate verification is off (insecure).
 	TlsSkipVerify bool `json:"tls_skip_verify"`
 
-	// Username Login name., example: noreply@acme.example
+	// Username Login name.
+	//
+	// Example: noreply@acme.example
 	Username *string `json:"username,omitempty"`
 }
 
@@ -658,7 +1729,9 @@ type SMTPSettingsInput struct {
 	// HeloName The name sent in EHLO.
 	HeloName *string `json:"helo_name,omitempty"`
 
-	// Host Server host name or IP address., example: smtp.office365.com
+	// Host Server host name or IP address.
+	//
+	// Example: smtp.office365.com
 	Host string `json:"host"`
 
 	// Password Login password; write-only, stored encrypted.
@@ -718,21 +1791,74 @@ type SMTPSettingsPatch struct {
 	Username nullable.Nullable[string] `json:"username,omitempty"`
 }
 
+// SPFDetails How the domain's SPF record was evaluated (RFC 7208).
+type SPFDetails struct {
+	// Evaluations `check_host()` for each platform address.
+	Evaluations *[]SPFEvaluation `json:"evaluations,omitempty"`
+
+	// IncludePath From the domain to the record that includes the platform.
+	IncludePath *[]string `json:"include_path,omitempty"`
+
+	// Lookups DNS-querying terms in the whole include/redirect tree; receivers allow 10.
+	Lookups int `json:"lookups"`
+
+	// Record The domain's SPF record.
+	Record *string `json:"record,omitempty"`
+
+	// SuggestedRecord The record to publish so the platform is authorised.
+	SuggestedRecord *string `json:"suggested_record,omitempty"`
+}
+
+// SPFEvaluation One RFC 7208 `check_host()` evaluation.
+type SPFEvaluation struct {
+	// DnsLookups DNS-querying terms evaluated.
+	DnsLookups int `json:"dns_lookups"`
+
+	// Explanation The explanation of a fail.
+	Explanation *string `json:"explanation,omitempty"`
+
+	// Ip The address evaluated.
+	Ip string `json:"ip"`
+
+	// Mechanism The mechanism that matched.
+	//
+	// Example: include:_spf.sendwerk.example
+	Mechanism *string `json:"mechanism,omitempty"`
+
+	// Message Why the result is none, permerror or temperror.
+	Message *string `json:"message,omitempty"`
+
+	// Result The SPF result.
+	Result SPFEvaluationResult `json:"result"`
+
+	// VoidLookups Lookups that found nothing.
+	VoidLookups int `json:"void_lookups"`
+}
+
+// SPFEvaluationResult The SPF result.
+type SPFEvaluationResult string
+
 // Scope `read` views, `manage` changes settings and keys, `messages:send` sends.
 type Scope string
 
 // Sender A sender address with an optional display name.
 type Sender struct {
-	// Email The address., example: noreply@acme.example
+	// Email The address.
+	//
+	// Example: noreply@acme.example
 	Email string `json:"email"`
 
-	// Name The display name., example: Acme
+	// Name The display name.
+	//
+	// Example: Acme
 	Name *string `json:"name,omitempty"`
 }
 
 // TLSInfo The negotiated TLS session and the server's certificate.
 type TLSInfo struct {
-	// CipherSuite Negotiated cipher suite., example: TLS_AES_128_GCM_SHA256
+	// CipherSuite Negotiated cipher suite.
+	//
+	// Example: TLS_AES_128_GCM_SHA256
 	CipherSuite *string `json:"cipher_suite,omitempty"`
 
 	// DnsNames Names the certificate is valid for.
@@ -756,7 +1882,9 @@ type TLSInfo struct {
 	// VerifyError Why it did not verify (also shown when verification is off).
 	VerifyError *string `json:"verify_error,omitempty"`
 
-	// Version Protocol version., example: TLS 1.3
+	// Version Protocol version.
+	//
+	// Example: TLS 1.3
 	Version *string `json:"version,omitempty"`
 }
 
@@ -765,7 +1893,9 @@ type Tenant struct {
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
-	// Id The tenant's id., example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
+	// Id The tenant's id.
+	//
+	// Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 	Id string `json:"id"`
 
 	// MonthlyQuota Messages the tenant may send per calendar month (UTC); `null` for no quota.
@@ -773,7 +1903,9 @@ type Tenant struct {
 	// Example: 100000
 	MonthlyQuota nullable.Nullable[int64] `json:"monthly_quota"`
 
-	// Name A display name., example: Acme GmbH
+	// Name A display name.
+	//
+	// Example: Acme GmbH
 	Name string `json:"name"`
 
 	// UpdatedAt When it last changed.
@@ -791,6 +1923,7 @@ type TenantCreate struct {
 
 // TenantList A page of tenants.
 type TenantList struct {
+	// Items The tenants on this page, oldest first.
 	Items []Tenant `json:"items"`
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
@@ -808,13 +1941,17 @@ type TenantUpdate struct {
 
 // TestEmailRequest Where to send a test e-mail.
 type TestEmailRequest struct {
-	// To Recipient address., example: it@acme.example
+	// To Recipient address.
+	//
+	// Example: it@acme.example
 	To string `json:"to"`
 }
 
 // TestEmailResult The outcome of a test e-mail.
 type TestEmailResult struct {
-	// Code Stable failure code (as in connection tests, plus `smtp.rejected`)., example: smtp.rejected
+	// Code Stable failure code (as in connection tests, plus `smtp.rejected`).
+	//
+	// Example: smtp.rejected
 	Code *string `json:"code,omitempty"`
 
 	// DurationMs How long sending took.
@@ -822,6 +1959,9 @@ type TestEmailResult struct {
 
 	// From The sender used (the connector's default sender).
 	From string `json:"from"`
+
+	// Id The test message's id in the message log (`source: test`).
+	Id string `json:"id"`
 
 	// Message What happened, in plain words.
 	Message *string `json:"message,omitempty"`
@@ -845,11 +1985,41 @@ type TestEmailResult struct {
 	To string `json:"to"`
 }
 
+// Usage The tenant's usage now.
+type Usage struct {
+	// Connectors Usage per connector.
+	Connectors []ConnectorUsage `json:"connectors"`
+
+	// Month Messages accepted in the current period against its limit.
+	Month UsageCounter `json:"month"`
+}
+
+// UsageCounter Messages accepted in the current period against its limit.
+type UsageCounter struct {
+	// Count Messages accepted this period.
+	Count int64 `json:"count"`
+
+	// Limit The limit; `null` for none.
+	Limit nullable.Nullable[int64] `json:"limit,omitempty"`
+
+	// Remaining What is left; `null` without a limit.
+	Remaining nullable.Nullable[int64] `json:"remaining,omitempty"`
+
+	// ResetsAt When the period ends.
+	ResetsAt time.Time `json:"resets_at"`
+}
+
 // ConnectorID Example: con_06h08583y1r596y07grz39yhqm
 type ConnectorID = string
 
 // Cursor defines model for Cursor.
 type Cursor = string
+
+// DomainID Example: dom_06h08583y1r596y07grz39yhqm
+type DomainID = string
+
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
 
 // KeyID Example: key_01jd3v9a2b3c4d5e6f7g8h9j0k
 type KeyID = string
@@ -857,17 +2027,29 @@ type KeyID = string
 // Limit defines model for Limit.
 type Limit = int
 
+// MessageID Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+type MessageID = string
+
 // TenantID Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 type TenantID = string
 
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
 
+// Conflict An RFC 9457 problem document.
+type Conflict = Problem
+
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
+// LimitReached An RFC 9457 problem document.
+type LimitReached = Problem
+
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
+
+// RateLimited An RFC 9457 problem document.
+type RateLimited = Problem
 
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
@@ -894,6 +2076,81 @@ type ListConnectorsParams struct {
 
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListDomainsParams defines parameters for ListDomains.
+type ListDomainsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListDomainChecksParams defines parameters for ListDomainChecks.
+type ListDomainChecksParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListDomainEventsParams defines parameters for ListDomainEvents.
+type ListDomainEventsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetDomainRecordsParams defines parameters for GetDomainRecords.
+type GetDomainRecordsParams struct {
+	// Format `json` (default) or `zone` for a BIND zone-file snippet.
+	Format *GetDomainRecordsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetDomainRecordsParamsFormat defines parameters for GetDomainRecords.
+type GetDomainRecordsParamsFormat string
+
+// ListMessagesParams defines parameters for ListMessages.
+type ListMessagesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only messages in this status.
+	Status *MessageStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// ConnectorId Only messages sent through this connector.
+	ConnectorId *string `form:"connector_id,omitempty" json:"connector_id,omitempty"`
+
+	// Tag Only messages carrying this tag.
+	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// Recipient Only messages to this address (to, cc or bcc; exact, A-label domain).
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// CreatedAfter Only messages submitted at or after this time.
+	CreatedAfter *time.Time `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only messages submitted before this time.
+	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
+}
+
+// SendMessageParams defines parameters for SendMessage.
+type SendMessageParams struct {
+	// IdempotencyKey A unique key per logical request (e.g. a UUID); a retry with the same key and body returns the first answer.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// SendMessageBatchParams defines parameters for SendMessageBatch.
+type SendMessageBatchParams struct {
+	// IdempotencyKey A unique key per logical request (e.g. a UUID); a retry with the same key and body returns the first answer.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListTenantsParams defines parameters for ListTenants.
@@ -929,6 +2186,15 @@ type UpdateConnectorJSONRequestBody = ConnectorUpdate
 // SendConnectorTestEmailJSONRequestBody defines body for SendConnectorTestEmail for application/json ContentType.
 type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 
+// CreateDomainJSONRequestBody defines body for CreateDomain for application/json ContentType.
+type CreateDomainJSONRequestBody = DomainCreate
+
+// SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
+type SendMessageJSONRequestBody = MessageCreate
+
+// SendMessageBatchJSONRequestBody defines body for SendMessageBatch for application/json ContentType.
+type SendMessageBatchJSONRequestBody = MessageBatch
+
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
 
@@ -937,6 +2203,68 @@ type UpdateTenantJSONRequestBody = TenantUpdate
 
 // CreateTenantApiKeyJSONRequestBody defines body for CreateTenantApiKey for application/json ContentType.
 type CreateTenantApiKeyJSONRequestBody = ApiKeyCreate
+
+// AsEmailAddress0 returns the union data inside the EmailAddress as a EmailAddress0
+func (t EmailAddress) AsEmailAddress0() (EmailAddress0, error) {
+	var body EmailAddress0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEmailAddress0 overwrites any union data inside the EmailAddress as the provided EmailAddress0
+func (t *EmailAddress) FromEmailAddress0(v EmailAddress0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEmailAddress0 performs a merge with any union data inside the EmailAddress, using the provided EmailAddress0
+func (t *EmailAddress) MergeEmailAddress0(v EmailAddress0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsSender returns the union data inside the EmailAddress as a Sender
+func (t EmailAddress) AsSender() (Sender, error) {
+	var body Sender
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSender overwrites any union data inside the EmailAddress as the provided Sender
+func (t *EmailAddress) FromSender(v Sender) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSender performs a merge with any union data inside the EmailAddress, using the provided Sender
+func (t *EmailAddress) MergeSender(v Sender) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t EmailAddress) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *EmailAddress) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1060,6 +2388,8 @@ type ClientInterface interface {
 
 	// GetApiKey Get an API key
 	//
+	// One of the calling tenant's keys, with its scopes, status and last use; the secret is never returned.
+	//
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1167,8 +2497,10 @@ type ClientInterface interface {
 
 	// SendConnectorTestEmailWithBody Send a test e-mail through a connector
 	//
-	// Sends a short real message from the connector's default sender to `to` and returns
-	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	// Sends a short real message from the connector's default sender to `to` through the
+	// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+	// appears in the message log with `source: test`; it is tried once and does not count
+	// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1177,13 +2509,114 @@ type ClientInterface interface {
 
 	// SendConnectorTestEmail Send a test e-mail through a connector
 	//
-	// Sends a short real message from the connector's default sender to `to` and returns
-	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	// Sends a short real message from the connector's default sender to `to` through the
+	// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+	// appears in the message log with `source: test`; it is tried once and does not count
+	// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
 	SendConnectorTestEmail(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDomains List sender domains
+	//
+	// Lists the tenant's sender domains, oldest first, each with its status and latest check results.
+	//
+	// Corresponds with GET /v1/domains (the `ListDomains` operationId).
+	ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateDomainWithBody Add a sender domain
+	//
+	// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+	// Subdomains are separate sender domains: a verified `example.com` does not cover
+	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+	// (the private key is stored encrypted and never returned); get the records to publish from
+	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+	// it too, each proving it with its own token.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+	CreateDomainWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateDomain Add a sender domain
+	//
+	// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+	// Subdomains are separate sender domains: a verified `example.com` does not cover
+	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+	// (the private key is stored encrypted and never returned); get the records to publish from
+	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+	// it too, each proving it with its own token.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+	CreateDomain(ctx context.Context, body CreateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteDomain Delete a sender domain
+	//
+	// Deletes the domain, its DKIM key and its check history. Messages can no longer be sent from it. Cannot be undone.
+	//
+	// Corresponds with DELETE /v1/domains/{domain_id} (the `DeleteDomain` operationId).
+	DeleteDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDomain Get a sender domain
+	//
+	// The domain with its status, grace-period counters and the latest result of each check.
+	//
+	// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
+	GetDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CheckDomain Check a domain now
+	//
+	// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
+	// for a settings page's "check" button. Returns the updated domain and the check, whose
+	// results say in plain words what is missing. A failed check is a result, not an error.
+	// At most one manual check per domain every few seconds (`SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL`);
+	// sooner ones get `429` with `Retry-After`.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/check (the `CheckDomain` operationId).
+	CheckDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDomainChecks Check history
+	//
+	// Every check of the domain, manual and scheduled, newest first, with each check's full result.
+	//
+	// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
+	ListDomainChecks(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDomainEvents Status changes
+	//
+	// The domain's creation and every status change with its reason, newest first.
+	//
+	// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
+	ListDomainEvents(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDomainRecords Records to publish
+	//
+	// The DNS records the customer publishes, each with its purpose, requirement, relative host
+	// and full name, value, suggested TTL and current check status:
+	//
+	// - `ownership` (required): TXT `sendwerk-verification=<token>` at the domain; it must stay
+	//   published.
+	// - `spf` (required for `platform` connectors; shown when the platform has SPF settings): the
+	//   domain's one SPF record with the platform's include merged into what the domain
+	//   published at the last check.
+	// - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
+	//   to a provider that serves it works too).
+	// - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
+	//   exists.
+	//
+	// `?format=zone` returns the same records as a BIND zone-file snippet (`text/plain`,
+	// absolute names, long TXT values split into strings of at most 255 bytes), ready to paste.
+	//
+	// Corresponds with GET /v1/domains/{domain_id}/records (the `GetDomainRecords` operationId).
+	GetDomainRecords(ctx context.Context, domainId DomainID, params *GetDomainRecordsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMe Describe the calling API key
 	//
@@ -1191,6 +2624,91 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMessages List messages (the message log)
+	//
+	// Lists the tenant's messages, newest first, with optional filters.
+	//
+	// Corresponds with GET /v1/messages (the `ListMessages` operationId).
+	ListMessages(ctx context.Context, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessageWithBody Send a message
+	//
+	// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+	// the message and its delivery job are committed: it will be delivered or reported as
+	// failed, never lost. The sender must be allowed by the connector: a `platform`
+	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+	// connector from such a domain or exactly its default sender.
+	//
+	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+	// first answer; the same key with a different body is a `409`.
+	//
+	// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+	// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+	// being reached, and `429` says which limit and when to come back (`Retry-After`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+	SendMessageWithBody(ctx context.Context, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessage Send a message
+	//
+	// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+	// the message and its delivery job are committed: it will be delivered or reported as
+	// failed, never lost. The sender must be allowed by the connector: a `platform`
+	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+	// connector from such a domain or exactly its default sender.
+	//
+	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+	// first answer; the same key with a different body is a `409`.
+	//
+	// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+	// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+	// being reached, and `429` says which limit and when to come back (`Retry-After`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+	SendMessage(ctx context.Context, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessageBatchWithBody Send up to 500 messages at once
+	//
+	// Validates each message on its own; the accepted ones are committed together, with
+	// their delivery jobs, in one transaction. The answer lists every message by its index
+	// with either its id or the problem that refused it. Limits apply to the accepted
+	// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+	SendMessageBatchWithBody(ctx context.Context, params *SendMessageBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessageBatch Send up to 500 messages at once
+	//
+	// Validates each message on its own; the accepted ones are committed together, with
+	// their delivery jobs, in one transaction. The answer lists every message by its index
+	// with either its id or the problem that refused it. Limits apply to the accepted
+	// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+	SendMessageBatch(ctx context.Context, params *SendMessageBatchParams, body SendMessageBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMessage Get a message with its timeline
+	//
+	// The message and its events (queued, attempt, deferred, delivered, failed, cancelled) with the SMTP replies.
+	//
+	// Corresponds with GET /v1/messages/{message_id} (the `GetMessage` operationId).
+	GetMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelMessage Cancel a message
+	//
+	// Cancels a `queued` or `deferred` message; one being sent or already finished answers `409`.
+	//
+	// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
+	CancelMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List tenants
 	//
@@ -1225,6 +2743,8 @@ type ClientInterface interface {
 	DeleteTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetTenant Get a tenant
+	//
+	// The tenant with its monthly quota.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id} (the `GetTenant` operationId).
 	GetTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1280,6 +2800,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/api-keys/{key_id} (the `RevokeTenantApiKey` operationId).
 	RevokeTenantApiKey(ctx context.Context, tenantId TenantID, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetUsage Usage against limits and quotas
+	//
+	// Messages accepted this minute, hour, day (UTC) and month per connector, and this month for the tenant, beside their limits.
+	//
+	// Corresponds with GET /v1/usage (the `GetUsage` operationId).
+	GetUsage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealth Liveness probe
@@ -1389,6 +2916,8 @@ func (c *Client) RevokeApiKey(ctx context.Context, keyId KeyID, reqEditors ...Re
 }
 
 // GetApiKey Get an API key
+//
+// One of the calling tenant's keys, with its scopes, status and last use; the secret is never returned.
 //
 // Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 func (c *Client) GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1607,8 +3136,10 @@ func (c *Client) TestConnector(ctx context.Context, connectorId ConnectorID, req
 
 // SendConnectorTestEmailWithBody Send a test e-mail through a connector
 //
-// Sends a short real message from the connector's default sender to `to` and returns
-// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+// Sends a short real message from the connector's default sender to `to` through the
+// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+// appears in the message log with `source: test`; it is tried once and does not count
+// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1627,14 +3158,205 @@ func (c *Client) SendConnectorTestEmailWithBody(ctx context.Context, connectorId
 
 // SendConnectorTestEmail Send a test e-mail through a connector
 //
-// Sends a short real message from the connector's default sender to `to` and returns
-// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+// Sends a short real message from the connector's default sender to `to` through the
+// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+// appears in the message log with `source: test`; it is tried once and does not count
+// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
 func (c *Client) SendConnectorTestEmail(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSendConnectorTestEmailRequest(c.Server, connectorId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDomains List sender domains
+//
+// Lists the tenant's sender domains, oldest first, each with its status and latest check results.
+//
+// Corresponds with GET /v1/domains (the `ListDomains` operationId).
+func (c *Client) ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDomainsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateDomainWithBody Add a sender domain
+//
+// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+// Subdomains are separate sender domains: a verified `example.com` does not cover
+// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+// (the private key is stored encrypted and never returned); get the records to publish from
+// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+// it too, each proving it with its own token.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+func (c *Client) CreateDomainWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateDomainRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateDomain Add a sender domain
+//
+// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+// Subdomains are separate sender domains: a verified `example.com` does not cover
+// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+// (the private key is stored encrypted and never returned); get the records to publish from
+// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+// it too, each proving it with its own token.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+func (c *Client) CreateDomain(ctx context.Context, body CreateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateDomainRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteDomain Delete a sender domain
+//
+// Deletes the domain, its DKIM key and its check history. Messages can no longer be sent from it. Cannot be undone.
+//
+// Corresponds with DELETE /v1/domains/{domain_id} (the `DeleteDomain` operationId).
+func (c *Client) DeleteDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteDomainRequest(c.Server, domainId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDomain Get a sender domain
+//
+// The domain with its status, grace-period counters and the latest result of each check.
+//
+// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
+func (c *Client) GetDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDomainRequest(c.Server, domainId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CheckDomain Check a domain now
+//
+// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
+// for a settings page's "check" button. Returns the updated domain and the check, whose
+// results say in plain words what is missing. A failed check is a result, not an error.
+// At most one manual check per domain every few seconds (`SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL`);
+// sooner ones get `429` with `Retry-After`.
+//
+// Corresponds with POST /v1/domains/{domain_id}/check (the `CheckDomain` operationId).
+func (c *Client) CheckDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCheckDomainRequest(c.Server, domainId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDomainChecks Check history
+//
+// Every check of the domain, manual and scheduled, newest first, with each check's full result.
+//
+// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
+func (c *Client) ListDomainChecks(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDomainChecksRequest(c.Server, domainId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDomainEvents Status changes
+//
+// The domain's creation and every status change with its reason, newest first.
+//
+// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
+func (c *Client) ListDomainEvents(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDomainEventsRequest(c.Server, domainId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDomainRecords Records to publish
+//
+// The DNS records the customer publishes, each with its purpose, requirement, relative host
+// and full name, value, suggested TTL and current check status:
+//
+//   - `ownership` (required): TXT `sendwerk-verification=<token>` at the domain; it must stay
+//     published.
+//   - `spf` (required for `platform` connectors; shown when the platform has SPF settings): the
+//     domain's one SPF record with the platform's include merged into what the domain
+//     published at the last check.
+//   - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
+//     to a provider that serves it works too).
+//   - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
+//     exists.
+//
+// `?format=zone` returns the same records as a BIND zone-file snippet (`text/plain`,
+// absolute names, long TXT values split into strings of at most 255 bytes), ready to paste.
+//
+// Corresponds with GET /v1/domains/{domain_id}/records (the `GetDomainRecords` operationId).
+func (c *Client) GetDomainRecords(ctx context.Context, domainId DomainID, params *GetDomainRecordsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDomainRecordsRequest(c.Server, domainId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1652,6 +3374,161 @@ func (c *Client) SendConnectorTestEmail(ctx context.Context, connectorId Connect
 // Corresponds with GET /v1/me (the `GetMe` operationId).
 func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMessages List messages (the message log)
+//
+// Lists the tenant's messages, newest first, with optional filters.
+//
+// Corresponds with GET /v1/messages (the `ListMessages` operationId).
+func (c *Client) ListMessages(ctx context.Context, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMessagesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessageWithBody Send a message
+//
+// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+// the message and its delivery job are committed: it will be delivered or reported as
+// failed, never lost. The sender must be allowed by the connector: a `platform`
+// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+// connector from such a domain or exactly its default sender.
+//
+// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+// first answer; the same key with a different body is a `409`.
+//
+// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+// being reached, and `429` says which limit and when to come back (`Retry-After`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+func (c *Client) SendMessageWithBody(ctx context.Context, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessage Send a message
+//
+// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+// the message and its delivery job are committed: it will be delivered or reported as
+// failed, never lost. The sender must be allowed by the connector: a `platform`
+// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+// connector from such a domain or exactly its default sender.
+//
+// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+// first answer; the same key with a different body is a `409`.
+//
+// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+// being reached, and `429` says which limit and when to come back (`Retry-After`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+func (c *Client) SendMessage(ctx context.Context, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessageBatchWithBody Send up to 500 messages at once
+//
+// Validates each message on its own; the accepted ones are committed together, with
+// their delivery jobs, in one transaction. The answer lists every message by its index
+// with either its id or the problem that refused it. Limits apply to the accepted
+// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+func (c *Client) SendMessageBatchWithBody(ctx context.Context, params *SendMessageBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageBatchRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessageBatch Send up to 500 messages at once
+//
+// Validates each message on its own; the accepted ones are committed together, with
+// their delivery jobs, in one transaction. The answer lists every message by its index
+// with either its id or the problem that refused it. Limits apply to the accepted
+// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+func (c *Client) SendMessageBatch(ctx context.Context, params *SendMessageBatchParams, body SendMessageBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageBatchRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMessage Get a message with its timeline
+//
+// The message and its events (queued, attempt, deferred, delivered, failed, cancelled) with the SMTP replies.
+//
+// Corresponds with GET /v1/messages/{message_id} (the `GetMessage` operationId).
+func (c *Client) GetMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMessageRequest(c.Server, messageId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelMessage Cancel a message
+//
+// Cancels a `queued` or `deferred` message; one being sent or already finished answers `409`.
+//
+// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
+func (c *Client) CancelMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelMessageRequest(c.Server, messageId)
 	if err != nil {
 		return nil, err
 	}
@@ -1735,6 +3612,8 @@ func (c *Client) DeleteTenant(ctx context.Context, tenantId TenantID, reqEditors
 }
 
 // GetTenant Get a tenant
+//
+// The tenant with its monthly quota.
 //
 // Corresponds with GET /v1/tenants/{tenant_id} (the `GetTenant` operationId).
 func (c *Client) GetTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1851,6 +3730,23 @@ func (c *Client) CreateTenantApiKey(ctx context.Context, tenantId TenantID, body
 // Corresponds with DELETE /v1/tenants/{tenant_id}/api-keys/{key_id} (the `RevokeTenantApiKey` operationId).
 func (c *Client) RevokeTenantApiKey(ctx context.Context, tenantId TenantID, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeTenantApiKeyRequest(c.Server, tenantId, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetUsage Usage against limits and quotas
+//
+// Messages accepted this minute, hour, day (UTC) and month per connector, and this month for the tenant, beside their limits.
+//
+// Corresponds with GET /v1/usage (the `GetUsage` operationId).
+func (c *Client) GetUsage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUsageRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2431,6 +4327,421 @@ func NewSendConnectorTestEmailRequestWithBody(server string, connectorId Connect
 	return req, nil
 }
 
+// NewListDomainsRequest constructs an http.Request for the ListDomains method
+func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateDomainRequest calls the generic CreateDomain builder with application/json body
+func NewCreateDomainRequest(server string, body CreateDomainJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateDomainRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateDomainRequestWithBody constructs an http.Request for the CreateDomain method, with any body, and a specified content type
+func NewCreateDomainRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteDomainRequest constructs an http.Request for the DeleteDomain method
+func NewDeleteDomainRequest(server string, domainId DomainID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDomainRequest constructs an http.Request for the GetDomain method
+func NewGetDomainRequest(server string, domainId DomainID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCheckDomainRequest constructs an http.Request for the CheckDomain method
+func NewCheckDomainRequest(server string, domainId DomainID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/check", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListDomainChecksRequest constructs an http.Request for the ListDomainChecks method
+func NewListDomainChecksRequest(server string, domainId DomainID, params *ListDomainChecksParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/checks", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListDomainEventsRequest constructs an http.Request for the ListDomainEvents method
+func NewListDomainEventsRequest(server string, domainId DomainID, params *ListDomainEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDomainRecordsRequest constructs an http.Request for the GetDomainRecords method
+func NewGetDomainRecordsRequest(server string, domainId DomainID, params *GetDomainRecordsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/records", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string) (*http.Request, error) {
 	var err error
@@ -2451,6 +4762,322 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMessagesRequest constructs an http.Request for the ListMessages method
+func NewListMessagesRequest(server string, params *ListMessagesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ConnectorId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "connector_id", *params.ConnectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Tag != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag", *params.Tag, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Recipient != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "recipient", *params.Recipient, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CreatedAfter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_after", *params.CreatedAfter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CreatedBefore != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_before", *params.CreatedBefore, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSendMessageRequest calls the generic SendMessage builder with application/json body
+func NewSendMessageRequest(server string, params *SendMessageParams, body SendMessageJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendMessageRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewSendMessageRequestWithBody constructs an http.Request for the SendMessage method, with any body, and a specified content type
+func NewSendMessageRequestWithBody(server string, params *SendMessageParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewSendMessageBatchRequest calls the generic SendMessageBatch builder with application/json body
+func NewSendMessageBatchRequest(server string, params *SendMessageBatchParams, body SendMessageBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendMessageBatchRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewSendMessageBatchRequestWithBody constructs an http.Request for the SendMessageBatch method, with any body, and a specified content type
+func NewSendMessageBatchRequestWithBody(server string, params *SendMessageBatchParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetMessageRequest constructs an http.Request for the GetMessage method
+func NewGetMessageRequest(server string, messageId MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "message_id", messageId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelMessageRequest constructs an http.Request for the CancelMessage method
+func NewCancelMessageRequest(server string, messageId MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "message_id", messageId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -2840,6 +5467,33 @@ func NewRevokeTenantApiKeyRequest(server string, tenantId TenantID, keyId KeyID)
 	return req, nil
 }
 
+// NewGetUsageRequest constructs an http.Request for the GetUsage method
+func NewGetUsageRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/usage")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2939,6 +5593,8 @@ type ClientWithResponsesInterface interface {
 	RevokeApiKeyWithResponse(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*RevokeApiKeyResponse, error)
 
 	// GetApiKeyWithResponse Get an API key
+	//
+	// One of the calling tenant's keys, with its scopes, status and last use; the secret is never returned.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3057,8 +5713,10 @@ type ClientWithResponsesInterface interface {
 
 	// SendConnectorTestEmailWithBodyWithResponse Send a test e-mail through a connector
 	//
-	// Sends a short real message from the connector's default sender to `to` and returns
-	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	// Sends a short real message from the connector's default sender to `to` through the
+	// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+	// appears in the message log with `source: test`; it is tried once and does not count
+	// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3067,13 +5725,128 @@ type ClientWithResponsesInterface interface {
 
 	// SendConnectorTestEmailWithResponse Send a test e-mail through a connector
 	//
-	// Sends a short real message from the connector's default sender to `to` and returns
-	// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+	// Sends a short real message from the connector's default sender to `to` through the
+	// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+	// appears in the message log with `source: test`; it is tried once and does not count
+	// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/connectors/{connector_id}/test-email (the `SendConnectorTestEmail` operationId).
 	SendConnectorTestEmailWithResponse(ctx context.Context, connectorId ConnectorID, body SendConnectorTestEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*SendConnectorTestEmailResponse, error)
+
+	// ListDomainsWithResponse List sender domains
+	//
+	// Lists the tenant's sender domains, oldest first, each with its status and latest check results.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/domains (the `ListDomains` operationId).
+	ListDomainsWithResponse(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*ListDomainsResponse, error)
+
+	// CreateDomainWithBodyWithResponse Add a sender domain
+	//
+	// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+	// Subdomains are separate sender domains: a verified `example.com` does not cover
+	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+	// (the private key is stored encrypted and never returned); get the records to publish from
+	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+	// it too, each proving it with its own token.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+	CreateDomainWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateDomainResponse, error)
+
+	// CreateDomainWithResponse Add a sender domain
+	//
+	// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+	// Subdomains are separate sender domains: a verified `example.com` does not cover
+	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+	// (the private key is stored encrypted and never returned); get the records to publish from
+	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+	// it too, each proving it with its own token.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+	CreateDomainWithResponse(ctx context.Context, body CreateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateDomainResponse, error)
+
+	// DeleteDomainWithResponse Delete a sender domain
+	//
+	// Deletes the domain, its DKIM key and its check history. Messages can no longer be sent from it. Cannot be undone.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/domains/{domain_id} (the `DeleteDomain` operationId).
+	DeleteDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*DeleteDomainResponse, error)
+
+	// GetDomainWithResponse Get a sender domain
+	//
+	// The domain with its status, grace-period counters and the latest result of each check.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
+	GetDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*GetDomainResponse, error)
+
+	// CheckDomainWithResponse Check a domain now
+	//
+	// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
+	// for a settings page's "check" button. Returns the updated domain and the check, whose
+	// results say in plain words what is missing. A failed check is a result, not an error.
+	// At most one manual check per domain every few seconds (`SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL`);
+	// sooner ones get `429` with `Retry-After`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/check (the `CheckDomain` operationId).
+	CheckDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*CheckDomainResponse, error)
+
+	// ListDomainChecksWithResponse Check history
+	//
+	// Every check of the domain, manual and scheduled, newest first, with each check's full result.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
+	ListDomainChecksWithResponse(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*ListDomainChecksResponse, error)
+
+	// ListDomainEventsWithResponse Status changes
+	//
+	// The domain's creation and every status change with its reason, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
+	ListDomainEventsWithResponse(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*ListDomainEventsResponse, error)
+
+	// GetDomainRecordsWithResponse Records to publish
+	//
+	// The DNS records the customer publishes, each with its purpose, requirement, relative host
+	// and full name, value, suggested TTL and current check status:
+	//
+	// - `ownership` (required): TXT `sendwerk-verification=<token>` at the domain; it must stay
+	//   published.
+	// - `spf` (required for `platform` connectors; shown when the platform has SPF settings): the
+	//   domain's one SPF record with the platform's include merged into what the domain
+	//   published at the last check.
+	// - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
+	//   to a provider that serves it works too).
+	// - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
+	//   exists.
+	//
+	// `?format=zone` returns the same records as a BIND zone-file snippet (`text/plain`,
+	// absolute names, long TXT values split into strings of at most 255 bytes), ready to paste.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/domains/{domain_id}/records (the `GetDomainRecords` operationId).
+	GetDomainRecordsWithResponse(ctx context.Context, domainId DomainID, params *GetDomainRecordsParams, reqEditors ...RequestEditorFn) (*GetDomainRecordsResponse, error)
 
 	// GetMeWithResponse Describe the calling API key
 	//
@@ -3083,6 +5856,97 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
+
+	// ListMessagesWithResponse List messages (the message log)
+	//
+	// Lists the tenant's messages, newest first, with optional filters.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/messages (the `ListMessages` operationId).
+	ListMessagesWithResponse(ctx context.Context, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*ListMessagesResponse, error)
+
+	// SendMessageWithBodyWithResponse Send a message
+	//
+	// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+	// the message and its delivery job are committed: it will be delivered or reported as
+	// failed, never lost. The sender must be allowed by the connector: a `platform`
+	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+	// connector from such a domain or exactly its default sender.
+	//
+	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+	// first answer; the same key with a different body is a `409`.
+	//
+	// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+	// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+	// being reached, and `429` says which limit and when to come back (`Retry-After`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+	SendMessageWithBodyWithResponse(ctx context.Context, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageResponse, error)
+
+	// SendMessageWithResponse Send a message
+	//
+	// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+	// the message and its delivery job are committed: it will be delivered or reported as
+	// failed, never lost. The sender must be allowed by the connector: a `platform`
+	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+	// connector from such a domain or exactly its default sender.
+	//
+	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+	// first answer; the same key with a different body is a `409`.
+	//
+	// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+	// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+	// being reached, and `429` says which limit and when to come back (`Retry-After`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+	SendMessageWithResponse(ctx context.Context, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageResponse, error)
+
+	// SendMessageBatchWithBodyWithResponse Send up to 500 messages at once
+	//
+	// Validates each message on its own; the accepted ones are committed together, with
+	// their delivery jobs, in one transaction. The answer lists every message by its index
+	// with either its id or the problem that refused it. Limits apply to the accepted
+	// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+	SendMessageBatchWithBodyWithResponse(ctx context.Context, params *SendMessageBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageBatchResponse, error)
+
+	// SendMessageBatchWithResponse Send up to 500 messages at once
+	//
+	// Validates each message on its own; the accepted ones are committed together, with
+	// their delivery jobs, in one transaction. The answer lists every message by its index
+	// with either its id or the problem that refused it. Limits apply to the accepted
+	// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+	SendMessageBatchWithResponse(ctx context.Context, params *SendMessageBatchParams, body SendMessageBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageBatchResponse, error)
+
+	// GetMessageWithResponse Get a message with its timeline
+	//
+	// The message and its events (queued, attempt, deferred, delivered, failed, cancelled) with the SMTP replies.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/messages/{message_id} (the `GetMessage` operationId).
+	GetMessageWithResponse(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*GetMessageResponse, error)
+
+	// CancelMessageWithResponse Cancel a message
+	//
+	// Cancels a `queued` or `deferred` message; one being sent or already finished answers `409`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
+	CancelMessageWithResponse(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*CancelMessageResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -3121,6 +5985,8 @@ type ClientWithResponsesInterface interface {
 	DeleteTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error)
 
 	// GetTenantWithResponse Get a tenant
+	//
+	// The tenant with its monthly quota.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3182,6 +6048,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/api-keys/{key_id} (the `RevokeTenantApiKey` operationId).
 	RevokeTenantApiKeyWithResponse(ctx context.Context, tenantId TenantID, keyId KeyID, reqEditors ...RequestEditorFn) (*RevokeTenantApiKeyResponse, error)
+
+	// GetUsageWithResponse Usage against limits and quotas
+	//
+	// Messages accepted this minute, hour, day (UTC) and month per connector, and this month for the tenant, beside their limits.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/usage (the `GetUsage` operationId).
+	GetUsageWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetUsageResponse, error)
 }
 
 type GetHealthResponse struct {
@@ -4059,6 +6934,544 @@ func (r SendConnectorTestEmailResponse) ContentType() string {
 	return ""
 }
 
+type ListDomainsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDomainsResponse) GetJSON200() *DomainList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDomainsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDomainsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDomainsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDomainsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDomainsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDomainsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDomainsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Domain
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateDomainResponse) GetJSON201() *Domain {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateDomainResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateDomainResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateDomainResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Domain
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDomainResponse) GetJSON200() *Domain {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CheckDomainResponse429Headers the declared response headers of an HTTP 429 response for CheckDomain
+type CheckDomainResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CheckDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainCheckRun
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CheckDomainResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CheckDomainResponse) GetJSON200() *DomainCheckRun {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CheckDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CheckDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CheckDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CheckDomainResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r CheckDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CheckDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CheckDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CheckDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListDomainChecksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainCheckList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDomainChecksResponse) GetJSON200() *DomainCheckList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDomainChecksResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDomainChecksResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDomainChecksResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListDomainChecksResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDomainChecksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDomainChecksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDomainChecksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDomainChecksResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListDomainEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainEventList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDomainEventsResponse) GetJSON200() *DomainEventList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDomainEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDomainEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDomainEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListDomainEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDomainEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDomainEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDomainEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDomainEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetDomainRecordsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainRecords
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDomainRecordsResponse) GetJSON200() *DomainRecords {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetDomainRecordsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDomainRecordsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetDomainRecordsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDomainRecordsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDomainRecordsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDomainRecordsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDomainRecordsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDomainRecordsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4108,6 +7521,403 @@ func (r GetMeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMessagesResponse) GetJSON200() *MessageList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListMessagesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMessagesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListMessagesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SendMessageResponse202Headers the declared response headers of an HTTP 202 response for SendMessage
+type SendMessageResponse202Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+}
+
+// SendMessageResponse429Headers the declared response headers of an HTTP 429 response for SendMessage
+type SendMessageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+type SendMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MessageAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *LimitReached
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *SendMessageResponse202Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendMessageResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SendMessageResponse) GetJSON202() *MessageAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON429() *LimitReached {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r SendMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SendMessageBatchResponse200Headers the declared response headers of an HTTP 200 response for SendMessageBatch
+type SendMessageBatchResponse200Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+}
+
+// SendMessageBatchResponse429Headers the declared response headers of an HTTP 429 response for SendMessageBatch
+type SendMessageBatchResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+type SendMessageBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageBatchResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *LimitReached
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SendMessageBatchResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendMessageBatchResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SendMessageBatchResponse) GetJSON200() *MessageBatchResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SendMessageBatchResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendMessageBatchResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendMessageBatchResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SendMessageBatchResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendMessageBatchResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SendMessageBatchResponse) GetApplicationproblemJSON429() *LimitReached {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r SendMessageBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendMessageBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendMessageBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendMessageBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageDetail
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMessageResponse) GetJSON200() *MessageDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetMessageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMessageResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CancelMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Message
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelMessageResponse) GetJSON200() *Message {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CancelMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CancelMessageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelMessageResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelMessageResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelMessageResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4589,6 +8399,61 @@ func (r RevokeTenantApiKeyResponse) ContentType() string {
 	return ""
 }
 
+type GetUsageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Usage
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetUsageResponse) GetJSON200() *Usage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetUsageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetUsageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetUsageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetUsageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetUsageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetUsageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetHealthWithResponse Liveness probe
 //
 // Answers 200 while the process serves HTTP. Does not touch the database.
@@ -4680,6 +8545,8 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, keyI
 }
 
 // GetApiKeyWithResponse Get an API key
+//
+// One of the calling tenant's keys, with its scopes, status and last use; the secret is never returned.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4864,8 +8731,10 @@ func (c *ClientWithResponses) TestConnectorWithResponse(ctx context.Context, con
 
 // SendConnectorTestEmailWithBodyWithResponse Send a test e-mail through a connector
 //
-// Sends a short real message from the connector's default sender to `to` and returns
-// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+// Sends a short real message from the connector's default sender to `to` through the
+// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+// appears in the message log with `source: test`; it is tried once and does not count
+// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4880,8 +8749,10 @@ func (c *ClientWithResponses) SendConnectorTestEmailWithBodyWithResponse(ctx con
 
 // SendConnectorTestEmailWithResponse Send a test e-mail through a connector
 //
-// Sends a short real message from the connector's default sender to `to` and returns
-// the server's answer. A refused or failed delivery is a result (`ok: false`), not an error.
+// Sends a short real message from the connector's default sender to `to` through the
+// message pipeline (DKIM, sender rules) and returns the server's answer. The message
+// appears in the message log with `source: test`; it is tried once and does not count
+// against limits. A refused or failed delivery is a result (`ok: false`), not an error.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4892,6 +8763,173 @@ func (c *ClientWithResponses) SendConnectorTestEmailWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseSendConnectorTestEmailResponse(rsp)
+}
+
+// ListDomainsWithResponse List sender domains
+//
+// Lists the tenant's sender domains, oldest first, each with its status and latest check results.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/domains (the `ListDomains` operationId).
+func (c *ClientWithResponses) ListDomainsWithResponse(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*ListDomainsResponse, error) {
+	rsp, err := c.ListDomains(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDomainsResponse(rsp)
+}
+
+// CreateDomainWithBodyWithResponse Add a sender domain
+//
+// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+// Subdomains are separate sender domains: a verified `example.com` does not cover
+// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+// (the private key is stored encrypted and never returned); get the records to publish from
+// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+// it too, each proving it with its own token.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+func (c *ClientWithResponses) CreateDomainWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateDomainResponse, error) {
+	rsp, err := c.CreateDomainWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateDomainResponse(rsp)
+}
+
+// CreateDomainWithResponse Add a sender domain
+//
+// Adds a domain the tenant wants to send from. Internationalised names are accepted and
+// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
+// Subdomains are separate sender domains: a verified `example.com` does not cover
+// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
+// (the private key is stored encrypted and never returned); get the records to publish from
+// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
+// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
+// it too, each proving it with its own token.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains (the `CreateDomain` operationId).
+func (c *ClientWithResponses) CreateDomainWithResponse(ctx context.Context, body CreateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateDomainResponse, error) {
+	rsp, err := c.CreateDomain(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateDomainResponse(rsp)
+}
+
+// DeleteDomainWithResponse Delete a sender domain
+//
+// Deletes the domain, its DKIM key and its check history. Messages can no longer be sent from it. Cannot be undone.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/domains/{domain_id} (the `DeleteDomain` operationId).
+func (c *ClientWithResponses) DeleteDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*DeleteDomainResponse, error) {
+	rsp, err := c.DeleteDomain(ctx, domainId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteDomainResponse(rsp)
+}
+
+// GetDomainWithResponse Get a sender domain
+//
+// The domain with its status, grace-period counters and the latest result of each check.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
+func (c *ClientWithResponses) GetDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*GetDomainResponse, error) {
+	rsp, err := c.GetDomain(ctx, domainId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDomainResponse(rsp)
+}
+
+// CheckDomainWithResponse Check a domain now
+//
+// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
+// for a settings page's "check" button. Returns the updated domain and the check, whose
+// results say in plain words what is missing. A failed check is a result, not an error.
+// At most one manual check per domain every few seconds (`SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL`);
+// sooner ones get `429` with `Retry-After`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/check (the `CheckDomain` operationId).
+func (c *ClientWithResponses) CheckDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*CheckDomainResponse, error) {
+	rsp, err := c.CheckDomain(ctx, domainId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckDomainResponse(rsp)
+}
+
+// ListDomainChecksWithResponse Check history
+//
+// Every check of the domain, manual and scheduled, newest first, with each check's full result.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
+func (c *ClientWithResponses) ListDomainChecksWithResponse(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*ListDomainChecksResponse, error) {
+	rsp, err := c.ListDomainChecks(ctx, domainId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDomainChecksResponse(rsp)
+}
+
+// ListDomainEventsWithResponse Status changes
+//
+// The domain's creation and every status change with its reason, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
+func (c *ClientWithResponses) ListDomainEventsWithResponse(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*ListDomainEventsResponse, error) {
+	rsp, err := c.ListDomainEvents(ctx, domainId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDomainEventsResponse(rsp)
+}
+
+// GetDomainRecordsWithResponse Records to publish
+//
+// The DNS records the customer publishes, each with its purpose, requirement, relative host
+// and full name, value, suggested TTL and current check status:
+//
+//   - `ownership` (required): TXT `sendwerk-verification=<token>` at the domain; it must stay
+//     published.
+//   - `spf` (required for `platform` connectors; shown when the platform has SPF settings): the
+//     domain's one SPF record with the platform's include merged into what the domain
+//     published at the last check.
+//   - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
+//     to a provider that serves it works too).
+//   - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
+//     exists.
+//
+// `?format=zone` returns the same records as a BIND zone-file snippet (`text/plain`,
+// absolute names, long TXT values split into strings of at most 255 bytes), ready to paste.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/domains/{domain_id}/records (the `GetDomainRecords` operationId).
+func (c *ClientWithResponses) GetDomainRecordsWithResponse(ctx context.Context, domainId DomainID, params *GetDomainRecordsParams, reqEditors ...RequestEditorFn) (*GetDomainRecordsResponse, error) {
+	rsp, err := c.GetDomainRecords(ctx, domainId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDomainRecordsResponse(rsp)
 }
 
 // GetMeWithResponse Describe the calling API key
@@ -4907,6 +8945,139 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 		return nil, err
 	}
 	return ParseGetMeResponse(rsp)
+}
+
+// ListMessagesWithResponse List messages (the message log)
+//
+// Lists the tenant's messages, newest first, with optional filters.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/messages (the `ListMessages` operationId).
+func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*ListMessagesResponse, error) {
+	rsp, err := c.ListMessages(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMessagesResponse(rsp)
+}
+
+// SendMessageWithBodyWithResponse Send a message
+//
+// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+// the message and its delivery job are committed: it will be delivered or reported as
+// failed, never lost. The sender must be allowed by the connector: a `platform`
+// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+// connector from such a domain or exactly its default sender.
+//
+// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+// first answer; the same key with a different body is a `409`.
+//
+// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+// being reached, and `429` says which limit and when to come back (`Retry-After`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Context, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageResponse, error) {
+	rsp, err := c.SendMessageWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageResponse(rsp)
+}
+
+// SendMessageWithResponse Send a message
+//
+// Validates the message, renders it to MIME and accepts it for delivery. `202` means
+// the message and its delivery job are committed: it will be delivered or reported as
+// failed, never lost. The sender must be allowed by the connector: a `platform`
+// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
+// connector from such a domain or exactly its default sender.
+//
+// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
+// first answer; the same key with a different body is a `409`.
+//
+// Limits: the connector's per-minute/hour/day limits and monthly quota and the tenant's
+// monthly quota are enforced here; `RateLimit-*` headers describe the limit closest to
+// being reached, and `429` says which limit and when to come back (`Retry-After`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages (the `SendMessage` operationId).
+func (c *ClientWithResponses) SendMessageWithResponse(ctx context.Context, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageResponse, error) {
+	rsp, err := c.SendMessage(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageResponse(rsp)
+}
+
+// SendMessageBatchWithBodyWithResponse Send up to 500 messages at once
+//
+// Validates each message on its own; the accepted ones are committed together, with
+// their delivery jobs, in one transaction. The answer lists every message by its index
+// with either its id or the problem that refused it. Limits apply to the accepted
+// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+func (c *ClientWithResponses) SendMessageBatchWithBodyWithResponse(ctx context.Context, params *SendMessageBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageBatchResponse, error) {
+	rsp, err := c.SendMessageBatchWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageBatchResponse(rsp)
+}
+
+// SendMessageBatchWithResponse Send up to 500 messages at once
+//
+// Validates each message on its own; the accepted ones are committed together, with
+// their delivery jobs, in one transaction. The answer lists every message by its index
+// with either its id or the problem that refused it. Limits apply to the accepted
+// messages as a whole: if together they would exceed a limit, none is accepted (`429`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/batch (the `SendMessageBatch` operationId).
+func (c *ClientWithResponses) SendMessageBatchWithResponse(ctx context.Context, params *SendMessageBatchParams, body SendMessageBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageBatchResponse, error) {
+	rsp, err := c.SendMessageBatch(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageBatchResponse(rsp)
+}
+
+// GetMessageWithResponse Get a message with its timeline
+//
+// The message and its events (queued, attempt, deferred, delivered, failed, cancelled) with the SMTP replies.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/messages/{message_id} (the `GetMessage` operationId).
+func (c *ClientWithResponses) GetMessageWithResponse(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*GetMessageResponse, error) {
+	rsp, err := c.GetMessage(ctx, messageId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMessageResponse(rsp)
+}
+
+// CancelMessageWithResponse Cancel a message
+//
+// Cancels a `queued` or `deferred` message; one being sent or already finished answers `409`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
+func (c *ClientWithResponses) CancelMessageWithResponse(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*CancelMessageResponse, error) {
+	rsp, err := c.CancelMessage(ctx, messageId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelMessageResponse(rsp)
 }
 
 // ListTenantsWithResponse List tenants
@@ -4970,6 +9141,8 @@ func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, tena
 }
 
 // GetTenantWithResponse Get a tenant
+//
+// The tenant with its monthly quota.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5072,6 +9245,21 @@ func (c *ClientWithResponses) RevokeTenantApiKeyWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRevokeTenantApiKeyResponse(rsp)
+}
+
+// GetUsageWithResponse Usage against limits and quotas
+//
+// Messages accepted this minute, hour, day (UTC) and month per connector, and this month for the tenant, beside their limits.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/usage (the `GetUsage` operationId).
+func (c *ClientWithResponses) GetUsageWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetUsageResponse, error) {
+	rsp, err := c.GetUsage(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetUsageResponse(rsp)
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
@@ -5742,6 +9930,436 @@ func ParseSendConnectorTestEmailResponse(rsp *http.Response) (*SendConnectorTest
 	return response, nil
 }
 
+// ParseListDomainsResponse parses an HTTP response from a ListDomainsWithResponse call
+func ParseListDomainsResponse(rsp *http.Response) (*ListDomainsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDomainsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateDomainResponse parses an HTTP response from a CreateDomainWithResponse call
+func ParseCreateDomainResponse(rsp *http.Response) (*CreateDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Domain
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteDomainResponse parses an HTTP response from a DeleteDomainWithResponse call
+func ParseDeleteDomainResponse(rsp *http.Response) (*DeleteDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetDomainResponse parses an HTTP response from a GetDomainWithResponse call
+func ParseGetDomainResponse(rsp *http.Response) (*GetDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Domain
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCheckDomainResponse parses an HTTP response from a CheckDomainWithResponse call
+func ParseCheckDomainResponse(rsp *http.Response) (*CheckDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CheckDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainCheckRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CheckDomainResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListDomainChecksResponse parses an HTTP response from a ListDomainChecksWithResponse call
+func ParseListDomainChecksResponse(rsp *http.Response) (*ListDomainChecksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDomainChecksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainCheckList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListDomainEventsResponse parses an HTTP response from a ListDomainEventsWithResponse call
+func ParseListDomainEventsResponse(rsp *http.Response) (*ListDomainEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDomainEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainEventList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetDomainRecordsResponse parses an HTTP response from a GetDomainRecordsWithResponse call
+func ParseGetDomainRecordsResponse(rsp *http.Response) (*GetDomainRecordsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDomainRecordsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainRecords
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5776,6 +10394,406 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMessagesResponse parses an HTTP response from a ListMessagesWithResponse call
+func ParseListMessagesResponse(rsp *http.Response) (*ListMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSendMessageResponse parses an HTTP response from a SendMessageWithResponse call
+func ParseSendMessageResponse(rsp *http.Response) (*SendMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MessageAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest LimitReached
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers SendMessageResponse202Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 429:
+		var headers SendMessageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSendMessageBatchResponse parses an HTTP response from a SendMessageBatchWithResponse call
+func ParseSendMessageBatchResponse(rsp *http.Response) (*SendMessageBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendMessageBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageBatchResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest LimitReached
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SendMessageBatchResponse200Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers SendMessageBatchResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMessageResponse parses an HTTP response from a GetMessageWithResponse call
+func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCancelMessageResponse parses an HTTP response from a CancelMessageWithResponse call
+func ParseCancelMessageResponse(rsp *http.Response) (*CancelMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Message
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	}
 
@@ -6134,6 +11152,46 @@ func ParseRevokeTenantApiKeyResponse(rsp *http.Response) (*RevokeTenantApiKeyRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetUsageResponse parses an HTTP response from a GetUsageWithResponse call
+func ParseGetUsageResponse(rsp *http.Response) (*GetUsageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetUsageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Usage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	}
 

@@ -66,7 +66,7 @@ func TestConnectorAgainstPostfix(t *testing.T) {
 	})
 	t.Run("TestEmailRelayedByPostfix", func(t *testing.T) {
 		created, err := c.CreateConnectorWithResponse(ctx, sendwerk.ConnectorCreate{Name: "pf", Kind: sendwerk.ConnectorKindSmtp,
-			Smtp: settings(sendwerk.SMTPSecurityStarttls, sendwerk.SMTPAuthMechanismPlain, upstreamPassword),
+			Smtp:          settings(sendwerk.SMTPSecurityStarttls, sendwerk.SMTPAuthMechanismPlain, upstreamPassword),
 			DefaultSender: sendwerk.Sender{Email: "noreply@acme.example", Name: ptr("Acme")}})
 		require.NoError(t, err)
 		require.Equal(t, 201, created.StatusCode(), string(created.Body))

@@ -122,6 +122,13 @@ func TestConnectors(t *testing.T) {
 		require.Equal(t, "relay-user", m.AuthUser)
 		require.Contains(t, string(m.Data), "Subject: Sendwerk test e-mail")
 		require.Contains(t, string(m.Data), *r.JSON200.MessageId)
+
+		logged, err := c.GetMessageWithResponse(ctx, r.JSON200.Id)
+		require.NoError(t, err)
+		require.Equal(t, 200, logged.StatusCode(), string(logged.Body))
+		require.Equal(t, sendwerk.MessageSourceTest, logged.JSON200.Source, "the test e-mail is in the message log")
+		require.Equal(t, sendwerk.MessageStatusDelivered, logged.JSON200.Status)
+		require.Equal(t, []string{"queued", "attempt", "delivered"}, eventTypes(logged.JSON200))
 	})
 	t.Run("TestEmailRejected", func(t *testing.T) {
 		r, err := c.SendConnectorTestEmailWithResponse(ctx, first.Id, sendwerk.TestEmailRequest{To: "not an address"})
@@ -255,10 +262,12 @@ func TestPlatformConnector(t *testing.T) {
 	require.True(t, tr.JSON200.Ok, string(tr.Body))
 	require.Equal(t, "LOGIN", *tr.JSON200.Steps[5].Mechanism)
 
+	// A platform connector sends only from verified domains, test e-mails included.
 	mr, err := c.SendConnectorTestEmailWithResponse(ctx, r.JSON201.Id, sendwerk.TestEmailRequest{To: "it@customer.example"})
 	require.NoError(t, err)
-	require.True(t, mr.JSON200.Ok, string(mr.Body))
-	require.Len(t, up.WaitMessages(t, 1, 5*time.Second), 1)
+	require.Equal(t, 422, mr.StatusCode(), string(mr.Body))
+	require.Contains(t, (*mr.ApplicationproblemJSON422.Errors)[0].Message, "acme.example is not a sender domain")
+	require.Empty(t, up.Messages())
 	require.NotContains(t, b.logs.String(), upstreamPassword)
 	require.NotContains(t, string(tr.Body)+string(mr.Body), upstreamPassword)
 }

@@ -58,7 +58,10 @@ func (b *syncBuffer) String() string {
 
 func setup(t *testing.T, env map[string]string) *testBundle {
 	t.Helper()
-	dbURL := dbtest.NewDatabase(t)
+	dbURL := env["DATABASE_URL"] // a second server on another's database
+	if dbURL == "" {
+		dbURL = dbtest.NewDatabase(t)
+	}
 	vars := map[string]string{
 		"DATABASE_URL":          dbURL,
 		"SENDWERK_HTTP_ADDR":    "127.0.0.1:0",
@@ -79,7 +82,9 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, logging.New(logs, "json", "debug"), io.Discard, func(a string) { ready <- a }) }()
+	go func() {
+		done <- serve(ctx, cfg, logging.New(logs, "json", "debug"), io.Discard, func(a string) { ready <- a })
+	}()
 	var addr string
 	select {
 	case addr = <-ready:

@@ -368,3 +368,24 @@ func TestOperationalEndpoints(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestAPIKeyRequestRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]string{"SENDWERK_API_KEY_RATE_LIMIT": "2"})
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeRead)
+	_, _, other := b.newTenantKey(t, "Other", sendwerk.ScopeRead)
+	statuses := map[int]int{}
+	var limited rawResponse
+	for range 8 {
+		r := b.do(t, "GET", "/v1/me", key, "", "")
+		statuses[r.status]++
+		if r.status == 429 {
+			limited = r
+		}
+	}
+	require.GreaterOrEqual(t, statuses[200], 4, "a burst of twice the rate passes")
+	require.GreaterOrEqual(t, statuses[429], 1, "then the key is limited: %v", statuses)
+	require.Equal(t, httpapi.TypeRateLimited, limited.problem.Type)
+	require.NotEmpty(t, limited.header.Get("Retry-After"))
+	require.Equal(t, 200, b.do(t, "GET", "/v1/me", other, "", "").status, "other keys are not affected")
+}

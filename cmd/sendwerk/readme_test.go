@@ -96,3 +96,32 @@ func TestReadmeConnectors(t *testing.T) {
 	require.Len(t, up.Messages(), 1, "the test e-mail arrived")
 	require.Equal(t, []string{"you@example.com"}, up.Messages()[0].To)
 }
+
+// TestReadmeMessages runs the README's connector block and then its messages block, as
+// written but for the upstream's host and port, against a live server.
+func TestReadmeMessages(t *testing.T) {
+	t.Parallel()
+	ca := smtptest.NewCA(t)
+	up := smtptest.NewServer(t, smtptest.Opts{StartTLS: true, CA: ca, Auth: true,
+		Users: map[string]string{"noreply@example.com": "app-password"}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.PEM(), 0o644))
+	b := setup(t, map[string]string{"SENDWERK_UPSTREAM_CA_FILE": caFile})
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
+
+	script := strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "connectors"), "```sh"), "```") +
+		strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "messages"), "```sh"), "```")
+	script = strings.ReplaceAll(script, `"host": "smtp.example.com", "port": 587`, fmt.Sprintf(`"host": "127.0.0.1", "port": %d`, up.Port()))
+	script = "BASE=" + b.baseURL + "\nAPI_KEY=" + key + "\n" + script
+	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
+	require.NoError(t, err, string(out))
+	text := string(out)
+	require.Contains(t, text, "message: msg_")
+	require.Contains(t, text, `"status": "delivered"`)
+	require.Contains(t, text, `"delivered 250"`)
+	require.Contains(t, text, `"accepted": 1`)
+	require.Contains(t, text, `"field": "to[0].email"`)
+	require.Contains(t, text, `"status": "cancelled"`)
+	require.Contains(t, text, "HTTP 429, Retry-After: ")
+	require.Contains(t, text, `"limit": 1`)
+}

@@ -24,11 +24,15 @@ import (
 
 	"github.com/sendwerk/sendwerk/internal/config"
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/dnscheck"
 	"github.com/sendwerk/sendwerk/internal/httpapi"
 	"github.com/sendwerk/sendwerk/internal/jobs"
 	"github.com/sendwerk/sendwerk/internal/logging"
+	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/pgembed"
 	"github.com/sendwerk/sendwerk/internal/secret"
+	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
@@ -93,18 +97,39 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
-	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers}, jobs.Deps{Tenants: tenants, Logger: logger})
+	domains, err := newDomainService(pool, cfg)
 	if err != nil {
 		return err
 	}
+	senders := message.DomainSenders(domains)
+	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
+	defer pools.Close()
+	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule}, logger)
+	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
+		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
+		Deliver:         deliverer,
+		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
+		DeliveryWorkers: cfg.DeliveryWorkers,
+	})
+	if err != nil {
+		return err
+	}
+	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
+		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+	})
 	if err := riverClient.Start(ctx); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
 	}
+	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(domains.Collectors()...)
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, Connectors: connectors, AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes,
-		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger,
+		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
 	})
 	if err != nil {
 		return err
@@ -167,6 +192,22 @@ func newConnectorService(pool *pgxpool.Pool, cfg *config.Config) (*connector.Ser
 		policy.Platform = platform
 	}
 	return connector.NewService(pool, box, policy), nil
+}
+
+// newDomainService builds the sender-domain service with the platform's DNS settings.
+func newDomainService(pool *pgxpool.Pool, cfg *config.Config) (*sendingdomain.Service, error) {
+	box, err := secret.NewBox(cfg.SecretKey, cfg.PreviousSecretKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("SENDWERK_SECRET_KEY: %w", err)
+	}
+	resolver := dnscheck.NewResolver(&dnscheck.ResolverConfig{Servers: cfg.DNSServers, Timeout: cfg.DNSTimeout})
+	return sendingdomain.NewService(pool, box, resolver, &sendingdomain.Config{
+		Selector: cfg.DKIMSelector, VerificationPrefix: cfg.VerificationPrefix,
+		SPFInclude: cfg.SPFInclude, SPFNetworks: cfg.SPFNetworks,
+		GracePeriod: cfg.DomainGracePeriod, GraceChecks: cfg.DomainGraceChecks,
+		IntervalPending: cfg.DomainCheckPending, PendingFor: cfg.DomainCheckPendingFor, IntervalVerified: cfg.DomainCheckVerified,
+		ManualCheckInterval: cfg.DomainManualCheckInterval,
+	})
 }
 
 // loadRoots returns the system roots plus the certificates in file.
@@ -301,5 +342,7 @@ func printBanner(w io.Writer, cfg *config.Config, addr string, devToken bool) {
 			cfg.AdminToken, filepath.Join(cfg.DataDir, "admin-token"))
 	}
 	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
+	fmt.Fprintf(w, "  API reference: %s/docs\n", base)
+	fmt.Fprintf(w, "  job dashboard: %s/riverui (any user name, the admin token as password)\n", base)
 	fmt.Fprintf(w, "  next: create a tenant:\n    curl -s -X POST %s/v1/tenants -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n\n", base)
 }

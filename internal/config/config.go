@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -37,6 +38,16 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	JobWorkers      int
 
+	// Message pipeline.
+	MaxMessageBytes      int64
+	DeliveryWorkers      int
+	RetrySchedule        []time.Duration
+	SMTPPoolSize         int
+	SMTPPoolIdle         time.Duration
+	BodyRetention        time.Duration
+	JobFetchCooldown     time.Duration
+	APIKeyRequestsPerSec int
+
 	PreviousSecretKeys []string
 	PlatformSMTPURL    string
 	// AllowPrivateUpstreams defaults from Env when unset (see Load).
@@ -45,6 +56,21 @@ type Config struct {
 	AllowUnauthenticatedUpstreams bool
 	UpstreamCAFile                string
 	allowPrivateSet               bool
+
+	// DNS and sender domains.
+	DNSServers                []string
+	DNSTimeout                time.Duration
+	DKIMSelector              string
+	VerificationPrefix        string
+	SPFInclude                string
+	SPFNetworks               []netip.Prefix
+	DomainGracePeriod         time.Duration
+	DomainGraceChecks         int
+	DomainCheckPending        time.Duration
+	DomainCheckPendingFor     time.Duration
+	DomainCheckVerified       time.Duration
+	DomainChecksInFlight      int
+	DomainManualCheckInterval time.Duration
 }
 
 // Var is one row of the settings table.
@@ -90,6 +116,35 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseBool(&c.AllowUnauthenticatedUpstreams, v) }},
 		{Name: "SENDWERK_UPSTREAM_CA_FILE", Help: "PEM file of extra CA certificates trusted for upstream SMTP servers, besides the system's.",
 			set: func(c *Config, v string) error { c.UpstreamCAFile = v; return nil }},
+		{Name: "SENDWERK_DNS_SERVERS", Help: "Comma-separated DNS resolvers (`host:port`) for sender-domain checks. Unset: the nameservers of `/etc/resolv.conf`.",
+			set: func(c *Config, v string) error { return parseServers(&c.DNSServers, v) }},
+		{Name: "SENDWERK_DNS_TIMEOUT", Default: "2s", Help: "Wait for one DNS answer; each lookup tries every server twice, over TCP when an answer is truncated.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DNSTimeout, v) }},
+		{Name: "SENDWERK_DKIM_SELECTOR", Default: "sw1", Help: "DKIM selector of new domains' keys: customers publish `<selector>._domainkey.<domain>`.",
+			set: func(c *Config, v string) error { c.DKIMSelector = v; return checkLabel(v) }},
+		{Name: "SENDWERK_VERIFICATION_PREFIX", Default: "sendwerk-verification", Help: "Prefix of the ownership TXT record, `<prefix>=<token>`.",
+			set: func(c *Config, v string) error { c.VerificationPrefix = v; return checkLabel(v) }},
+		{Name: "SENDWERK_SPF_INCLUDE", Help: "The platform's SPF include (e.g. `_spf.sendwerk.example`) that customers add to their SPF record. Unset: customers list `SENDWERK_SPF_IPS` instead.",
+			set: func(c *Config, v string) error {
+				c.SPFInclude = strings.TrimSuffix(v, ".")
+				return checkHostName(c.SPFInclude)
+			}},
+		{Name: "SENDWERK_SPF_IPS", Help: "Comma-separated IPs or CIDRs the platform relay sends from; SPF checks pass when the domain authorises all of them (or contains the include). Unset with no include: SPF is not checked.",
+			set: func(c *Config, v string) error { return parseNetworks(&c.SPFNetworks, v) }},
+		{Name: "SENDWERK_DOMAIN_GRACE_PERIOD", Default: "72h", Help: "How long a verified domain's records may fail before it loses send rights (`at_risk` meanwhile).",
+			set: func(c *Config, v string) error { return parseDuration(&c.DomainGracePeriod, v) }},
+		{Name: "SENDWERK_DOMAIN_GRACE_CHECKS", Default: "3", Help: "Consecutive failed checks needed, besides the grace period, before a domain is revoked.",
+			set: func(c *Config, v string) error { return parseInt(&c.DomainGraceChecks, v, 1) }},
+		{Name: "SENDWERK_DOMAIN_CHECK_INTERVAL_PENDING", Default: "5m", Help: "How often pending domains are checked during their first `SENDWERK_DOMAIN_CHECK_INTERVAL_PENDING_AFTER`.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DomainCheckPending, v) }},
+		{Name: "SENDWERK_DOMAIN_CHECK_INTERVAL_PENDING_AFTER", Default: "24h", Help: "How long after creation pending domains keep the fast cadence; then they are checked like verified ones.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DomainCheckPendingFor, v) }},
+		{Name: "SENDWERK_DOMAIN_CHECK_INTERVAL_VERIFIED", Default: "1h", Help: "How often verified, at-risk and revoked domains are re-checked.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DomainCheckVerified, v) }},
+		{Name: "SENDWERK_DOMAIN_CHECKS_IN_FLIGHT", Default: "10", Help: "Scheduled domain checks this process runs at once.",
+			set: func(c *Config, v string) error { return parseInt(&c.DomainChecksInFlight, v, 1) }},
+		{Name: "SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL", Default: "10s", Help: "Least time between two `POST /v1/domains/{id}/check` of one domain; sooner ones get 429.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DomainManualCheckInterval, v) }},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",
@@ -100,6 +155,22 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt64(&c.MaxBodyBytes, v, 1024) }},
 		{Name: "SENDWERK_DB_MAX_CONNS", Default: "20", Help: "Size of the PostgreSQL connection pool.",
 			set: func(c *Config, v string) error { return parseInt32(&c.DBMaxConns, v, 2) }},
+		{Name: "SENDWERK_MAX_MESSAGE_BYTES", Default: "10485760", Help: "Largest message accepted, measured as rendered MIME (attachments base64-encoded).",
+			set: func(c *Config, v string) error { return parseInt64(&c.MaxMessageBytes, v, 1024) }},
+		{Name: "SENDWERK_DELIVERY_WORKERS", Default: "32", Help: "Deliveries this process runs at once (the deliveries queue).",
+			set: func(c *Config, v string) error { return parseInt(&c.DeliveryWorkers, v, 1) }},
+		{Name: "SENDWERK_DELIVERY_RETRY_SCHEDULE", Default: "1m,5m,15m,30m,1h,2h,4h,8h,12h,24h,24h", Help: "Waits after each failed attempt (temporary failures); its length + 1 is the number of attempts before a message fails.",
+			set: func(c *Config, v string) error { return parseDurations(&c.RetrySchedule, v) }},
+		{Name: "SENDWERK_SMTP_POOL_SIZE", Default: "8", Help: "Open connections per connector and process; messages reuse them.",
+			set: func(c *Config, v string) error { return parseInt(&c.SMTPPoolSize, v, 1) }},
+		{Name: "SENDWERK_SMTP_POOL_IDLE", Default: "30s", Help: "Idle connections to an upstream are closed after this long.",
+			set: func(c *Config, v string) error { return parseDuration(&c.SMTPPoolIdle, v) }},
+		{Name: "SENDWERK_MESSAGE_BODY_RETENTION", Default: "720h", Help: "Bodies of finished messages are purged after this long; metadata and events stay.",
+			set: func(c *Config, v string) error { return parseDuration(&c.BodyRetention, v) }},
+		{Name: "SENDWERK_JOB_FETCH_COOLDOWN", Default: "10ms", Help: "Shortest pause between fetches of new jobs; lower means faster pickup, more queries.",
+			set: func(c *Config, v string) error { return parseDuration(&c.JobFetchCooldown, v) }},
+		{Name: "SENDWERK_API_KEY_RATE_LIMIT", Default: "100", Help: "Requests per second one API key may make to this process (burst: twice that); 429 beyond.",
+			set: func(c *Config, v string) error { return parseInt(&c.APIKeyRequestsPerSec, v, 1) }},
 		{Name: "SENDWERK_JOB_WORKERS", Default: "20", Help: "Background job workers in this process.",
 			set: func(c *Config, v string) error { return parseInt(&c.JobWorkers, v, 1) }},
 		{Name: "SENDWERK_SHUTDOWN_TIMEOUT", Default: "20s", Help: "How long a stop waits for requests and jobs in flight.",
@@ -208,6 +279,18 @@ func checkKey(v string) error {
 	return nil
 }
 
+func parseDurations(dst *[]time.Duration, v string) error {
+	*dst = nil
+	for _, part := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a comma-separated list of positive durations like 1m,5m,1h", v)
+		}
+		*dst = append(*dst, d)
+	}
+	return nil
+}
+
 func parseKeys(dst *[]string, v string) error {
 	*dst = nil
 	for i, k := range strings.Split(v, ",") {
@@ -268,6 +351,79 @@ func parseDuration(dst *time.Duration, v string) error {
 		return fmt.Errorf("%q is not a positive duration like 30s or 5m", v)
 	}
 	*dst = d
+	return nil
+}
+
+// parseServers reads "host:port" resolvers; a bare host gets port 53.
+func parseServers(dst *[]string, v string) error {
+	*dst = nil
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			host, port = strings.Trim(s, "[]"), "53"
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+			return fmt.Errorf("%q is not a DNS server like 192.0.2.53:53", s)
+		}
+		*dst = append(*dst, net.JoinHostPort(host, port))
+	}
+	return nil
+}
+
+// parseNetworks reads IPs and CIDRs; an IP becomes a single-address prefix.
+func parseNetworks(dst *[]netip.Prefix, v string) error {
+	*dst = nil
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			*dst = append(*dst, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("%q is not an IP address or CIDR like 192.0.2.0/24", s)
+		}
+		*dst = append(*dst, p.Masked())
+	}
+	return nil
+}
+
+// checkLabel accepts one DNS label of letters, digits and hyphens (a DKIM selector,
+// a TXT prefix).
+func checkLabel(v string) error {
+	if v == "" || len(v) > 63 || strings.HasPrefix(v, "-") || strings.HasSuffix(v, "-") {
+		return fmt.Errorf("%q is not a DNS label (1-63 letters, digits and hyphens)", v)
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("%q is not a DNS label (1-63 letters, digits and hyphens)", v)
+		}
+	}
+	return nil
+}
+
+// checkHostName accepts an empty value or a dotted host name.
+func checkHostName(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) > 253 || !strings.Contains(v, ".") {
+		return fmt.Errorf("%q is not a host name like _spf.example.com", v)
+	}
+	for _, label := range strings.Split(v, ".") {
+		if label == "" || len(label) > 63 || strings.ContainsFunc(label, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) {
+			return fmt.Errorf("%q is not a host name like _spf.example.com", v)
+		}
+	}
 	return nil
 }
 

@@ -52,6 +52,36 @@ func TestLoad(t *testing.T) {
 			require.Contains(t, err.Error(), name)
 		}
 	})
+	t.Run("SenderDomainSettings", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, "sw1", c.DKIMSelector)
+		require.Equal(t, "sendwerk-verification", c.VerificationPrefix)
+		require.Equal(t, 72*time.Hour, c.DomainGracePeriod)
+		require.Equal(t, 3, c.DomainGraceChecks)
+		require.Equal(t, 5*time.Minute, c.DomainCheckPending)
+		require.Equal(t, 24*time.Hour, c.DomainCheckPendingFor)
+		require.Equal(t, time.Hour, c.DomainCheckVerified)
+		require.Empty(t, c.DNSServers, "empty means the system's resolvers")
+
+		c, err = load(map[string]string{
+			"SENDWERK_DNS_SERVERS": "192.0.2.53, [2001:db8::53]:5353,127.0.0.1:1053", "SENDWERK_SPF_IPS": "192.0.2.10, 198.51.100.7/24,2001:db8::/48",
+			"SENDWERK_SPF_INCLUDE": "_spf.sendwerk.example.", "SENDWERK_DKIM_SELECTOR": "acme2025",
+		}, nil)
+		require.NoError(t, err)
+		require.Equal(t, []string{"192.0.2.53:53", "[2001:db8::53]:5353", "127.0.0.1:1053"}, c.DNSServers)
+		require.Equal(t, []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::/48")}, c.SPFNetworks)
+		require.Equal(t, "_spf.sendwerk.example", c.SPFInclude)
+		require.Equal(t, "acme2025", c.DKIMSelector)
+
+		_, err = load(map[string]string{
+			"SENDWERK_DNS_SERVERS": "resolver:99999", "SENDWERK_SPF_IPS": "not-an-ip", "SENDWERK_SPF_INCLUDE": "no dots",
+			"SENDWERK_DKIM_SELECTOR": "a.b", "SENDWERK_DOMAIN_GRACE_CHECKS": "0",
+		}, nil)
+		for _, name := range []string{"SENDWERK_DNS_SERVERS", "SENDWERK_SPF_IPS", "SENDWERK_SPF_INCLUDE", "SENDWERK_DKIM_SELECTOR", "SENDWERK_DOMAIN_GRACE_CHECKS"} {
+			require.ErrorContains(t, err, name)
+		}
+	})
 	t.Run("SecretsFromFiles", func(t *testing.T) {
 		c, err := load(map[string]string{"SENDWERK_ADMIN_TOKEN_FILE": "/run/secrets/admin"},
 			map[string]string{"/run/secrets/admin": "a-long-admin-token-from-a-file\n"})

@@ -286,8 +286,8 @@ func (s *Service) password(c *Connector) (string, error) {
 func fromRow(r dbsqlc.Connector) (*Connector, error) {
 	c := &Connector{
 		ID: r.ID, TenantID: r.TenantID, Name: r.Name, Kind: r.Kind, Status: r.Status, IsDefault: r.IsDefault,
-		Sender: Sender{Email: r.DefaultSenderEmail, Name: r.DefaultSenderName},
-		Limits: Limits{PerMinute: r.LimitPerMinute, PerHour: r.LimitPerHour, PerDay: r.LimitPerDay, MonthlyQuota: r.MonthlyQuota},
+		Sender:    Sender{Email: r.DefaultSenderEmail, Name: r.DefaultSenderName},
+		Limits:    Limits{PerMinute: r.LimitPerMinute, PerHour: r.LimitPerHour, PerDay: r.LimitPerDay, MonthlyQuota: r.MonthlyQuota},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		password: r.SmtpPasswordCiphertext,
 	}

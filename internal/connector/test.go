@@ -1,22 +1,15 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
-	"time"
-
-	"github.com/wneessen/go-mail"
 
 	"github.com/sendwerk/sendwerk/internal/delivery"
-	"github.com/sendwerk/sendwerk/internal/mailaddr"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
-	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
 // Settings returns the delivery settings of c with its password opened.
@@ -88,90 +81,6 @@ func (s *Service) TestInput(ctx context.Context, in Input) (*TestResult, error) 
 
 func (s *Service) probe(ctx context.Context, settings delivery.Settings) *TestResult {
 	return &TestResult{ProbeResult: delivery.Probe(ctx, settings), TestedAt: s.NowFunc().UTC()}
-}
-
-// TestEmail is the outcome of SendTestEmail.
-type TestEmail struct {
-	OK         bool
-	Code       string
-	Message    string
-	From       string
-	To         string
-	MessageID  string
-	Reply      *delivery.Reply
-	QueueID    string
-	RemoteAddr string
-	Duration   time.Duration
-}
-
-// SendTestEmail sends a short real message from the connector's default sender to to.
-// A refusal is a result (OK false), not an error.
-func (s *Service) SendTestEmail(ctx context.Context, tenantID, id, to string) (*TestEmail, error) {
-	rcpt, err := mailaddr.Parse(strings.TrimSpace(to))
-	if err != nil {
-		return nil, validate.Field("to", err.Error())
-	}
-	c, err := s.Get(ctx, tenantID, id)
-	if err != nil {
-		return nil, err
-	}
-	settings, err := s.Settings(c)
-	if err != nil {
-		return nil, err
-	}
-	out := &TestEmail{From: c.Sender.Email, To: rcpt.String()}
-	raw, msgID, err := testMessage(c, rcpt.String(), s.NowFunc())
-	if err != nil {
-		return nil, err
-	}
-	out.MessageID = msgID
-	return s.sendTest(ctx, settings, raw, out)
-}
-
-func (s *Service) sendTest(ctx context.Context, settings delivery.Settings, raw []byte, out *TestEmail) (*TestEmail, error) {
-	pool, err := delivery.NewPool(settings, &delivery.PoolConfig{MaxConns: 1})
-	if err != nil {
-		out.Code, out.Message = delivery.CodeSettingsInvalid, err.Error()
-		return out, nil
-	}
-	defer pool.Close()
-	start := time.Now()
-	res, err := pool.Send(ctx, delivery.Envelope{From: out.From, To: []string{out.To}}, raw)
-	out.Duration = time.Since(start)
-	if err != nil {
-		o := delivery.Classify(err)
-		out.Code, out.Message = o.Code, err.Error()
-		if o.SMTPCode != 0 {
-			out.Reply = &delivery.Reply{Code: o.SMTPCode, EnhancedCode: o.EnhancedCode, Text: o.Text}
-		}
-		return out, nil
-	}
-	out.OK, out.Reply, out.QueueID, out.RemoteAddr = true, &res.Reply, res.QueueID, res.RemoteAddr
-	out.Message = "The server accepted the test message."
-	return out, nil
-}
-
-func testMessage(c *Connector, to string, now time.Time) ([]byte, string, error) {
-	m := mail.NewMsg()
-	if err := m.FromFormat(c.Sender.Name, c.Sender.Email); err != nil {
-		return nil, "", fmt.Errorf("error setting test sender: %w", err)
-	}
-	if err := m.To(to); err != nil {
-		return nil, "", fmt.Errorf("error setting test recipient: %w", err)
-	}
-	domain := c.Sender.Email[strings.LastIndexByte(c.Sender.Email, '@')+1:]
-	msgID := fmt.Sprintf("test.%d.%s@%s", now.UnixNano(), c.ID, domain)
-	m.SetMessageIDWithValue(msgID)
-	m.SetDateWithValue(now)
-	m.Subject("Sendwerk test e-mail")
-	m.SetBodyString(mail.TypeTextPlain, fmt.Sprintf(
-		"This is a test e-mail sent through the connector %q (%s) at %s.\r\nIf you can read this, the connector can deliver mail.\r\n",
-		c.Name, c.ID, now.UTC().Format(time.RFC1123Z)))
-	var buf bytes.Buffer
-	if _, err := m.WriteTo(&buf); err != nil {
-		return nil, "", fmt.Errorf("error rendering test message: %w", err)
-	}
-	return buf.Bytes(), "<" + msgID + ">", nil
 }
 
 // ParsePlatformURL reads SENDWERK_PLATFORM_SMTP_URL: smtp://, smtp+starttls:// or smtps://,

@@ -30,9 +30,23 @@ type SPFDetails struct {
 // authorises the platform: every platform IP evaluates to pass, or the platform
 // include is reached in the include/redirect tree (before any "all").
 func (c *Checker) CheckSPF(ctx context.Context, domain string, platformIPs []net.IP, platformInclude string) CheckResult {
+	var nets []netip.Prefix
+	for _, ip := range platformIPs {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			a = a.Unmap()
+			nets = append(nets, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return c.CheckSPFNetworks(ctx, domain, nets, platformInclude)
+}
+
+// CheckSPFNetworks is CheckSPF for platform networks given as prefixes (a single
+// address is a /32 or /128): a network is authorised when its first and last
+// addresses both evaluate to pass.
+func (c *Checker) CheckSPFNetworks(ctx context.Context, domain string, platformNets []netip.Prefix, platformInclude string) CheckResult {
 	domain = normalizeDomain(domain)
 	platformInclude = strings.TrimSuffix(platformInclude, ".")
-	term := platformTerm(platformInclude, platformIPs)
+	term := platformTerm(platformInclude, platformNets)
 	res, done := c.begin("spf", term)
 	res.SPF = &SPFDetails{SuggestedRecord: suggestWithTerm("", term)}
 	ans, ok := c.lookupTXT(ctx, res, domain)
@@ -43,9 +57,10 @@ func (c *Checker) CheckSPF(ctx context.Context, domain string, platformIPs []net
 	if !ok {
 		return done()
 	}
+	ips := sampleIPs(platformNets)
 	w := &spfWalk{c: c, ctx: ctx, target: platformInclude, env: macroEnv{
 		sender: "postmaster@" + domain, local: "postmaster", senderDomain: domain, helo: domain,
-		ip: firstIP(platformIPs), ptrFunc: func() string { return "unknown" },
+		ip: firstIP(ips), ptrFunc: func() string { return "unknown" },
 	}}
 	if err := w.walk(domain, rec, []string{domain}, 0); err != nil {
 		res.walkFailure(err, domain)
@@ -56,28 +71,53 @@ func (c *Checker) CheckSPF(ctx context.Context, domain string, platformIPs []net
 		res.set(StatusFail, "spf.too_many_lookups", "The SPF record of %s needs %d DNS lookups when fully evaluated; receivers stop at %d and then treat it as broken. Remove includes you no longer use and check again.", domain, w.lookups, MaxDNSTerms)
 		return done()
 	}
-	c.evaluateIPs(ctx, res, domain, platformIPs, term)
+	c.evaluateIPs(ctx, res, domain, ips, term)
 	return done()
 }
 
 // platformTerm is what the domain's record must contain: the platform include, or
-// ip4:/ip6: terms for the platform IPs when there is no include.
-func platformTerm(include string, ips []net.IP) string {
+// ip4:/ip6: terms for the platform networks when there is no include.
+func platformTerm(include string, nets []netip.Prefix) string {
 	if include != "" {
 		return "include:" + include
 	}
 	var terms []string
-	for _, ip := range ips {
-		if a, ok := netip.AddrFromSlice(ip); ok {
-			a = a.Unmap()
-			if a.Is4() {
-				terms = append(terms, "ip4:"+a.String())
-			} else {
-				terms = append(terms, "ip6:"+a.String())
-			}
+	for _, p := range nets {
+		mech := "ip6:"
+		if p.Addr().Unmap().Is4() {
+			mech = "ip4:"
+		}
+		if p.IsSingleIP() {
+			terms = append(terms, mech+p.Addr().Unmap().String())
+		} else {
+			terms = append(terms, mech+p.Masked().String())
 		}
 	}
 	return strings.Join(terms, " ")
+}
+
+// sampleIPs returns the addresses evaluated for the networks: the first and last of
+// each (one for a single address).
+func sampleIPs(nets []netip.Prefix) []net.IP {
+	var out []net.IP
+	for _, p := range nets {
+		p = p.Masked()
+		first := p.Addr()
+		out = append(out, net.IP(first.AsSlice()))
+		if last := lastAddr(p); last != first {
+			out = append(out, net.IP(last.AsSlice()))
+		}
+	}
+	return out
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func firstIP(ips []net.IP) netip.Addr {
@@ -130,6 +170,9 @@ func (c *Checker) evaluateIPs(ctx context.Context, res *CheckResult, domain stri
 		allPass = allPass && ev.Result == SPFPass
 	}
 	switch {
+	case allPass && passedByAll(res.SPF.Evaluations):
+		res.SPF.SuggestedRecord = suggestWithTerm(softenAll(res.SPF.Record), term)
+		res.set(StatusPass, "spf.allows_all", "The SPF record of %s authorises the platform, but only because it ends in +all, which lets every server on the internet send as %s. Change it to %q and check again.", domain, domain, res.SPF.SuggestedRecord)
 	case allPass:
 		res.set(StatusPass, "spf.ok", "The SPF record of %s authorises the platform's sending addresses.", domain)
 	case res.SPF.IncludePath != nil:
@@ -137,6 +180,27 @@ func (c *Checker) evaluateIPs(ctx context.Context, res *CheckResult, domain stri
 	default:
 		res.set(StatusFail, "spf.include_missing", "The SPF record of %s does not authorise the platform: %s is missing. Change the record to %q and check again.", domain, term, res.SPF.SuggestedRecord)
 	}
+}
+
+// passedByAll is true when every evaluation passed on a bare "+all" (or "all").
+func passedByAll(evs []SPFResult) bool {
+	for _, ev := range evs {
+		if !strings.EqualFold(strings.TrimPrefix(ev.Mechanism, "+"), "all") {
+			return false
+		}
+	}
+	return len(evs) > 0
+}
+
+// softenAll replaces a "+all" (or bare "all") term with "~all".
+func softenAll(record string) string {
+	f := strings.Fields(record)
+	for i, t := range f {
+		if strings.EqualFold(strings.TrimPrefix(t, "+"), "all") {
+			f[i] = "~all"
+		}
+	}
+	return strings.Join(f, " ")
 }
 
 // evalFailure words a temperror or permerror evaluation.
@@ -270,6 +334,15 @@ func (w *spfWalk) fetch(name, label string) (*spfRecord, error) {
 func SuggestSPFRecord(current, platformInclude string) string {
 	return suggestWithTerm(current, "include:"+strings.TrimSuffix(platformInclude, "."))
 }
+
+// PlatformSPFTerm is what a domain's SPF record must contain to authorise the platform:
+// "include:<include>", or ip4:/ip6: terms for its networks when there is no include.
+func PlatformSPFTerm(include string, nets []netip.Prefix) string {
+	return platformTerm(strings.TrimSuffix(include, "."), nets)
+}
+
+// SuggestSPFRecordTerm is SuggestSPFRecord for any platform term (see PlatformSPFTerm).
+func SuggestSPFRecordTerm(current, term string) string { return suggestWithTerm(current, term) }
 
 // suggestWithTerm adds term (one or more space-separated mechanisms) to current.
 func suggestWithTerm(current, include string) string {

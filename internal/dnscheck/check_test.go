@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,31 @@ func TestCheckSPF(t *testing.T) {
 		other := b.checker.CheckSPF(ctx, "other.test", ips, platformInclude)
 		require.Equal(t, "v=spf1 ip4:198.51.100.1 include:spf.sendwerk.test -all", other.SPF.SuggestedRecord)
 		require.Contains(t, other.Message, other.SPF.SuggestedRecord)
+	})
+
+	t.Run("NetworksNeedFirstAndLastAddress", func(t *testing.T) {
+		t.Parallel()
+		b.srv.Add(`nets.test. 300 IN TXT "v=spf1 ip4:192.0.2.0/25 -all"`)
+		half := b.checker.CheckSPFNetworks(ctx, "nets.test", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/25")}, "")
+		require.Equal(t, StatusPass, half.Status, half.Message)
+		require.Equal(t, "ip4:192.0.2.0/25", half.Expected)
+		require.Len(t, half.SPF.Evaluations, 2)
+		require.Equal(t, "192.0.2.127", half.SPF.Evaluations[1].IP)
+
+		whole := b.checker.CheckSPFNetworks(ctx, "nets.test", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, "")
+		require.Equal(t, StatusFail, whole.Status, "192.0.2.255 is outside the /25")
+		require.Equal(t, "spf.include_missing", whole.Code)
+		require.Equal(t, "v=spf1 ip4:192.0.2.0/25 ip4:192.0.2.0/24 -all", whole.SPF.SuggestedRecord)
+	})
+
+	t.Run("PlusAllPassesWithAWarning", func(t *testing.T) {
+		t.Parallel()
+		b.srv.Add(`plusall.test. 300 IN TXT "v=spf1 mx +all"`)
+		res := b.checker.CheckSPF(ctx, "plusall.test", ips, platformInclude)
+		require.Equal(t, StatusPass, res.Status)
+		require.Equal(t, "spf.allows_all", res.Code)
+		require.Equal(t, "v=spf1 mx include:spf.sendwerk.test ~all", res.SPF.SuggestedRecord)
+		require.Contains(t, res.Message, "+all")
 	})
 
 	t.Run("PassesOnPlatformIPsWithoutInclude", func(t *testing.T) {

@@ -82,6 +82,9 @@ func (s *Server) authenticateKey(c echo.Context, token string, scopes []string) 
 		return newProblem(http.StatusServiceUnavailable, TypeUnavailable, "Service unavailable",
 			"could not check the credential right now; retry shortly")
 	}
+	if prob := s.limiter.allow(p.Key.ID); prob != nil {
+		return prob
+	}
 	for _, sc := range scopes {
 		if !scopeSatisfied(p.Key, tenant.Scope(sc)) {
 			return newProblem(http.StatusForbidden, TypeForbidden, "Forbidden",

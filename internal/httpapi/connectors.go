@@ -98,7 +98,7 @@ func (s *Server) TestConnectorSettings(ctx context.Context, req api.TestConnecto
 
 // SendConnectorTestEmail sends a test message through a connector.
 func (s *Server) SendConnectorTestEmail(ctx context.Context, req api.SendConnectorTestEmailRequestObject) (api.SendConnectorTestEmailResponseObject, error) {
-	res, err := s.connectors.SendTestEmail(ctx, tenantID(ctx), req.ConnectorId, req.Body.To)
+	res, err := s.messages.SendTest(ctx, tenantID(ctx), req.ConnectorId, req.Body.To)
 	if connector.IsNotFound(err) {
 		return api.SendConnectorTestEmail404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound(ctx, "connector", req.ConnectorId)}, nil
 	}
@@ -106,7 +106,7 @@ func (s *Server) SendConnectorTestEmail(ctx context.Context, req api.SendConnect
 		return nil, err
 	}
 	out := api.SendConnectorTestEmail200JSONResponse{
-		Ok: res.OK, From: res.From, To: res.To, DurationMs: res.Duration.Milliseconds(),
+		Id: res.ID, Ok: res.OK, From: res.From, To: res.To, DurationMs: res.Duration.Milliseconds(),
 		Code: optString(res.Code), Message: optString(res.Message), MessageId: optString(res.MessageID),
 		QueueId: optString(res.QueueID), RemoteAddr: optString(res.RemoteAddr), Reply: toAPIReply(res.Reply),
 	}

@@ -45,7 +45,9 @@ type problem struct {
 	header http.Header
 }
 
-func (p *problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, detailOf(p.Problem)) }
+func (p *problem) Error() string {
+	return fmt.Sprintf("%d %s: %s", p.Status, p.Title, detailOf(p.Problem))
+}
 
 func detailOf(p api.Problem) string {
 	if p.Detail == nil {

@@ -25,6 +25,8 @@ import (
 	sendwerk "github.com/sendwerk/sendwerk"
 	"github.com/sendwerk/sendwerk/api"
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -35,11 +37,17 @@ type Options struct {
 	Pool       *pgxpool.Pool
 	Tenants    *tenant.Service
 	Connectors *connector.Service
+	Domains    *sendingdomain.Service
+	Messages   *message.Service
 	AdminToken string
+	// APIKeyRequestsPerSec bounds each API key's request rate in this process (0: unlimited).
+	APIKeyRequestsPerSec int
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client address.
 	TrustedProxies []netip.Prefix
+	// JobDashboard, when set, is served at /riverui behind the admin token (see jobs.NewDashboard).
+	JobDashboard http.Handler
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -50,12 +58,16 @@ type Server struct {
 	pool       *pgxpool.Pool
 	tenants    *tenant.Service
 	connectors *connector.Service
+	domains    *sendingdomain.Service
+	messages   *message.Service
 	adminToken string
+	limiter    *keyLimiter
 }
 
 // New returns the complete HTTP handler.
 func New(opts Options) (http.Handler, error) {
-	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, adminToken: opts.AdminToken}
+	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, domains: opts.Domains, messages: opts.Messages, adminToken: opts.AdminToken,
+		limiter: newKeyLimiter(opts.APIKeyRequestsPerSec)}
 	spec, err := loadSpec()
 	if err != nil {
 		return nil, err
@@ -82,6 +94,8 @@ func New(opts Options) (http.Handler, error) {
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", sendwerk.OpenAPISpec)
 	})
+	registerDocs(e)
+	s.registerJobDashboard(e, "/riverui", opts.JobDashboard)
 	return e, nil
 }
 

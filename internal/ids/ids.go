@@ -16,6 +16,7 @@ const (
 	APIKey          = "key"
 	Connector       = "con"
 	Domain          = "dom"
+	DomainCheck     = "chk"
 	Message         = "msg"
 	Event           = "evt"
 	RelayCredential = "rel"

@@ -14,6 +14,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -35,6 +37,14 @@ type Config struct {
 type Deps struct {
 	Tenants *tenant.Service
 	Logger  *slog.Logger
+	// Deliver and Retention are the message workers; DeliveryWorkers sizes their queue.
+	Deliver         *message.DeliverWorker
+	Retention       *message.RetentionWorker
+	DeliveryWorkers int
+	// Domains runs sender-domain checks and their scheduler; DomainChecksInFlight caps the
+	// checks this process runs at once (the domain_checks queue).
+	Domains              *sendingdomain.Service
+	DomainChecksInFlight int
 }
 
 // NewClient builds a River client with every Sendwerk worker and periodic job registered.
@@ -47,11 +57,34 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 	if err := river.AddWorkerSafely(workers, &apiKeyPurgeWorker{tenants: deps.Tenants}); err != nil {
 		return nil, fmt.Errorf("error adding api key purge worker: %w", err)
 	}
+	queues := map[string]river.QueueConfig{QueueDefault: {MaxWorkers: max(cfg.Workers, 1)}}
+	periodic := periodicJobs()
+	if deps.Deliver != nil {
+		if err := river.AddWorkerSafely(workers, deps.Deliver); err != nil {
+			return nil, fmt.Errorf("error adding deliver worker: %w", err)
+		}
+		queues[message.QueueDeliveries] = river.QueueConfig{MaxWorkers: max(deps.DeliveryWorkers, 1)}
+	}
+	if deps.Retention != nil {
+		if err := river.AddWorkerSafely(workers, deps.Retention); err != nil {
+			return nil, fmt.Errorf("error adding retention worker: %w", err)
+		}
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return message.RetentionArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "message_retention", RunOnStart: true}))
+	}
+	if deps.Domains != nil {
+		if err := deps.Domains.AddWorkers(workers); err != nil {
+			return nil, err
+		}
+		queues[sendingdomain.QueueChecks] = river.QueueConfig{MaxWorkers: max(deps.DomainChecksInFlight, 1)}
+		periodic = append(periodic, deps.Domains.PeriodicJobs()...)
+	}
 	rc := &river.Config{
 		Logger:                      deps.Logger,
-		Queues:                      map[string]river.QueueConfig{QueueDefault: {MaxWorkers: max(cfg.Workers, 1)}},
+		Queues:                      queues,
 		Workers:                     workers,
-		PeriodicJobs:                periodicJobs(),
+		PeriodicJobs:                periodic,
 		CompletedJobRetentionPeriod: or(cfg.CompletedJobRetention, time.Hour),
 		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
 		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,

@@ -53,10 +53,126 @@ type Connector struct {
 	UpdatedAt              time.Time
 }
 
+type IdempotencyKey struct {
+	TenantID    string
+	Key         string
+	RequestHash []byte
+	StatusCode  int32
+	Response    []byte
+	CreatedAt   time.Time
+}
+
+type Message struct {
+	ID            string
+	TenantID      string
+	ConnectorID   string
+	Source        string
+	Status        string
+	FromEmail     string
+	FromName      string
+	EnvelopeFrom  string
+	Recipients    []string
+	ToAddrs       []string
+	CcAddrs       []string
+	Subject       string
+	MessageID     string
+	Tags          []string
+	Metadata      []byte
+	Mime          []byte
+	SizeBytes     int32
+	SendAt        *time.Time
+	Attempts      int32
+	NextAttemptAt *time.Time
+	LastReply     []byte
+	StatusReason  string
+	JobID         *int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CompletedAt   *time.Time
+	BodyPurgedAt  *time.Time
+}
+
+type MessageEvent struct {
+	ID        int64
+	MessageID string
+	TenantID  string
+	Type      string
+	At        time.Time
+	Data      []byte
+}
+
+type RelayCredential struct {
+	ID           string
+	TenantID     string
+	ConnectorID  string
+	Name         string
+	Username     string
+	PasswordHash string
+	LastUsedAt   *time.Time
+	RevokedAt    *time.Time
+	CreatedAt    time.Time
+}
+
+type SendingDomain struct {
+	ID                  string
+	TenantID            string
+	Domain              string
+	Status              string
+	VerificationToken   string
+	DkimSelector        string
+	DkimPublicKey       string
+	DkimPrivateKeyID    string
+	DkimPrivateKey      []byte
+	LastResults         []byte
+	SpfStatus           *string
+	VerifiedAt          *time.Time
+	FirstFailedAt       *time.Time
+	ConsecutiveFailures int32
+	RevokesAt           *time.Time
+	LastCheckedAt       *time.Time
+	NextCheckAt         time.Time
+	LastManualCheckAt   *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+type SendingDomainCheck struct {
+	ID           string
+	TenantID     string
+	DomainID     string
+	Trigger      string
+	Outcome      string
+	StatusBefore string
+	StatusAfter  string
+	Results      []byte
+	StartedAt    time.Time
+	DurationMs   int64
+}
+
+type SendingDomainEvent struct {
+	ID         string
+	TenantID   string
+	DomainID   string
+	Type       string
+	FromStatus *string
+	ToStatus   string
+	Code       string
+	Reason     string
+	CheckID    *string
+	CreatedAt  time.Time
+}
+
 type Tenant struct {
 	ID           string
 	Name         string
 	MonthlyQuota *int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+}
+
+type UsageCounter struct {
+	ScopeID     string
+	Period      string
+	PeriodStart time.Time
+	Count       int64
 }

@@ -1,0 +1,116 @@
+-- name: MessageInsert :exec
+INSERT INTO messages (
+    id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from,
+    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at
+) VALUES (
+    @id, @tenant_id, @connector_id, @source, @status, @from_email, @from_name, @envelope_from,
+    @recipients, @to_addrs, @cc_addrs, @subject, @message_id, @tags, @metadata, @mime, @size_bytes, @send_at
+);
+
+-- name: MessageInsertMany :copyfrom
+INSERT INTO messages (
+    id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from,
+    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at
+) VALUES (
+    @id, @tenant_id, @connector_id, @source, @status, @from_email, @from_name, @envelope_from,
+    @recipients, @to_addrs, @cc_addrs, @subject, @message_id, @tags, @metadata, @mime, @size_bytes, @send_at
+);
+
+-- name: MessageSetJobIDs :exec
+UPDATE messages m SET job_id = j.job_id
+FROM (SELECT unnest(@ids::text[]) AS id, unnest(@job_ids::bigint[]) AS job_id) AS j
+WHERE m.tenant_id = @tenant_id AND m.id = j.id;
+
+-- name: MessageGet :one
+SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
+
+-- MessageStartAttempt claims a message for a delivery attempt; no row means it is no
+-- longer deliverable (cancelled, or already finished by an earlier run of the job).
+-- name: MessageStartAttempt :one
+UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
+WHERE tenant_id = @tenant_id AND id = @id AND status IN ('queued', 'deferred', 'sending')
+RETURNING *;
+
+-- name: MessageFinish :one
+UPDATE messages SET
+    status = @status, last_reply = @last_reply, status_reason = @status_reason,
+    next_attempt_at = sqlc.narg('next_attempt_at'), updated_at = now(),
+    completed_at = CASE WHEN @status IN ('delivered', 'failed', 'cancelled') THEN now() ELSE NULL END
+WHERE tenant_id = @tenant_id AND id = @id
+RETURNING *;
+
+-- name: MessageCancel :one
+UPDATE messages SET status = 'cancelled', status_reason = @status_reason, updated_at = now(), completed_at = now()
+WHERE tenant_id = @tenant_id AND id = @id AND status IN ('queued', 'deferred')
+RETURNING *;
+
+-- name: MessageList :many
+SELECT * FROM messages
+WHERE tenant_id = @tenant_id
+  AND (@before_id::text = '' OR id < @before_id)
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('connector_id')::text IS NULL OR connector_id = sqlc.narg('connector_id'))
+  AND (sqlc.narg('tag')::text IS NULL OR tags @> ARRAY[sqlc.narg('tag')::text])
+  AND (sqlc.narg('recipient')::text IS NULL OR recipients @> ARRAY[sqlc.narg('recipient')::text])
+  AND (sqlc.narg('created_after')::timestamptz IS NULL OR created_at >= sqlc.narg('created_after'))
+  AND (sqlc.narg('created_before')::timestamptz IS NULL OR created_at < sqlc.narg('created_before'))
+ORDER BY id DESC
+LIMIT @max;
+
+-- MessagePurgeBodies drops the MIME of finished messages older than the cutoff, in batches.
+-- name: MessagePurgeBodies :execrows
+UPDATE messages SET mime = NULL, body_purged_at = now()
+WHERE id IN (
+    SELECT m.id FROM messages m
+    WHERE m.mime IS NOT NULL AND m.created_at < @before
+      AND m.status IN ('delivered', 'failed', 'cancelled')
+    LIMIT @max
+);
+
+-- name: MessageEventInsert :exec
+INSERT INTO message_events (message_id, tenant_id, type, data) VALUES (@message_id, @tenant_id, @type, @data);
+
+-- name: MessageEventInsertMany :copyfrom
+INSERT INTO message_events (message_id, tenant_id, type, data) VALUES (@message_id, @tenant_id, @type, @data);
+
+-- name: MessageEventList :many
+SELECT * FROM message_events WHERE tenant_id = @tenant_id AND message_id = @message_id ORDER BY id;
+
+-- IdempotencyKeyClaim records a key, taking over one older than the window; no row means
+-- a live key exists (the caller reads it). It waits for a concurrent transaction holding
+-- the same key to finish.
+-- name: IdempotencyKeyClaim :one
+INSERT INTO idempotency_keys (tenant_id, key, request_hash, status_code, response)
+VALUES (@tenant_id, @key, @request_hash, 0, '{}')
+ON CONFLICT (tenant_id, key) DO UPDATE SET
+    request_hash = excluded.request_hash, status_code = 0, response = '{}', created_at = now()
+WHERE idempotency_keys.created_at < @expired_before
+RETURNING created_at;
+
+-- name: IdempotencyKeyGet :one
+SELECT * FROM idempotency_keys WHERE tenant_id = @tenant_id AND key = @key;
+
+-- name: IdempotencyKeySetResponse :exec
+UPDATE idempotency_keys SET status_code = @status_code, response = @response
+WHERE tenant_id = @tenant_id AND key = @key;
+
+-- name: IdempotencyKeyDeleteExpired :execrows
+DELETE FROM idempotency_keys WHERE created_at < @before;
+
+-- UsageAdd adds n to each (scope, period, start) counter and returns the new counts.
+-- Callers pass the rows in a fixed order (connector before tenant, short periods first)
+-- so concurrent submissions lock them in the same order.
+-- name: UsageAdd :many
+INSERT INTO usage_counters (scope_id, period, period_start, count)
+SELECT unnest(@scope_ids::text[]), unnest(@periods::text[]), unnest(@period_starts::timestamptz[]), @n::bigint
+ON CONFLICT (scope_id, period, period_start) DO UPDATE SET count = usage_counters.count + excluded.count
+RETURNING scope_id, period, count;
+
+-- name: UsageGet :many
+SELECT scope_id, period, count FROM usage_counters
+WHERE (scope_id, period, period_start) IN (
+    SELECT unnest(@scope_ids::text[]), unnest(@periods::text[]), unnest(@period_starts::timestamptz[])
+);
+
+-- name: UsageDeleteExpired :execrows
+DELETE FROM usage_counters WHERE period_start < @before;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Batch: send several messages in one request, read each one's outcome by index, then page
+# through the message log with the batch's tag until all are final.
+#
+#   SENDWERK_URL       where Sendwerk serves (default http://localhost:8080)
+#   SENDWERK_API_KEY   a tenant key with `messages:send` and `read` (default: a demo tenant)
+#   TO                 comma-separated recipients, one message each (required)
+#   FROM_EMAIL         the sender (default: the connector's default sender)
+#   CONNECTOR_ID       the connector (default: the tenant's default connector)
+#   SMTP_HOST, SMTP_PORT, SMTP_SECURITY   create a connector when the tenant has none
+#   WAIT               how long to wait for delivery, in seconds (default 60)
+#
+# Needs only curl and jq. One message has a sender the tenant may not use, to show a
+# per-message problem.
+# Exits 0 when every accepted message is delivered.
+set -euo pipefail
+: "${TO:?set TO, comma-separated recipients}"
+SENDWERK_URL=${SENDWERK_URL:-http://localhost:8080}
+step() { printf '\n== %s\n' "$*"; }
+# api METHOD PATH TOKEN [JSON]: prints the response body; on an HTTP error it shows the
+# problem document on stderr and fails.
+api() {
+	local out status args=(-sS -X "$1" "$SENDWERK_URL$2" -H "Authorization: Bearer $3")
+	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data "$4")
+	out=$(mktemp)
+	status=$(curl "${args[@]}" -o "$out" -w '%{http_code}')
+	if [ "$status" -ge 400 ]; then
+		echo "$1 $2 answered $status:" >&2
+		jq . "$out" >&2 || cat "$out" >&2
+		rm -f "$out"
+		return 1
+	fi
+	cat "$out"
+	rm -f "$out"
+}
+
+# SENDWERK_API_KEY, or a new demo tenant and key made with the admin token.
+if [ -z "${SENDWERK_API_KEY:-}" ]; then
+	SENDWERK_ADMIN_TOKEN=${SENDWERK_ADMIN_TOKEN:-$(cat .data/admin-token 2>/dev/null || true)}
+	if [ -z "$SENDWERK_ADMIN_TOKEN" ]; then
+		echo "set SENDWERK_API_KEY (see quickstart.sh), or SENDWERK_ADMIN_TOKEN / run next to .data/admin-token" >&2
+		exit 2
+	fi
+	step "No SENDWERK_API_KEY: creating a demo tenant and key with the admin token"
+	tenant_id=$(api POST /v1/tenants "$SENDWERK_ADMIN_TOKEN" '{"name": "curl examples"}' | jq -r .id)
+	SENDWERK_API_KEY=$(api POST "/v1/tenants/$tenant_id/api-keys" "$SENDWERK_ADMIN_TOKEN" \
+		'{"name": "curl examples", "scopes": ["messages:send", "read", "manage"]}' | jq -r .secret)
+	echo "tenant $tenant_id, key ${SENDWERK_API_KEY:0:11}…"
+fi
+
+# The connector to send through: CONNECTOR_ID, else the tenant's default, else a new one
+# from SMTP_HOST/SMTP_PORT/SMTP_SECURITY (see connectors.sh for one with a login).
+if [ -z "${CONNECTOR_ID:-}" ]; then
+	CONNECTOR_ID=$(api GET "/v1/connectors?limit=100" "$SENDWERK_API_KEY" | jq -r '[.items[] | select(.is_default)][0].id // empty')
+fi
+if [ -z "$CONNECTOR_ID" ]; then
+	: "${SMTP_HOST:?the tenant has no connector: set CONNECTOR_ID, or SMTP_HOST (and SMTP_PORT, SMTP_SECURITY) to create one}"
+	step "Create a connector to $SMTP_HOST (POST /v1/connectors)"
+	CONNECTOR_ID=$(api POST /v1/connectors "$SENDWERK_API_KEY" "$(jq -nc --arg host "$SMTP_HOST" --argjson port "${SMTP_PORT:-587}" \
+		--arg security "${SMTP_SECURITY:-starttls}" --arg from "${FROM_EMAIL:?set FROM_EMAIL (the default sender of the new connector)}" \
+		'{name: "SMTP \($host)", kind: "smtp", smtp: {host: $host, port: $port, security: $security}, default_sender: {email: $from}}')" | jq -r .id)
+	echo "connector $CONNECTOR_ID"
+fi
+# An smtp connector may send from its default sender without a verified domain.
+FROM_EMAIL=${FROM_EMAIL:-$(api GET "/v1/connectors/$CONNECTOR_ID" "$SENDWERK_API_KEY" | jq -r .default_sender.email)}
+
+tag="batch-$(date +%s)-$RANDOM"
+step "Send a batch (POST /v1/messages/batch): one message per recipient, plus one from a domain the tenant has not verified"
+body=$(jq -nc --arg from "$FROM_EMAIL" --arg to "$TO" --arg connector "$CONNECTOR_ID" --arg tag "$tag" '
+	{messages: ([$to | split(",")[] | {connector_id: $connector, from: $from, to: [.],
+		subject: "Your weekly report", text: "Sent by examples/curl/batch.sh.", tags: [$tag]}]
+		+ [{connector_id: $connector, from: "someone@unverified.example", to: [$to | split(",")[0]],
+			subject: "Refused", text: "A sender the tenant may not use.", tags: [$tag]}])}')
+result=$(api POST /v1/messages/batch "$SENDWERK_API_KEY" "$body")
+echo "$result" | jq '{accepted, rejected}'
+echo "$result" | jq -r '.items[] | if .id then "  #\(.index): accepted as \(.id)" else "  #\(.index): refused, \(.problem.type): \(.problem.detail)" end'
+accepted=$(echo "$result" | jq -r .accepted)
+
+step "Follow them in the message log (GET /v1/messages?tag=$tag, page by page)"
+deadline=$(( $(date +%s) + ${WAIT:-60} ))
+while :; do
+	cursor="" final=0 listed=0
+	while :; do
+		page=$(api GET "/v1/messages?tag=$tag&limit=2${cursor:+&cursor=$cursor}" "$SENDWERK_API_KEY")
+		listed=$(( listed + $(echo "$page" | jq '.items | length') ))
+		final=$(( final + $(echo "$page" | jq '[.items[] | select(.status == "delivered")] | length') ))
+		cursor=$(echo "$page" | jq -r '.next_cursor // empty')
+		[ -n "$cursor" ] || break
+	done
+	echo "  $final of $listed delivered"
+	[ "$final" -lt "$accepted" ] || break
+	[ "$(date +%s)" -lt "$deadline" ] || { echo "not all delivered after ${WAIT:-60}s" >&2; exit 1; }
+	sleep 1
+done
+api GET "/v1/messages?tag=$tag&limit=100" "$SENDWERK_API_KEY" | jq -r '.items[] | "  \(.id)  \(.status)  \(.to | join(","))"'

@@ -1,0 +1,126 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// MaxBatch is the most messages one batch may carry.
+const MaxBatch = 500
+
+// BatchItem is the outcome of one message of a batch: accepted, or refused with a problem.
+type BatchItem struct {
+	Index    int          `json:"index"`
+	Accepted *Accepted    `json:"accepted,omitempty"`
+	Problem  *ItemProblem `json:"problem,omitempty"`
+}
+
+// ItemProblem says why one message of a batch was refused.
+type ItemProblem struct {
+	Status int                   `json:"status"`
+	Title  string                `json:"title"`
+	Detail string                `json:"detail"`
+	Errors []validate.FieldError `json:"errors,omitempty"`
+}
+
+// SubmitBatch validates each message on its own and commits the accepted ones together,
+// with their jobs, in one transaction. Limits apply to the accepted ones as a whole: if
+// they would exceed a limit, none is accepted (a *LimitError).
+func (s *Service) SubmitBatch(ctx context.Context, tenantID string, reqs []*Request, idem *Idempotency) ([]BatchItem, *Quota, error) {
+	if idem != nil {
+		if raw, err := s.replay(ctx, tenantID, idem); raw != nil || err != nil {
+			return decodeBatch(raw, err)
+		}
+	}
+	items := make([]BatchItem, len(reqs))
+	var accepted []*prepared
+	perConnector := map[*connector.Connector]int{}
+	conns := map[string]*connector.Connector{}
+	for i, req := range reqs {
+		items[i].Index = i
+		p, err := s.prepareCached(ctx, tenantID, req, conns)
+		if err != nil {
+			prob, perr := itemProblem(err)
+			if perr != nil {
+				return nil, nil, perr
+			}
+			items[i].Problem = prob
+			continue
+		}
+		accepted = append(accepted, p)
+		perConnector[p.conn]++
+		items[i].Accepted = &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+	}
+	if len(accepted) == 0 {
+		return items, nil, nil
+	}
+	var quota *Quota
+	var replayed []byte
+	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		if idem != nil {
+			if replayed, err = s.claim(ctx, tx, tenantID, idem); replayed != nil || err != nil {
+				return err
+			}
+		}
+		if err := s.insert(ctx, tx, tenantID, accepted); err != nil {
+			return err
+		}
+		if quota, err = s.addUsage(ctx, tx, tenantID, perConnector); err != nil {
+			return err
+		}
+		return s.remember(ctx, tx, tenantID, idem, items)
+	})
+	if replayed != nil || err != nil {
+		return decodeBatch(replayed, err)
+	}
+	return items, quota, nil
+}
+
+// prepareCached is prepare with connector lookups shared across a batch.
+func (s *Service) prepareCached(ctx context.Context, tenantID string, req *Request, conns map[string]*connector.Connector) (*prepared, error) {
+	c, ok := conns[req.ConnectorID]
+	if !ok {
+		var err error
+		if c, err = s.connectorFor(ctx, tenantID, req.ConnectorID); err != nil {
+			return nil, err
+		}
+		conns[req.ConnectorID] = c
+	}
+	if c.Status == connector.StatusPaused {
+		return nil, ErrConnectorPaused
+	}
+	return s.prepareWith(ctx, tenantID, c, req)
+}
+
+// itemProblem describes an expected refusal; other errors abort the whole batch.
+func itemProblem(err error) (*ItemProblem, error) {
+	var v *validate.Error
+	switch {
+	case errors.As(err, &v):
+		return &ItemProblem{Status: http.StatusUnprocessableEntity, Title: "Validation failed", Detail: v.Error(), Errors: v.Fields}, nil
+	case errors.Is(err, ErrConnectorPaused):
+		return &ItemProblem{Status: http.StatusConflict, Title: "Connector paused", Detail: "the connector is paused; resume it or choose another"}, nil
+	}
+	return nil, err
+}
+
+func decodeBatch(raw []byte, err error) ([]BatchItem, *Quota, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	var items []BatchItem
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, nil, fmt.Errorf("error decoding stored response: %w", err)
+	}
+	return items, nil, nil
+}

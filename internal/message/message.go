@@ -1,0 +1,379 @@
+// Package message is the product's heart: submission (validation, MIME rendering, sender
+// rules, limits, one transaction for the message and its delivery job), the deliver worker
+// (DKIM, pooled SMTP, retries), the message log with its event timeline, and retention.
+package message
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/ids"
+	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// Statuses of a message.
+const (
+	StatusQueued    = "queued"
+	StatusSending   = "sending"
+	StatusDeferred  = "deferred"
+	StatusDelivered = "delivered"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Sources of a message.
+const (
+	SourceAPI  = "api"
+	SourceSMTP = "smtp"
+	SourceTest = "test"
+)
+
+// QueueDeliveries is the River queue of delivery jobs.
+const QueueDeliveries = "deliveries"
+
+// Senders answers the sender-domain rules and holds DKIM keys; internal/sendingdomain
+// implements it.
+type Senders interface {
+	// CheckSender returns a *SenderError when tenantID may not send from domain.
+	// requireSPF is set for platform connectors, which need the platform in the domain's SPF.
+	CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) error
+	// DKIMSigner returns the key to sign mail from domain, or store.ErrNotFound.
+	DKIMSigner(ctx context.Context, tenantID, domain string) (selector string, signer crypto.Signer, err error)
+}
+
+// SenderError is a refused sender, with the rule it broke in words.
+type SenderError struct {
+	Domain  string
+	Message string
+}
+
+func (e *SenderError) Error() string { return e.Message }
+
+// Inserter is the part of the River client submission needs.
+type Inserter interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	JobCancelTx(ctx context.Context, tx pgx.Tx, jobID int64) (*rivertype.JobRow, error)
+}
+
+// Config tunes submission.
+type Config struct {
+	// MaxMessageBytes caps a rendered message.
+	MaxMessageBytes int
+	// MaxAttempts bounds delivery attempts (first try included).
+	MaxAttempts int
+}
+
+// Service submits and reads messages.
+type Service struct {
+	db         store.DB
+	q          *dbsqlc.Queries
+	jobs       Inserter
+	connectors *connector.Service
+	senders    Senders
+	deliverer  *DeliverWorker
+	cfg        Config
+	NowFunc    func() time.Time
+}
+
+// NewService returns a Service; deliverer makes test e-mails' single attempts.
+func NewService(db store.DB, jobs Inserter, connectors *connector.Service, senders Senders, deliverer *DeliverWorker, cfg Config) *Service {
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 10 << 20
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = len(DefaultRetrySchedule) + 1
+	}
+	return &Service{db: db, q: dbsqlc.New(db), jobs: jobs, connectors: connectors, senders: senders, deliverer: deliverer, cfg: cfg, NowFunc: time.Now}
+}
+
+// Message is a submission as stored.
+type Message struct {
+	ID           string
+	TenantID     string
+	ConnectorID  string
+	Source       string
+	Status       string
+	From         Address
+	EnvelopeFrom string
+	Recipients   []string
+	To, Cc       []string
+	Subject      string
+	MessageID    string
+	Tags         []string
+	Metadata     map[string]string
+	SizeBytes    int
+	SendAt       *time.Time
+	Attempts     int
+	NextAttempt  *time.Time
+	LastReply    *Reply
+	Reason       string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	CompletedAt  *time.Time
+	BodyPurged   bool
+	Events       []Event
+}
+
+// Reply is an SMTP reply as recorded on messages and events.
+type Reply struct {
+	Code         int    `json:"code"`
+	EnhancedCode string `json:"enhanced_code,omitempty"`
+	Text         string `json:"text"`
+}
+
+// Event is one step of a message's timeline.
+type Event struct {
+	Type string
+	At   time.Time
+	Data map[string]any
+}
+
+// Accepted is the answer to a submission.
+type Accepted struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	MessageID string `json:"message_id"`
+}
+
+// Errors of submission that are not field errors.
+var (
+	ErrConnectorPaused  = errors.New("connector is paused")
+	ErrIdempotencyReuse = errors.New("the Idempotency-Key was used with a different request")
+)
+
+// prepared is a validated, rendered submission ready to insert.
+type prepared struct {
+	id         string
+	conn       *connector.Connector
+	req        *Request
+	r          *rendered
+	source     string
+	envelope   string
+	recipients []string
+}
+
+// prepare validates a request against its connector and the sender rules.
+func (s *Service) prepare(ctx context.Context, tenantID string, req *Request) (*prepared, error) {
+	conn, err := s.connectorFor(ctx, tenantID, req.ConnectorID)
+	if err != nil {
+		return nil, err
+	}
+	return s.prepareWith(ctx, tenantID, conn, req)
+}
+
+func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connector.Connector, req *Request) (*prepared, error) {
+	id := ids.New(ids.Message)
+	r, err := render(req, id, s.NowFunc(), s.cfg.MaxMessageBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkSender(ctx, tenantID, conn, r.from.String()); err != nil {
+		return nil, err
+	}
+	return &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}, nil
+}
+
+func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*connector.Connector, error) {
+	if id == "" {
+		c, err := s.connectors.Default(ctx, tenantID)
+		if connector.IsNotFound(err) {
+			return nil, validate.Field("connector_id", "is required: the tenant has no connector yet (create one with POST /v1/connectors)")
+		}
+		return c, err
+	}
+	c, err := s.connectors.Get(ctx, tenantID, id)
+	if connector.IsNotFound(err) {
+		return nil, validate.Field("connector_id", fmt.Sprintf("no connector with id %q", id))
+	}
+	return c, err
+}
+
+// checkSender applies the connector's rules: a platform connector sends only from
+// verified domains whose SPF authorises the platform; an smtp connector from a verified
+// domain or exactly its own default sender, which the tenant's server authenticates.
+func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connector.Connector, from string) error {
+	if conn.Kind == connector.KindSMTP && strings.EqualFold(from, conn.Sender.Email) {
+		return nil
+	}
+	domain := from[strings.LastIndexByte(from, '@')+1:]
+	err := s.senders.CheckSender(ctx, tenantID, domain, conn.Kind == connector.KindPlatform)
+	var se *SenderError
+	if errors.As(err, &se) {
+		msg := se.Message
+		if conn.Kind == connector.KindSMTP {
+			msg += fmt.Sprintf(" (this connector may also send from its default sender %s)", conn.Sender.Email)
+		}
+		return validate.Field("from.email", msg)
+	}
+	return err
+}
+
+// Submit validates and accepts one message: the message, its first event and its delivery
+// job are committed in one transaction, and only then is it Accepted. With an
+// Idempotency-Key, a repeat of the same request returns the first answer.
+func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, idem *Idempotency) (*Accepted, *Quota, error) {
+	if idem != nil {
+		if raw, err := s.replay(ctx, tenantID, idem); raw != nil || err != nil {
+			return decodeAccepted(raw, err)
+		}
+	}
+	p, err := s.prepare(ctx, tenantID, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.conn.Status == connector.StatusPaused {
+		return nil, nil, ErrConnectorPaused
+	}
+	var quota *Quota
+	var replayed []byte
+	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		if idem != nil {
+			if replayed, err = s.claim(ctx, tx, tenantID, idem); replayed != nil || err != nil {
+				return err
+			}
+		}
+		if err := s.insert(ctx, tx, tenantID, []*prepared{p}); err != nil {
+			return err
+		}
+		if quota, err = s.addUsage(ctx, tx, tenantID, map[*connector.Connector]int{p.conn: 1}); err != nil {
+			return err
+		}
+		return s.remember(ctx, tx, tenantID, idem, acc)
+	})
+	if replayed != nil || err != nil {
+		a, _, derr := decodeAccepted(replayed, err)
+		return a, quota, derr
+	}
+	return acc, quota, nil
+}
+
+func decodeAccepted(raw []byte, err error) (*Accepted, *Quota, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	var acc Accepted
+	if err := json.Unmarshal(raw, &acc); err != nil {
+		return nil, nil, fmt.Errorf("error decoding stored response: %w", err)
+	}
+	return &acc, nil, nil
+}
+
+// insert writes messages, their "queued" events and delivery jobs.
+func (s *Service) insert(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+	q := s.q.WithTx(tx)
+	if len(ps) == 1 {
+		p := ps[0]
+		if err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams(insertRow(tenantID, p))); err != nil {
+			return fmt.Errorf("error inserting message: %w", err)
+		}
+		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams(queuedEvent(tenantID, p))); err != nil {
+			return fmt.Errorf("error inserting message event: %w", err)
+		}
+		res, err := s.jobs.InsertTx(ctx, tx, DeliverArgs{MessageID: p.id, TenantID: tenantID}, s.insertOpts(p))
+		if err != nil {
+			return fmt.Errorf("error enqueueing delivery: %w", err)
+		}
+		return q.MessageSetJobIDs(ctx, dbsqlc.MessageSetJobIDsParams{TenantID: tenantID, Ids: []string{p.id}, JobIds: []int64{res.Job.ID}})
+	}
+	return s.insertMany(ctx, tx, tenantID, ps)
+}
+
+func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+	q := s.q.WithTx(tx)
+	rows := make([]dbsqlc.MessageInsertManyParams, len(ps))
+	events := make([]dbsqlc.MessageEventInsertManyParams, len(ps))
+	params := make([]river.InsertManyParams, len(ps))
+	for i, p := range ps {
+		rows[i] = dbsqlc.MessageInsertManyParams(insertRow(tenantID, p))
+		events[i] = dbsqlc.MessageEventInsertManyParams(queuedEvent(tenantID, p))
+		params[i] = river.InsertManyParams{Args: DeliverArgs{MessageID: p.id, TenantID: tenantID}, InsertOpts: s.insertOpts(p)}
+	}
+	if _, err := q.MessageInsertMany(ctx, rows); err != nil {
+		return fmt.Errorf("error inserting messages: %w", err)
+	}
+	if _, err := q.MessageEventInsertMany(ctx, events); err != nil {
+		return fmt.Errorf("error inserting message events: %w", err)
+	}
+	res, err := s.jobs.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return fmt.Errorf("error enqueueing deliveries: %w", err)
+	}
+	idList, jobIDs := make([]string, len(ps)), make([]int64, len(ps))
+	for i, r := range res {
+		idList[i], jobIDs[i] = ps[i].id, r.Job.ID
+	}
+	return q.MessageSetJobIDs(ctx, dbsqlc.MessageSetJobIDsParams{TenantID: tenantID, Ids: idList, JobIds: jobIDs})
+}
+
+func (s *Service) insertOpts(p *prepared) *river.InsertOpts {
+	opts := &river.InsertOpts{Queue: QueueDeliveries, MaxAttempts: s.cfg.MaxAttempts}
+	if p.req != nil && p.req.SendAt != nil {
+		opts.ScheduledAt = *p.req.SendAt
+	}
+	return opts
+}
+
+func insertRow(tenantID string, p *prepared) dbsqlc.MessageInsertParams {
+	meta, _ := json.Marshal(orEmpty(p.metadata()))
+	return dbsqlc.MessageInsertParams{
+		ID: p.id, TenantID: tenantID, ConnectorID: p.conn.ID, Source: p.source, Status: StatusQueued,
+		FromEmail: p.r.from.String(), FromName: p.r.fromName, EnvelopeFrom: p.envelope,
+		Recipients: p.recipients, ToAddrs: orEmptySlice(p.r.to), CcAddrs: orEmptySlice(p.r.cc), Subject: p.r.subject,
+		MessageID: "<" + p.r.messageID + ">", Tags: orEmptySlice(p.tags()), Metadata: meta, Mime: p.r.mime,
+		SizeBytes: int32(len(p.r.mime)), SendAt: p.sendAt(),
+	}
+}
+
+func queuedEvent(tenantID string, p *prepared) dbsqlc.MessageEventInsertParams {
+	data, _ := json.Marshal(map[string]any{"connector_id": p.conn.ID, "recipients": len(p.recipients), "size_bytes": len(p.r.mime), "source": p.source})
+	return dbsqlc.MessageEventInsertParams{MessageID: p.id, TenantID: tenantID, Type: "queued", Data: data}
+}
+
+func (p *prepared) metadata() map[string]string {
+	if p.req == nil {
+		return nil
+	}
+	return p.req.Metadata
+}
+
+func (p *prepared) tags() []string {
+	if p.req == nil {
+		return nil
+	}
+	return p.req.Tags
+}
+
+func (p *prepared) sendAt() *time.Time {
+	if p.req == nil {
+		return nil
+	}
+	return p.req.SendAt
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func orEmptySlice(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,420 @@
+// Package sendingdomain manages a tenant's sender domains: the records to publish (ownership
+// token, SPF, DKIM key, DMARC), the checks over DNS, the verification state machine with its
+// grace period, the periodic re-checks (River workers) and the sender rule messages obey.
+package sendingdomain
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/sendwerk/sendwerk/internal/dnscheck"
+	"github.com/sendwerk/sendwerk/internal/ids"
+	"github.com/sendwerk/sendwerk/internal/mailaddr"
+	"github.com/sendwerk/sendwerk/internal/secret"
+	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// Statuses of a domain. Messages may be sent from verified and at_risk domains only.
+const (
+	StatusPending  = "pending"
+	StatusVerified = "verified"
+	StatusAtRisk   = "at_risk"
+	StatusRevoked  = "revoked"
+)
+
+// Domain is one sender domain of a tenant.
+type Domain struct {
+	ID       string
+	TenantID string
+	// Name is the A-label form, e.g. "xn--bcher-kva.example".
+	Name   string
+	Status string
+	// VerificationToken is the hex token of the ownership record.
+	VerificationToken string
+	DKIMSelector      string
+	// DKIMPublicKey is base64 DER (the p= value).
+	DKIMPublicKey string
+	// Results are the latest result of each check, in check order (ownership, spf, dkim,
+	// dmarc); empty before the first check.
+	Results []dnscheck.CheckResult
+	// SPFStatus is the last conclusive SPF result, "pass" or "fail"; "" when SPF never
+	// answered conclusively (or is not checked on this platform).
+	SPFStatus           string
+	VerifiedAt          *time.Time
+	FirstFailedAt       *time.Time
+	ConsecutiveFailures int
+	RevokesAt           *time.Time
+	LastCheckedAt       *time.Time
+	NextCheckAt         time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+
+	lastManualCheckAt *time.Time
+	dkimKeyID         string
+	dkimKey           []byte // ciphertext
+}
+
+// Unicode is the domain as people write it (U-labels), for display.
+func (d *Domain) Unicode() string {
+	u, err := idna.Display.ToUnicode(d.Name)
+	if err != nil {
+		return d.Name
+	}
+	return u
+}
+
+// CanSend reports whether messages may use the domain as sender.
+func (d *Domain) CanSend() bool { return d.Status == StatusVerified || d.Status == StatusAtRisk }
+
+// Result returns the latest result of one check, or nil when it has not run.
+func (d *Domain) Result(check string) *dnscheck.CheckResult {
+	for i := range d.Results {
+		if d.Results[i].Check == check {
+			return &d.Results[i]
+		}
+	}
+	return nil
+}
+
+// Config is the platform's domain policy and check cadence. Zero fields take defaults.
+type Config struct {
+	// Selector is the DKIM selector of new keys.
+	Selector string
+	// VerificationPrefix starts the ownership TXT record: "<prefix>=<token>".
+	VerificationPrefix string
+	// SPFInclude is the platform's SPF include; SPFNetworks its sending addresses. With
+	// neither, SPF is not checked.
+	SPFInclude  string
+	SPFNetworks []netip.Prefix
+	// GracePeriod and GraceChecks: a verified domain whose records fail is revoked only
+	// when both have passed — the time since the first failure and that many consecutive
+	// failed checks.
+	GracePeriod time.Duration
+	GraceChecks int
+	// IntervalPending is the cadence of pending domains for their first PendingFor;
+	// IntervalVerified the cadence of every other domain.
+	IntervalPending  time.Duration
+	PendingFor       time.Duration
+	IntervalVerified time.Duration
+	// ManualCheckInterval is the least time between two manual checks of one domain.
+	ManualCheckInterval time.Duration
+	// KeyBits is the RSA DKIM key size.
+	KeyBits int
+	// CheckTimeout bounds one check of a domain (all four checks run at once).
+	CheckTimeout time.Duration
+	// SchedulePeriod is how often the leader looks for due domains; MaxJitter spreads the
+	// checks it enqueues over that long (negative: no jitter, the checks are available at
+	// once); ScheduleBatch caps one claim.
+	SchedulePeriod time.Duration
+	MaxJitter      time.Duration
+	ScheduleBatch  int
+	// CheckLease pushes a claimed domain's next_check_at forward until its check job sets
+	// the real time; a lost job is re-enqueued after it.
+	CheckLease time.Duration
+	// CheckRetention is how long check history is kept.
+	CheckRetention time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultSelector            = "sw1"
+	DefaultVerificationPrefix  = "sendwerk-verification"
+	DefaultGracePeriod         = 72 * time.Hour
+	DefaultGraceChecks         = 3
+	DefaultIntervalPending     = 5 * time.Minute
+	DefaultPendingFor          = 24 * time.Hour
+	DefaultIntervalVerified    = time.Hour
+	DefaultManualCheckInterval = 10 * time.Second
+	DefaultKeyBits             = 2048
+	DefaultCheckTimeout        = 30 * time.Second
+	DefaultSchedulePeriod      = time.Minute
+	DefaultScheduleBatch       = 500
+	DefaultCheckLease          = 15 * time.Minute
+	DefaultCheckRetention      = 30 * 24 * time.Hour
+	// RecordTTL is the TTL suggested for published records.
+	RecordTTL = 3600
+)
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Selector == "" {
+		c.Selector = DefaultSelector
+	}
+	if c.VerificationPrefix == "" {
+		c.VerificationPrefix = DefaultVerificationPrefix
+	}
+	if c.GraceChecks <= 0 {
+		c.GraceChecks = DefaultGraceChecks
+	}
+	if c.KeyBits <= 0 {
+		c.KeyBits = DefaultKeyBits
+	}
+	if c.ScheduleBatch <= 0 {
+		c.ScheduleBatch = DefaultScheduleBatch
+	}
+	def(&c.GracePeriod, DefaultGracePeriod)
+	def(&c.IntervalPending, DefaultIntervalPending)
+	def(&c.PendingFor, DefaultPendingFor)
+	def(&c.IntervalVerified, DefaultIntervalVerified)
+	def(&c.ManualCheckInterval, DefaultManualCheckInterval)
+	def(&c.CheckTimeout, DefaultCheckTimeout)
+	def(&c.SchedulePeriod, DefaultSchedulePeriod)
+	if c.MaxJitter == 0 {
+		c.MaxJitter = c.SchedulePeriod
+	}
+	def(&c.CheckLease, DefaultCheckLease)
+	def(&c.CheckRetention, DefaultCheckRetention)
+	c.SPFInclude = strings.TrimSuffix(c.SPFInclude, ".")
+	return c
+}
+
+// SPFChecked reports whether the platform has anything for SPF to authorise.
+func (c Config) SPFChecked() bool { return c.SPFInclude != "" || len(c.SPFNetworks) > 0 }
+
+// Service stores domains, checks them and decides their status.
+type Service struct {
+	db      store.DB
+	q       *dbsqlc.Queries
+	box     *secret.Box
+	checker *dnscheck.Checker
+	cfg     Config
+	// inserter enqueues check jobs in callers' transactions; it never works jobs.
+	inserter *river.Client[pgx.Tx]
+	metrics  *metrics
+	// NowFunc is the clock of the state machine (grace periods, cadence); tests move it.
+	NowFunc func() time.Time
+}
+
+// NewService returns a Service that checks DNS through lookuper (a *dnscheck.Resolver).
+func NewService(db store.DB, box *secret.Box, lookuper dnscheck.Lookuper, cfg *Config) (*Service, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("error creating job inserter: %w", err)
+	}
+	s := &Service{db: db, q: dbsqlc.New(db), box: box, cfg: c.withDefaults(), inserter: inserter, metrics: newMetrics(), NowFunc: time.Now}
+	s.checker = dnscheck.NewChecker(lookuper)
+	s.checker.NowFunc = s.now
+	return s, nil
+}
+
+func (s *Service) now() time.Time { return s.NowFunc().UTC().Truncate(time.Microsecond) }
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// DuplicateError is a domain the tenant has already added.
+type DuplicateError struct {
+	Domain string
+	ID     string
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("domain %s is already added as %s", e.Domain, e.ID)
+}
+
+// ParseDomain validates a sender domain and returns its lower-case A-label form, or a
+// message saying what is wrong, phrased for a field error.
+func ParseDomain(in string) (string, error) {
+	in = strings.TrimSuffix(strings.TrimSpace(in), ".")
+	switch {
+	case in == "":
+		return "", errors.New("is required")
+	case strings.Contains(in, "@"):
+		return "", errors.New("must be a domain name without a local part, e.g. example.com rather than noreply@example.com")
+	case strings.Contains(in, "://") || strings.ContainsAny(in, "/ :"):
+		return "", errors.New("must be a bare domain name like example.com, without scheme, port or path")
+	}
+	if _, err := netip.ParseAddr(in); err == nil {
+		return "", errors.New("must be a domain name, not an IP address")
+	}
+	name, err := mailaddr.Domain(in)
+	if err != nil || strings.Contains(name, "_") {
+		return "", errors.New("must be a valid domain name like example.com")
+	}
+	if ps, _ := publicsuffix.PublicSuffix(name); ps == name {
+		return "", fmt.Errorf("%s is a public suffix, which nobody owns; add a domain registered under it, like example.%s", name, name)
+	}
+	return name, nil
+}
+
+// Get returns one of tenantID's domains, or store.ErrNotFound.
+func (s *Service) Get(ctx context.Context, tenantID, id string) (*Domain, error) {
+	if !ids.Valid(ids.Domain, id) {
+		return nil, store.ErrNotFound
+	}
+	row, err := s.q.SendingDomainGet(ctx, dbsqlc.SendingDomainGetParams{TenantID: tenantID, ID: id})
+	if err != nil {
+		return nil, fmt.Errorf("error getting domain: %w", store.MapError(err))
+	}
+	return fromRow(row)
+}
+
+// GetByName returns tenantID's domain called name (any spelling), or store.ErrNotFound.
+func (s *Service) GetByName(ctx context.Context, tenantID, name string) (*Domain, error) {
+	ascii, err := mailaddr.Domain(name)
+	if err != nil {
+		return nil, store.ErrNotFound
+	}
+	row, err := s.q.SendingDomainGetByName(ctx, dbsqlc.SendingDomainGetByNameParams{TenantID: tenantID, Domain: ascii})
+	if err != nil {
+		return nil, fmt.Errorf("error getting domain: %w", store.MapError(err))
+	}
+	return fromRow(row)
+}
+
+// List returns up to limit domains after afterID, oldest first.
+func (s *Service) List(ctx context.Context, tenantID, afterID string, limit int) ([]*Domain, error) {
+	rows, err := s.q.SendingDomainList(ctx, dbsqlc.SendingDomainListParams{TenantID: tenantID, AfterID: afterID, Max: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("error listing domains: %w", err)
+	}
+	out := make([]*Domain, 0, len(rows))
+	for _, r := range rows {
+		d, err := fromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Create adds a domain with a fresh ownership token and DKIM key, and enqueues its first
+// check in the same transaction, so the records page shows real status within seconds.
+func (s *Service) Create(ctx context.Context, tenantID, name string) (*Domain, error) {
+	ascii, err := ParseDomain(name)
+	if err != nil {
+		return nil, validate.Field("domain", err.Error())
+	}
+	if existing, err := s.GetByName(ctx, tenantID, ascii); err == nil {
+		return nil, &DuplicateError{Domain: ascii, ID: existing.ID} // before spending a key
+	}
+	key, err := rsa.GenerateKey(rand.Reader, s.cfg.KeyBits)
+	if err != nil {
+		return nil, fmt.Errorf("error generating dkim key: %w", err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("error encoding dkim public key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("error encoding dkim private key: %w", err)
+	}
+	id, now := ids.New(ids.Domain), s.now()
+	keyID, sealed := s.box.Seal(der, dkimKeyContext(id))
+	params := dbsqlc.SendingDomainInsertParams{
+		ID: id, TenantID: tenantID, Domain: ascii, VerificationToken: randomHex(16),
+		DkimSelector: s.cfg.Selector, DkimPublicKey: base64.StdEncoding.EncodeToString(pub),
+		DkimPrivateKeyID: keyID, DkimPrivateKey: sealed, NextCheckAt: now.Add(s.cfg.IntervalPending), CreatedAt: now,
+	}
+	var out *Domain
+	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		row, err := q.SendingDomainInsert(ctx, params)
+		if err != nil {
+			return fmt.Errorf("error inserting domain: %w", store.MapError(err))
+		}
+		if out, err = fromRow(row); err != nil {
+			return err
+		}
+		if err := insertEvent(ctx, q, out, "created", "", StatusPending, "", "The domain was added; publish its records and check.", nil, now); err != nil {
+			return err
+		}
+		if _, err := s.inserter.InsertTx(ctx, tx, CheckArgs{TenantID: tenantID, DomainID: id}, nil); err != nil {
+			return fmt.Errorf("error enqueuing first domain check: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		if existing, gerr := s.GetByName(ctx, tenantID, ascii); gerr == nil {
+			return nil, &DuplicateError{Domain: ascii, ID: existing.ID}
+		}
+		return nil, &DuplicateError{Domain: ascii}
+	}
+	return out, err
+}
+
+// Delete removes a domain, its key and its history. Messages can no longer use it.
+func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
+	if !ids.Valid(ids.Domain, id) {
+		return store.ErrNotFound
+	}
+	n, err := s.q.SendingDomainDelete(ctx, dbsqlc.SendingDomainDeleteParams{TenantID: tenantID, ID: id})
+	if err != nil {
+		return fmt.Errorf("error deleting domain: %w", err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func dkimKeyContext(domainID string) string { return "domain:" + domainID + ":dkim_key" }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func fromRow(r dbsqlc.SendingDomain) (*Domain, error) {
+	d := &Domain{
+		ID: r.ID, TenantID: r.TenantID, Name: r.Domain, Status: r.Status, VerificationToken: r.VerificationToken,
+		DKIMSelector: r.DkimSelector, DKIMPublicKey: r.DkimPublicKey, VerifiedAt: r.VerifiedAt,
+		FirstFailedAt: r.FirstFailedAt, ConsecutiveFailures: int(r.ConsecutiveFailures), RevokesAt: r.RevokesAt,
+		LastCheckedAt: r.LastCheckedAt, NextCheckAt: r.NextCheckAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		lastManualCheckAt: r.LastManualCheckAt, dkimKeyID: r.DkimPrivateKeyID, dkimKey: r.DkimPrivateKey,
+		Results: []dnscheck.CheckResult{},
+	}
+	if r.SpfStatus != nil {
+		d.SPFStatus = *r.SpfStatus
+	}
+	d.NextCheckAt, d.CreatedAt, d.UpdatedAt = d.NextCheckAt.UTC(), d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	for _, t := range []**time.Time{&d.VerifiedAt, &d.FirstFailedAt, &d.RevokesAt, &d.LastCheckedAt, &d.lastManualCheckAt} {
+		*t = utc(*t)
+	}
+	if len(r.LastResults) > 0 {
+		if err := json.Unmarshal(r.LastResults, &d.Results); err != nil {
+			return nil, fmt.Errorf("error decoding domain check results: %w", err)
+		}
+	}
+	return d, nil
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// IsNotFound reports whether err means "no such domain for this tenant".
+func IsNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -1,0 +1,107 @@
+package sendingdomain
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/sendwerk/sendwerk/internal/dnscheck"
+	"github.com/sendwerk/sendwerk/internal/mailaddr"
+)
+
+// Rules a sender can break, as SenderError.Rule.
+const (
+	RuleUnknown = "domain.unknown"
+	RulePending = "domain.pending"
+	RuleRevoked = "domain.revoked"
+	RuleSPF     = "domain.spf_not_authorised"
+)
+
+// SenderError says why a domain may not be used as sender, in words for the customer.
+type SenderError struct {
+	Domain   string
+	DomainID string
+	Rule     string
+	Message  string
+}
+
+func (e *SenderError) Error() string { return e.Message }
+
+// IsSenderError reports whether err is a *SenderError.
+func IsSenderError(err error) bool {
+	var se *SenderError
+	return errors.As(err, &se)
+}
+
+// CheckSender is the sender rule of the message pipeline: mail from domain (any spelling;
+// the From address's domain) may be sent only when the tenant has this exact domain —
+// a verified example.com does not cover mail.example.com — and it is verified or at_risk.
+// requireSPF (platform connectors) also demands that the last conclusive SPF check passed,
+// when the platform has SPF settings; a DNS error never counts against it.
+func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) (*Domain, error) {
+	name, err := mailaddr.Domain(domain)
+	if err != nil {
+		return nil, &SenderError{Domain: domain, Rule: RuleUnknown, Message: fmt.Sprintf("%q is not a valid sender domain", domain)}
+	}
+	d, err := s.GetByName(ctx, tenantID, name)
+	if IsNotFound(err) {
+		return nil, &SenderError{Domain: name, Rule: RuleUnknown, Message: fmt.Sprintf(
+			"domain %s is not a sender domain of this account: add it with POST /v1/domains, publish its records and check it (each subdomain is added on its own)", name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	records := fmt.Sprintf("GET /v1/domains/%s/records", d.ID)
+	check := fmt.Sprintf("POST /v1/domains/%s/check", d.ID)
+	switch d.Status {
+	case StatusPending:
+		return nil, &SenderError{Domain: name, DomainID: d.ID, Rule: RulePending, Message: fmt.Sprintf(
+			"domain %s is pending verification: publish the records from %s and check again (%s)", name, records, check)}
+	case StatusRevoked:
+		return nil, &SenderError{Domain: name, DomainID: d.ID, Rule: RuleRevoked, Message: fmt.Sprintf(
+			"domain %s has lost its send rights because its records failed for longer than the grace period%s: publish the records from %s again and check (%s)",
+			name, causeOf(d), records, check)}
+	}
+	if requireSPF && s.cfg.SPFChecked() && d.SPFStatus != string(dnscheck.StatusPass) {
+		return nil, &SenderError{Domain: name, DomainID: d.ID, Rule: RuleSPF, Message: fmt.Sprintf(
+			"domain %s does not authorise the platform relay in its SPF record%s: publish the spf record from %s and check again (%s)",
+			name, causeOf(d), records, check)}
+	}
+	return d, nil
+}
+
+// causeOf quotes the failing check of d, if any, for an error message.
+func causeOf(d *Domain) string {
+	v := judge(d.Results)
+	if v.cause == nil {
+		if r := d.Result(CheckSPF); r != nil && r.Status == dnscheck.StatusFail {
+			return " (" + r.Code + ")"
+		}
+		return ""
+	}
+	return " (" + v.cause.Code + ")"
+}
+
+// DKIMSigner returns the selector and private key messages from domain are signed with.
+// It does not judge the domain's status: CheckSender does, when a message is accepted.
+func (s *Service) DKIMSigner(ctx context.Context, tenantID, domain string) (string, crypto.Signer, error) {
+	d, err := s.GetByName(ctx, tenantID, domain)
+	if err != nil {
+		return "", nil, err
+	}
+	der, err := s.box.Open(d.dkimKeyID, d.dkimKey, dkimKeyContext(d.ID))
+	if err != nil {
+		return "", nil, fmt.Errorf("error opening dkim key of %s: %w", d.Name, err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return "", nil, fmt.Errorf("error parsing dkim key of %s: %w", d.Name, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return "", nil, fmt.Errorf("dkim key of %s is a %T, not a signer", d.Name, key)
+	}
+	return d.DKIMSelector, signer, nil
+}
