@@ -16,6 +16,7 @@ Usage:
   sendwerk serve            run the API server and background workers
   sendwerk migrate          apply database migrations and exit
   sendwerk config           print the configuration variables (markdown table)
+  sendwerk admin …          operator tools: create tenants and API keys, list domains due for checks
   sendwerk dns spf …        evaluate a domain's SPF record (see sendwerk dns spf -h)
   sendwerk help             show this text
 
