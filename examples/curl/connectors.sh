@@ -14,38 +14,8 @@
 # Needs only curl and jq. Exits non-zero when the connection test fails.
 set -euo pipefail
 : "${SMTP_HOST:?set SMTP_HOST}" "${FROM_EMAIL:?set FROM_EMAIL}" "${TEST_TO:?set TEST_TO}"
-SENDWERK_URL=${SENDWERK_URL:-http://localhost:8080}
-step() { printf '\n== %s\n' "$*"; }
-# api METHOD PATH TOKEN [JSON]: prints the response body; on an HTTP error it shows the
-# problem document on stderr and fails.
-api() {
-	local out status args=(-sS -X "$1" "$SENDWERK_URL$2" -H "Authorization: Bearer $3")
-	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data "$4")
-	out=$(mktemp)
-	status=$(curl "${args[@]}" -o "$out" -w '%{http_code}')
-	if [ "$status" -ge 400 ]; then
-		echo "$1 $2 answered $status:" >&2
-		jq . "$out" >&2 || cat "$out" >&2
-		rm -f "$out"
-		return 1
-	fi
-	cat "$out"
-	rm -f "$out"
-}
-
-# SENDWERK_API_KEY, or a new demo tenant and key made with the admin token.
-if [ -z "${SENDWERK_API_KEY:-}" ]; then
-	SENDWERK_ADMIN_TOKEN=${SENDWERK_ADMIN_TOKEN:-$(cat .data/admin-token 2>/dev/null || true)}
-	if [ -z "$SENDWERK_ADMIN_TOKEN" ]; then
-		echo "set SENDWERK_API_KEY (see quickstart.sh), or SENDWERK_ADMIN_TOKEN / run next to .data/admin-token" >&2
-		exit 2
-	fi
-	step "No SENDWERK_API_KEY: creating a demo tenant and key with the admin token"
-	tenant_id=$(api POST /v1/tenants "$SENDWERK_ADMIN_TOKEN" '{"name": "curl examples"}' | jq -r .id)
-	SENDWERK_API_KEY=$(api POST "/v1/tenants/$tenant_id/api-keys" "$SENDWERK_ADMIN_TOKEN" \
-		'{"name": "curl examples", "scopes": ["messages:send", "read", "manage"]}' | jq -r .secret)
-	echo "tenant $tenant_id, key ${SENDWERK_API_KEY:0:11}…"
-fi
+. "$(dirname "$0")/lib.sh"
+ensure_api_key
 
 settings=$(jq -nc --arg host "$SMTP_HOST" --argjson port "${SMTP_PORT:-587}" --arg security "${SMTP_SECURITY:-starttls}" \
 	--arg user "${SMTP_USERNAME:-}" --arg pass "${SMTP_PASSWORD:-}" --arg from "$FROM_EMAIL" '{

@@ -14,38 +14,8 @@
 set -euo pipefail
 usage() { sed -n '2,14p' "$0" >&2; exit 2; }
 [ $# -eq 2 ] || usage
-SENDWERK_URL=${SENDWERK_URL:-http://localhost:8080}
-step() { printf '\n== %s\n' "$*"; }
-# api METHOD PATH TOKEN [JSON]: prints the response body; on an HTTP error it shows the
-# problem document on stderr and fails.
-api() {
-	local out status args=(-sS -X "$1" "$SENDWERK_URL$2" -H "Authorization: Bearer $3")
-	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data "$4")
-	out=$(mktemp)
-	status=$(curl "${args[@]}" -o "$out" -w '%{http_code}')
-	if [ "$status" -ge 400 ]; then
-		echo "$1 $2 answered $status:" >&2
-		jq . "$out" >&2 || cat "$out" >&2
-		rm -f "$out"
-		return 1
-	fi
-	cat "$out"
-	rm -f "$out"
-}
-
-# SENDWERK_API_KEY, or a new demo tenant and key made with the admin token.
-if [ -z "${SENDWERK_API_KEY:-}" ]; then
-	SENDWERK_ADMIN_TOKEN=${SENDWERK_ADMIN_TOKEN:-$(cat .data/admin-token 2>/dev/null || true)}
-	if [ -z "$SENDWERK_ADMIN_TOKEN" ]; then
-		echo "set SENDWERK_API_KEY (see quickstart.sh), or SENDWERK_ADMIN_TOKEN / run next to .data/admin-token" >&2
-		exit 2
-	fi
-	step "No SENDWERK_API_KEY: creating a demo tenant and key with the admin token"
-	tenant_id=$(api POST /v1/tenants "$SENDWERK_ADMIN_TOKEN" '{"name": "curl examples"}' | jq -r .id)
-	SENDWERK_API_KEY=$(api POST "/v1/tenants/$tenant_id/api-keys" "$SENDWERK_ADMIN_TOKEN" \
-		'{"name": "curl examples", "scopes": ["messages:send", "read", "manage"]}' | jq -r .secret)
-	echo "tenant $tenant_id, key ${SENDWERK_API_KEY:0:11}…"
-fi
+. "$(dirname "$0")/lib.sh"
+ensure_api_key
 
 records() {
 	step "Records to publish (GET /v1/domains/$1/records)"

@@ -8,29 +8,12 @@
 #
 # Needs only curl and jq. Prints each step; ends with the export line for the other scripts.
 set -euo pipefail
-SENDWERK_URL=${SENDWERK_URL:-http://localhost:8080}
 SENDWERK_ADMIN_TOKEN=${SENDWERK_ADMIN_TOKEN:-$(cat .data/admin-token 2>/dev/null || true)}
 if [ -z "$SENDWERK_ADMIN_TOKEN" ]; then
 	echo "set SENDWERK_ADMIN_TOKEN, or run from the directory holding .data/admin-token (make run prints it)" >&2
 	exit 2
 fi
-step() { printf '\n== %s\n' "$*"; }
-# api METHOD PATH TOKEN [JSON]: prints the response body; on an HTTP error it shows the
-# problem document on stderr and fails.
-api() {
-	local out status args=(-sS -X "$1" "$SENDWERK_URL$2" -H "Authorization: Bearer $3")
-	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data "$4")
-	out=$(mktemp)
-	status=$(curl "${args[@]}" -o "$out" -w '%{http_code}')
-	if [ "$status" -ge 400 ]; then
-		echo "$1 $2 answered $status:" >&2
-		jq . "$out" >&2 || cat "$out" >&2
-		rm -f "$out"
-		return 1
-	fi
-	cat "$out"
-	rm -f "$out"
-}
+. "$(dirname "$0")/lib.sh"
 
 step "Is the server up? GET /readyz"
 curl -sSf "$SENDWERK_URL/readyz" | jq -c .
