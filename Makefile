@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
+GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 OAPI := $(GO) tool oapi-codegen
 TS := clients/ts
 # The /docs viewer (Redoc, pinned in clients/ts/package.json) is copied from node_modules into
@@ -20,6 +21,7 @@ setup: ## install what a fresh Debian machine lacks (PostgreSQL binaries) and fe
 	@bash scripts/setup.sh
 	$(GO) mod download
 	cd tools && $(GO) mod download
+	cd tools/lint && $(GO) mod download
 	cd $(TS) && npm ci --no-audit --no-fund
 
 # Node dependencies, installed when missing or when the lock file changed.
@@ -44,10 +46,9 @@ verify: generate ## fail when generated code is stale or go.mod is untidy
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: $(TS)/node_modules/.package-lock.json ## go vet, the OpenAPI linter (redocly.yaml), plus golangci-lint when it is installed
-	$(GO) vet ./...
+lint: $(TS)/node_modules/.package-lock.json ## golangci-lint (.golangci.yml, pinned in tools/lint) and the OpenAPI linter (redocly.yaml)
+	$(GOLANGCI) run ./...
 	cd $(TS) && npm run --silent lint:openapi
-	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; ran go vet only"; fi
 
 .PHONY: test
 test: test-ts ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests

@@ -124,12 +124,10 @@ func TestJobDashboard(t *testing.T) {
 		// browser's credential cache.
 		target, err := url.Parse(b.baseURL)
 		require.NoError(t, err)
-		proxy := httputil.NewSingleHostReverseProxy(target)
-		direct := proxy.Director
-		proxy.Director = func(r *http.Request) {
-			direct(r)
-			r.SetBasicAuth("operator", testAdminToken)
-		}
+		proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.SetBasicAuth("operator", testAdminToken)
+		}}
 		front := httptest.NewServer(proxy)
 		t.Cleanup(front.Close)
 

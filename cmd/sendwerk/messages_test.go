@@ -531,9 +531,9 @@ func TestTwoProcessesDeliverOnce(t *testing.T) {
 		require.Equal(t, 202, r.StatusCode(), string(r.Body))
 		ids[i] = r.JSON202.MessageId
 	}
-	msgs := s.up.WaitMessages(t, n, 30*time.Second)
+	s.up.WaitMessages(t, n, 30*time.Second)
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive now
-	msgs = s.up.Messages()
+	msgs := s.up.Messages()
 	require.Len(t, msgs, n)
 	seen := map[string]bool{}
 	for _, m := range msgs {

@@ -57,6 +57,19 @@ type Config struct {
 	UpstreamCAFile                string
 	allowPrivateSet               bool
 
+	// SMTP relay host. An empty address does not listen.
+	SMTPAddr              string
+	SMTPSAddr             string
+	SMTPHostname          string
+	TLSCertFile           string
+	TLSKeyFile            string
+	SMTPAllowInsecureAuth bool
+	SMTPMaxConnsPerIP     int
+	SMTPTimeout           time.Duration
+	SMTPAuthFailureLimit  int
+	smtpAddrSet           bool
+	smtpsAddrSet          bool
+
 	// DNS and sender domains.
 	DNSServers                []string
 	DNSTimeout                time.Duration
@@ -116,6 +129,33 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseBool(&c.AllowUnauthenticatedUpstreams, v) }},
 		{Name: "SENDWERK_UPSTREAM_CA_FILE", Help: "PEM file of extra CA certificates trusted for upstream SMTP servers, besides the system's.",
 			set: func(c *Config, v string) error { c.UpstreamCAFile = v; return nil }},
+		{Name: "SENDWERK_SMTP_ADDR", Help: "SMTP submission listener of the relay host (STARTTLS, then AUTH). Unset: `localhost:2587` in development, `:587` in production; `off` disables it.",
+			set: func(c *Config, v string) error {
+				c.smtpAddrSet = v != ""
+				return parseListenAddr(&c.SMTPAddr, v)
+			}},
+		{Name: "SENDWERK_SMTPS_ADDR", Help: "SMTP listener with implicit TLS (SMTPS). Unset: `localhost:2465` in development, `:465` in production; `off` disables it.",
+			set: func(c *Config, v string) error {
+				c.smtpsAddrSet = v != ""
+				return parseListenAddr(&c.SMTPSAddr, v)
+			}},
+		{Name: "SENDWERK_SMTP_HOSTNAME", Help: "The relay host's name in its banner and `Received:` lines, and the name its certificate should carry. Unset: the machine's host name.",
+			set: func(c *Config, v string) error {
+				c.SMTPHostname = strings.TrimSuffix(v, ".")
+				return checkServerName(c.SMTPHostname)
+			}},
+		{Name: "SENDWERK_TLS_CERT_FILE", Help: "PEM certificate (chain) of the SMTP listeners; reloaded when the file changes. Required in production; unset in development: a self-signed one is generated in the data dir.",
+			set: func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
+		{Name: "SENDWERK_TLS_KEY_FILE", Help: "PEM private key of `SENDWERK_TLS_CERT_FILE`; reloaded with it.",
+			set: func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
+		{Name: "SENDWERK_SMTP_ALLOW_INSECURE_AUTH", Default: "false", Help: "Allow AUTH without TLS, from loopback clients only (a program on the same host). Other clients always need TLS first.",
+			set: func(c *Config, v string) error { return parseBool(&c.SMTPAllowInsecureAuth, v) }},
+		{Name: "SENDWERK_SMTP_MAX_CONNS_PER_IP", Default: "20", Help: "Simultaneous SMTP connections one client address may hold; more are answered 421.",
+			set: func(c *Config, v string) error { return parseInt(&c.SMTPMaxConnsPerIP, v, 1) }},
+		{Name: "SENDWERK_SMTP_TIMEOUT", Default: "5m", Help: "How long the relay host waits for a client's next command or next chunk of a message (and for a write); then it hangs up with 421.",
+			set: func(c *Config, v string) error { return parseDuration(&c.SMTPTimeout, v) }},
+		{Name: "SENDWERK_SMTP_AUTH_FAILURE_LIMIT", Default: "5", Help: "Failed SMTP logins one client address may make within 5 minutes (one user name: twice as many); further logins get 454 until the window passes.",
+			set: func(c *Config, v string) error { return parseInt(&c.SMTPAuthFailureLimit, v, 1) }},
 		{Name: "SENDWERK_DNS_SERVERS", Help: "Comma-separated DNS resolvers (`host:port`) for sender-domain checks. Unset: the nameservers of `/etc/resolv.conf`.",
 			set: func(c *Config, v string) error { return parseServers(&c.DNSServers, v) }},
 		{Name: "SENDWERK_DNS_TIMEOUT", Default: "2s", Help: "Wait for one DNS answer; each lookup tries every server twice, over TCP when an answer is truncated.",
@@ -203,6 +243,12 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if !c.allowPrivateSet {
 		c.AllowPrivateUpstreams = c.Env != EnvProduction
 	}
+	if !c.smtpAddrSet {
+		c.SMTPAddr = map[bool]string{true: ":587", false: "localhost:2587"}[c.Env == EnvProduction]
+	}
+	if !c.smtpsAddrSet {
+		c.SMTPSAddr = map[bool]string{true: ":465", false: "localhost:2465"}[c.Env == EnvProduction]
+	}
 	return c, c.Validate()
 }
 
@@ -211,10 +257,16 @@ func LoadEnv() (*Config, error) { return Load(os.Getenv, os.ReadFile) }
 
 // Validate checks rules that span variables.
 func (c *Config) Validate() error {
-	if c.Env != EnvProduction {
-		return nil
-	}
 	var errs []error
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE and SENDWERK_TLS_KEY_FILE: set both or neither"))
+	}
+	if c.Env != EnvProduction {
+		return errors.Join(errs...)
+	}
+	if c.SMTPListens() && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE: must be set when SENDWERK_ENV=production and an SMTP listener is on (or set SENDWERK_SMTP_ADDR=off and SENDWERK_SMTPS_ADDR=off)"))
+	}
 	for name, val := range map[string]string{
 		"DATABASE_URL":         c.DatabaseURL,
 		"SENDWERK_ADMIN_TOKEN": c.AdminToken,
@@ -226,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// SMTPListens reports whether the relay host has a listener.
+func (c *Config) SMTPListens() bool { return c.SMTPAddr != "" || c.SMTPSAddr != "" }
 
 // Embedded reports whether Sendwerk should run its own PostgreSQL.
 func (c *Config) Embedded() bool { return c.DatabaseURL == "" }
@@ -424,6 +479,37 @@ func checkHostName(v string) error {
 			return fmt.Errorf("%q is not a host name like _spf.example.com", v)
 		}
 	}
+	return nil
+}
+
+// checkServerName accepts an empty value or a host name of letters, digits, hyphens and dots.
+func checkServerName(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) > 253 {
+		return fmt.Errorf("%q is not a host name like smtp.example.com", v)
+	}
+	for _, label := range strings.Split(v, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") || strings.ContainsFunc(label, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
+		}) {
+			return fmt.Errorf("%q is not a host name like smtp.example.com", v)
+		}
+	}
+	return nil
+}
+
+// parseListenAddr accepts "host:port", ":port" or "off" (which leaves dst empty).
+func parseListenAddr(dst *string, v string) error {
+	*dst = ""
+	if v == "" || v == "off" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return fmt.Errorf("%q is not a listen address like :587 or 127.0.0.1:2587 (or off)", v)
+	}
+	*dst = v
 	return nil
 }
 

@@ -48,17 +48,6 @@ func (t spfTerm) usesDNS() bool {
 	return false
 }
 
-// hasAll reports whether the record has an "all" mechanism, which makes any
-// redirect unreachable.
-func (r *spfRecord) hasAll() bool {
-	for _, t := range r.terms {
-		if t.mech == "all" {
-			return true
-		}
-	}
-	return false
-}
-
 // parseSPF checks the whole record (RFC 7208 4.6: a syntax error anywhere is a
 // permerror even if an earlier mechanism would match) and returns its terms.
 func parseSPF(record string) (*spfRecord, error) {

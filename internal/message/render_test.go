@@ -47,7 +47,7 @@ func TestRender(t *testing.T) {
 		_, err := render(&Request{
 			From: Address{Email: "bad"}, To: []Address{{Email: "x@y.example", Name: "a\nb"}}, Subject: "a\rb",
 			Headers: map[string]string{"Bad Name": "x", "DKIM-Signature": "x"}, Tags: []string{"ok", "not ok"},
-			Metadata: map[string]string{"k": strings.Repeat("v", 501)},
+			Metadata:    map[string]string{"k": strings.Repeat("v", 501)},
 			Attachments: []Attachment{{Filename: "../etc/passwd", Content: []byte("x"), ContentType: "pdf", ContentID: "a b"}},
 		}, "msg_x", now, 1<<20)
 		var v *validate.Error
