@@ -62,6 +62,11 @@ test-ts: $(TS)/node_modules/.package-lock.json ## the TypeScript client's tests 
 test-race: ## the tests with the race detector
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+.PHONY: bench
+bench: ## benchmark against pgbench and Postfix on loopback (root; ~10 min, BENCH_QUICK=1 for a smoke run): table + bench/results.json
+	$(GO) build -o bin/sendwerk ./cmd/sendwerk
+	$(GO) run ./bench -bin bin/sendwerk
+
 .PHONY: build
 build: ## build bin/sendwerk
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk

@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -460,6 +462,42 @@ func (e MessageStatus) Valid() bool {
 	case MessageStatusQueued:
 		return true
 	case MessageStatusSending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RelayCredentialStatus.
+const (
+	RelayCredentialStatusActive  RelayCredentialStatus = "active"
+	RelayCredentialStatusRevoked RelayCredentialStatus = "revoked"
+)
+
+// Valid indicates whether the value is a known member of the RelayCredentialStatus enum.
+func (e RelayCredentialStatus) Valid() bool {
+	switch e {
+	case RelayCredentialStatusActive:
+		return true
+	case RelayCredentialStatusRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RelayCredentialCreatedStatus.
+const (
+	RelayCredentialCreatedStatusActive  RelayCredentialCreatedStatus = "active"
+	RelayCredentialCreatedStatusRevoked RelayCredentialCreatedStatus = "revoked"
+)
+
+// Valid indicates whether the value is a known member of the RelayCredentialCreatedStatus enum.
+func (e RelayCredentialCreatedStatus) Valid() bool {
+	switch e {
+	case RelayCredentialCreatedStatusActive:
+		return true
+	case RelayCredentialCreatedStatusRevoked:
 		return true
 	default:
 		return false
@@ -1643,6 +1681,141 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// RelayCredential A login for the SMTP relay host that sends through one connector; the password is never returned after creation.
+type RelayCredential struct {
+	// ConnectorId The connector its mail goes through.
+	//
+	// Example: con_06h08583y1r596y07grz39yhqm
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was created.
+	//
+	// Example: 2025-03-01T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The credential's id.
+	//
+	// Example: rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+	Id string `json:"id"`
+
+	// LastUsedAt Last successful login (to the minute); null before the first.
+	//
+	// Example: 2025-03-02T07:15:00Z
+	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at"`
+
+	// Name A label to tell credentials apart (empty when none was given).
+	//
+	// Example: exchange-2025
+	Name string `json:"name"`
+
+	// RevokedAt When it was revoked; null while active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// Status Whether the credential can log in.
+	//
+	// Example: active
+	Status RelayCredentialStatus `json:"status"`
+
+	// Username The SMTP user name (unique across the platform).
+	//
+	// Example: sw-k7m2p9x4q8rt
+	Username string `json:"username"`
+}
+
+// RelayCredentialStatus Whether the credential can log in.
+//
+// Example: active
+type RelayCredentialStatus string
+
+// RelayCredentialCreate A new relay credential.
+type RelayCredentialCreate struct {
+	// Name A label, e.g. the mail server that will use it.
+	//
+	// Example: exchange-2025
+	Name *string `json:"name,omitempty"`
+}
+
+// RelayCredentialCreated A new relay credential, with its password shown this once and the relay host to enter it at.
+type RelayCredentialCreated struct {
+	// ConnectorId The connector its mail goes through.
+	//
+	// Example: con_06h08583y1r596y07grz39yhqm
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was created.
+	//
+	// Example: 2025-03-01T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The credential's id.
+	//
+	// Example: rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+	Id string `json:"id"`
+
+	// LastUsedAt Last successful login (to the minute); null before the first.
+	//
+	// Example: 2025-03-02T07:15:00Z
+	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at"`
+
+	// Name A label to tell credentials apart (empty when none was given).
+	//
+	// Example: exchange-2025
+	Name string `json:"name"`
+
+	// Password The SMTP password. Store it now (in the mail server's settings); it is never shown again.
+	//
+	// Example: Xb3k9QpLq2mN8vR4tY7uW6zA5cE6fH7j
+	Password string `json:"password"`
+
+	// RelayHost Where mail servers connect to use a connector as their relay host.
+	RelayHost RelayHost `json:"relay_host"`
+
+	// RevokedAt When it was revoked; null while active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// Status Whether the credential can log in.
+	//
+	// Example: active
+	Status RelayCredentialCreatedStatus `json:"status"`
+
+	// Username The SMTP user name (unique across the platform).
+	//
+	// Example: sw-k7m2p9x4q8rt
+	Username string `json:"username"`
+}
+
+// RelayCredentialCreatedStatus Whether the credential can log in.
+//
+// Example: active
+type RelayCredentialCreatedStatus string
+
+// RelayCredentialList A page of relay credentials.
+type RelayCredentialList struct {
+	// Items The credentials on this page, oldest first.
+	Items []RelayCredential `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// RelayHost Where mail servers connect to use a connector as their relay host.
+type RelayHost struct {
+	// Host The server name to enter (the name on the relay host's TLS certificate).
+	//
+	// Example: smtp.sendwerk.example
+	Host string `json:"host"`
+
+	// StarttlsPort The submission port with STARTTLS (587 in production); absent when that listener is off.
+	//
+	// Example: 587
+	StarttlsPort *int `json:"starttls_port,omitempty"`
+
+	// TlsPort The port with implicit TLS, also called SSL/TLS or SMTPS (465 in production); absent when that listener is off.
+	//
+	// Example: 465
+	TlsPort *int `json:"tls_port,omitempty"`
+}
+
 // SMTPAuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
 type SMTPAuthMechanism string
 
@@ -2010,6 +2183,9 @@ type UsageCounter struct {
 // ConnectorID Example: con_06h08583y1r596y07grz39yhqm
 type ConnectorID = string
 
+// CredentialID Example: rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+type CredentialID = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -2069,6 +2245,15 @@ type ListApiKeysParams struct {
 
 // ListConnectorsParams defines parameters for ListConnectors.
 type ListConnectorsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListRelayCredentialsParams defines parameters for ListRelayCredentials.
+type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -2180,6 +2365,9 @@ type CreateConnectorJSONRequestBody = ConnectorCreate
 
 // UpdateConnectorJSONRequestBody defines body for UpdateConnector for application/json ContentType.
 type UpdateConnectorJSONRequestBody = ConnectorUpdate
+
+// CreateRelayCredentialJSONRequestBody defines body for CreateRelayCredential for application/json ContentType.
+type CreateRelayCredentialJSONRequestBody = RelayCredentialCreate
 
 // SendConnectorTestEmailJSONRequestBody defines body for SendConnectorTestEmail for application/json ContentType.
 type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
@@ -2302,6 +2490,15 @@ type ServerInterface interface {
 	// UpdateConnector Update a connector
 	// (PATCH /v1/connectors/{connector_id})
 	UpdateConnector(ctx echo.Context, connectorId ConnectorID) error
+	// ListRelayCredentials List a connector's relay credentials
+	// (GET /v1/connectors/{connector_id}/relay-credentials)
+	ListRelayCredentials(ctx echo.Context, connectorId ConnectorID, params ListRelayCredentialsParams) error
+	// CreateRelayCredential Create a relay credential
+	// (POST /v1/connectors/{connector_id}/relay-credentials)
+	CreateRelayCredential(ctx echo.Context, connectorId ConnectorID) error
+	// RevokeRelayCredential Revoke a relay credential
+	// (DELETE /v1/connectors/{connector_id}/relay-credentials/{credential_id})
+	RevokeRelayCredential(ctx echo.Context, connectorId ConnectorID, credentialId CredentialID) error
 	// TestConnector Test a saved connector's connection
 	// (POST /v1/connectors/{connector_id}/test)
 	TestConnector(ctx echo.Context, connectorId ConnectorID) error
@@ -2556,6 +2753,78 @@ func (w *ServerInterfaceWrapper) UpdateConnector(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateConnector(ctx, connectorId)
+	return err
+}
+
+// ListRelayCredentials converts echo context to params.
+func (w *ServerInterfaceWrapper) ListRelayCredentials(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRelayCredentialsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListRelayCredentials(ctx, connectorId, params)
+	return err
+}
+
+// CreateRelayCredential converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateRelayCredential(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateRelayCredential(ctx, connectorId)
+	return err
+}
+
+// RevokeRelayCredential converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeRelayCredential(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "connector_id" -------------
+	var connectorId ConnectorID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connector_id", ctx.Param("connector_id"), &connectorId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connector_id: %s", err))
+	}
+
+	// ------------- Path parameter "credential_id" -------------
+	var credentialId CredentialID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "credential_id", ctx.Param("credential_id"), &credentialId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter credential_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeRelayCredential(ctx, connectorId, credentialId)
 	return err
 }
 
@@ -3161,6 +3430,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/connectors/:connector_id/test", wrapper.TestConnector, options.OperationMiddlewares["testConnector"]...)
 	router.POST(options.BaseURL+"/v1/connector-tests", wrapper.TestConnectorSettings, options.OperationMiddlewares["testConnectorSettings"]...)
 	router.POST(options.BaseURL+"/v1/connectors/:connector_id/test-email", wrapper.SendConnectorTestEmail, options.OperationMiddlewares["sendConnectorTestEmail"]...)
+	router.GET(options.BaseURL+"/v1/connectors/:connector_id/relay-credentials", wrapper.ListRelayCredentials, options.OperationMiddlewares["listRelayCredentials"]...)
+	router.POST(options.BaseURL+"/v1/connectors/:connector_id/relay-credentials", wrapper.CreateRelayCredential, options.OperationMiddlewares["createRelayCredential"]...)
+	router.DELETE(options.BaseURL+"/v1/connectors/:connector_id/relay-credentials/:credential_id", wrapper.RevokeRelayCredential, options.OperationMiddlewares["revokeRelayCredential"]...)
 	router.GET(options.BaseURL+"/v1/domains", wrapper.ListDomains, options.OperationMiddlewares["listDomains"]...)
 	router.POST(options.BaseURL+"/v1/domains", wrapper.CreateDomain, options.OperationMiddlewares["createDomain"]...)
 	router.DELETE(options.BaseURL+"/v1/domains/:domain_id", wrapper.DeleteDomain, options.OperationMiddlewares["deleteDomain"]...)
@@ -4042,6 +4314,267 @@ func (response UpdateConnector422ApplicationProblemPlusJSONResponse) VisitUpdate
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRelayCredentialsRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+	Params      ListRelayCredentialsParams
+}
+
+type ListRelayCredentialsResponseObject interface {
+	VisitListRelayCredentialsResponse(w http.ResponseWriter) error
+}
+
+type ListRelayCredentials200JSONResponse RelayCredentialList
+
+func (response ListRelayCredentials200JSONResponse) VisitListRelayCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRelayCredentials400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListRelayCredentials400ApplicationProblemPlusJSONResponse) VisitListRelayCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRelayCredentials401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRelayCredentials401ApplicationProblemPlusJSONResponse) VisitListRelayCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRelayCredentials403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListRelayCredentials403ApplicationProblemPlusJSONResponse) VisitListRelayCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRelayCredentials404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListRelayCredentials404ApplicationProblemPlusJSONResponse) VisitListRelayCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRelayCredentialRequestObject struct {
+	ConnectorId ConnectorID `json:"connector_id"`
+	Body        *CreateRelayCredentialJSONRequestBody
+}
+
+type CreateRelayCredentialResponseObject interface {
+	VisitCreateRelayCredentialResponse(w http.ResponseWriter) error
+}
+
+type CreateRelayCredential201JSONResponse RelayCredentialCreated
+
+func (response CreateRelayCredential201JSONResponse) VisitCreateRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRelayCredential400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRelayCredential400ApplicationProblemPlusJSONResponse) VisitCreateRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRelayCredential401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRelayCredential401ApplicationProblemPlusJSONResponse) VisitCreateRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRelayCredential403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRelayCredential403ApplicationProblemPlusJSONResponse) VisitCreateRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRelayCredential404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRelayCredential404ApplicationProblemPlusJSONResponse) VisitCreateRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRelayCredential422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRelayCredential422ApplicationProblemPlusJSONResponse) VisitCreateRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeRelayCredentialRequestObject struct {
+	ConnectorId  ConnectorID  `json:"connector_id"`
+	CredentialId CredentialID `json:"credential_id"`
+}
+
+type RevokeRelayCredentialResponseObject interface {
+	VisitRevokeRelayCredentialResponse(w http.ResponseWriter) error
+}
+
+type RevokeRelayCredential200JSONResponse RelayCredential
+
+func (response RevokeRelayCredential200JSONResponse) VisitRevokeRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeRelayCredential401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeRelayCredential401ApplicationProblemPlusJSONResponse) VisitRevokeRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeRelayCredential403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeRelayCredential403ApplicationProblemPlusJSONResponse) VisitRevokeRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeRelayCredential404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeRelayCredential404ApplicationProblemPlusJSONResponse) VisitRevokeRelayCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6080,6 +6613,15 @@ type StrictServerInterface interface {
 	// UpdateConnector Update a connector
 	// (PATCH /v1/connectors/{connector_id})
 	UpdateConnector(ctx context.Context, request UpdateConnectorRequestObject) (UpdateConnectorResponseObject, error)
+	// ListRelayCredentials List a connector's relay credentials
+	// (GET /v1/connectors/{connector_id}/relay-credentials)
+	ListRelayCredentials(ctx context.Context, request ListRelayCredentialsRequestObject) (ListRelayCredentialsResponseObject, error)
+	// CreateRelayCredential Create a relay credential
+	// (POST /v1/connectors/{connector_id}/relay-credentials)
+	CreateRelayCredential(ctx context.Context, request CreateRelayCredentialRequestObject) (CreateRelayCredentialResponseObject, error)
+	// RevokeRelayCredential Revoke a relay credential
+	// (DELETE /v1/connectors/{connector_id}/relay-credentials/{credential_id})
+	RevokeRelayCredential(ctx context.Context, request RevokeRelayCredentialRequestObject) (RevokeRelayCredentialResponseObject, error)
 	// TestConnector Test a saved connector's connection
 	// (POST /v1/connectors/{connector_id}/test)
 	TestConnector(ctx context.Context, request TestConnectorRequestObject) (TestConnectorResponseObject, error)
@@ -6545,6 +7087,109 @@ func (sh *strictHandler) UpdateConnector(ctx echo.Context, connectorId Connector
 		return err
 	} else if validResponse, ok := response.(UpdateConnectorResponseObject); ok {
 		return validResponse.VisitUpdateConnectorResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListRelayCredentials operation middleware
+func (sh *strictHandler) ListRelayCredentials(ctx echo.Context, connectorId ConnectorID, params ListRelayCredentialsParams) error {
+	var request ListRelayCredentialsRequestObject
+
+	request.ConnectorId = connectorId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListRelayCredentials(ctx.Request().Context(), request.(ListRelayCredentialsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListRelayCredentials")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListRelayCredentialsResponseObject); ok {
+		return validResponse.VisitListRelayCredentialsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateRelayCredential operation middleware
+func (sh *strictHandler) CreateRelayCredential(ctx echo.Context, connectorId ConnectorID) error {
+	var request CreateRelayCredentialRequestObject
+
+	request.ConnectorId = connectorId
+
+	var body CreateRelayCredentialJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateRelayCredential(ctx.Request().Context(), request.(CreateRelayCredentialRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateRelayCredential")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateRelayCredentialResponseObject); ok {
+		return validResponse.VisitCreateRelayCredentialResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RevokeRelayCredential operation middleware
+func (sh *strictHandler) RevokeRelayCredential(ctx echo.Context, connectorId ConnectorID, credentialId CredentialID) error {
+	var request RevokeRelayCredentialRequestObject
+
+	request.ConnectorId = connectorId
+	request.CredentialId = credentialId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeRelayCredential(ctx.Request().Context(), request.(RevokeRelayCredentialRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeRelayCredential")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeRelayCredentialResponseObject); ok {
+		return validResponse.VisitRevokeRelayCredentialResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

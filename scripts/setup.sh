@@ -10,6 +10,8 @@ have_postgres() {
 
 missing=()
 have_postgres || missing+=(postgresql)
+# make bench runs pgbench beside Sendwerk (Debian ships it with the server, via postgresql-contrib).
+command -v pgbench >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || missing+=(postgresql-contrib)
 # The README's curl examples are tested as written: they need curl and jq.
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)

@@ -468,6 +468,42 @@ func (e MessageStatus) Valid() bool {
 	}
 }
 
+// Defines values for RelayCredentialStatus.
+const (
+	RelayCredentialStatusActive  RelayCredentialStatus = "active"
+	RelayCredentialStatusRevoked RelayCredentialStatus = "revoked"
+)
+
+// Valid indicates whether the value is a known member of the RelayCredentialStatus enum.
+func (e RelayCredentialStatus) Valid() bool {
+	switch e {
+	case RelayCredentialStatusActive:
+		return true
+	case RelayCredentialStatusRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RelayCredentialCreatedStatus.
+const (
+	RelayCredentialCreatedStatusActive  RelayCredentialCreatedStatus = "active"
+	RelayCredentialCreatedStatusRevoked RelayCredentialCreatedStatus = "revoked"
+)
+
+// Valid indicates whether the value is a known member of the RelayCredentialCreatedStatus enum.
+func (e RelayCredentialCreatedStatus) Valid() bool {
+	switch e {
+	case RelayCredentialCreatedStatusActive:
+		return true
+	case RelayCredentialCreatedStatusRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SMTPAuthMechanism.
 const (
 	SMTPAuthMechanismCramMd5 SMTPAuthMechanism = "cram-md5"
@@ -1645,6 +1681,141 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// RelayCredential A login for the SMTP relay host that sends through one connector; the password is never returned after creation.
+type RelayCredential struct {
+	// ConnectorId The connector its mail goes through.
+	//
+	// Example: con_06h08583y1r596y07grz39yhqm
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was created.
+	//
+	// Example: 2025-03-01T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The credential's id.
+	//
+	// Example: rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+	Id string `json:"id"`
+
+	// LastUsedAt Last successful login (to the minute); null before the first.
+	//
+	// Example: 2025-03-02T07:15:00Z
+	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at"`
+
+	// Name A label to tell credentials apart (empty when none was given).
+	//
+	// Example: exchange-2025
+	Name string `json:"name"`
+
+	// RevokedAt When it was revoked; null while active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// Status Whether the credential can log in.
+	//
+	// Example: active
+	Status RelayCredentialStatus `json:"status"`
+
+	// Username The SMTP user name (unique across the platform).
+	//
+	// Example: sw-k7m2p9x4q8rt
+	Username string `json:"username"`
+}
+
+// RelayCredentialStatus Whether the credential can log in.
+//
+// Example: active
+type RelayCredentialStatus string
+
+// RelayCredentialCreate A new relay credential.
+type RelayCredentialCreate struct {
+	// Name A label, e.g. the mail server that will use it.
+	//
+	// Example: exchange-2025
+	Name *string `json:"name,omitempty"`
+}
+
+// RelayCredentialCreated A new relay credential, with its password shown this once and the relay host to enter it at.
+type RelayCredentialCreated struct {
+	// ConnectorId The connector its mail goes through.
+	//
+	// Example: con_06h08583y1r596y07grz39yhqm
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it was created.
+	//
+	// Example: 2025-03-01T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The credential's id.
+	//
+	// Example: rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+	Id string `json:"id"`
+
+	// LastUsedAt Last successful login (to the minute); null before the first.
+	//
+	// Example: 2025-03-02T07:15:00Z
+	LastUsedAt nullable.Nullable[time.Time] `json:"last_used_at"`
+
+	// Name A label to tell credentials apart (empty when none was given).
+	//
+	// Example: exchange-2025
+	Name string `json:"name"`
+
+	// Password The SMTP password. Store it now (in the mail server's settings); it is never shown again.
+	//
+	// Example: Xb3k9QpLq2mN8vR4tY7uW6zA5cE6fH7j
+	Password string `json:"password"`
+
+	// RelayHost Where mail servers connect to use a connector as their relay host.
+	RelayHost RelayHost `json:"relay_host"`
+
+	// RevokedAt When it was revoked; null while active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// Status Whether the credential can log in.
+	//
+	// Example: active
+	Status RelayCredentialCreatedStatus `json:"status"`
+
+	// Username The SMTP user name (unique across the platform).
+	//
+	// Example: sw-k7m2p9x4q8rt
+	Username string `json:"username"`
+}
+
+// RelayCredentialCreatedStatus Whether the credential can log in.
+//
+// Example: active
+type RelayCredentialCreatedStatus string
+
+// RelayCredentialList A page of relay credentials.
+type RelayCredentialList struct {
+	// Items The credentials on this page, oldest first.
+	Items []RelayCredential `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// RelayHost Where mail servers connect to use a connector as their relay host.
+type RelayHost struct {
+	// Host The server name to enter (the name on the relay host's TLS certificate).
+	//
+	// Example: smtp.sendwerk.example
+	Host string `json:"host"`
+
+	// StarttlsPort The submission port with STARTTLS (587 in production); absent when that listener is off.
+	//
+	// Example: 587
+	StarttlsPort *int `json:"starttls_port,omitempty"`
+
+	// TlsPort The port with implicit TLS, also called SSL/TLS or SMTPS (465 in production); absent when that listener is off.
+	//
+	// Example: 465
+	TlsPort *int `json:"tls_port,omitempty"`
+}
+
 // SMTPAuthMechanism SASL mechanism to log in with; `none` sends without logging in (where the operator allows it).
 type SMTPAuthMechanism string
 
@@ -2012,6 +2183,9 @@ type UsageCounter struct {
 // ConnectorID Example: con_06h08583y1r596y07grz39yhqm
 type ConnectorID = string
 
+// CredentialID Example: rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+type CredentialID = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -2071,6 +2245,15 @@ type ListApiKeysParams struct {
 
 // ListConnectorsParams defines parameters for ListConnectors.
 type ListConnectorsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListRelayCredentialsParams defines parameters for ListRelayCredentials.
+type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -2182,6 +2365,9 @@ type CreateConnectorJSONRequestBody = ConnectorCreate
 
 // UpdateConnectorJSONRequestBody defines body for UpdateConnector for application/json ContentType.
 type UpdateConnectorJSONRequestBody = ConnectorUpdate
+
+// CreateRelayCredentialJSONRequestBody defines body for CreateRelayCredential for application/json ContentType.
+type CreateRelayCredentialJSONRequestBody = RelayCredentialCreate
 
 // SendConnectorTestEmailJSONRequestBody defines body for SendConnectorTestEmail for application/json ContentType.
 type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
@@ -2485,6 +2671,49 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
 	UpdateConnector(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRelayCredentials List a connector's relay credentials
+	//
+	// Lists the connector's relay credentials, oldest first, revoked ones included; passwords are never returned.
+	//
+	// Corresponds with GET /v1/connectors/{connector_id}/relay-credentials (the `ListRelayCredentials` operationId).
+	ListRelayCredentials(ctx context.Context, connectorId ConnectorID, params *ListRelayCredentialsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateRelayCredentialWithBody Create a relay credential
+	//
+	// Creates a user name and a generated password with which a mail server logs in to the
+	// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+	// implicit-TLS port) and sends through this connector. The password is returned once and
+	// stored only as an argon2id hash. A connector can have several credentials, so one can
+	// be rotated while the next is already in use. The answer also names the relay host's
+	// server and ports: everything a mail server's "relay host" form asks for.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+	CreateRelayCredentialWithBody(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateRelayCredential Create a relay credential
+	//
+	// Creates a user name and a generated password with which a mail server logs in to the
+	// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+	// implicit-TLS port) and sends through this connector. The password is returned once and
+	// stored only as an argon2id hash. A connector can have several credentials, so one can
+	// be rotated while the next is already in use. The answer also names the relay host's
+	// server and ports: everything a mail server's "relay host" form asks for.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+	CreateRelayCredential(ctx context.Context, connectorId ConnectorID, body CreateRelayCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeRelayCredential Revoke a relay credential
+	//
+	// The credential stops working at once: new logins fail with 535, and sessions already
+	// logged in get no further message (530). Revoking a revoked credential is a no-op.
+	//
+	// Corresponds with DELETE /v1/connectors/{connector_id}/relay-credentials/{credential_id} (the `RevokeRelayCredential` operationId).
+	RevokeRelayCredential(ctx context.Context, connectorId ConnectorID, credentialId CredentialID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TestConnector Test a saved connector's connection
 	//
@@ -3105,6 +3334,89 @@ func (c *Client) UpdateConnectorWithBody(ctx context.Context, connectorId Connec
 // Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
 func (c *Client) UpdateConnector(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateConnectorRequest(c.Server, connectorId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRelayCredentials List a connector's relay credentials
+//
+// Lists the connector's relay credentials, oldest first, revoked ones included; passwords are never returned.
+//
+// Corresponds with GET /v1/connectors/{connector_id}/relay-credentials (the `ListRelayCredentials` operationId).
+func (c *Client) ListRelayCredentials(ctx context.Context, connectorId ConnectorID, params *ListRelayCredentialsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRelayCredentialsRequest(c.Server, connectorId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateRelayCredentialWithBody Create a relay credential
+//
+// Creates a user name and a generated password with which a mail server logs in to the
+// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+// implicit-TLS port) and sends through this connector. The password is returned once and
+// stored only as an argon2id hash. A connector can have several credentials, so one can
+// be rotated while the next is already in use. The answer also names the relay host's
+// server and ports: everything a mail server's "relay host" form asks for.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+func (c *Client) CreateRelayCredentialWithBody(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateRelayCredentialRequestWithBody(c.Server, connectorId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateRelayCredential Create a relay credential
+//
+// Creates a user name and a generated password with which a mail server logs in to the
+// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+// implicit-TLS port) and sends through this connector. The password is returned once and
+// stored only as an argon2id hash. A connector can have several credentials, so one can
+// be rotated while the next is already in use. The answer also names the relay host's
+// server and ports: everything a mail server's "relay host" form asks for.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+func (c *Client) CreateRelayCredential(ctx context.Context, connectorId ConnectorID, body CreateRelayCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateRelayCredentialRequest(c.Server, connectorId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeRelayCredential Revoke a relay credential
+//
+// The credential stops working at once: new logins fail with 535, and sessions already
+// logged in get no further message (530). Revoking a revoked credential is a no-op.
+//
+// Corresponds with DELETE /v1/connectors/{connector_id}/relay-credentials/{credential_id} (the `RevokeRelayCredential` operationId).
+func (c *Client) RevokeRelayCredential(ctx context.Context, connectorId ConnectorID, credentialId CredentialID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeRelayCredentialRequest(c.Server, connectorId, credentialId)
 	if err != nil {
 		return nil, err
 	}
@@ -4242,6 +4554,167 @@ func NewUpdateConnectorRequestWithBody(server string, connectorId ConnectorID, c
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListRelayCredentialsRequest constructs an http.Request for the ListRelayCredentials method
+func NewListRelayCredentialsRequest(server string, connectorId ConnectorID, params *ListRelayCredentialsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s/relay-credentials", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateRelayCredentialRequest calls the generic CreateRelayCredential builder with application/json body
+func NewCreateRelayCredentialRequest(server string, connectorId ConnectorID, body CreateRelayCredentialJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateRelayCredentialRequestWithBody(server, connectorId, "application/json", bodyReader)
+}
+
+// NewCreateRelayCredentialRequestWithBody constructs an http.Request for the CreateRelayCredential method, with any body, and a specified content type
+func NewCreateRelayCredentialRequestWithBody(server string, connectorId ConnectorID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s/relay-credentials", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeRelayCredentialRequest constructs an http.Request for the RevokeRelayCredential method
+func NewRevokeRelayCredentialRequest(server string, connectorId ConnectorID, credentialId CredentialID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connector_id", connectorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "credential_id", credentialId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connectors/%s/relay-credentials/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -5700,6 +6173,53 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /v1/connectors/{connector_id} (the `UpdateConnector` operationId).
 	UpdateConnectorWithResponse(ctx context.Context, connectorId ConnectorID, body UpdateConnectorJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateConnectorResponse, error)
 
+	// ListRelayCredentialsWithResponse List a connector's relay credentials
+	//
+	// Lists the connector's relay credentials, oldest first, revoked ones included; passwords are never returned.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/connectors/{connector_id}/relay-credentials (the `ListRelayCredentials` operationId).
+	ListRelayCredentialsWithResponse(ctx context.Context, connectorId ConnectorID, params *ListRelayCredentialsParams, reqEditors ...RequestEditorFn) (*ListRelayCredentialsResponse, error)
+
+	// CreateRelayCredentialWithBodyWithResponse Create a relay credential
+	//
+	// Creates a user name and a generated password with which a mail server logs in to the
+	// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+	// implicit-TLS port) and sends through this connector. The password is returned once and
+	// stored only as an argon2id hash. A connector can have several credentials, so one can
+	// be rotated while the next is already in use. The answer also names the relay host's
+	// server and ports: everything a mail server's "relay host" form asks for.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+	CreateRelayCredentialWithBodyWithResponse(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRelayCredentialResponse, error)
+
+	// CreateRelayCredentialWithResponse Create a relay credential
+	//
+	// Creates a user name and a generated password with which a mail server logs in to the
+	// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+	// implicit-TLS port) and sends through this connector. The password is returned once and
+	// stored only as an argon2id hash. A connector can have several credentials, so one can
+	// be rotated while the next is already in use. The answer also names the relay host's
+	// server and ports: everything a mail server's "relay host" form asks for.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+	CreateRelayCredentialWithResponse(ctx context.Context, connectorId ConnectorID, body CreateRelayCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRelayCredentialResponse, error)
+
+	// RevokeRelayCredentialWithResponse Revoke a relay credential
+	//
+	// The credential stops working at once: new logins fail with 535, and sessions already
+	// logged in get no further message (530). Revoking a revoked credential is a no-op.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/connectors/{connector_id}/relay-credentials/{credential_id} (the `RevokeRelayCredential` operationId).
+	RevokeRelayCredentialWithResponse(ctx context.Context, connectorId ConnectorID, credentialId CredentialID, reqEditors ...RequestEditorFn) (*RevokeRelayCredentialResponse, error)
+
 	// TestConnectorWithResponse Test a saved connector's connection
 	//
 	// Connects to the connector's server step by step — resolve, connect, banner, EHLO,
@@ -6790,6 +7310,213 @@ func (r UpdateConnectorResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateConnectorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListRelayCredentialsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RelayCredentialList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRelayCredentialsResponse) GetJSON200() *RelayCredentialList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListRelayCredentialsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListRelayCredentialsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListRelayCredentialsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListRelayCredentialsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRelayCredentialsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRelayCredentialsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRelayCredentialsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRelayCredentialsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateRelayCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RelayCredentialCreated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateRelayCredentialResponse) GetJSON201() *RelayCredentialCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateRelayCredentialResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateRelayCredentialResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateRelayCredentialResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateRelayCredentialResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateRelayCredentialResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateRelayCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateRelayCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateRelayCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateRelayCredentialResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeRelayCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RelayCredential
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRelayCredentialResponse) GetJSON200() *RelayCredential {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeRelayCredentialResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokeRelayCredentialResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeRelayCredentialResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeRelayCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeRelayCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeRelayCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeRelayCredentialResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8712,6 +9439,77 @@ func (c *ClientWithResponses) UpdateConnectorWithResponse(ctx context.Context, c
 	return ParseUpdateConnectorResponse(rsp)
 }
 
+// ListRelayCredentialsWithResponse List a connector's relay credentials
+//
+// Lists the connector's relay credentials, oldest first, revoked ones included; passwords are never returned.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/connectors/{connector_id}/relay-credentials (the `ListRelayCredentials` operationId).
+func (c *ClientWithResponses) ListRelayCredentialsWithResponse(ctx context.Context, connectorId ConnectorID, params *ListRelayCredentialsParams, reqEditors ...RequestEditorFn) (*ListRelayCredentialsResponse, error) {
+	rsp, err := c.ListRelayCredentials(ctx, connectorId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRelayCredentialsResponse(rsp)
+}
+
+// CreateRelayCredentialWithBodyWithResponse Create a relay credential
+//
+// Creates a user name and a generated password with which a mail server logs in to the
+// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+// implicit-TLS port) and sends through this connector. The password is returned once and
+// stored only as an argon2id hash. A connector can have several credentials, so one can
+// be rotated while the next is already in use. The answer also names the relay host's
+// server and ports: everything a mail server's "relay host" form asks for.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+func (c *ClientWithResponses) CreateRelayCredentialWithBodyWithResponse(ctx context.Context, connectorId ConnectorID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRelayCredentialResponse, error) {
+	rsp, err := c.CreateRelayCredentialWithBody(ctx, connectorId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateRelayCredentialResponse(rsp)
+}
+
+// CreateRelayCredentialWithResponse Create a relay credential
+//
+// Creates a user name and a generated password with which a mail server logs in to the
+// SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+// implicit-TLS port) and sends through this connector. The password is returned once and
+// stored only as an argon2id hash. A connector can have several credentials, so one can
+// be rotated while the next is already in use. The answer also names the relay host's
+// server and ports: everything a mail server's "relay host" form asks for.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connectors/{connector_id}/relay-credentials (the `CreateRelayCredential` operationId).
+func (c *ClientWithResponses) CreateRelayCredentialWithResponse(ctx context.Context, connectorId ConnectorID, body CreateRelayCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRelayCredentialResponse, error) {
+	rsp, err := c.CreateRelayCredential(ctx, connectorId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateRelayCredentialResponse(rsp)
+}
+
+// RevokeRelayCredentialWithResponse Revoke a relay credential
+//
+// The credential stops working at once: new logins fail with 535, and sessions already
+// logged in get no further message (530). Revoking a revoked credential is a no-op.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/connectors/{connector_id}/relay-credentials/{credential_id} (the `RevokeRelayCredential` operationId).
+func (c *ClientWithResponses) RevokeRelayCredentialWithResponse(ctx context.Context, connectorId ConnectorID, credentialId CredentialID, reqEditors ...RequestEditorFn) (*RevokeRelayCredentialResponse, error) {
+	rsp, err := c.RevokeRelayCredential(ctx, connectorId, credentialId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeRelayCredentialResponse(rsp)
+}
+
 // TestConnectorWithResponse Test a saved connector's connection
 //
 // Connects to the connector's server step by step — resolve, connect, banner, EHLO,
@@ -9816,6 +10614,168 @@ func ParseUpdateConnectorResponse(rsp *http.Response) (*UpdateConnectorResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListRelayCredentialsResponse parses an HTTP response from a ListRelayCredentialsWithResponse call
+func ParseListRelayCredentialsResponse(rsp *http.Response) (*ListRelayCredentialsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRelayCredentialsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RelayCredentialList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateRelayCredentialResponse parses an HTTP response from a CreateRelayCredentialWithResponse call
+func ParseCreateRelayCredentialResponse(rsp *http.Response) (*CreateRelayCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateRelayCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RelayCredentialCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRevokeRelayCredentialResponse parses an HTTP response from a RevokeRelayCredentialWithResponse call
+func ParseRevokeRelayCredentialResponse(rsp *http.Response) (*RevokeRelayCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeRelayCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RelayCredential
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	}
 

@@ -41,7 +41,7 @@ func runWithServer(m *testing.M) int {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "SENDWERK_DATA_DIR="+filepath.Join(dir, "data"), "SENDWERK_HTTP_ADDR=127.0.0.1:0", "SENDWERK_LOG_LEVEL=error")
+	cmd.Env = append(cmd.Env, "SENDWERK_DATA_DIR="+filepath.Join(dir, "data"), "SENDWERK_HTTP_ADDR=127.0.0.1:0", "SENDWERK_SMTP_ADDR=off", "SENDWERK_SMTPS_ADDR=off", "SENDWERK_LOG_LEVEL=error")
 	cmd.Stderr = os.Stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

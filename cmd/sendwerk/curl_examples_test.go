@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -158,4 +158,3 @@ func closedPort(t *testing.T) int {
 	srv.Close()
 	return port
 }
-

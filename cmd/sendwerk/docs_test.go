@@ -116,4 +116,3 @@ func htmlEscape(s string) string {
 		return map[string]string{"&": "&amp;", "<": "&lt;", ">": "&gt;", `"`: `"`, "'": "'"}[c]
 	})
 }
-

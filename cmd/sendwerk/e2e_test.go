@@ -37,6 +37,9 @@ type testBundle struct {
 	pool    *pgxpool.Pool
 	admin   *sendwerk.ClientWithResponses
 	logs    *syncBuffer
+	// smtpAddr and smtpsAddr are the relay host's listeners; empty unless the test set
+	// SENDWERK_SMTP_ADDR / SENDWERK_SMTPS_ADDR (setup turns them off by default).
+	smtpAddr, smtpsAddr string
 }
 
 type syncBuffer struct {
@@ -71,6 +74,8 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 		"SENDWERK_LOG_LEVEL":    "debug",
 		"SENDWERK_DB_MAX_CONNS": "4",
 		"SENDWERK_JOB_WORKERS":  "2",
+		"SENDWERK_SMTP_ADDR":    "off",
+		"SENDWERK_SMTPS_ADDR":   "off",
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -80,14 +85,14 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
+	ready := make(chan listenAddrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, logging.New(logs, "json", "debug"), io.Discard, func(a string) { ready <- a })
+		done <- serve(ctx, cfg, logging.New(logs, "json", "debug"), io.Discard, func(a listenAddrs) { ready <- a })
 	}()
-	var addr string
+	var addrs listenAddrs
 	select {
-	case addr = <-ready:
+	case addrs = <-ready:
 	case err := <-done:
 		t.Fatalf("server did not start: %v\n%s", err, logs.String())
 	case <-time.After(30 * time.Second):
@@ -100,7 +105,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := &testBundle{baseURL: "http://" + addr, dbURL: dbURL, pool: pool, logs: logs}
+	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

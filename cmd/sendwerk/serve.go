@@ -76,8 +76,8 @@ func runMigrate(ctx context.Context, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve runs until ctx ends. onReady, when set, learns the HTTP address once it listens.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, onReady func(addr string)) error {
+// serve runs until ctx ends. onReady, when set, learns the bound addresses once they listen.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, onReady func(listenAddrs)) error {
 	generated, err := ensureDevSecrets(cfg)
 	if err != nil {
 		return err
@@ -127,8 +127,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
+	relayCredentials := connector.NewRelayCredentials(pool)
+	relayServer, selfSigned, err := startRelay(cfg, logger, reg, relayCredentials, messages)
+	if err != nil {
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
+		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
 	})
 	if err != nil {
@@ -145,9 +150,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("sendwerk serving", "http", ln.Addr().String())
-	printBanner(stdout, cfg, ln.Addr().String(), generated)
+	addrs := listenAddrs{HTTP: ln.Addr().String(), SelfSignedCert: selfSigned}
+	if relayServer != nil {
+		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
+	}
+	printBanner(stdout, cfg, addrs, generated)
 	if onReady != nil {
-		onReady(ln.Addr().String())
+		onReady(addrs)
 	}
 
 	var cause error
@@ -161,9 +170,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// SMTP sessions in the middle of a message finish it while HTTP drains.
+	var errSMTP error
+	smtpDone := make(chan struct{})
+	go func() {
+		defer close(smtpDone)
+		if relayServer != nil {
+			errSMTP = relayServer.Shutdown(sctx)
+		}
+	}()
 	errHTTP := srv.Shutdown(sctx)
+	<-smtpDone
 	errJobs := riverClient.Stop(sctx)
-	return errors.Join(cause, errHTTP, errJobs)
+	return errors.Join(cause, errHTTP, errSMTP, errJobs)
 }
 
 // newConnectorService builds the connector service with the operator's policy.
@@ -331,7 +350,8 @@ func randomHex(n int) string {
 // printBanner tells a developer where the server is and how to call it. The admin token is
 // printed only when it lives in the data dir (a development server); a configured token is
 // the operator's secret and never printed.
-func printBanner(w io.Writer, cfg *config.Config, addr string, devToken bool) {
+func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bool) {
+	addr := addrs.HTTP
 	base := "http://" + addr
 	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "127.0.0.1" || host == "::1") && strings.HasPrefix(cfg.HTTPAddr, "localhost") {
 		base = "http://localhost:" + port
@@ -344,5 +364,27 @@ func printBanner(w io.Writer, cfg *config.Config, addr string, devToken bool) {
 	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
 	fmt.Fprintf(w, "  API reference: %s/docs\n", base)
 	fmt.Fprintf(w, "  job dashboard: %s/riverui (any user name, the admin token as password)\n", base)
-	fmt.Fprintf(w, "  next: create a tenant:\n    curl -s -X POST %s/v1/tenants -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n\n", base)
+	if addrs.SMTP != "" || addrs.SMTPS != "" {
+		fmt.Fprintf(w, "  SMTP relay host: %s; log in with a connector's relay credentials (POST /v1/connectors/{connector_id}/relay-credentials)\n", smtpEndpoints(addrs))
+	}
+	if addrs.SelfSignedCert != "" {
+		fmt.Fprintf(w, "  SMTP TLS certificate: self-signed, %s (development only: mail servers must skip verification)\n", addrs.SelfSignedCert)
+	}
+	tokenLine := "    ADMIN_TOKEN=<your SENDWERK_ADMIN_TOKEN>\n"
+	if devToken {
+		tokenLine = fmt.Sprintf("    ADMIN_TOKEN=$(cat %s)\n", filepath.Join(cfg.DataDir, "admin-token"))
+	}
+	fmt.Fprintf(w, "  next: create a tenant (the README's quickstart goes on from there):\n%s    curl -s -X POST %s/v1/tenants -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n\n", tokenLine, base)
+}
+
+// smtpEndpoints describes the SMTP listeners for the banner.
+func smtpEndpoints(a listenAddrs) string {
+	var parts []string
+	if a.SMTP != "" {
+		parts = append(parts, a.SMTP+" (STARTTLS)")
+	}
+	if a.SMTPS != "" {
+		parts = append(parts, a.SMTPS+" (implicit TLS)")
+	}
+	return strings.Join(parts, ", ")
 }

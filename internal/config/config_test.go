@@ -106,8 +106,37 @@ func TestLoad(t *testing.T) {
 		_, err = load(map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c",
 			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "k"}, nil)
 		require.ErrorContains(t, err, "SENDWERK_SECRET_KEY: must be base64 of exactly 32 bytes")
-		_, err = load(map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c",
-			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, nil)
+		prod := map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c",
+			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+		_, err = load(prod, nil)
+		require.ErrorContains(t, err, "SENDWERK_TLS_CERT_FILE: must be set when SENDWERK_ENV=production and an SMTP listener is on")
+		prod["SENDWERK_TLS_CERT_FILE"], prod["SENDWERK_TLS_KEY_FILE"] = "/etc/sendwerk/tls/cert.pem", "/etc/sendwerk/tls/key.pem"
+		c, err := load(prod, nil)
 		require.NoError(t, err)
+		require.Equal(t, ":587", c.SMTPAddr)
+		require.Equal(t, ":465", c.SMTPSAddr)
+	})
+	t.Run("SMTPRelaySettings", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, "localhost:2587", c.SMTPAddr)
+		require.Equal(t, "localhost:2465", c.SMTPSAddr)
+		require.False(t, c.SMTPAllowInsecureAuth)
+		require.Equal(t, 20, c.SMTPMaxConnsPerIP)
+		require.Equal(t, 5*time.Minute, c.SMTPTimeout)
+		require.Equal(t, 5, c.SMTPAuthFailureLimit)
+
+		c, err = load(map[string]string{"SENDWERK_SMTP_ADDR": "off", "SENDWERK_SMTPS_ADDR": "127.0.0.1:0", "SENDWERK_SMTP_HOSTNAME": "relay.example.com"}, nil)
+		require.NoError(t, err)
+		require.Empty(t, c.SMTPAddr, "off disables the listener")
+		require.Equal(t, "127.0.0.1:0", c.SMTPSAddr)
+		require.True(t, c.SMTPListens())
+		require.Equal(t, "relay.example.com", c.SMTPHostname)
+
+		_, err = load(map[string]string{"SENDWERK_SMTP_ADDR": "587", "SENDWERK_SMTP_HOSTNAME": "bad_name"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_SMTP_ADDR")
+		require.ErrorContains(t, err, `SENDWERK_SMTP_HOSTNAME: "bad_name" is not a host name`)
+		_, err = load(map[string]string{"SENDWERK_TLS_CERT_FILE": "/x.pem"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_TLS_CERT_FILE and SENDWERK_TLS_KEY_FILE: set both or neither")
 	})
 }

@@ -178,7 +178,7 @@ func (r *RelayCredentials) Authenticate(ctx context.Context, username, password 
 		if !errors.Is(store.MapError(err), store.ErrNotFound) {
 			return nil, "", fmt.Errorf("error getting relay credential: %w", err)
 		}
-		r.verify(ctx, dummyHash, "", password)
+		_, _ = r.verify(ctx, dummyHash, "", password) // the same cost as a known user
 		return nil, RelayAuthUnknownUser, ErrRelayAuthFailed
 	}
 	ok, err := r.verify(ctx, row.PasswordHash, username, password)
@@ -199,7 +199,7 @@ func (r *RelayCredentials) Authenticate(ctx context.Context, username, password 
 
 // verify compares password with the stored hash, through the cache of recent successes.
 func (r *RelayCredentials) verify(ctx context.Context, stored, username, password string) (bool, error) {
-	key := sha256.Sum256([]byte(stored + "\x00" + username + "\x00" + password))
+	key := sha256Key(stored, username, password)
 	now := r.NowFunc()
 	if r.cached(key, now) {
 		return true, nil
@@ -215,6 +215,12 @@ func (r *RelayCredentials) verify(ctx context.Context, stored, username, passwor
 		r.remember(key, now)
 	}
 	return ok, nil
+}
+
+// sha256Key is the cache key of a verification: the stored hash is part of it, so a new
+// password (a new row) never matches an old entry.
+func sha256Key(stored, username, password string) [32]byte {
+	return sha256.Sum256([]byte(stored + "\x00" + username + "\x00" + password))
 }
 
 func (r *RelayCredentials) cached(key [32]byte, now time.Time) bool {

@@ -39,7 +39,10 @@ type Options struct {
 	Connectors *connector.Service
 	Domains    *sendingdomain.Service
 	Messages   *message.Service
-	AdminToken string
+	// RelayCredentials are the SMTP relay host's logins; RelayHost says where it listens.
+	RelayCredentials *connector.RelayCredentials
+	RelayHost        RelayHost
+	AdminToken       string
 	// APIKeyRequestsPerSec bounds each API key's request rate in this process (0: unlimited).
 	APIKeyRequestsPerSec int
 	// MaxBodyBytes caps request bodies; larger ones get 413.
@@ -60,6 +63,8 @@ type Server struct {
 	connectors *connector.Service
 	domains    *sendingdomain.Service
 	messages   *message.Service
+	relayCreds *connector.RelayCredentials
+	relayHost  RelayHost
 	adminToken string
 	limiter    *keyLimiter
 }
@@ -67,6 +72,7 @@ type Server struct {
 // New returns the complete HTTP handler.
 func New(opts Options) (http.Handler, error) {
 	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, domains: opts.Domains, messages: opts.Messages, adminToken: opts.AdminToken,
+		relayCreds: opts.RelayCredentials, relayHost: opts.RelayHost,
 		limiter: newKeyLimiter(opts.APIKeyRequestsPerSec)}
 	spec, err := loadSpec()
 	if err != nil {

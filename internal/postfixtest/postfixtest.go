@@ -40,6 +40,9 @@ type Opts struct {
 	RelayHostTLS      bool
 	RelayHostUser     string
 	RelayHostPassword string
+	// MainCF is appended to main.cf as it is (in main.cf the last setting of a parameter
+	// wins), e.g. a documented snippet; "$config_directory" names the instance's etc dir.
+	MainCF string
 }
 
 // Instance is a running Postfix.
@@ -72,6 +75,9 @@ func Start(t testing.TB, opts Opts) *Instance {
 	in.waitListening()
 	return in
 }
+
+// EtcDir is the instance's configuration directory ($config_directory, MAIL_CONFIG).
+func (in *Instance) EtcDir() string { return filepath.Join(in.Dir, "etc") }
 
 // Addr is "127.0.0.1:port" of the submission listener.
 func (in *Instance) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.Port)) }
@@ -176,6 +182,9 @@ func (in *Instance) mainCF(opts Opts) string {
 		lines = append(lines, "smtp_sasl_auth_enable = yes",
 			"smtp_sasl_password_maps = hash:"+filepath.Join(in.Dir, "etc", "relay_passwd"),
 			"smtp_sasl_security_options = noanonymous", "smtp_sasl_tls_security_options = noanonymous")
+	}
+	if opts.MainCF != "" {
+		lines = append(lines, strings.TrimSpace(opts.MainCF))
 	}
 	return strings.Join(lines, "\n") + "\n"
 }

@@ -358,6 +358,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connectors/{connector_id}/relay-credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connector's id. */
+                connector_id: components["parameters"]["ConnectorID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a connector's relay credentials
+         * @description Lists the connector's relay credentials, oldest first, revoked ones included; passwords are never returned.
+         */
+        get: operations["listRelayCredentials"];
+        put?: never;
+        /**
+         * Create a relay credential
+         * @description Creates a user name and a generated password with which a mail server logs in to the
+         *     SMTP relay host (AUTH PLAIN or LOGIN, after STARTTLS on the submission port or on the
+         *     implicit-TLS port) and sends through this connector. The password is returned once and
+         *     stored only as an argon2id hash. A connector can have several credentials, so one can
+         *     be rotated while the next is already in use. The answer also names the relay host's
+         *     server and ports: everything a mail server's "relay host" form asks for.
+         */
+        post: operations["createRelayCredential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connectors/{connector_id}/relay-credentials/{credential_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connector's id. */
+                connector_id: components["parameters"]["ConnectorID"];
+                /** @description The relay credential's id. */
+                credential_id: components["parameters"]["CredentialID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a relay credential
+         * @description The credential stops working at once: new logins fail with 535, and sessions already
+         *     logged in get no further message (530). Revoking a revoked credential is a no-op.
+         */
+        delete: operations["revokeRelayCredential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/domains": {
         parameters: {
             query?: never;
@@ -1068,6 +1126,95 @@ export interface components {
              * @enum {boolean}
              */
             is_default?: true;
+        };
+        /** @description A login for the SMTP relay host that sends through one connector; the password is never returned after creation. */
+        RelayCredential: {
+            /**
+             * @description The credential's id.
+             * @example rel_06h0b7c4q2x8m5n3k9v1t6r0ya
+             */
+            id: string;
+            /**
+             * @description The connector its mail goes through.
+             * @example con_06h08583y1r596y07grz39yhqm
+             */
+            connector_id: string;
+            /**
+             * @description A label to tell credentials apart (empty when none was given).
+             * @example exchange-2025
+             */
+            name: string;
+            /**
+             * @description The SMTP user name (unique across the platform).
+             * @example sw-k7m2p9x4q8rt
+             */
+            username: string;
+            /**
+             * @description Whether the credential can log in.
+             * @example active
+             * @enum {string}
+             */
+            status: "active" | "revoked";
+            /**
+             * Format: date-time
+             * @description When it was created.
+             * @example 2025-03-01T09:30:00Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Last successful login (to the minute); null before the first.
+             * @example 2025-03-02T07:15:00Z
+             */
+            last_used_at: string | null;
+            /**
+             * Format: date-time
+             * @description When it was revoked; null while active.
+             * @example null
+             */
+            revoked_at: string | null;
+        };
+        /** @description A new relay credential. */
+        RelayCredentialCreate: {
+            /**
+             * @description A label, e.g. the mail server that will use it.
+             * @example exchange-2025
+             */
+            name?: string;
+        };
+        /** @description A new relay credential, with its password shown this once and the relay host to enter it at. */
+        RelayCredentialCreated: components["schemas"]["RelayCredential"] & {
+            /**
+             * @description The SMTP password. Store it now (in the mail server's settings); it is never shown again.
+             * @example Xb3k9QpLq2mN8vR4tY7uW6zA5cE6fH7j
+             */
+            password: string;
+            relay_host: components["schemas"]["RelayHost"];
+        };
+        /** @description Where mail servers connect to use a connector as their relay host. */
+        RelayHost: {
+            /**
+             * @description The server name to enter (the name on the relay host's TLS certificate).
+             * @example smtp.sendwerk.example
+             */
+            host: string;
+            /**
+             * @description The submission port with STARTTLS (587 in production); absent when that listener is off.
+             * @example 587
+             */
+            starttls_port?: number;
+            /**
+             * @description The port with implicit TLS, also called SSL/TLS or SMTPS (465 in production); absent when that listener is off.
+             * @example 465
+             */
+            tls_port?: number;
+        };
+        /** @description A page of relay credentials. */
+        RelayCredentialList: {
+            /** @description The credentials on this page, oldest first. */
+            items: components["schemas"]["RelayCredential"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string;
         };
         /** @description A page of connectors. */
         ConnectorList: {
@@ -1910,6 +2057,8 @@ export interface components {
         ConnectorID: string;
         /** @description The domain's id. */
         DomainID: string;
+        /** @description The relay credential's id. */
+        CredentialID: string;
         /** @description The API key's id. */
         KeyID: string;
         /** @description Page size. */
@@ -1955,6 +2104,11 @@ export type Sender = components['schemas']['Sender'];
 export type ConnectorLimits = components['schemas']['ConnectorLimits'];
 export type ConnectorCreate = components['schemas']['ConnectorCreate'];
 export type ConnectorUpdate = components['schemas']['ConnectorUpdate'];
+export type RelayCredential = components['schemas']['RelayCredential'];
+export type RelayCredentialCreate = components['schemas']['RelayCredentialCreate'];
+export type RelayCredentialCreated = components['schemas']['RelayCredentialCreated'];
+export type RelayHost = components['schemas']['RelayHost'];
+export type RelayCredentialList = components['schemas']['RelayCredentialList'];
 export type ConnectorList = components['schemas']['ConnectorList'];
 export type ConnectionTest = components['schemas']['ConnectionTest'];
 export type ConnectionTestStep = components['schemas']['ConnectionTestStep'];
@@ -2007,6 +2161,7 @@ export type ParameterIdempotencyKey = components['parameters']['IdempotencyKey']
 export type ParameterTenantId = components['parameters']['TenantID'];
 export type ParameterConnectorId = components['parameters']['ConnectorID'];
 export type ParameterDomainId = components['parameters']['DomainID'];
+export type ParameterCredentialId = components['parameters']['CredentialID'];
 export type ParameterKeyId = components['parameters']['KeyID'];
 export type ParameterLimit = components['parameters']['Limit'];
 export type ParameterCursor = components['parameters']['Cursor'];
@@ -2685,6 +2840,103 @@ export interface operations {
             422: components["responses"]["ValidationFailed"];
         };
     };
+    listRelayCredentials: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description The connector's id. */
+                connector_id: components["parameters"]["ConnectorID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of relay credentials. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RelayCredentialList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    createRelayCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connector's id. */
+                connector_id: components["parameters"]["ConnectorID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "exchange-2025"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RelayCredentialCreate"];
+            };
+        };
+        responses: {
+            /** @description The new credential with its password and the relay host's address. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RelayCredentialCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    revokeRelayCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connector's id. */
+                connector_id: components["parameters"]["ConnectorID"];
+                /** @description The relay credential's id. */
+                credential_id: components["parameters"]["CredentialID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The revoked credential. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RelayCredential"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     listDomains: {
         parameters: {
             query?: {
@@ -3143,6 +3395,7 @@ export const connectorKindValues: ReadonlyArray<FlattenedDeepRequired<components
 export const connectorStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorStatus"]> = ["active", "paused"];
 export const sMTPSecurityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPSecurity"]> = ["tls", "starttls", "none"];
 export const sMTPAuthMechanismValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPAuthMechanism"]> = ["plain", "login", "cram-md5", "none"];
+export const relayCredentialStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RelayCredential"]["status"]> = ["active", "revoked"];
 export const connectionTestStepNameValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTestStep"]["name"]> = ["resolve", "connect", "banner", "ehlo", "tls", "auth", "quit"];
 export const connectionTestStepStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTestStep"]["status"]> = ["ok", "failed", "skipped"];
 export const domainStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainStatus"]> = ["pending", "verified", "at_risk", "revoked"];

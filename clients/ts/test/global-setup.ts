@@ -36,6 +36,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   Object.assign(env, {
     SENDWERK_DATA_DIR: join(workDir, "data"),
     SENDWERK_HTTP_ADDR: "127.0.0.1:0",
+    SENDWERK_SMTP_ADDR: "off",
+    SENDWERK_SMTPS_ADDR: "off",
     SENDWERK_LOG_LEVEL: "warn",
   });
   server = spawn(binary, ["serve"], { env, stdio: ["ignore", "pipe", "pipe"] });

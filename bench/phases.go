@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func later() *time.Time {
+	t := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	return &t
+}
+
+// phaseSubmit: single-message submits at each concurrency, each beside pgbench running
+// the statements the handler runs, against the same cluster.
+func (e *env) phaseSubmit(ctx context.Context) error {
+	script, err := e.writePGBenchScript(ctx)
+	if err != nil {
+		return err
+	}
+	body := e.load.body(senderDKIM, later())
+	for _, c := range e.plan.Concurrencies {
+		sw := closedLoop(ctx, c, seconds(e.plan.WarmupSeconds), seconds(e.plan.SubmitSeconds), func(ctx context.Context) (int, error) {
+			_, err := e.load.submit(ctx, body, false)
+			return 1, err
+		})
+		if sw.Ops == 0 {
+			return fmt.Errorf("no submit succeeded at concurrency %d: %s", c, sw.FirstErr)
+		}
+		e.settle()
+		pg, err := e.runPGBench(ctx, script, c, e.plan.SubmitSeconds)
+		if err != nil {
+			return err
+		}
+		row := submitRow{
+			Concurrency: c, Errors: sw.Errors, FirstError: sw.FirstErr,
+			Sendwerk: rateLatency{PerSecond: float64(sw.Units) / sw.Seconds, Count: sw.Units, latencySummary: summarize(sw.Latencies)},
+			PGBench:  pg,
+		}
+		if pg.PerSecond > 0 {
+			row.Ratio = row.Sendwerk.PerSecond / pg.PerSecond
+		}
+		if c == 16 {
+			g := 0.5
+			row.Goal = &g
+		}
+		progress("  c=%d: sendwerk %.0f msg/s (p50 %.1f ms, p99 %.1f ms), pgbench %.0f tx/s (p50 %.1f, p99 %.1f), ratio %.2f",
+			c, row.Sendwerk.PerSecond, row.Sendwerk.P50ms, row.Sendwerk.P99ms, pg.PerSecond, pg.P50ms, pg.P99ms, row.Ratio)
+		e.res.Submit = append(e.res.Submit, row)
+		e.settle()
+	}
+	return nil
+}
+
+// phaseBatch: 500-message batches from a few clients.
+func (e *env) phaseBatch(ctx context.Context) error {
+	body := e.load.batchBody(senderDKIM, later(), e.plan.BatchSize)
+	r := closedLoop(ctx, e.plan.BatchClients, seconds(e.plan.WarmupSeconds), seconds(e.plan.BatchSeconds), func(ctx context.Context) (int, error) {
+		return e.load.submitBatch(ctx, body)
+	})
+	if r.Ops == 0 {
+		return fmt.Errorf("no batch succeeded: %s", r.FirstErr)
+	}
+	e.res.Batch = &batchResult{
+		BatchSize: e.plan.BatchSize, Clients: e.plan.BatchClients, MsgsPerS: float64(r.Units) / r.Seconds, Batches: r.Ops,
+		BatchLatency: summarize(r.Latencies), Errors: r.Errors, FirstError: r.FirstErr,
+	}
+	progress("  %.0f messages/s in %d batches", e.res.Batch.MsgsPerS, r.Ops)
+	e.settle()
+	return nil
+}
+
+// phaseRelay: n messages of 2 KB from 20 submitters, relayed to the sink, through Postfix
+// and through Sendwerk without and with DKIM.
+func (e *env) phaseRelay(ctx context.Context) error {
+	n := e.plan.RelayMessages
+	rr := &relayResult{GoalAccepted: 2, GoalEnd: 1.5}
+	var err error
+	if rr.Postfix, err = e.relayPostfix(ctx, n); err != nil {
+		return err
+	}
+	e.settle()
+	if rr.Unsigned, err = e.relaySendwerk(ctx, n, senderUnsigned, "Sendwerk, no DKIM"); err != nil {
+		return err
+	}
+	e.settle()
+	if rr.DKIM, err = e.relaySendwerk(ctx, n, senderDKIM, "Sendwerk, DKIM"); err != nil {
+		return err
+	}
+	if rr.Unsigned.Signed != 0 || rr.DKIM.Signed != int64(n) {
+		return fmt.Errorf("DKIM signatures at the sink: %d of the unsigned run, %d of %d of the DKIM run", rr.Unsigned.Signed, rr.DKIM.Signed, n)
+	}
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	p := rr.Postfix
+	rr.RatioAccept = ratios{div(rr.Unsigned.AcceptedPerS, p.AcceptedPerS), div(rr.DKIM.AcceptedPerS, p.AcceptedPerS)}
+	rr.RatioEnd = ratios{div(rr.Unsigned.EndToEndPerS, p.EndToEndPerS), div(rr.DKIM.EndToEndPerS, p.EndToEndPerS)}
+	rr.RatioCPU = ratios{div(rr.Unsigned.CPUPer1000, p.CPUPer1000), div(rr.DKIM.CPUPer1000, p.CPUPer1000)}
+	e.res.Relay = rr
+	e.settle()
+	return nil
+}
+
+// relayTimeout bounds how long the sink may take to receive everything after acceptance.
+func relayTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*10*time.Millisecond }
+
+func (e *env) relayPostfix(ctx context.Context, n int) (relayRun, error) {
+	e.sink.reset()
+	args := []string{"-d", "-s", strconv.Itoa(e.plan.RelaySubmitters), "-m", strconv.Itoa(n), "-l", strconv.Itoa(e.plan.MessageBytes),
+		"-f", "sender@" + postfixDomain, "-t", recipient, e.postfix.addr()}
+	run := relayRun{Name: "Postfix", Messages: n, Command: "smtp-source " + strings.Join(args, " ")}
+	cpu0 := e.pfCPU.seconds()
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, "smtp-source", args...).CombinedOutput()
+	if err != nil {
+		return run, fmt.Errorf("smtp-source: %v: %s", err, out)
+	}
+	t1 := time.Now()
+	if err := e.waitSink(ctx, n, relayTimeout(n), func() string { return fmt.Sprintf("%d still queued in Postfix", e.postfix.queued()) }); err != nil {
+		return run, err
+	}
+	t2 := time.Now()
+	e.finishRun(&run, n, t0, t1, t2, e.pfCPU.seconds()-cpu0)
+	return run, nil
+}
+
+func (e *env) relaySendwerk(ctx context.Context, n int, from, name string) (relayRun, error) {
+	e.sink.reset()
+	body := e.load.body(from, nil)
+	run := relayRun{Name: name, Messages: n}
+	if e.o.perf {
+		name := strings.NewReplacer(" ", "", ",", "-").Replace(name)
+		perf := exec.Command("perf", "record", "-F", "499", "-g", "-a", "-o", filepath.Join(e.dir, "perf-"+name+".data"))
+		if err := perf.Start(); err != nil {
+			return run, fmt.Errorf("perf: %w", err)
+		}
+		defer func() { _ = perf.Process.Signal(os.Interrupt); _ = perf.Wait() }()
+	}
+	sw0, pg0 := e.swCPU.seconds(), e.pgCPU.seconds()
+	t0 := time.Now()
+	_, t1, err := countedLoad(ctx, e.plan.RelaySubmitters, n, func(ctx context.Context, _ int) (string, error) {
+		acc, err := e.load.submit(ctx, body, false)
+		return acc.MessageID, err
+	})
+	if err != nil {
+		return run, err
+	}
+	if err := e.waitSink(ctx, n, relayTimeout(n), func() string { return "see " + e.srv.logPath }); err != nil {
+		return run, err
+	}
+	t2 := time.Now()
+	run.ServerCPU, run.PostgresCPU = e.swCPU.seconds()-sw0, e.pgCPU.seconds()-pg0
+	e.finishRun(&run, n, t0, t1, t2, run.ServerCPU+run.PostgresCPU)
+	return run, nil
+}
+
+func (e *env) finishRun(run *relayRun, n int, t0, t1, t2 time.Time, cpu float64) {
+	run.AcceptSeconds, run.EndSeconds = t1.Sub(t0).Seconds(), t2.Sub(t0).Seconds()
+	run.AcceptedPerS, run.EndToEndPerS = float64(n)/run.AcceptSeconds, float64(n)/run.EndSeconds
+	run.CPUSeconds, run.CPUPer1000 = cpu, cpu/(float64(n)/1000)
+	run.Signed = e.sink.signed.Load()
+	progress("  %s: accepted %.0f msg/s (%.1f s), end to end %.0f msg/s (%.1f s), %.2f CPU s / 1000 msgs (server %.1f s, postgres %.1f s), %d DKIM-signed",
+		run.Name, run.AcceptedPerS, run.AcceptSeconds, run.EndToEndPerS, run.EndSeconds, run.CPUPer1000, run.ServerCPU, run.PostgresCPU, run.Signed)
+}
+
+func (e *env) waitSink(ctx context.Context, n int, timeout time.Duration, why func() string) error {
+	select {
+	case <-e.sink.waitCount(int64(n)):
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("the sink got %d of %d messages within %s (%s)", e.sink.count.Load(), n, timeout, why())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// phaseLatency: submit→delivered at a steady rate, Sendwerk over REST (DKIM) and Postfix
+// over SMTP.
+func (e *env) phaseLatency(ctx context.Context) error {
+	res := &latencyRes{Rate: e.plan.LatencyRate, Seconds: e.plan.LatencySeconds, Lost: map[string]int{}}
+	d := seconds(e.plan.LatencySeconds)
+
+	e.sink.reset()
+	body := e.load.body(senderDKIM, nil)
+	sw, err := openLoop(ctx, e.plan.LatencyRate, d, func(ctx context.Context, _ int) (string, error) {
+		acc, err := e.load.submit(ctx, body, true)
+		return acc.MessageID, err
+	})
+	if err != nil {
+		return err
+	}
+	res.Sendwerk, res.Lost["sendwerk"] = e.deliveryLatencies(ctx, sw)
+	progress("  Sendwerk: p50 %.1f ms, p99 %.1f ms over %d messages", res.Sendwerk.P50ms, res.Sendwerk.P99ms, res.Sendwerk.N)
+	e.settle()
+
+	e.sink.reset()
+	pool, err := newSMTPPool(e.postfix.addr(), 8)
+	if err != nil {
+		return err
+	}
+	defer pool.close()
+	msg := func(id string) []byte {
+		return []byte("From: <sender@" + postfixDomain + ">\r\nTo: <" + recipient + ">\r\nSubject: Your report is ready\r\nMessage-ID: " + id +
+			"\r\nDate: " + time.Now().Format(time.RFC1123Z) + "\r\n\r\n" + strings.ReplaceAll(e.load.text, "\n", "\r\n"))
+	}
+	pf, err := openLoop(ctx, e.plan.LatencyRate, d, func(ctx context.Context, i int) (string, error) {
+		id := fmt.Sprintf("<lat-%d-%d@bench.example>", time.Now().UnixNano(), i)
+		return id, pool.send("sender@"+postfixDomain, recipient, msg(id))
+	})
+	if err != nil {
+		return err
+	}
+	res.Postfix, res.Lost["postfix"] = e.deliveryLatencies(ctx, pf)
+	progress("  Postfix: p50 %.1f ms, p99 %.1f ms over %d messages", res.Postfix.P50ms, res.Postfix.P99ms, res.Postfix.N)
+	for k, v := range res.Lost {
+		if v == 0 {
+			delete(res.Lost, k)
+		}
+	}
+	e.res.Latency = res
+	return nil
+}
+
+// deliveryLatencies waits for the handed-over messages at the sink and summarizes
+// hand-over start → arrival; it returns how many never arrived.
+func (e *env) deliveryLatencies(ctx context.Context, s []sent) (latencySummary, int) {
+	deadline := time.Now().Add(time.Minute)
+	_ = e.waitSink(ctx, len(s), time.Until(deadline), func() string { return "" })
+	lats := make([]time.Duration, 0, len(s))
+	lost := 0
+	for _, m := range s {
+		at, ok := e.sink.arrival(m.messageID)
+		if !ok {
+			lost++
+			continue
+		}
+		lats = append(lats, at.Sub(m.at))
+	}
+	return summarize(lats), lost
+}
+
+// smtpPool is a few persistent SMTP client connections, as an application's mail library
+// keeps them.
+type smtpPool struct {
+	conns chan *smtp.Client
+	mu    sync.Mutex
+	all   []*smtp.Client
+}
+
+func newSMTPPool(addr string, n int) (*smtpPool, error) {
+	p := &smtpPool{conns: make(chan *smtp.Client, n)}
+	for range n {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		c := smtp.NewClient(conn)
+		if err := c.Hello("client.bench.example"); err != nil {
+			p.close()
+			return nil, err
+		}
+		p.all = append(p.all, c)
+		p.conns <- c
+	}
+	return p, nil
+}
+
+func (p *smtpPool) send(from, to string, msg []byte) error {
+	c := <-p.conns
+	defer func() { p.conns <- c }()
+	return c.SendMail(from, []string{to}, bytes.NewReader(msg))
+}
+
+func (p *smtpPool) close() {
+	for _, c := range p.all {
+		_ = c.Quit()
+	}
+}

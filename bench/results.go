@@ -1,0 +1,220 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results is bench/results.json.
+type results struct {
+	GeneratedAt     time.Time         `json:"generated_at"`
+	DurationSeconds float64           `json:"duration_seconds"`
+	Machine         machine           `json:"machine"`
+	Plan            plan              `json:"plan"`
+	ServerEnv       map[string]string `json:"server_env"`
+	PostgreSQL      string            `json:"postgresql"`
+	CPUMethod       cpuMethod         `json:"cpu_method"`
+	Notes           []string          `json:"notes"`
+
+	Submit  []submitRow  `json:"submit,omitempty"`
+	Batch   *batchResult `json:"batch,omitempty"`
+	Relay   *relayResult `json:"relay,omitempty"`
+	Latency *latencyRes  `json:"latency,omitempty"`
+}
+
+type machine struct {
+	CPUs      int     `json:"cpus"`
+	Model     string  `json:"cpu_model"`
+	Kernel    string  `json:"kernel"`
+	GoVersion string  `json:"go"`
+	LoadAvg   string  `json:"loadavg_at_start"`
+	MemoryGB  float64 `json:"memory_gb"`
+}
+
+type cpuMethod struct {
+	Sendwerk string `json:"sendwerk"`
+	Postfix  string `json:"postfix"`
+}
+
+type submitRow struct {
+	Concurrency int            `json:"concurrency"`
+	Sendwerk    rateLatency    `json:"sendwerk"`
+	PGBench     rateLatency    `json:"pgbench"`
+	Ratio       float64        `json:"ratio"`
+	Goal        *float64       `json:"goal,omitempty"`
+	Errors      int            `json:"errors,omitempty"`
+	FirstError  string         `json:"first_error,omitempty"`
+	Extra       map[string]any `json:"extra,omitempty"`
+}
+
+type rateLatency struct {
+	PerSecond float64 `json:"per_s"`
+	Count     int     `json:"count"`
+	latencySummary
+}
+
+type batchResult struct {
+	BatchSize    int            `json:"batch_size"`
+	Clients      int            `json:"clients"`
+	MsgsPerS     float64        `json:"messages_per_s"`
+	Batches      int            `json:"batches"`
+	BatchLatency latencySummary `json:"batch_latency"`
+	Errors       int            `json:"errors,omitempty"`
+	FirstError   string         `json:"first_error,omitempty"`
+}
+
+type relayRun struct {
+	Name          string  `json:"name"`
+	Messages      int     `json:"messages"`
+	AcceptedPerS  float64 `json:"accepted_per_s"`
+	EndToEndPerS  float64 `json:"end_to_end_per_s"`
+	AcceptSeconds float64 `json:"accept_seconds"`
+	EndSeconds    float64 `json:"end_to_end_seconds"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	ServerCPU     float64 `json:"server_cpu_seconds,omitempty"`
+	PostgresCPU   float64 `json:"postgres_cpu_seconds,omitempty"`
+	CPUPer1000    float64 `json:"cpu_seconds_per_1000"`
+	Signed        int64   `json:"dkim_signed_at_sink"`
+	Command       string  `json:"command,omitempty"`
+}
+
+type relayResult struct {
+	Postfix      relayRun `json:"postfix"`
+	Unsigned     relayRun `json:"sendwerk_unsigned"`
+	DKIM         relayRun `json:"sendwerk_dkim"`
+	RatioAccept  ratios   `json:"ratio_accepted"`
+	RatioEnd     ratios   `json:"ratio_end_to_end"`
+	RatioCPU     ratios   `json:"ratio_cpu_per_1000"`
+	GoalAccepted float64  `json:"goal_accepted"`
+	GoalEnd      float64  `json:"goal_end_to_end"`
+}
+
+type ratios struct {
+	Unsigned float64 `json:"sendwerk_unsigned_vs_postfix"`
+	DKIM     float64 `json:"sendwerk_dkim_vs_postfix"`
+}
+
+type latencyRes struct {
+	Rate     int            `json:"rate_per_s"`
+	Seconds  float64        `json:"seconds"`
+	Sendwerk latencySummary `json:"sendwerk_dkim"`
+	Postfix  latencySummary `json:"postfix"`
+	Lost     map[string]int `json:"not_arrived,omitempty"`
+}
+
+func newResults(e *env) *results {
+	r := &results{GeneratedAt: time.Now().UTC().Truncate(time.Second), Plan: e.plan, ServerEnv: map[string]string{}}
+	r.Machine = machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Model: cpuModel(), Kernel: firstLine("/proc/sys/kernel/osrelease"), LoadAvg: firstLine("/proc/loadavg"), MemoryGB: memGB()}
+	for k, v := range e.srv.env {
+		switch k {
+		case "SENDWERK_ADMIN_TOKEN", "SENDWERK_SECRET_KEY", "DATABASE_URL", "SENDWERK_HTTP_ADDR", "SENDWERK_DATA_DIR", "SENDWERK_DNS_SERVERS",
+			"SENDWERK_SMTP_ADDR", "SENDWERK_SMTPS_ADDR":
+			continue
+		}
+		r.ServerEnv[k] = v
+	}
+	r.PostgreSQL = "15, pgembed durable cluster: fsync=on, synchronous_commit=on, full_page_writes=on, defaults otherwise (max_connections=200); unix socket"
+	r.CPUMethod = cpuMethod{
+		Sendwerk: e.swCPU.method() + " of sendwerk serve plus that of the PostgreSQL cluster (postmaster, backends, background processes), each in its own group",
+		Postfix:  e.pfCPU.method() + " of every Postfix process (master, smtpd, cleanup, qmgr, trivial-rewrite, smtp, …)",
+	}
+	r.Notes = []string{
+		"Load generators (HTTP clients, smtp-source), the SMTP sink and the DNS server run on the same machine and are not counted in CPU figures.",
+		"Single-message and batch submits carry send_at one day ahead, so no delivery runs during those phases; the SQL is the same as for immediate messages.",
+	}
+	return r
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func memGB() float64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	var kb float64
+	fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%f", &kb)
+	return float64(int(kb/1024/1024*10)) / 10
+}
+
+func firstLine(path string) string {
+	b, _ := os.ReadFile(path)
+	l, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(l)
+}
+
+// print writes the table.
+func (r *results) print(w io.Writer) {
+	fmt.Fprintf(w, "\nSendwerk benchmark — %s, %d CPUs (%s), %s, quick=%v, %.0f s\n", r.GeneratedAt.Format(time.RFC3339), r.Machine.CPUs, r.Machine.Model, r.Machine.GoVersion, r.Plan.Quick, r.DurationSeconds)
+	keys := make([]string, 0, len(r.ServerEnv))
+	for k := range r.ServerEnv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var env []string
+	for _, k := range keys {
+		env = append(env, k+"="+r.ServerEnv[k])
+	}
+	fmt.Fprintf(w, "server settings: %s\n\n", strings.Join(env, " "))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Submit) > 0 {
+		fmt.Fprintln(w, "1. Single-message submit (REST, 2 KB, DKIM domain) beside pgbench running the same SQL")
+		fmt.Fprintln(tw, "concurrency\tSendwerk msg/s\tp50 ms\tp99 ms\tpgbench tx/s\tp50 ms\tp99 ms\tratio\tgoal\t")
+		for _, s := range r.Submit {
+			goal := ""
+			if s.Goal != nil {
+				goal = fmt.Sprintf("≥ %.1f", *s.Goal)
+			}
+			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%.2f\t%s\t\n", s.Concurrency, s.Sendwerk.PerSecond, s.Sendwerk.P50ms, s.Sendwerk.P99ms,
+				s.PGBench.PerSecond, s.PGBench.P50ms, s.PGBench.P99ms, s.Ratio, goal)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if b := r.Batch; b != nil {
+		fmt.Fprintf(w, "2. Batch submit: %d-message batches, %d clients: %.0f messages/s (batch p50 %.0f ms, p99 %.0f ms, %d batches)\n\n",
+			b.BatchSize, b.Clients, b.MsgsPerS, b.BatchLatency.P50ms, b.BatchLatency.P99ms, b.Batches)
+	}
+	if rl := r.Relay; rl != nil {
+		fmt.Fprintf(w, "3. Against Postfix: %d messages of %d bytes, %d parallel submitters, relayed to a discarding sink\n", rl.Postfix.Messages, r.Plan.MessageBytes, r.Plan.RelaySubmitters)
+		fmt.Fprintln(tw, "\taccepted msg/s\tend-to-end msg/s\tCPU s / 1000 msgs\tvs Postfix: accepted\tend to end\tCPU\t")
+		for _, run := range []struct {
+			r     relayRun
+			a, e  float64
+			c     float64
+			isRef bool
+		}{{rl.Postfix, 1, 1, 1, true}, {rl.Unsigned, rl.RatioAccept.Unsigned, rl.RatioEnd.Unsigned, rl.RatioCPU.Unsigned, false}, {rl.DKIM, rl.RatioAccept.DKIM, rl.RatioEnd.DKIM, rl.RatioCPU.DKIM, false}} {
+			if run.isRef {
+				fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t—\t—\t—\t\n", run.r.Name, run.r.AcceptedPerS, run.r.EndToEndPerS, run.r.CPUPer1000)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.2f×\t%.2f×\t%.2f×\t\n", run.r.Name, run.r.AcceptedPerS, run.r.EndToEndPerS, run.r.CPUPer1000, run.a, run.e, run.c)
+		}
+		fmt.Fprintf(tw, "goal\t\t\t\t≥ %.1f×\t≥ %.1f×\t\t\n", rl.GoalAccepted, rl.GoalEnd)
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "4. Submit → delivered at a steady %d messages/s for %.0f s\n", l.Rate, l.Seconds)
+		fmt.Fprintln(tw, "\tmessages\tp50 ms\tp99 ms\tmax ms\t")
+		fmt.Fprintf(tw, "Sendwerk (REST, DKIM)\t%d\t%.1f\t%.1f\t%.1f\t\n", l.Sendwerk.N, l.Sendwerk.P50ms, l.Sendwerk.P99ms, l.Sendwerk.Maxms)
+		fmt.Fprintf(tw, "Postfix (SMTP)\t%d\t%.1f\t%.1f\t%.1f\t\n", l.Postfix.N, l.Postfix.P50ms, l.Postfix.P99ms, l.Postfix.Maxms)
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "5. CPU: Sendwerk = %s\n        Postfix  = %s\n", r.CPUMethod.Sendwerk, r.CPUMethod.Postfix)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
