@@ -132,6 +132,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	if relayServer != nil {
+		defer relayServer.Close()
+	}
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,

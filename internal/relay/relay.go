@@ -67,7 +67,7 @@ type Config struct {
 	// default 5 in 5 minutes.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
-	// AuthFailureDelay is slept before answering a failed login; default 1s.
+	// AuthFailureDelay is slept before answering a failed login; default 1s, negative: none.
 	AuthFailureDelay time.Duration
 	// SubmitTimeout bounds the database work for one message; default 30s.
 	SubmitTimeout time.Duration
@@ -234,14 +234,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			_ = c.Close()
+		s.Close()
+		select { // sessions end as their connections fail; one inside a commit may take longer
+		case <-done:
+		case <-time.After(time.Second):
 		}
-		s.mu.Unlock()
-		<-done
 		return fmt.Errorf("error shutting down the smtp server: %w", ctx.Err())
 	}
+}
+
+// Close stops at once: listeners and every connection are closed. It is safe after
+// Shutdown (serve defers it for the paths that return early).
+func (s *Server) Close() {
+	s.draining.Store(true)
+	s.closeListeners()
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Conn.Close() // the raw connection: trackedConn.Close takes s.mu itself
+	}
+	s.mu.Unlock()
 }
 
 func (s *Server) closeListeners() {

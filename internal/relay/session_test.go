@@ -168,6 +168,16 @@ func TestRelayRefusals(t *testing.T) {
 		require.Equal(t, "4.5.3 Maximum limit of 50 recipients reached", c.expectCmd(452, "RCPT TO:<user50@customer.example>"))
 		code, msg := c.data(testMessage(sender, "list@customer.example", "Fifty"))
 		require.Equal(t, 250, code, "the first 50 recipients still get the message: %s", msg)
+
+		// go-mail gives up the whole message at the refused RCPT; the 452 is temporary.
+		to := make([]string, 51)
+		for i := range to {
+			to[i] = fmt.Sprintf("user%d@customer.example", i)
+		}
+		se := sendErr(t, b.goMailClient(t, false, mail.SMTPAuthPlain, b.password).DialAndSend(goMailMessage(t, sender, "Fifty-one", to...)))
+		require.Equal(t, 452, se.ErrorCode())
+		require.Equal(t, "4.5.3", se.EnhancedStatusCode())
+		require.True(t, se.IsTemp())
 	})
 	t.Run("BadRecipient", func(t *testing.T) {
 		c := b.session(t)
@@ -618,4 +628,39 @@ func TestReplyFor(t *testing.T) {
 	r, class := replyFor(fmt.Errorf("wrapped: %w", errors.New("boom")), time.Now())
 	require.Equal(t, errTempFailure, r)
 	require.Equal(t, "error", class)
+}
+
+// TestRelayDatabaseDown: when the message cannot be committed the client hears a temporary
+// 451, keeps the message and retries; nothing was accepted that is not stored.
+func TestRelayDatabaseDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	c := b.session(t)
+	c.expectCmd(250, "MAIL FROM:<%s>", sender)
+	c.expectCmd(250, "RCPT TO:<a@customer.example>")
+	b.pool.Close()
+	code, msg := c.data(testMessage(sender, "a@customer.example", "Lost?"))
+	require.Equal(t, 451, code)
+	require.Equal(t, "4.3.0 Temporary server error, try again later", msg)
+	require.Contains(t, b.logs.String(), `"msg":"smtp submission failed"`)
+	require.Equal(t, 1.0, metricValue(b.srv.metrics.messages.WithLabelValues("error")))
+}
+
+func TestRelayShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	stuck := b.session(t)
+	stuck.expectCmd(250, "MAIL FROM:<%s>", sender)
+	stuck.expectCmd(250, "RCPT TO:<a@customer.example>")
+	stuck.expectCmd(354, "DATA") // and never ends the message
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := b.srv.Shutdown(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 3*time.Second)
+	_ = stuck.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = stuck.conn.Read(make([]byte, 1))
+	require.Error(t, err, "the session was closed")
+	require.Empty(t, b.messages(t))
 }
