@@ -189,9 +189,12 @@ func (in *Instance) mainCF(opts Opts) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
+// masterCF wakes pickup every second (Debian's default is 60 s): sendmail normally nudges
+// it through a FIFO, and a nudge lost while the instance starts would otherwise leave a
+// test's message in the maildrop for a minute.
 func (in *Instance) masterCF() string {
 	return fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
+pickup    unix  n - n 1 1 pickup
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
 tlsmgr    unix  - - n 1000? 1 tlsmgr
