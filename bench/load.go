@@ -208,6 +208,7 @@ func closedLoop(ctx context.Context, conc int, warmup, d time.Duration, op func(
 type sent struct {
 	messageID string
 	at        time.Time
+	accepted  time.Duration // until the 202 (or SMTP 250)
 }
 
 // countedLoad submits n messages with conc workers sharing the count, and returns them and
@@ -280,6 +281,7 @@ func openLoop(ctx context.Context, rate int, d time.Duration, op func(ctx contex
 			defer wg.Done()
 			t0 := time.Now()
 			id, err := op(ctx, i)
+			took := time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -288,7 +290,7 @@ func openLoop(ctx context.Context, rate int, d time.Duration, op func(ctx contex
 				}
 				return
 			}
-			out = append(out, sent{messageID: id, at: t0})
+			out = append(out, sent{messageID: id, at: t0, accepted: took})
 		}()
 	}
 	wg.Wait()

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,20 +34,19 @@ import (
 
 // plan sizes a run.
 type plan struct {
-	Quick            bool    `json:"quick"`
-	Concurrencies    []int   `json:"submit_concurrencies"`
-	SubmitSeconds    float64 `json:"submit_seconds"`
-	BatchSize        int     `json:"batch_size"`
-	BatchClients     int     `json:"batch_clients"`
-	BatchSeconds     float64 `json:"batch_seconds"`
-	RelayMessages    int     `json:"relay_messages"`
-	RelaySubmitters  int     `json:"relay_submitters"`
-	MessageBytes     int     `json:"message_bytes"`
-	LatencyRate      int     `json:"latency_rate_per_s"`
-	LatencySeconds   float64 `json:"latency_seconds"`
-	SettleSeconds    float64 `json:"settle_seconds"`
-	WarmupSeconds    float64 `json:"warmup_seconds"`
-	LatencyPostfixTo int     `json:"-"`
+	Quick           bool    `json:"quick"`
+	Concurrencies   []int   `json:"submit_concurrencies"`
+	SubmitSeconds   float64 `json:"submit_seconds"`
+	BatchSize       int     `json:"batch_size"`
+	BatchClients    int     `json:"batch_clients"`
+	BatchSeconds    float64 `json:"batch_seconds"`
+	RelayMessages   int     `json:"relay_messages"`
+	RelaySubmitters int     `json:"relay_submitters"`
+	MessageBytes    int     `json:"message_bytes"`
+	LatencyRate     int     `json:"latency_rate_per_s"`
+	LatencySeconds  float64 `json:"latency_seconds"`
+	SettleSeconds   float64 `json:"settle_seconds"`
+	WarmupSeconds   float64 `json:"warmup_seconds"`
 }
 
 func fullPlan() plan {
@@ -471,12 +471,12 @@ func childrenOf(ppid int) []int {
 		}
 		s := string(b)
 		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		var pid, parent int
-		if len(f) > 1 {
-			fmt.Sscan(en.Name(), &pid)
-			fmt.Sscan(f[1], &parent)
+		if len(f) < 2 {
+			continue
 		}
-		if parent == ppid {
+		pid, err1 := strconv.Atoi(en.Name())
+		parent, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && parent == ppid {
 			out = append(out, pid)
 		}
 	}

@@ -6,9 +6,12 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sendwerk/sendwerk/internal/config"
 )
 
 // results is bench/results.json.
@@ -18,6 +21,7 @@ type results struct {
 	Machine         machine           `json:"machine"`
 	Plan            plan              `json:"plan"`
 	ServerEnv       map[string]string `json:"server_env"`
+	Settings        map[string]string `json:"settings"`
 	PostgreSQL      string            `json:"postgresql"`
 	CPUMethod       cpuMethod         `json:"cpu_method"`
 	Notes           []string          `json:"notes"`
@@ -86,13 +90,18 @@ type relayRun struct {
 
 type relayResult struct {
 	Postfix      relayRun `json:"postfix"`
+	PostfixReuse relayRun `json:"postfix_connections_reused"`
 	Unsigned     relayRun `json:"sendwerk_unsigned"`
 	DKIM         relayRun `json:"sendwerk_dkim"`
 	RatioAccept  ratios   `json:"ratio_accepted"`
 	RatioEnd     ratios   `json:"ratio_end_to_end"`
 	RatioCPU     ratios   `json:"ratio_cpu_per_1000"`
-	GoalAccepted float64  `json:"goal_accepted"`
-	GoalEnd      float64  `json:"goal_end_to_end"`
+	// The same against Postfix fed over reused connections.
+	ReuseRatioAccept ratios  `json:"reuse_ratio_accepted"`
+	ReuseRatioEnd    ratios  `json:"reuse_ratio_end_to_end"`
+	ReuseRatioCPU    ratios  `json:"reuse_ratio_cpu_per_1000"`
+	GoalAccepted     float64 `json:"goal_accepted"`
+	GoalEnd          float64 `json:"goal_end_to_end"`
 }
 
 type ratios struct {
@@ -105,7 +114,10 @@ type latencyRes struct {
 	Seconds  float64        `json:"seconds"`
 	Sendwerk latencySummary `json:"sendwerk_dkim"`
 	Postfix  latencySummary `json:"postfix"`
-	Lost     map[string]int `json:"not_arrived,omitempty"`
+	// Until the submission was answered (202, or 250 after DATA).
+	SendwerkAccept latencySummary `json:"sendwerk_dkim_accept"`
+	PostfixAccept  latencySummary `json:"postfix_accept"`
+	Lost           map[string]int `json:"not_arrived,omitempty"`
 }
 
 func newResults(e *env) *results {
@@ -118,6 +130,19 @@ func newResults(e *env) *results {
 			continue
 		}
 		r.ServerEnv[k] = v
+	}
+	// The settings that shape throughput, as the server ran with them (defaults unless
+	// overridden), read from the same source tree's table.
+	r.Settings = map[string]string{}
+	for _, v := range config.Vars() {
+		switch v.Name {
+		case "SENDWERK_DB_MAX_CONNS", "SENDWERK_DELIVERY_WORKERS", "SENDWERK_SMTP_POOL_SIZE", "SENDWERK_JOB_FETCH_COOLDOWN",
+			"SENDWERK_JOB_WORKERS", "SENDWERK_LOG_LEVEL", "SENDWERK_API_KEY_RATE_LIMIT":
+			r.Settings[v.Name] = v.Default
+			if o, ok := e.srv.env[v.Name]; ok {
+				r.Settings[v.Name] = o
+			}
+		}
 	}
 	r.PostgreSQL = "15, pgembed durable cluster: fsync=on, synchronous_commit=on, full_page_writes=on, defaults otherwise (max_connections=200); unix socket"
 	r.CPUMethod = cpuMethod{
@@ -143,8 +168,11 @@ func cpuModel() string {
 
 func memGB() float64 {
 	b, _ := os.ReadFile("/proc/meminfo")
-	var kb float64
-	fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%f", &kb)
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) // MemTotal: N kB
+	if len(f) < 2 {
+		return 0
+	}
+	kb, _ := strconv.ParseFloat(f[1], 64)
 	return float64(int(kb/1024/1024*10)) / 10
 }
 
@@ -157,14 +185,14 @@ func firstLine(path string) string {
 // print writes the table.
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nSendwerk benchmark — %s, %d CPUs (%s), %s, quick=%v, %.0f s\n", r.GeneratedAt.Format(time.RFC3339), r.Machine.CPUs, r.Machine.Model, r.Machine.GoVersion, r.Plan.Quick, r.DurationSeconds)
-	keys := make([]string, 0, len(r.ServerEnv))
-	for k := range r.ServerEnv {
+	keys := make([]string, 0, len(r.Settings))
+	for k := range r.Settings {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var env []string
 	for _, k := range keys {
-		env = append(env, k+"="+r.ServerEnv[k])
+		env = append(env, k+"="+r.Settings[k])
 	}
 	fmt.Fprintf(w, "server settings: %s\n\n", strings.Join(env, " "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -179,7 +207,7 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%.2f\t%s\t\n", s.Concurrency, s.Sendwerk.PerSecond, s.Sendwerk.P50ms, s.Sendwerk.P99ms,
 				s.PGBench.PerSecond, s.PGBench.P50ms, s.PGBench.P99ms, s.Ratio, goal)
 		}
-		tw.Flush()
+		_ = tw.Flush()
 		fmt.Fprintln(w)
 	}
 	if b := r.Batch; b != nil {
@@ -188,29 +216,32 @@ func (r *results) print(w io.Writer) {
 	}
 	if rl := r.Relay; rl != nil {
 		fmt.Fprintf(w, "3. Against Postfix: %d messages of %d bytes, %d parallel submitters, relayed to a discarding sink\n", rl.Postfix.Messages, r.Plan.MessageBytes, r.Plan.RelaySubmitters)
-		fmt.Fprintln(tw, "\taccepted msg/s\tend-to-end msg/s\tCPU s / 1000 msgs\tvs Postfix: accepted\tend to end\tCPU\t")
-		for _, run := range []struct {
-			r     relayRun
-			a, e  float64
-			c     float64
-			isRef bool
-		}{{rl.Postfix, 1, 1, 1, true}, {rl.Unsigned, rl.RatioAccept.Unsigned, rl.RatioEnd.Unsigned, rl.RatioCPU.Unsigned, false}, {rl.DKIM, rl.RatioAccept.DKIM, rl.RatioEnd.DKIM, rl.RatioCPU.DKIM, false}} {
-			if run.isRef {
-				fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t—\t—\t—\t\n", run.r.Name, run.r.AcceptedPerS, run.r.EndToEndPerS, run.r.CPUPer1000)
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.2f×\t%.2f×\t%.2f×\t\n", run.r.Name, run.r.AcceptedPerS, run.r.EndToEndPerS, run.r.CPUPer1000, run.a, run.e, run.c)
+		fmt.Fprintln(tw, "\taccepted msg/s\tend-to-end msg/s\tCPU s / 1000 msgs\t× Postfix accepted\tend to end\tCPU\t")
+		for _, p := range []relayRun{rl.Postfix, rl.PostfixReuse} {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\t\t\t\n", p.Name, p.AcceptedPerS, p.EndToEndPerS, p.CPUPer1000)
 		}
-		fmt.Fprintf(tw, "goal\t\t\t\t≥ %.1f×\t≥ %.1f×\t\t\n", rl.GoalAccepted, rl.GoalEnd)
-		tw.Flush()
-		fmt.Fprintln(w)
+		pair := func(a, b float64) string { return fmt.Sprintf("%.2f (%.2f)", a, b) }
+		for _, s := range []struct {
+			r         relayRun
+			a, ra, e  float64
+			re, c, rc float64
+		}{
+			{rl.Unsigned, rl.RatioAccept.Unsigned, rl.ReuseRatioAccept.Unsigned, rl.RatioEnd.Unsigned, rl.ReuseRatioEnd.Unsigned, rl.RatioCPU.Unsigned, rl.ReuseRatioCPU.Unsigned},
+			{rl.DKIM, rl.RatioAccept.DKIM, rl.ReuseRatioAccept.DKIM, rl.RatioEnd.DKIM, rl.ReuseRatioEnd.DKIM, rl.RatioCPU.DKIM, rl.ReuseRatioCPU.DKIM},
+		} {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t\n", s.r.Name, s.r.AcceptedPerS, s.r.EndToEndPerS, s.r.CPUPer1000, pair(s.a, s.ra), pair(s.e, s.re), pair(s.c, s.rc))
+		}
+		fmt.Fprintf(tw, "goal\t\t\t\t≥ %.1f\t≥ %.1f\t\t\n", rl.GoalAccepted, rl.GoalEnd)
+		_ = tw.Flush()
+		fmt.Fprintf(w, "   ratios against Postfix with a connection per message (the issue's smtp-source command); in parentheses against -d\n")
+		fmt.Fprintf(w, "   %s\n   %s\n\n", rl.Postfix.Command, rl.PostfixReuse.Command)
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "4. Submit → delivered at a steady %d messages/s for %.0f s\n", l.Rate, l.Seconds)
-		fmt.Fprintln(tw, "\tmessages\tp50 ms\tp99 ms\tmax ms\t")
-		fmt.Fprintf(tw, "Sendwerk (REST, DKIM)\t%d\t%.1f\t%.1f\t%.1f\t\n", l.Sendwerk.N, l.Sendwerk.P50ms, l.Sendwerk.P99ms, l.Sendwerk.Maxms)
-		fmt.Fprintf(tw, "Postfix (SMTP)\t%d\t%.1f\t%.1f\t%.1f\t\n", l.Postfix.N, l.Postfix.P50ms, l.Postfix.P99ms, l.Postfix.Maxms)
-		tw.Flush()
+		fmt.Fprintln(tw, "\tmessages\tp50 ms\tp99 ms\tmax ms\taccepted after p50 ms\tp99 ms\t")
+		fmt.Fprintf(tw, "Sendwerk (REST, DKIM)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Sendwerk.N, l.Sendwerk.P50ms, l.Sendwerk.P99ms, l.Sendwerk.Maxms, l.SendwerkAccept.P50ms, l.SendwerkAccept.P99ms)
+		fmt.Fprintf(tw, "Postfix (SMTP)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Postfix.N, l.Postfix.P50ms, l.Postfix.P99ms, l.Postfix.Maxms, l.PostfixAccept.P50ms, l.PostfixAccept.P99ms)
+		_ = tw.Flush()
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "5. CPU: Sendwerk = %s\n        Postfix  = %s\n", r.CPUMethod.Sendwerk, r.CPUMethod.Postfix)
