@@ -1,25 +1,20 @@
 -- name: MessageInsert :exec
 INSERT INTO messages (
     id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from,
-    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at
+    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, job_id
 ) VALUES (
     @id, @tenant_id, @connector_id, @source, @status, @from_email, @from_name, @envelope_from,
-    @recipients, @to_addrs, @cc_addrs, @subject, @message_id, @tags, @metadata, @mime, @size_bytes, @send_at
+    @recipients, @to_addrs, @cc_addrs, @subject, @message_id, @tags, @metadata, @mime, @size_bytes, @send_at, @job_id
 );
 
 -- name: MessageInsertMany :copyfrom
 INSERT INTO messages (
     id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from,
-    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at
+    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, job_id
 ) VALUES (
     @id, @tenant_id, @connector_id, @source, @status, @from_email, @from_name, @envelope_from,
-    @recipients, @to_addrs, @cc_addrs, @subject, @message_id, @tags, @metadata, @mime, @size_bytes, @send_at
+    @recipients, @to_addrs, @cc_addrs, @subject, @message_id, @tags, @metadata, @mime, @size_bytes, @send_at, @job_id
 );
-
--- name: MessageSetJobIDs :exec
-UPDATE messages m SET job_id = j.job_id
-FROM (SELECT unnest(@ids::text[]) AS id, unnest(@job_ids::bigint[]) AS job_id) AS j
-WHERE m.tenant_id = @tenant_id AND m.id = j.id;
 
 -- name: MessageGet :one
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;

@@ -277,17 +277,19 @@ func (s *Service) insert(ctx context.Context, tx pgx.Tx, tenantID string, ps []*
 	q := s.q.WithTx(tx)
 	if len(ps) == 1 {
 		p := ps[0]
-		if err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams(insertRow(tenantID, p))); err != nil {
+		res, err := s.jobs.InsertTx(ctx, tx, DeliverArgs{MessageID: p.id, TenantID: tenantID}, s.insertOpts(p))
+		if err != nil {
+			return fmt.Errorf("error enqueueing delivery: %w", err)
+		}
+		row := insertRow(tenantID, p)
+		row.JobID = &res.Job.ID
+		if err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams(row)); err != nil {
 			return fmt.Errorf("error inserting message: %w", err)
 		}
 		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams(queuedEvent(tenantID, p))); err != nil {
 			return fmt.Errorf("error inserting message event: %w", err)
 		}
-		res, err := s.jobs.InsertTx(ctx, tx, DeliverArgs{MessageID: p.id, TenantID: tenantID}, s.insertOpts(p))
-		if err != nil {
-			return fmt.Errorf("error enqueueing delivery: %w", err)
-		}
-		return q.MessageSetJobIDs(ctx, dbsqlc.MessageSetJobIDsParams{TenantID: tenantID, Ids: []string{p.id}, JobIds: []int64{res.Job.ID}})
+		return nil
 	}
 	return s.insertMany(ctx, tx, tenantID, ps)
 }
@@ -302,21 +304,20 @@ func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps
 		events[i] = dbsqlc.MessageEventInsertManyParams(queuedEvent(tenantID, p))
 		params[i] = river.InsertManyParams{Args: DeliverArgs{MessageID: p.id, TenantID: tenantID}, InsertOpts: s.insertOpts(p)}
 	}
+	res, err := s.jobs.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return fmt.Errorf("error enqueueing deliveries: %w", err)
+	}
+	for i, r := range res {
+		rows[i].JobID = &r.Job.ID
+	}
 	if _, err := q.MessageInsertMany(ctx, rows); err != nil {
 		return fmt.Errorf("error inserting messages: %w", err)
 	}
 	if _, err := q.MessageEventInsertMany(ctx, events); err != nil {
 		return fmt.Errorf("error inserting message events: %w", err)
 	}
-	res, err := s.jobs.InsertManyTx(ctx, tx, params)
-	if err != nil {
-		return fmt.Errorf("error enqueueing deliveries: %w", err)
-	}
-	idList, jobIDs := make([]string, len(ps)), make([]int64, len(ps))
-	for i, r := range res {
-		idList[i], jobIDs[i] = ps[i].id, r.Job.ID
-	}
-	return q.MessageSetJobIDs(ctx, dbsqlc.MessageSetJobIDsParams{TenantID: tenantID, Ids: idList, JobIds: jobIDs})
+	return nil
 }
 
 func (s *Service) insertOpts(p *prepared) *river.InsertOpts {

@@ -227,8 +227,11 @@ func (s *Service) Authenticate(ctx context.Context, secret string, client netip.
 	if !addressAllowed(key.AllowedCIDRs, client) {
 		return nil, ErrAddressNotAllowed
 	}
-	if err := s.q.APIKeyTouch(ctx, dbsqlc.APIKeyTouchParams{TenantID: key.TenantID, ID: key.ID}); err != nil {
-		return nil, fmt.Errorf("error recording api key use: %w", err)
+	// last_used_at has minute resolution: a key used within the minute needs no write.
+	if key.LastUsedAt == nil || s.NowFunc().Sub(*key.LastUsedAt) >= time.Minute {
+		if err := s.q.APIKeyTouch(ctx, dbsqlc.APIKeyTouchParams{TenantID: key.TenantID, ID: key.ID}); err != nil {
+			return nil, fmt.Errorf("error recording api key use: %w", err)
+		}
 	}
 	return &Principal{Key: key}, nil
 }

@@ -82,6 +82,7 @@ func (r iteratorForMessageInsertMany) Values() ([]interface{}, error) {
 		r.rows[0].Mime,
 		r.rows[0].SizeBytes,
 		r.rows[0].SendAt,
+		r.rows[0].JobID,
 	}, nil
 }
 
@@ -90,5 +91,5 @@ func (r iteratorForMessageInsertMany) Err() error {
 }
 
 func (q *Queries) MessageInsertMany(ctx context.Context, arg []MessageInsertManyParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"messages"}, []string{"id", "tenant_id", "connector_id", "source", "status", "from_email", "from_name", "envelope_from", "recipients", "to_addrs", "cc_addrs", "subject", "message_id", "tags", "metadata", "mime", "size_bytes", "send_at"}, &iteratorForMessageInsertMany{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"messages"}, []string{"id", "tenant_id", "connector_id", "source", "status", "from_email", "from_name", "envelope_from", "recipients", "to_addrs", "cc_addrs", "subject", "message_id", "tags", "metadata", "mime", "size_bytes", "send_at", "job_id"}, &iteratorForMessageInsertMany{rows: arg})
 }

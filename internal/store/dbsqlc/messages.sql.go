@@ -316,10 +316,10 @@ func (q *Queries) MessageGet(ctx context.Context, arg MessageGetParams) (Message
 const messageInsert = `-- name: MessageInsert :exec
 INSERT INTO messages (
     id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from,
-    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at
+    recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, job_id
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
+    $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
 )
 `
 
@@ -342,6 +342,7 @@ type MessageInsertParams struct {
 	Mime         []byte
 	SizeBytes    int32
 	SendAt       *time.Time
+	JobID        *int64
 }
 
 func (q *Queries) MessageInsert(ctx context.Context, arg MessageInsertParams) error {
@@ -364,6 +365,7 @@ func (q *Queries) MessageInsert(ctx context.Context, arg MessageInsertParams) er
 		arg.Mime,
 		arg.SizeBytes,
 		arg.SendAt,
+		arg.JobID,
 	)
 	return err
 }
@@ -387,6 +389,7 @@ type MessageInsertManyParams struct {
 	Mime         []byte
 	SizeBytes    int32
 	SendAt       *time.Time
+	JobID        *int64
 }
 
 const messageList = `-- name: MessageList :many
@@ -495,23 +498,6 @@ func (q *Queries) MessagePurgeBodies(ctx context.Context, arg MessagePurgeBodies
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const messageSetJobIDs = `-- name: MessageSetJobIDs :exec
-UPDATE messages m SET job_id = j.job_id
-FROM (SELECT unnest($2::text[]) AS id, unnest($3::bigint[]) AS job_id) AS j
-WHERE m.tenant_id = $1 AND m.id = j.id
-`
-
-type MessageSetJobIDsParams struct {
-	TenantID string
-	Ids      []string
-	JobIds   []int64
-}
-
-func (q *Queries) MessageSetJobIDs(ctx context.Context, arg MessageSetJobIDsParams) error {
-	_, err := q.db.Exec(ctx, messageSetJobIDs, arg.TenantID, arg.Ids, arg.JobIds)
-	return err
 }
 
 const messageStartAttempt = `-- name: MessageStartAttempt :one
