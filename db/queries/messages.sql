@@ -92,20 +92,21 @@ WHERE tenant_id = @tenant_id AND key = @key;
 -- name: IdempotencyKeyDeleteExpired :execrows
 DELETE FROM idempotency_keys WHERE created_at < @before;
 
--- UsageAdd adds n to each (scope, period, start) counter and returns the new counts.
--- Callers pass the rows in a fixed order (connector before tenant, short periods first)
--- so concurrent submissions lock them in the same order.
--- name: UsageAdd :many
-INSERT INTO usage_counters (scope_id, period, period_start, count)
-SELECT unnest(@scope_ids::text[]), unnest(@periods::text[]), unnest(@period_starts::timestamptz[]), @n::bigint
-ON CONFLICT (scope_id, period, period_start) DO UPDATE SET count = usage_counters.count + excluded.count
-RETURNING scope_id, period, count;
+-- UsageAdd adds n to each (scope, period, start, shard) counter. Callers pass the rows in
+-- a fixed order (connector before tenant, short periods first) so concurrent submissions
+-- lock them in the same order.
+-- name: UsageAdd :exec
+INSERT INTO usage_counters (scope_id, period, period_start, shard, count)
+SELECT unnest(@scope_ids::text[]), unnest(@periods::text[]), unnest(@period_starts::timestamptz[]), unnest(@shards::smallint[]), @n::bigint
+ON CONFLICT (scope_id, period, period_start, shard) DO UPDATE SET count = usage_counters.count + excluded.count;
 
+-- UsageGet sums each (scope, period, start) counter over its shards.
 -- name: UsageGet :many
-SELECT scope_id, period, count FROM usage_counters
+SELECT scope_id, period, sum(count)::bigint AS count FROM usage_counters
 WHERE (scope_id, period, period_start) IN (
     SELECT unnest(@scope_ids::text[]), unnest(@periods::text[]), unnest(@period_starts::timestamptz[])
-);
+)
+GROUP BY scope_id, period;
 
 -- name: UsageDeleteExpired :execrows
 DELETE FROM usage_counters WHERE period_start < @before;

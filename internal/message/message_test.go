@@ -3,6 +3,9 @@ package message
 import (
 	"context"
 	"crypto"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +130,41 @@ func TestRetrySchedule(t *testing.T) {
 		total += d
 	}
 	require.InDelta(t, 72, total.Hours(), 6, "the default schedule reaches about 72 hours")
+}
+
+// TestLimitIsExactUnderConcurrency: counters of limited periods are exact across
+// concurrent submissions; unlimited ones are sharded and still sum correctly.
+func TestLimitIsExactUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.pool.Exec(ctx, "UPDATE connectors SET limit_per_minute = 10")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var accepted, limited atomic.Int64
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+			var le *LimitError
+			switch {
+			case err == nil:
+				accepted.Add(1)
+			case errors.As(err, &le):
+				limited.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int64(10), accepted.Load())
+	require.Equal(t, int64(20), limited.Load())
+	u, err := b.svc.Usage(ctx, b.tenantID)
+	require.NoError(t, err)
+	require.Equal(t, int64(10), u.Connectors[0].Counters[0].Count, "minute, exact")
+	require.Equal(t, int64(10), u.Connectors[0].Counters[3].Count, "month, summed over shards")
+	require.Equal(t, int64(10), u.Month.Count)
+	require.Equal(t, 10, b.count(t, "messages"))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -70,9 +71,15 @@ type counterKey struct {
 	scope, period string
 }
 
+// counterShards spreads unlimited counters over rows, so concurrent submissions of one
+// tenant do not queue on a single locked row until each other's commit.
+const counterShards = 16
+
 // addUsage counts n messages per connector (and their sum for the tenant) in tx and
 // refuses when a limit would be exceeded; the caller's rollback undoes the counting. It runs
-// last in a submission, so the counter rows stay locked only until the commit.
+// last in a submission, so counter rows stay locked only until the commit. A period with a
+// limit counts exactly, in shard 0, whose lock serialises the submissions it limits; a
+// period without one counts into a random shard and is summed when read.
 func (s *Service) addUsage(ctx context.Context, tx pgx.Tx, tenantID string, perConnector map[*connector.Connector]int) (*Quota, error) {
 	now := s.NowFunc()
 	t, err := tenant.NewService(tx).Get(ctx, tenantID)
@@ -87,32 +94,51 @@ func (s *Service) addUsage(ctx context.Context, tx pgx.Tx, tenantID string, perC
 	for _, conn := range conns {
 		n := perConnector[conn]
 		total += n
-		counts, err := s.add(ctx, tx, conn.ID, periods, now, n)
+		limits := map[string]*int64{"minute": conn.Limits.PerMinute, "hour": conn.Limits.PerHour, "day": conn.Limits.PerDay, "month": conn.Limits.MonthlyQuota}
+		counts, err := s.add(ctx, tx, conn.ID, periods, limits, now, n)
 		if err != nil {
 			return nil, err
 		}
-		limits := map[string]*int64{"minute": conn.Limits.PerMinute, "hour": conn.Limits.PerHour, "day": conn.Limits.PerDay, "month": conn.Limits.MonthlyQuota}
 		if tightest, err = check("connector", counts, limits, now, tightest); err != nil {
 			return nil, err
 		}
 	}
-	counts, err := s.add(ctx, tx, tenantID, []string{"month"}, now, total)
+	limits := map[string]*int64{"month": t.MonthlyQuota}
+	counts, err := s.add(ctx, tx, tenantID, []string{"month"}, limits, now, total)
 	if err != nil {
 		return nil, err
 	}
-	return check("tenant", counts, map[string]*int64{"month": t.MonthlyQuota}, now, tightest)
+	return check("tenant", counts, limits, now, tightest)
 }
 
-func (s *Service) add(ctx context.Context, tx pgx.Tx, scope string, ps []string, now time.Time, n int) (map[string]int64, error) {
-	scopes, starts := make([]string, len(ps)), make([]time.Time, len(ps))
+// add increments one scope's counters and returns the totals of its limited periods.
+func (s *Service) add(ctx context.Context, tx pgx.Tx, scope string, ps []string, limits map[string]*int64, now time.Time, n int) (map[string]int64, error) {
+	scopes, starts, shards := make([]string, len(ps)), make([]time.Time, len(ps)), make([]int16, len(ps))
+	var limited []string
 	for i, p := range ps {
 		scopes[i], starts[i] = scope, periodStart(p, now)
+		if limits[p] != nil {
+			limited = append(limited, p)
+		} else {
+			shards[i] = int16(1 + rand.IntN(counterShards-1))
+		}
 	}
-	rows, err := s.q.WithTx(tx).UsageAdd(ctx, dbsqlc.UsageAddParams{N: int64(n), ScopeIds: scopes, Periods: ps, PeriodStarts: starts})
-	if err != nil {
+	q := s.q.WithTx(tx)
+	if err := q.UsageAdd(ctx, dbsqlc.UsageAddParams{N: int64(n), ScopeIds: scopes, Periods: ps, PeriodStarts: starts, Shards: shards}); err != nil {
 		return nil, fmt.Errorf("error counting usage: %w", err)
 	}
-	out := make(map[string]int64, len(rows))
+	out := map[string]int64{}
+	if len(limited) == 0 {
+		return out, nil
+	}
+	lscopes, lstarts := make([]string, len(limited)), make([]time.Time, len(limited))
+	for i, p := range limited {
+		lscopes[i], lstarts[i] = scope, periodStart(p, now)
+	}
+	rows, err := q.UsageGet(ctx, dbsqlc.UsageGetParams{ScopeIds: lscopes, Periods: limited, PeriodStarts: lstarts})
+	if err != nil {
+		return nil, fmt.Errorf("error reading usage: %w", err)
+	}
 	for _, r := range rows {
 		out[r.Period] = r.Count
 	}

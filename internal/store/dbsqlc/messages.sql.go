@@ -548,52 +548,32 @@ func (q *Queries) MessageStartAttempt(ctx context.Context, arg MessageStartAttem
 	return i, err
 }
 
-const usageAdd = `-- name: UsageAdd :many
-INSERT INTO usage_counters (scope_id, period, period_start, count)
-SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::timestamptz[]), $4::bigint
-ON CONFLICT (scope_id, period, period_start) DO UPDATE SET count = usage_counters.count + excluded.count
-RETURNING scope_id, period, count
+const usageAdd = `-- name: UsageAdd :exec
+INSERT INTO usage_counters (scope_id, period, period_start, shard, count)
+SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::timestamptz[]), unnest($4::smallint[]), $5::bigint
+ON CONFLICT (scope_id, period, period_start, shard) DO UPDATE SET count = usage_counters.count + excluded.count
 `
 
 type UsageAddParams struct {
 	ScopeIds     []string
 	Periods      []string
 	PeriodStarts []time.Time
+	Shards       []int16
 	N            int64
 }
 
-type UsageAddRow struct {
-	ScopeID string
-	Period  string
-	Count   int64
-}
-
-// UsageAdd adds n to each (scope, period, start) counter and returns the new counts.
-// Callers pass the rows in a fixed order (connector before tenant, short periods first)
-// so concurrent submissions lock them in the same order.
-func (q *Queries) UsageAdd(ctx context.Context, arg UsageAddParams) ([]UsageAddRow, error) {
-	rows, err := q.db.Query(ctx, usageAdd,
+// UsageAdd adds n to each (scope, period, start, shard) counter. Callers pass the rows in
+// a fixed order (connector before tenant, short periods first) so concurrent submissions
+// lock them in the same order.
+func (q *Queries) UsageAdd(ctx context.Context, arg UsageAddParams) error {
+	_, err := q.db.Exec(ctx, usageAdd,
 		arg.ScopeIds,
 		arg.Periods,
 		arg.PeriodStarts,
+		arg.Shards,
 		arg.N,
 	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []UsageAddRow{}
-	for rows.Next() {
-		var i UsageAddRow
-		if err := rows.Scan(&i.ScopeID, &i.Period, &i.Count); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+	return err
 }
 
 const usageDeleteExpired = `-- name: UsageDeleteExpired :execrows
@@ -609,10 +589,11 @@ func (q *Queries) UsageDeleteExpired(ctx context.Context, before time.Time) (int
 }
 
 const usageGet = `-- name: UsageGet :many
-SELECT scope_id, period, count FROM usage_counters
+SELECT scope_id, period, sum(count)::bigint AS count FROM usage_counters
 WHERE (scope_id, period, period_start) IN (
     SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::timestamptz[])
 )
+GROUP BY scope_id, period
 `
 
 type UsageGetParams struct {
@@ -627,6 +608,7 @@ type UsageGetRow struct {
 	Count   int64
 }
 
+// UsageGet sums each (scope, period, start) counter over its shards.
 func (q *Queries) UsageGet(ctx context.Context, arg UsageGetParams) ([]UsageGetRow, error) {
 	rows, err := q.db.Query(ctx, usageGet, arg.ScopeIds, arg.Periods, arg.PeriodStarts)
 	if err != nil {

@@ -175,4 +175,5 @@ type UsageCounter struct {
 	Period      string
 	PeriodStart time.Time
 	Count       int64
+	Shard       int16
 }
