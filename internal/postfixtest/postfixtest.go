@@ -6,6 +6,7 @@ package postfixtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +22,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,6 +67,11 @@ func Start(t testing.TB, opts Opts) *Instance {
 			t.Fatalf("postfixtest: %s not found; run make setup (Debian packages postfix, sasl2-bin, libsasl2-modules)", bin)
 		}
 	}
+	// One instance at a time: the two runs in which an instance never picked up or logged
+	// anything both had several instances starting together, and a wedged instance then
+	// also hung `postfix stop`.
+	running.Lock()
+	t.Cleanup(running.Unlock) // registered first, so it runs after stop
 	dir, err := os.MkdirTemp("", "pf")
 	if err != nil {
 		t.Fatalf("postfixtest: %v", err)
@@ -92,7 +100,9 @@ func (in *Instance) Log() string {
 func (in *Instance) Sendmail(t testing.TB, from string, to []string, message []byte) {
 	t.Helper()
 	args := append([]string{"-C", filepath.Join(in.Dir, "etc"), "-f", from, "--"}, to...)
-	cmd := exec.Command("sendmail", args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sendmail", args...)
 	cmd.Stdin = bytes.NewReader(message)
 	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+filepath.Join(in.Dir, "etc"))
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -218,11 +228,26 @@ postlog   unix-dgram n - n - 1 postlogd
 `, in.Port)
 }
 
+// running serialises instances within a test binary.
+var running sync.Mutex
+
 func (in *Instance) run(action string) {
-	out, err := exec.Command("postfix", "-c", filepath.Join(in.Dir, "etc"), action).CombinedOutput()
+	out, err := in.command(30*time.Second, "postfix", "-c", filepath.Join(in.Dir, "etc"), action)
 	if err != nil {
 		in.t.Fatalf("postfixtest: postfix %s: %v: %s\n%s", action, err, out, in.Log())
 	}
+}
+
+// command runs a Postfix tool in its own process group and kills the group when it
+// outlives timeout (postfix-script can block on a wedged log socket).
+func (in *Instance) command(timeout time.Duration, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd.CombinedOutput()
 }
 
 func (in *Instance) postmap(file string) {
@@ -249,11 +274,16 @@ func (in *Instance) waitListening() {
 func (in *Instance) stop() {
 	pidFile := filepath.Join(in.Dir, "queue", "pid", "master.pid")
 	b, _ := os.ReadFile(pidFile)
-	_ = exec.Command("postfix", "-c", filepath.Join(in.Dir, "etc"), "stop").Run()
+	_, _ = in.command(15*time.Second, "postfix", "-c", filepath.Join(in.Dir, "etc"), "stop")
 	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) && alive(pid) {
 			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(pid) {
+			// The master leads its own process group (it calls setsid): take all of it.
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	_ = os.RemoveAll(in.Dir)
