@@ -64,17 +64,24 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, `"field": "name"`)
 }
 
-// TestReadmeConnectors runs the README's connector examples against a live server and an
-// SMTP server on loopback whose certificate the server trusts, with only the host and port
-// swapped for the test's.
-func TestReadmeConnectors(t *testing.T) {
-	t.Parallel()
+// setupTrustedUpstream starts the SMTP server the README's connector examples log in to
+// (noreply@example.com / app-password, STARTTLS) and a live server that trusts its CA.
+func setupTrustedUpstream(t *testing.T) (*testBundle, *smtptest.Server) {
+	t.Helper()
 	ca := smtptest.NewCA(t)
 	up := smtptest.NewServer(t, smtptest.Opts{StartTLS: true, CA: ca, Auth: true,
 		Users: map[string]string{"noreply@example.com": "app-password"}})
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, ca.PEM(), 0o644))
-	b := setup(t, map[string]string{"SENDWERK_UPSTREAM_CA_FILE": caFile})
+	return setup(t, map[string]string{"SENDWERK_UPSTREAM_CA_FILE": caFile}), up
+}
+
+// TestReadmeConnectors runs the README's connector examples against a live server and an
+// SMTP server on loopback whose certificate the server trusts, with only the host and port
+// swapped for the test's.
+func TestReadmeConnectors(t *testing.T) {
+	t.Parallel()
+	b, up := setupTrustedUpstream(t)
 	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage)
 
 	script := readmeBlock(t, "connectors")
@@ -101,12 +108,7 @@ func TestReadmeConnectors(t *testing.T) {
 // written but for the upstream's host and port, against a live server.
 func TestReadmeMessages(t *testing.T) {
 	t.Parallel()
-	ca := smtptest.NewCA(t)
-	up := smtptest.NewServer(t, smtptest.Opts{StartTLS: true, CA: ca, Auth: true,
-		Users: map[string]string{"noreply@example.com": "app-password"}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.PEM(), 0o644))
-	b := setup(t, map[string]string{"SENDWERK_UPSTREAM_CA_FILE": caFile})
+	b, up := setupTrustedUpstream(t)
 	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
 
 	script := strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "connectors"), "```sh"), "```") +

@@ -18,21 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ensure_api_key
 
-# The connector to send through: CONNECTOR_ID, else the tenant's default, else a new one
-# from SMTP_HOST/SMTP_PORT/SMTP_SECURITY (see connectors.sh for one with a login).
-if [ -z "${CONNECTOR_ID:-}" ]; then
-	CONNECTOR_ID=$(api GET "/v1/connectors?limit=100" "$SENDWERK_API_KEY" | jq -r '[.items[] | select(.is_default)][0].id // empty')
-fi
-if [ -z "$CONNECTOR_ID" ]; then
-	: "${SMTP_HOST:?the tenant has no connector: set CONNECTOR_ID, or SMTP_HOST (and SMTP_PORT, SMTP_SECURITY) to create one}"
-	step "Create a connector to $SMTP_HOST (POST /v1/connectors)"
-	CONNECTOR_ID=$(api POST /v1/connectors "$SENDWERK_API_KEY" "$(jq -nc --arg host "$SMTP_HOST" --argjson port "${SMTP_PORT:-587}" \
-		--arg security "${SMTP_SECURITY:-starttls}" --arg from "${FROM_EMAIL:?set FROM_EMAIL (the default sender of the new connector)}" \
-		'{name: "SMTP \($host)", kind: "smtp", smtp: {host: $host, port: $port, security: $security}, default_sender: {email: $from}}')" | jq -r .id)
-	echo "connector $CONNECTOR_ID"
-fi
-# An smtp connector may send from its default sender without a verified domain.
-FROM_EMAIL=${FROM_EMAIL:-$(api GET "/v1/connectors/$CONNECTOR_ID" "$SENDWERK_API_KEY" | jq -r .default_sender.email)}
+ensure_connector
 
 tag="batch-$(date +%s)-$RANDOM"
 step "Send a batch (POST /v1/messages/batch): one message per recipient, plus one from a domain the tenant has not verified"

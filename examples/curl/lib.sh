@@ -37,3 +37,22 @@ ensure_api_key() {
 		echo "tenant $tenant_id, key ${SENDWERK_API_KEY:0:11}…"
 	fi
 }
+
+# ensure_connector sets CONNECTOR_ID and FROM_EMAIL for sending: CONNECTOR_ID, else the
+# tenant's default connector, else a new one from SMTP_HOST/SMTP_PORT/SMTP_SECURITY.
+ensure_connector() {
+	# (See connectors.sh for a connector with a login.)
+	if [ -z "${CONNECTOR_ID:-}" ]; then
+		CONNECTOR_ID=$(api GET "/v1/connectors?limit=100" "$SENDWERK_API_KEY" | jq -r '[.items[] | select(.is_default)][0].id // empty')
+	fi
+	if [ -z "$CONNECTOR_ID" ]; then
+		: "${SMTP_HOST:?the tenant has no connector: set CONNECTOR_ID, or SMTP_HOST (and SMTP_PORT, SMTP_SECURITY) to create one}"
+		step "Create a connector to $SMTP_HOST (POST /v1/connectors)"
+		CONNECTOR_ID=$(api POST /v1/connectors "$SENDWERK_API_KEY" "$(jq -nc --arg host "$SMTP_HOST" --argjson port "${SMTP_PORT:-587}" \
+			--arg security "${SMTP_SECURITY:-starttls}" --arg from "${FROM_EMAIL:?set FROM_EMAIL (the default sender of the new connector)}" \
+			'{name: "SMTP \($host)", kind: "smtp", smtp: {host: $host, port: $port, security: $security}, default_sender: {email: $from}}')" | jq -r .id)
+		echo "connector $CONNECTOR_ID"
+	fi
+	# An smtp connector may send from its default sender without a verified domain.
+	FROM_EMAIL=${FROM_EMAIL:-$(api GET "/v1/connectors/$CONNECTOR_ID" "$SENDWERK_API_KEY" | jq -r .default_sender.email)}
+}

@@ -5,6 +5,7 @@ package connector
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,7 +119,7 @@ type Policy struct {
 	// Platform is the operator's relay for platform connectors; nil when none is configured.
 	Platform *delivery.Settings
 	// RootCAs verifies upstream certificates; nil means the system pool.
-	RootCAs CertPool
+	RootCAs *x509.CertPool
 }
 
 // Service stores connectors and talks to their servers.

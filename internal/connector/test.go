@@ -2,7 +2,6 @@ package connector
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -125,6 +124,3 @@ func ParsePlatformURL(raw string) (*delivery.Settings, error) {
 	}
 	return s, nil
 }
-
-// CertPool is the type of Policy.RootCAs.
-type CertPool = *x509.CertPool

@@ -294,6 +294,10 @@ func (s *Service) List(ctx context.Context, tenantID, afterID string, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("error listing domains: %w", err)
 	}
+	return fromRows(rows)
+}
+
+func fromRows(rows []dbsqlc.SendingDomain) ([]*Domain, error) {
 	out := make([]*Domain, 0, len(rows))
 	for _, r := range rows {
 		d, err := fromRow(r)

@@ -17,13 +17,5 @@ func ListDue(ctx context.Context, db store.DB, now time.Time, limit int) ([]*Dom
 	if err != nil {
 		return nil, fmt.Errorf("error listing due domains: %w", err)
 	}
-	out := make([]*Domain, 0, len(rows))
-	for _, r := range rows {
-		d, err := fromRow(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return fromRows(rows)
 }
