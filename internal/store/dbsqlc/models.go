@@ -7,6 +7,8 @@ package dbsqlc
 import (
 	"net/netip"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type APIKey struct {
@@ -51,6 +53,20 @@ type Connector struct {
 	LastTest               []byte
 	CreatedAt              time.Time
 	UpdatedAt              time.Time
+}
+
+type Event struct {
+	ID          string
+	TenantID    string
+	Type        string
+	CreatedAt   time.Time
+	Sequence    int64
+	Xid         pgtype.Uint64
+	MessageID   *string
+	DomainID    *string
+	ConnectorID *string
+	WebhookID   *string
+	Data        []byte
 }
 
 type IdempotencyKey struct {
