@@ -91,6 +91,9 @@ func resourceFilter(p *dbsqlc.EventListParams, id string) error {
 	return nil
 }
 
+// FromRow maps a stored event (also for packages that join events into their own reads).
+func FromRow(r dbsqlc.EventGetRow) (*Event, error) { return fromRow(r) }
+
 func fromRow(r dbsqlc.EventGetRow) (*Event, error) {
 	d, err := decode(Type(r.Type), r.Data)
 	if err != nil {
