@@ -84,6 +84,17 @@ type Config struct {
 	DomainCheckVerified       time.Duration
 	DomainChecksInFlight      int
 	DomainManualCheckInterval time.Duration
+
+	// Events, webhooks and platform facts.
+	EventRetention       time.Duration
+	WebhookRetrySchedule []time.Duration
+	WebhookTimeout       time.Duration
+	WebhookDisableAfter  time.Duration
+	WebhookSecretOverlap time.Duration
+	WebhookWorkers       int
+	EgressNetworks       []netip.Prefix
+	BounceDomain         string
+	RelayPublicHost      string
 }
 
 // Var is one row of the settings table.
@@ -185,6 +196,30 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.DomainChecksInFlight, v, 1) }},
 		{Name: "SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL", Default: "10s", Help: "Least time between two `POST /v1/domains/{id}/check` of one domain; sooner ones get 429.",
 			set: func(c *Config, v string) error { return parseDuration(&c.DomainManualCheckInterval, v) }},
+		{Name: "SENDWERK_EVENT_RETENTION", Default: "720h", Help: "Events stay readable at `GET /v1/events` (and redeliverable) this long.",
+			set: func(c *Config, v string) error { return parseDuration(&c.EventRetention, v) }},
+		{Name: "SENDWERK_WEBHOOK_RETRY_SCHEDULE", Default: "5s,5m,30m,2h,5h,10h,10h", Help: "Waits after each failed webhook attempt; its length + 1 is the number of attempts per delivery.",
+			set: func(c *Config, v string) error { return parseDurations(&c.WebhookRetrySchedule, v) }},
+		{Name: "SENDWERK_WEBHOOK_TIMEOUT", Default: "10s", Help: "Time a webhook endpoint has to connect and answer.",
+			set: func(c *Config, v string) error { return parseDuration(&c.WebhookTimeout, v) }},
+		{Name: "SENDWERK_WEBHOOK_DISABLE_AFTER", Default: "120h", Help: "A webhook whose attempts all fail for this long is disabled (with a `webhook.disabled` event and the reason).",
+			set: func(c *Config, v string) error { return parseDuration(&c.WebhookDisableAfter, v) }},
+		{Name: "SENDWERK_WEBHOOK_SECRET_OVERLAP", Default: "24h", Help: "Default time a rotated-out webhook secret keeps signing beside the new one.",
+			set: func(c *Config, v string) error { return parseDuration(&c.WebhookSecretOverlap, v) }},
+		{Name: "SENDWERK_WEBHOOK_WORKERS", Default: "20", Help: "Webhook requests this process makes at once (the webhooks queue).",
+			set: func(c *Config, v string) error { return parseInt(&c.WebhookWorkers, v, 1) }},
+		{Name: "SENDWERK_EGRESS_NETWORKS", Help: "Comma-separated CIDRs Sendwerk connects to tenants' SMTP servers from, published at `GET /v1/platform` for their firewalls. A change notifies every tenant (`platform.changed`).",
+			set: func(c *Config, v string) error { return parsePrefixes(&c.EgressNetworks, v) }},
+		{Name: "SENDWERK_BOUNCE_DOMAIN", Help: "Domain bounces of platform mail return to, published at `GET /v1/platform`. Unset: none.",
+			set: func(c *Config, v string) error {
+				c.BounceDomain = strings.TrimSuffix(v, ".")
+				return checkHostName(c.BounceDomain)
+			}},
+		{Name: "SENDWERK_RELAY_PUBLIC_HOST", Help: "The relay host's name as customers configure it, published at `GET /v1/platform` with the listeners' ports. Unset: `SENDWERK_SMTP_HOSTNAME`.",
+			set: func(c *Config, v string) error {
+				c.RelayPublicHost = strings.TrimSuffix(v, ".")
+				return checkHostName(c.RelayPublicHost)
+			}},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",

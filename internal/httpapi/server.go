@@ -26,8 +26,10 @@ import (
 	"github.com/sendwerk/sendwerk/api"
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/platform"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/webhook"
 )
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -39,6 +41,9 @@ type Options struct {
 	Connectors *connector.Service
 	Domains    *sendingdomain.Service
 	Messages   *message.Service
+	Webhooks   *webhook.Service
+	// Platform is what GET /v1/platform publishes.
+	Platform platform.Facts
 	// RelayCredentials are the SMTP relay host's logins; RelayHost says where it listens.
 	RelayCredentials *connector.RelayCredentials
 	RelayHost        RelayHost
@@ -63,6 +68,8 @@ type Server struct {
 	connectors *connector.Service
 	domains    *sendingdomain.Service
 	messages   *message.Service
+	webhooks   *webhook.Service
+	platform   platform.Facts
 	relayCreds *connector.RelayCredentials
 	relayHost  RelayHost
 	adminToken string
@@ -72,7 +79,7 @@ type Server struct {
 // New returns the complete HTTP handler.
 func New(opts Options) (http.Handler, error) {
 	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, domains: opts.Domains, messages: opts.Messages, adminToken: opts.AdminToken,
-		relayCreds: opts.RelayCredentials, relayHost: opts.RelayHost,
+		relayCreds: opts.RelayCredentials, relayHost: opts.RelayHost, webhooks: opts.Webhooks, platform: opts.Platform,
 		limiter: newKeyLimiter(opts.APIKeyRequestsPerSec)}
 	spec, err := loadSpec()
 	if err != nil {

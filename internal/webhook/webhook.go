@@ -137,6 +137,9 @@ func NewService(db store.DB, box *secret.Box, jobs JobInserter, cfg Config) *Ser
 // RetrySchedule is the published schedule (for the API and docs).
 func (s *core) RetrySchedule() []time.Duration { return s.cfg.RetrySchedule }
 
+// Policy is the delivery policy in effect, defaults filled in (for GET /v1/platform).
+func (s *core) Policy() Config { return s.cfg }
+
 // NewSecret makes a signing secret: whsec_ and base64 of 32 random bytes.
 func NewSecret() string {
 	b := make([]byte, 32)
