@@ -117,7 +117,7 @@ func TestAppendAndList(t *testing.T) {
 		var ve *validate.Error
 		_, err := event.List(ctx, tx, "ten_x", event.Filter{After: "!!", Limit: 1})
 		require.ErrorAs(t, err, &ve)
-		require.Equal(t, "after", ve.Fields[0].Field)
+		require.Equal(t, "cursor", ve.Fields[0].Field)
 		_, err = event.List(ctx, tx, "ten_x", event.Filter{Types: []event.Type{"message.nope"}, Limit: 1})
 		require.ErrorAs(t, err, &ve)
 		_, err = event.List(ctx, tx, "ten_x", event.Filter{ResourceID: "ten_01", Limit: 1})

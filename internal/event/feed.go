@@ -41,7 +41,7 @@ func List(ctx context.Context, db DB, tenantID string, f Filter) (*Page, error) 
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore}
 	var err error
 	if p.AfterXid, p.AfterSequence, err = decodeCursor(f.After); err != nil {
-		return nil, validate.Field("after", "is not a cursor returned by this API")
+		return nil, validate.Field("cursor", "is not a cursor returned by this API")
 	}
 	for i, t := range f.Types {
 		if !Known(t) {
