@@ -63,7 +63,9 @@ func (s *core) insertOpts() *river.InsertOpts {
 }
 
 // Timeout covers the request and the bookkeeping around it.
-func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration { return w.svc.cfg.Timeout + 30*time.Second }
+func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return w.svc.cfg.Timeout + 30*time.Second
+}
 
 // NextRetry follows the published schedule.
 func (w *DeliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {

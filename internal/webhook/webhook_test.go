@@ -310,7 +310,9 @@ func TestDelivery(t *testing.T) {
 		b.worker.SetNowFunc(func() time.Time { return time.Unix(0, now.Load()) })
 		b.start(t)
 		b.appendEvent(t, ids.New(ids.Message))
-		require.Eventually(t, func() bool { return len(b.deliveries(t, w.ID)) == 1 && b.deliveries(t, w.ID)[0].Status == webhook.StatusFailed }, 10*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return len(b.deliveries(t, w.ID)) == 1 && b.deliveries(t, w.ID)[0].Status == webhook.StatusFailed
+		}, 10*time.Second, 20*time.Millisecond)
 		fresh, err := b.svc.Get(context.Background(), b.tenantID, w.ID)
 		require.NoError(t, err)
 		require.True(t, fresh.Enabled, "failing for less than DisableAfter")
@@ -420,4 +422,3 @@ func TestURLPolicy(t *testing.T) {
 		require.Empty(t, target.received())
 	})
 }
-
