@@ -133,36 +133,6 @@ func (e ConnectorKind) Valid() bool {
 	}
 }
 
-// Defines values for ConnectorPausedEventType.
-const (
-	ConnectorPausedEventTypeConnectorPaused ConnectorPausedEventType = "connector.paused"
-)
-
-// Valid indicates whether the value is a known member of the ConnectorPausedEventType enum.
-func (e ConnectorPausedEventType) Valid() bool {
-	switch e {
-	case ConnectorPausedEventTypeConnectorPaused:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for ConnectorResumedEventType.
-const (
-	ConnectorResumedEventTypeConnectorResumed ConnectorResumedEventType = "connector.resumed"
-)
-
-// Valid indicates whether the value is a known member of the ConnectorResumedEventType enum.
-func (e ConnectorResumedEventType) Valid() bool {
-	switch e {
-	case ConnectorResumedEventTypeConnectorResumed:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for ConnectorStatus.
 const (
 	ConnectorStatusActive ConnectorStatus = "active"
@@ -175,21 +145,6 @@ func (e ConnectorStatus) Valid() bool {
 	case ConnectorStatusActive:
 		return true
 	case ConnectorStatusPaused:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for ConnectorTestFailedEventType.
-const (
-	ConnectorTestFailedEventTypeConnectorTestFailed ConnectorTestFailedEventType = "connector.test_failed"
-)
-
-// Valid indicates whether the value is a known member of the ConnectorTestFailedEventType enum.
-func (e ConnectorTestFailedEventType) Valid() bool {
-	switch e {
-	case ConnectorTestFailedEventTypeConnectorTestFailed:
 		return true
 	default:
 		return false
@@ -223,21 +178,6 @@ func (e DomainSpfStatus) Valid() bool {
 	case DomainSpfStatusFail:
 		return true
 	case DomainSpfStatusPass:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DomainAtRiskEventType.
-const (
-	DomainAtRiskEventTypeDomainAtRisk DomainAtRiskEventType = "domain.at_risk"
-)
-
-// Valid indicates whether the value is a known member of the DomainAtRiskEventType enum.
-func (e DomainAtRiskEventType) Valid() bool {
-	switch e {
-	case DomainAtRiskEventTypeDomainAtRisk:
 		return true
 	default:
 		return false
@@ -454,36 +394,6 @@ func (e DomainRecordType) Valid() bool {
 	}
 }
 
-// Defines values for DomainRestoredEventType.
-const (
-	DomainRestoredEventTypeDomainRestored DomainRestoredEventType = "domain.restored"
-)
-
-// Valid indicates whether the value is a known member of the DomainRestoredEventType enum.
-func (e DomainRestoredEventType) Valid() bool {
-	switch e {
-	case DomainRestoredEventTypeDomainRestored:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DomainRevokedEventType.
-const (
-	DomainRevokedEventTypeDomainRevoked DomainRevokedEventType = "domain.revoked"
-)
-
-// Valid indicates whether the value is a known member of the DomainRevokedEventType enum.
-func (e DomainRevokedEventType) Valid() bool {
-	switch e {
-	case DomainRevokedEventTypeDomainRevoked:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for DomainStatus.
 const (
 	DomainStatusAtRisk   DomainStatus = "at_risk"
@@ -502,21 +412,6 @@ func (e DomainStatus) Valid() bool {
 	case DomainStatusRevoked:
 		return true
 	case DomainStatusVerified:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DomainVerifiedEventType.
-const (
-	DomainVerifiedEventTypeDomainVerified DomainVerifiedEventType = "domain.verified"
-)
-
-// Valid indicates whether the value is a known member of the DomainVerifiedEventType enum.
-func (e DomainVerifiedEventType) Valid() bool {
-	switch e {
-	case DomainVerifiedEventTypeDomainVerified:
 		return true
 	default:
 		return false
@@ -592,111 +487,6 @@ func (e EventType) Valid() bool {
 	}
 }
 
-// Defines values for MessageBouncedEventType.
-const (
-	MessageBouncedEventTypeMessageBounced MessageBouncedEventType = "message.bounced"
-)
-
-// Valid indicates whether the value is a known member of the MessageBouncedEventType enum.
-func (e MessageBouncedEventType) Valid() bool {
-	switch e {
-	case MessageBouncedEventTypeMessageBounced:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageCancelledEventType.
-const (
-	MessageCancelledEventTypeMessageCancelled MessageCancelledEventType = "message.cancelled"
-)
-
-// Valid indicates whether the value is a known member of the MessageCancelledEventType enum.
-func (e MessageCancelledEventType) Valid() bool {
-	switch e {
-	case MessageCancelledEventTypeMessageCancelled:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageComplainedEventType.
-const (
-	MessageComplainedEventTypeMessageComplained MessageComplainedEventType = "message.complained"
-)
-
-// Valid indicates whether the value is a known member of the MessageComplainedEventType enum.
-func (e MessageComplainedEventType) Valid() bool {
-	switch e {
-	case MessageComplainedEventTypeMessageComplained:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageDeferredEventType.
-const (
-	MessageDeferredEventTypeMessageDeferred MessageDeferredEventType = "message.deferred"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeferredEventType enum.
-func (e MessageDeferredEventType) Valid() bool {
-	switch e {
-	case MessageDeferredEventTypeMessageDeferred:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageDeliveredEventType.
-const (
-	MessageDeliveredEventTypeMessageDelivered MessageDeliveredEventType = "message.delivered"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeliveredEventType enum.
-func (e MessageDeliveredEventType) Valid() bool {
-	switch e {
-	case MessageDeliveredEventTypeMessageDelivered:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageFailedEventType.
-const (
-	MessageFailedEventTypeMessageFailed MessageFailedEventType = "message.failed"
-)
-
-// Valid indicates whether the value is a known member of the MessageFailedEventType enum.
-func (e MessageFailedEventType) Valid() bool {
-	switch e {
-	case MessageFailedEventTypeMessageFailed:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageQueuedEventType.
-const (
-	MessageQueuedEventTypeMessageQueued MessageQueuedEventType = "message.queued"
-)
-
-// Valid indicates whether the value is a known member of the MessageQueuedEventType enum.
-func (e MessageQueuedEventType) Valid() bool {
-	switch e {
-	case MessageQueuedEventTypeMessageQueued:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for MessageSource.
 const (
 	MessageSourceApi  MessageSource = "api"
@@ -742,36 +532,6 @@ func (e MessageStatus) Valid() bool {
 	case MessageStatusQueued:
 		return true
 	case MessageStatusSending:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageSuppressedEventType.
-const (
-	MessageSuppressedEventTypeMessageSuppressed MessageSuppressedEventType = "message.suppressed"
-)
-
-// Valid indicates whether the value is a known member of the MessageSuppressedEventType enum.
-func (e MessageSuppressedEventType) Valid() bool {
-	switch e {
-	case MessageSuppressedEventTypeMessageSuppressed:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PlatformChangedEventType.
-const (
-	PlatformChangedEventTypePlatformChanged PlatformChangedEventType = "platform.changed"
-)
-
-// Valid indicates whether the value is a known member of the PlatformChangedEventType enum.
-func (e PlatformChangedEventType) Valid() bool {
-	switch e {
-	case PlatformChangedEventTypePlatformChanged:
 		return true
 	default:
 		return false
@@ -844,21 +604,6 @@ func (e QuotaThresholdDataThresholdPercent) Valid() bool {
 	case QuotaThresholdDataThresholdPercentN80:
 		return true
 	case QuotaThresholdDataThresholdPercentN90:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for QuotaThresholdEventType.
-const (
-	QuotaThresholdEventTypeQuotaThreshold QuotaThresholdEventType = "quota.threshold"
-)
-
-// Valid indicates whether the value is a known member of the QuotaThresholdEventType enum.
-func (e QuotaThresholdEventType) Valid() bool {
-	switch e {
-	case QuotaThresholdEventTypeQuotaThreshold:
 		return true
 	default:
 		return false
@@ -1015,36 +760,6 @@ func (e WebhookDeliveryStatus) Valid() bool {
 	case WebhookDeliveryStatusPending:
 		return true
 	case WebhookDeliveryStatusSucceeded:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for WebhookDisabledEventType.
-const (
-	WebhookDisabledEventTypeWebhookDisabled WebhookDisabledEventType = "webhook.disabled"
-)
-
-// Valid indicates whether the value is a known member of the WebhookDisabledEventType enum.
-func (e WebhookDisabledEventType) Valid() bool {
-	switch e {
-	case WebhookDisabledEventTypeWebhookDisabled:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for WebhookTestEventType.
-const (
-	WebhookTestEventTypeWebhookTest WebhookTestEventType = "webhook.test"
-)
-
-// Valid indicates whether the value is a known member of the WebhookTestEventType enum.
-func (e WebhookTestEventType) Valid() bool {
-	switch e {
-	case WebhookTestEventTypeWebhookTest:
 		return true
 	default:
 		return false
@@ -1416,15 +1131,12 @@ type ConnectorPausedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type ConnectorPausedEventType `json:"type"`
+	// Type The event type: `connector.paused`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// ConnectorPausedEventType The event type.
-type ConnectorPausedEventType string
 
 // ConnectorResumedData Data of `connector.resumed`.
 type ConnectorResumedData struct {
@@ -1460,15 +1172,12 @@ type ConnectorResumedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type ConnectorResumedEventType `json:"type"`
+	// Type The event type: `connector.resumed`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// ConnectorResumedEventType The event type.
-type ConnectorResumedEventType string
 
 // ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
 type ConnectorStatus string
@@ -1518,15 +1227,12 @@ type ConnectorTestFailedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type ConnectorTestFailedEventType `json:"type"`
+	// Type The event type: `connector.test_failed`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// ConnectorTestFailedEventType The event type.
-type ConnectorTestFailedEventType string
 
 // ConnectorUpdate Fields to change; absent fields keep their value.
 type ConnectorUpdate struct {
@@ -1693,15 +1399,12 @@ type DomainAtRiskEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type DomainAtRiskEventType `json:"type"`
+	// Type The event type: `domain.at_risk`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// DomainAtRiskEventType The event type.
-type DomainAtRiskEventType string
 
 // DomainChangeData Data of the `domain.*` events.
 type DomainChangeData struct {
@@ -2011,15 +1714,12 @@ type DomainRestoredEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type DomainRestoredEventType `json:"type"`
+	// Type The event type: `domain.restored`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// DomainRestoredEventType The event type.
-type DomainRestoredEventType string
 
 // DomainRevokedEvent `domain.revoked`: The domain lost its send rights.
 type DomainRevokedEvent struct {
@@ -2046,15 +1746,12 @@ type DomainRevokedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type DomainRevokedEventType `json:"type"`
+	// Type The event type: `domain.revoked`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// DomainRevokedEventType The event type.
-type DomainRevokedEventType string
 
 // DomainStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
 // `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
@@ -2088,15 +1785,12 @@ type DomainVerifiedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type DomainVerifiedEventType `json:"type"`
+	// Type The event type: `domain.verified`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// DomainVerifiedEventType The event type.
-type DomainVerifiedEventType string
 
 // EmailAddress An address, as a string (`jane@example.com`) or an object with a display name.
 type EmailAddress struct {
@@ -2381,15 +2075,12 @@ type MessageBouncedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageBouncedEventType `json:"type"`
+	// Type The event type: `message.bounced`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageBouncedEventType The event type.
-type MessageBouncedEventType string
 
 // MessageCancelledData Data of `message.cancelled`.
 type MessageCancelledData struct {
@@ -2441,15 +2132,12 @@ type MessageCancelledEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageCancelledEventType `json:"type"`
+	// Type The event type: `message.cancelled`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageCancelledEventType The event type.
-type MessageCancelledEventType string
 
 // MessageComplainedData Data of `message.complained`.
 type MessageComplainedData struct {
@@ -2504,15 +2192,12 @@ type MessageComplainedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageComplainedEventType `json:"type"`
+	// Type The event type: `message.complained`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageComplainedEventType The event type.
-type MessageComplainedEventType string
 
 // MessageCreate A message to send.
 type MessageCreate struct {
@@ -2620,15 +2305,12 @@ type MessageDeferredEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageDeferredEventType `json:"type"`
+	// Type The event type: `message.deferred`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageDeferredEventType The event type.
-type MessageDeferredEventType string
 
 // MessageDeliveredData Data of `message.delivered`.
 type MessageDeliveredData struct {
@@ -2686,15 +2368,12 @@ type MessageDeliveredEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageDeliveredEventType `json:"type"`
+	// Type The event type: `message.delivered`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageDeliveredEventType The event type.
-type MessageDeliveredEventType string
 
 // MessageDetail A message with its event timeline.
 type MessageDetail struct {
@@ -2838,15 +2517,12 @@ type MessageFailedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageFailedEventType `json:"type"`
+	// Type The event type: `message.failed`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageFailedEventType The event type.
-type MessageFailedEventType string
 
 // MessageInfo In every message event, so a receiver can file it without a lookup.
 type MessageInfo struct {
@@ -2935,15 +2611,12 @@ type MessageQueuedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageQueuedEventType `json:"type"`
+	// Type The event type: `message.queued`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageQueuedEventType The event type.
-type MessageQueuedEventType string
 
 // MessageSource How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
 type MessageSource string
@@ -3001,15 +2674,12 @@ type MessageSuppressedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type MessageSuppressedEventType `json:"type"`
+	// Type The event type: `message.suppressed`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// MessageSuppressedEventType The event type.
-type MessageSuppressedEventType string
 
 // Platform The platform's published facts and webhook delivery policy.
 type Platform struct {
@@ -3070,15 +2740,12 @@ type PlatformChangedEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type PlatformChangedEventType `json:"type"`
+	// Type The event type: `platform.changed`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// PlatformChangedEventType The event type.
-type PlatformChangedEventType string
 
 // PlatformFacts What the operator publishes for customers' firewalls and DNS.
 type PlatformFacts struct {
@@ -3239,15 +2906,12 @@ type QuotaThresholdEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type QuotaThresholdEventType `json:"type"`
+	// Type The event type: `quota.threshold`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
-
-// QuotaThresholdEventType The event type.
-type QuotaThresholdEventType string
 
 // RelayCredential A login for the SMTP relay host that sends through one connector; the password is never returned after creation.
 type RelayCredential struct {
@@ -3917,15 +3581,12 @@ type WebhookDisabledEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type WebhookDisabledEventType `json:"type"`
+	// Type The event type: `webhook.disabled`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId string `json:"webhook_id"`
 }
-
-// WebhookDisabledEventType The event type.
-type WebhookDisabledEventType string
 
 // WebhookList A page of webhooks, oldest first.
 type WebhookList struct {
@@ -3973,15 +3634,12 @@ type WebhookTestEvent struct {
 	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
 	Sequence int64 `json:"sequence"`
 
-	// Type The event type.
-	Type WebhookTestEventType `json:"type"`
+	// Type The event type: `webhook.test`.
+	Type string `json:"type"`
 
 	// WebhookId The webhook it is about (`whk_…`).
 	WebhookId string `json:"webhook_id"`
 }
-
-// WebhookTestEventType The event type.
-type WebhookTestEventType string
 
 // WebhookUpdate Changes to a webhook; omitted fields stay. Enabling a disabled webhook clears its reason and failure streak.
 type WebhookUpdate struct {

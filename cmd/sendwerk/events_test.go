@@ -114,7 +114,7 @@ func TestEventsAndWebhooks(t *testing.T) {
 		require.Len(t, all.JSON200.Items, 2)
 		first, err := all.JSON200.Items[0].AsMessageQueuedEvent()
 		require.NoError(t, err)
-		require.Equal(t, sendwerk.MessageQueuedEventTypeMessageQueued, first.Type)
+		require.Equal(t, "message.queued", first.Type)
 		require.Equal(t, sendwerk.MessageSourceApi, first.Data.Source)
 
 		types := []sendwerk.EventType{sendwerk.EventTypeMessageDelivered}

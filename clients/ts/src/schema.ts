@@ -2200,11 +2200,8 @@ export interface components {
         };
         /** @description `message.queued`: The message was accepted and waits for delivery. */
         MessageQueuedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.queued";
+            /** @description The event type: `message.queued`. */
+            type: string;
             data: components["schemas"]["MessageQueuedData"];
         } & {
             /**
@@ -2215,11 +2212,8 @@ export interface components {
         };
         /** @description `message.deferred`: An attempt met a temporary failure; another follows at `next_attempt_at`. */
         MessageDeferredEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.deferred";
+            /** @description The event type: `message.deferred`. */
+            type: string;
             data: components["schemas"]["MessageDeferredData"];
         } & {
             /**
@@ -2230,11 +2224,8 @@ export interface components {
         };
         /** @description `message.delivered`: The upstream SMTP server accepted the message. */
         MessageDeliveredEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.delivered";
+            /** @description The event type: `message.delivered`. */
+            type: string;
             data: components["schemas"]["MessageDeliveredData"];
         } & {
             /**
@@ -2245,11 +2236,8 @@ export interface components {
         };
         /** @description `message.failed`: The message will not be delivered: a permanent failure, or the retry schedule is spent. */
         MessageFailedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.failed";
+            /** @description The event type: `message.failed`. */
+            type: string;
             data: components["schemas"]["MessageFailedData"];
         } & {
             /**
@@ -2260,11 +2248,8 @@ export interface components {
         };
         /** @description `message.cancelled`: The message was cancelled before delivery. */
         MessageCancelledEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.cancelled";
+            /** @description The event type: `message.cancelled`. */
+            type: string;
             data: components["schemas"]["MessageCancelledData"];
         } & {
             /**
@@ -2275,11 +2260,8 @@ export interface components {
         };
         /** @description `message.bounced`: A delivery status notification reported a recipient undeliverable after the upstream accepted the message. */
         MessageBouncedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.bounced";
+            /** @description The event type: `message.bounced`. */
+            type: string;
             data: components["schemas"]["MessageBouncedData"];
         } & {
             /**
@@ -2290,11 +2272,8 @@ export interface components {
         };
         /** @description `message.complained`: A recipient reported the message as spam (feedback loop). */
         MessageComplainedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.complained";
+            /** @description The event type: `message.complained`. */
+            type: string;
             data: components["schemas"]["MessageComplainedData"];
         } & {
             /**
@@ -2305,11 +2284,8 @@ export interface components {
         };
         /** @description `message.suppressed`: Recipients were left out because they are on the suppression list. */
         MessageSuppressedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "message.suppressed";
+            /** @description The event type: `message.suppressed`. */
+            type: string;
             data: components["schemas"]["MessageSuppressedData"];
         } & {
             /**
@@ -2320,11 +2296,8 @@ export interface components {
         };
         /** @description `domain.verified`: A pending domain passed its checks and may send. */
         DomainVerifiedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "domain.verified";
+            /** @description The event type: `domain.verified`. */
+            type: string;
             data: components["schemas"]["DomainChangeData"];
         } & {
             /**
@@ -2335,11 +2308,8 @@ export interface components {
         };
         /** @description `domain.at_risk`: A verified domain's records fail; it keeps sending during the grace period. */
         DomainAtRiskEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "domain.at_risk";
+            /** @description The event type: `domain.at_risk`. */
+            type: string;
             data: components["schemas"]["DomainChangeData"];
         } & {
             /**
@@ -2350,11 +2320,8 @@ export interface components {
         };
         /** @description `domain.revoked`: The domain lost its send rights. */
         DomainRevokedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "domain.revoked";
+            /** @description The event type: `domain.revoked`. */
+            type: string;
             data: components["schemas"]["DomainChangeData"];
         } & {
             /**
@@ -2365,11 +2332,8 @@ export interface components {
         };
         /** @description `domain.restored`: An at-risk or revoked domain passes its checks again. */
         DomainRestoredEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "domain.restored";
+            /** @description The event type: `domain.restored`. */
+            type: string;
             data: components["schemas"]["DomainChangeData"];
         } & {
             /**
@@ -2380,11 +2344,8 @@ export interface components {
         };
         /** @description `connector.paused`: The connector stopped sending; queued messages wait. */
         ConnectorPausedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "connector.paused";
+            /** @description The event type: `connector.paused`. */
+            type: string;
             data: components["schemas"]["ConnectorPausedData"];
         } & {
             /**
@@ -2395,11 +2356,8 @@ export interface components {
         };
         /** @description `connector.resumed`: The connector sends again. */
         ConnectorResumedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "connector.resumed";
+            /** @description The event type: `connector.resumed`. */
+            type: string;
             data: components["schemas"]["ConnectorResumedData"];
         } & {
             /**
@@ -2410,11 +2368,8 @@ export interface components {
         };
         /** @description `connector.test_failed`: A connection test of a stored connector failed. */
         ConnectorTestFailedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "connector.test_failed";
+            /** @description The event type: `connector.test_failed`. */
+            type: string;
             data: components["schemas"]["ConnectorTestFailedData"];
         } & {
             /**
@@ -2425,11 +2380,8 @@ export interface components {
         };
         /** @description `quota.threshold`: Usage of a monthly quota (a connector's, or the tenant's) reached 80, 90 or 100 %. */
         QuotaThresholdEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "quota.threshold";
+            /** @description The event type: `quota.threshold`. */
+            type: string;
             data: components["schemas"]["QuotaThresholdData"];
         } & {
             /**
@@ -2440,11 +2392,8 @@ export interface components {
         };
         /** @description `webhook.disabled`: An endpoint failed for too long and was disabled; enable it with `PATCH /v1/webhooks/{webhook_id}`. */
         WebhookDisabledEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "webhook.disabled";
+            /** @description The event type: `webhook.disabled`. */
+            type: string;
             data: components["schemas"]["WebhookDisabledData"];
         } & {
             /**
@@ -2455,11 +2404,8 @@ export interface components {
         };
         /** @description `webhook.test`: Sent by `POST /v1/webhooks/{webhook_id}/test`; never in the feed. */
         WebhookTestEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "webhook.test";
+            /** @description The event type: `webhook.test`. */
+            type: string;
             data: components["schemas"]["WebhookTestData"];
         } & {
             /**
@@ -2470,11 +2416,8 @@ export interface components {
         };
         /** @description `platform.changed`: The operator changed what customers must allow or publish (egress networks, SPF include, relay hosts, bounce domain). */
         PlatformChangedEvent: components["schemas"]["EventBase"] & {
-            /**
-             * @description The event type.
-             * @enum {string}
-             */
-            type: "platform.changed";
+            /** @description The event type: `platform.changed`. */
+            type: string;
             data: components["schemas"]["PlatformChangedData"];
         } & {
             /**
@@ -4799,42 +4742,23 @@ export const messageSourceValues: ReadonlyArray<FlattenedDeepRequired<components
 export const messageStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageStatus"]> = ["queued", "sending", "deferred", "delivered", "failed", "cancelled"];
 export const eventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EventType"]> = ["message.queued", "message.deferred", "message.delivered", "message.failed", "message.cancelled", "message.bounced", "message.complained", "message.suppressed", "domain.verified", "domain.at_risk", "domain.revoked", "domain.restored", "connector.paused", "connector.resumed", "connector.test_failed", "quota.threshold", "webhook.disabled", "webhook.test", "platform.changed"];
 export const messageQueuedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageQueuedEvent"]["type"]> = ["message.queued"];
-export const messageQueuedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageQueuedEvent"]["type"]> = ["message.queued"];
-export const messageDeferredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageDeferredEvent"]["type"]> = ["message.deferred"];
 export const messageDeferredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageDeferredEvent"]["type"]> = ["message.deferred"];
 export const messageDeliveredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageDeliveredEvent"]["type"]> = ["message.delivered"];
-export const messageDeliveredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageDeliveredEvent"]["type"]> = ["message.delivered"];
-export const messageFailedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageFailedEvent"]["type"]> = ["message.failed"];
 export const messageFailedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageFailedEvent"]["type"]> = ["message.failed"];
 export const messageCancelledEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageCancelledEvent"]["type"]> = ["message.cancelled"];
-export const messageCancelledEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageCancelledEvent"]["type"]> = ["message.cancelled"];
-export const messageBouncedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageBouncedEvent"]["type"]> = ["message.bounced"];
 export const messageBouncedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageBouncedEvent"]["type"]> = ["message.bounced"];
 export const messageComplainedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageComplainedEvent"]["type"]> = ["message.complained"];
-export const messageComplainedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageComplainedEvent"]["type"]> = ["message.complained"];
-export const messageSuppressedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSuppressedEvent"]["type"]> = ["message.suppressed"];
 export const messageSuppressedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSuppressedEvent"]["type"]> = ["message.suppressed"];
 export const domainVerifiedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainVerifiedEvent"]["type"]> = ["domain.verified"];
-export const domainVerifiedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainVerifiedEvent"]["type"]> = ["domain.verified"];
-export const domainAtRiskEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainAtRiskEvent"]["type"]> = ["domain.at_risk"];
 export const domainAtRiskEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainAtRiskEvent"]["type"]> = ["domain.at_risk"];
 export const domainRevokedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRevokedEvent"]["type"]> = ["domain.revoked"];
-export const domainRevokedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRevokedEvent"]["type"]> = ["domain.revoked"];
-export const domainRestoredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRestoredEvent"]["type"]> = ["domain.restored"];
 export const domainRestoredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRestoredEvent"]["type"]> = ["domain.restored"];
 export const connectorPausedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorPausedEvent"]["type"]> = ["connector.paused"];
-export const connectorPausedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorPausedEvent"]["type"]> = ["connector.paused"];
-export const connectorResumedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorResumedEvent"]["type"]> = ["connector.resumed"];
 export const connectorResumedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorResumedEvent"]["type"]> = ["connector.resumed"];
 export const connectorTestFailedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorTestFailedEvent"]["type"]> = ["connector.test_failed"];
-export const connectorTestFailedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorTestFailedEvent"]["type"]> = ["connector.test_failed"];
-export const quotaThresholdEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdEvent"]["type"]> = ["quota.threshold"];
 export const quotaThresholdEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdEvent"]["type"]> = ["quota.threshold"];
 export const webhookDisabledEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookDisabledEvent"]["type"]> = ["webhook.disabled"];
-export const webhookDisabledEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookDisabledEvent"]["type"]> = ["webhook.disabled"];
 export const webhookTestEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookTestEvent"]["type"]> = ["webhook.test"];
-export const webhookTestEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookTestEvent"]["type"]> = ["webhook.test"];
-export const platformChangedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["PlatformChangedEvent"]["type"]> = ["platform.changed"];
 export const platformChangedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["PlatformChangedEvent"]["type"]> = ["platform.changed"];
 export const quotaThresholdDataScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdData"]["scope"]> = ["connector", "tenant"];
 export const quotaThresholdDataPeriodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdData"]["period"]> = ["month"];
