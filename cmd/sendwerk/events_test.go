@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -230,4 +235,67 @@ func TestEventsAndWebhooks(t *testing.T) {
 		raw, _ := json.Marshal(ev.Data.Previous)
 		require.Contains(t, string(raw), `"egress_networks":["192.0.2.0/24"]`)
 	})
+}
+
+// TestReadmeEvents runs the README's connector block, then its events block (with the
+// webhook URL swapped for a loopback receiver's), then its openssl verification block on a
+// delivery the receiver got, as written.
+func TestReadmeEvents(t *testing.T) {
+	t.Parallel()
+	b, up := setupTrustedUpstream(t)
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
+	type delivery struct {
+		header http.Header
+		body   []byte
+	}
+	var mu sync.Mutex
+	var got []delivery
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, delivery{r.Header.Clone(), body})
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rcv.Close)
+
+	script := strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "connectors"), "```sh"), "```") +
+		strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "events"), "```sh"), "```") +
+		"\necho \"secret=$WEBHOOK_SECRET\"\n"
+	script = strings.ReplaceAll(script, `"host": "smtp.example.com", "port": 587`, fmt.Sprintf(`"host": "127.0.0.1", "port": %d`, up.Port()))
+	script = strings.ReplaceAll(script, "https://app.example.com/hooks/sendwerk", rcv.URL+"/hooks/sendwerk")
+	script = "BASE=" + b.baseURL + "\nAPI_KEY=" + key + "\n" + script
+	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
+	require.NoError(t, err, string(out))
+	text := string(out)
+	require.Contains(t, text, `connector.paused`)
+	require.Contains(t, text, `"reason": "manual"`)
+	require.Contains(t, text, `"status_code": 204`)
+	require.Contains(t, text, `"event_type": "connector.paused"`)
+	require.Contains(t, text, `"status": "succeeded"`)
+	require.Contains(t, text, `"new_secret": true`)
+	require.Contains(t, text, `"webhooks": [`)
+	_, secret, ok := strings.Cut(text, "secret=")
+	require.True(t, ok)
+	secret = strings.TrimSpace(secret)
+
+	// The first delivery (the test event) was signed with the secret printed at creation only.
+	mu.Lock()
+	first := got[0]
+	mu.Unlock()
+	verify := strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "verify"), "```sh"), "```")
+	run := func(body []byte, secret string) string {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "body.json"), body, 0o600))
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", verify)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "ID="+first.header.Get("webhook-id"), "TS="+first.header.Get("webhook-timestamp"),
+			"SIG="+first.header.Get("webhook-signature"), "WEBHOOK_SECRET="+secret)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		return strings.TrimSpace(string(out))
+	}
+	require.Equal(t, "verified", run(first.body, secret))
+	require.Equal(t, "signature mismatch", run(append([]byte(" "), first.body...), secret))
+	require.Equal(t, "signature mismatch", run(first.body, "whsec_"+base64.StdEncoding.EncodeToString([]byte("another secret of 32 bytes......"))))
 }
