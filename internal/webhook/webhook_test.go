@@ -49,7 +49,7 @@ type received struct {
 	body   []byte
 }
 
-func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter)) *receiver {
+func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter)) *receiver {
 	r := &receiver{answer: answer}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -84,7 +84,7 @@ type testBundle struct {
 	tenantID string
 }
 
-func setup(t *testing.T, cfg webhook.Config) *testBundle {
+func setup(t testing.TB, cfg webhook.Config) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
@@ -111,7 +111,7 @@ func setup(t *testing.T, cfg webhook.Config) *testBundle {
 }
 
 // newClient is a River client working the webhook queue; not started.
-func (b *testBundle) newClient(t *testing.T) *river.Client[pgx.Tx] {
+func (b *testBundle) newClient(t testing.TB) *river.Client[pgx.Tx] {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, b.worker)
 	c, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{
@@ -122,7 +122,7 @@ func (b *testBundle) newClient(t *testing.T) *river.Client[pgx.Tx] {
 	return c
 }
 
-func (b *testBundle) start(t *testing.T) {
+func (b *testBundle) start(t testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	require.NoError(t, b.client.Start(ctx))
 	done := make(chan struct{})
@@ -136,13 +136,13 @@ func (b *testBundle) start(t *testing.T) {
 	})
 }
 
-func (b *testBundle) create(t *testing.T, url string, types ...event.Type) (*webhook.Webhook, string) {
+func (b *testBundle) create(t testing.TB, url string, types ...event.Type) (*webhook.Webhook, string) {
 	w, sec, err := b.svc.Create(context.Background(), b.tenantID, webhook.Input{URL: url, EventTypes: types})
 	require.NoError(t, err)
 	return w, sec
 }
 
-func (b *testBundle) appendEvent(t *testing.T, msgID string) *event.Event {
+func (b *testBundle) appendEvent(t testing.TB, msgID string) *event.Event {
 	e := &event.Event{TenantID: b.tenantID, MessageID: msgID, Data: event.MessageDeliveredData{
 		MessageInfo: event.MessageInfo{From: "a@example.com", Recipients: []string{"b@example.org"}, Tags: []string{}, Metadata: map[string]string{"order": "42"}},
 		Attempt:     1, Reply: &event.Reply{Code: 250, Text: "ok"},
