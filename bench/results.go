@@ -26,10 +26,11 @@ type results struct {
 	CPUMethod       cpuMethod         `json:"cpu_method"`
 	Notes           []string          `json:"notes"`
 
-	Submit  []submitRow  `json:"submit,omitempty"`
-	Batch   *batchResult `json:"batch,omitempty"`
-	Relay   *relayResult `json:"relay,omitempty"`
-	Latency *latencyRes  `json:"latency,omitempty"`
+	Submit     []submitRow       `json:"submit,omitempty"`
+	Batch      *batchResult      `json:"batch,omitempty"`
+	Relay      *relayResult      `json:"relay,omitempty"`
+	Submission *submissionResult `json:"submission,omitempty"`
+	Latency    *latencyRes       `json:"latency,omitempty"`
 }
 
 type machine struct {
@@ -235,6 +236,19 @@ func (r *results) print(w io.Writer) {
 		_ = tw.Flush()
 		fmt.Fprintf(w, "   ratios against Postfix with a connection per message (the issue's smtp-source command); in parentheses against -d\n")
 		fmt.Fprintf(w, "   %s\n   %s\n\n", rl.Postfix.Command, rl.PostfixReuse.Command)
+	}
+	if sb := r.Submission; sb != nil {
+		fmt.Fprintf(w, "3b. SMTP submission with STARTTLS + AUTH PLAIN: %d messages, %d sessions at a time, %d messages per session, relayed to the sink\n",
+			sb.Postfix.Messages, sb.Sessions, sb.PerSession)
+		fmt.Fprintln(tw, "\taccepted msg/s\tend-to-end msg/s\tCPU s / 1000 msgs\t× Postfix accepted\tend to end\tCPU\t")
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\t\t\t\n", sb.Postfix.Name, sb.Postfix.AcceptedPerS, sb.Postfix.EndToEndPerS, sb.Postfix.CPUPer1000)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", sb.Unsigned.Name, sb.Unsigned.AcceptedPerS, sb.Unsigned.EndToEndPerS, sb.Unsigned.CPUPer1000,
+			sb.RatioAccept.Unsigned, sb.RatioEnd.Unsigned, sb.RatioCPU.Unsigned)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", sb.DKIM.Name, sb.DKIM.AcceptedPerS, sb.DKIM.EndToEndPerS, sb.DKIM.CPUPer1000,
+			sb.RatioAccept.DKIM, sb.RatioEnd.DKIM, sb.RatioCPU.DKIM)
+		fmt.Fprintf(tw, "goal\t\t\t\t≥ %.1f\t\t\t\n", sb.Goal)
+		_ = tw.Flush()
+		fmt.Fprintln(w)
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "4. Submit → delivered at a steady %d messages/s for %.0f s\n", l.Rate, l.Seconds)
