@@ -173,6 +173,7 @@ type env struct {
 	tenant  *tenantSetup
 	load    *submitter
 	res     *results
+	stats   *statementCounter
 }
 
 func progress(format string, args ...any) {
@@ -295,9 +296,13 @@ func (e *env) start(ctx context.Context) error {
 	for _, opt := range e.o.pgOpts {
 		extra = append(extra, "-c", opt)
 	}
+	// pg_stat_statements is always loaded: the report counts statements per message from it.
+	// Top-level statements only, unless -pgss asks for the nested ones too.
+	track := "top"
 	if e.o.pgss {
-		extra = append(extra, "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=all")
+		track = "all"
 	}
+	extra = append(extra, "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track="+track)
 	e.cluster, err = pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(e.dir, "pg"), Ephemeral: false, ExtraArgs: extra})
 	if err != nil {
 		return err
@@ -307,6 +312,9 @@ func (e *env) start(ctx context.Context) error {
 	}
 	e.dbURL = e.cluster.URL("sendwerk")
 	if err := e.parseDBURL(); err != nil {
+		return err
+	}
+	if e.stats, err = newStatementCounter(ctx, e.dbURL); err != nil {
 		return err
 	}
 	if err := e.addPostgresToGroup(); err != nil {
@@ -412,6 +420,9 @@ func (e *env) addPostgresToGroup() error {
 func (e *env) close() {
 	if e.srv != nil {
 		e.srv.stop()
+	}
+	if e.stats != nil {
+		e.stats.close()
 	}
 	if e.postfix != nil {
 		e.postfix.stop()

@@ -173,6 +173,42 @@ func (e *env) submitSMTP(ctx context.Context, name string, to submissionCreds, f
 	e.sink.reset()
 	run := relayRun{Name: name, Messages: n}
 	per := max(e.plan.SubmissionPerSession, 1)
+	cpu0, pg0 := cpu.seconds(), 0.0
+	if pgCPU != nil {
+		pg0 = pgCPU.seconds()
+	}
+	var t0, t1, t2 time.Time
+	var used float64
+	stmts, err := e.stats.perMessage(ctx, n, func() error {
+		t0 = time.Now()
+		if err := e.submissionLoad(ctx, to, from, n, per); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		t1 = time.Now()
+		if err := e.waitSink(ctx, n, relayTimeout(n), func() string { return "see the server's and Postfix's logs in the work directory" }); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		t2 = time.Now()
+		used = cpu.seconds() - cpu0
+		if pgCPU != nil {
+			run.ServerCPU, run.PostgresCPU = used, pgCPU.seconds()-pg0
+			used += run.PostgresCPU
+			e.settle() // Sendwerk records outcomes just after the sink's 250
+		}
+		return nil
+	})
+	if err != nil {
+		return run, err
+	}
+	if pgCPU != nil {
+		run.StatementsPerMessage = stmts
+	}
+	e.finishRun(&run, n, t0, t1, t2, used)
+	return run, nil
+}
+
+// submissionLoad runs the sessions: at most RelaySubmitters at a time, per messages each.
+func (e *env) submissionLoad(ctx context.Context, to submissionCreds, from string, n, per int) error {
 	var next atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -183,11 +219,6 @@ func (e *env) submitSMTP(ctx context.Context, name string, to submissionCreds, f
 		}
 		mu.Unlock()
 	}
-	cpu0, pg0 := cpu.seconds(), 0.0
-	if pgCPU != nil {
-		pg0 = pgCPU.seconds()
-	}
-	t0 := time.Now()
 	var wg sync.WaitGroup
 	for range e.plan.RelaySubmitters {
 		wg.Add(1)
@@ -207,23 +238,9 @@ func (e *env) submitSMTP(ctx context.Context, name string, to submissionCreds, f
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return run, fmt.Errorf("%s: %w", name, firstErr)
+		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return run, err
-	}
-	t1 := time.Now()
-	if err := e.waitSink(ctx, n, relayTimeout(n), func() string { return "see the server's and Postfix's logs in the work directory" }); err != nil {
-		return run, fmt.Errorf("%s: %w", name, err)
-	}
-	t2 := time.Now()
-	used := cpu.seconds() - cpu0
-	if pgCPU != nil {
-		run.ServerCPU, run.PostgresCPU = used, pgCPU.seconds()-pg0
-		used += run.PostgresCPU
-	}
-	e.finishRun(&run, n, t0, t1, t2, used)
-	return run, nil
+	return ctx.Err()
 }
 
 // submissionSession is one SMTP session: STARTTLS, AUTH PLAIN, count messages, QUIT.
