@@ -188,6 +188,32 @@ func TestEventsAndWebhooks(t *testing.T) {
 		require.Equal(t, "manual", ev.Data.Reason)
 	})
 
+	t.Run("FailedConnectorTestIsAnEvent", func(t *testing.T) {
+		closed := smtptest.NewServer(t, smtptest.Opts{})
+		port := closed.Port()
+		closed.Close()
+		c, err := s.c.CreateConnectorWithResponse(ctx, sendwerk.ConnectorCreate{Name: "gone", Kind: sendwerk.ConnectorKindSmtp,
+			Smtp:          &sendwerk.SMTPSettingsInput{Host: "127.0.0.1", Port: port, Security: sendwerk.SMTPSecurityNone},
+			DefaultSender: sendwerk.Sender{Email: "noreply@acme.example"}})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, c.StatusCode(), string(c.Body))
+		tr, err := s.c.TestConnectorWithResponse(ctx, c.JSON201.Id)
+		require.NoError(t, err)
+		require.False(t, tr.JSON200.Ok)
+		types := []sendwerk.EventType{sendwerk.EventTypeConnectorTestFailed}
+		var page *sendwerk.EventPage
+		require.Eventually(t, func() bool {
+			r, err := s.c.ListEventsWithResponse(ctx, &sendwerk.ListEventsParams{Type: &types, ResourceId: &c.JSON201.Id})
+			require.NoError(t, err)
+			page = r.JSON200
+			return len(page.Items) == 1
+		}, 5*time.Second, 50*time.Millisecond)
+		ev, err := page.Items[0].AsConnectorTestFailedEvent()
+		require.NoError(t, err)
+		require.Equal(t, "tcp.refused", ev.Data.Code)
+		require.Equal(t, port, ev.Data.Port)
+	})
+
 	t.Run("RefusesBadInput", func(t *testing.T) {
 		r := s.do(t, "GET", "/v1/events?type=message.nope", s.key, "", "")
 		require.Equal(t, http.StatusBadRequest, r.status, r.body)
