@@ -330,11 +330,19 @@ func TestDelivery(t *testing.T) {
 		require.Len(t, page.Events, 1)
 		require.Equal(t, w.ID, page.Events[0].WebhookID)
 
-		// A disabled endpoint gets nothing more.
+		// A disabled endpoint gets nothing more; what was still pending ends as failed.
 		before := len(rcv.received())
 		b.appendEvent(t, ids.New(ids.Message))
 		time.Sleep(300 * time.Millisecond)
 		require.Len(t, rcv.received(), before)
+		require.Eventually(t, func() bool {
+			for _, d := range b.deliveries(t, w.ID) {
+				if d.Status == webhook.StatusPending {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, 20*time.Millisecond)
 
 		// Enabling it again clears the reason and the streak.
 		on := true
