@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -103,7 +104,7 @@ func setup(t testing.TB, cfg webhook.Config) *testBundle {
 	ten, err := tenant.NewService(pool).Create(ctx, "Acme", nil)
 	require.NoError(t, err)
 	b := &testBundle{pool: pool, box: box, cfg: cfg, tenantID: ten.ID}
-	b.worker = webhook.NewDeliverWorker(pool, box, cfg, nil)
+	b.worker = webhook.NewDeliverWorker(pool, box, cfg, slog.New(slog.DiscardHandler))
 	b.client = b.newClient(t)
 	b.svc = webhook.NewService(pool, box, b.client, cfg)
 	b.dispatch = webhook.NewDispatcher(pool, b.client, cfg, 20*time.Millisecond, nil)
