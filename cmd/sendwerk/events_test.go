@@ -231,6 +231,21 @@ func TestEventsAndWebhooks(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, r.status, r.body)
 		r = s.do(t, "POST", "/v1/webhooks/"+hook.Id+"/test", otherKey, "", "")
 		require.Equal(t, http.StatusNotFound, r.status, r.body)
+		r = s.do(t, "GET", "/v1/events", otherKey, "", "")
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		require.Contains(t, string(r.body), `"items":[]`, "another tenant's feed is its own")
+	})
+
+	t.Run("SecretStaysHidden", func(t *testing.T) {
+		var row string
+		require.NoError(t, s.pool.QueryRow(ctx, "SELECT w::text FROM webhooks w WHERE id = $1", hook.Id).Scan(&row))
+		raw := strings.TrimPrefix(hook.Secret, "whsec_")
+		require.NotContains(t, row, raw)
+		list, err := s.c.ListWebhooksWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Len(t, list.JSON200.Items, 1)
+		require.NotContains(t, string(list.Body), "whsec_")
+		require.NotContains(t, s.logs.String(), raw)
 	})
 
 	t.Run("PlatformFactsAndTheirChange", func(t *testing.T) {
