@@ -336,8 +336,10 @@ func (e *env) start(ctx context.Context) error {
 		"SENDWERK_API_KEY_RATE_LIMIT": "1000000",
 		// The SMTP relay host is not measured here; off, it cannot collide with another
 		// server's default ports.
-		"SENDWERK_SMTP_ADDR":  "off",
-		"SENDWERK_SMTPS_ADDR": "off",
+		"SENDWERK_SMTP_ADDR":      "off",
+		"SENDWERK_SMTPS_ADDR":     "off",
+		"SENDWERK_DEV_INBOX_ADDR": "off",
+		"SENDWERK_DEV_DNS_ADDR":   "off",
 	}
 	for k, v := range e.o.env {
 		srvEnv[k] = v

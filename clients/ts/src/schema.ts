@@ -1716,15 +1716,15 @@ export interface components {
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             next_cursor?: string;
         };
-        /** @description An address, as a string (`jane@example.com`) or an object with a display name. */
+        /** @description An address: a string, bare (`jane@example.com`) or with a display name (`Jane Doe <jane@example.com>`, `"Doe, Jane" <jane@example.com>`), or an object with `email` and `name`. */
         EmailAddress: string | components["schemas"]["Sender"];
         /** @description A message to send. */
         MessageCreate: {
             /** @description The connector to send through; absent means the tenant's default connector. */
             connector_id?: string;
             from: components["schemas"]["EmailAddress"];
-            /** @description Recipients shown in To. */
-            to?: components["schemas"]["EmailAddress"][];
+            /** @description Recipients shown in To: a list, or one address alone (`"to": "Jane Doe <jane@example.com>"`). */
+            to?: components["schemas"]["EmailAddress"] | components["schemas"]["EmailAddress"][];
             /** @description Recipients shown in Cc. */
             cc?: components["schemas"]["EmailAddress"][];
             /** @description Recipients not shown in the message. To, cc and bcc together may name at most 50. */
