@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
 )
 
 // DevSPFRecord is what the development DNS publishes at the platform's SPF include when the
