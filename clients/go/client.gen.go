@@ -766,7 +766,7 @@ type ConnectionTest struct {
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
 	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
-	// `address.not_allowed`, …
+	// `address.not_allowed`; the enum lists every code delivery classifies into.
 	//
 	//
 	// Example: auth.failed
@@ -1137,7 +1137,7 @@ type DomainCheckResult struct {
 	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
 	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
 	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
-	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`, …
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`; the enum lists them all.
 	//
 	//
 	// Example: ownership.token_missing
@@ -1682,7 +1682,9 @@ type Problem struct {
 	// Type Stable problem type; branch on it. One of `urn:sendwerk:problem:` +
 	// `validation`, `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
 	// `method-not-allowed`, `conflict`, `payload-too-large`, `unsupported-media-type`,
-	// `rate-limited`, `unavailable`, `internal`.
+	// `rate-limited`, `unavailable`, `internal`. `about:blank` (RFC 9457's default) is never
+	// sent by Sendwerk; clients use it for an error body that was not a problem document,
+	// such as a proxy's page.
 	//
 	//
 	// Example: urn:sendwerk:problem:validation

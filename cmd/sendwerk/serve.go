@@ -146,6 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
+		CORSOrigins: cfg.CORSOrigins,
 	})
 	if err != nil {
 		return err

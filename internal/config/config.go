@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -86,6 +87,7 @@ type Config struct {
 	DomainManualCheckInterval time.Duration
 
 	// Development mail catcher and DNS server; empty when off (always in production).
+	CORSOrigins     []string
 	DevInboxAddr    string
 	DevDNSAddr      string
 	devInboxAddrSet bool
@@ -223,6 +225,8 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDuration(&c.ShutdownTimeout, v) }},
 		{Name: "SENDWERK_TRUSTED_PROXIES", Help: "Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed; empty trusts none.",
 			set: func(c *Config, v string) error { return parsePrefixes(&c.TrustedProxies, v) }},
+		{Name: "SENDWERK_CORS_ORIGINS", Help: "Comma-separated browser origins (`https://console.example.com`, or `*`) allowed to call the API from their pages; bearer tokens only, never cookies. Unset: no CORS (proxy `/v1` through your backend instead).",
+			set: func(c *Config, v string) error { return parseOrigins(&c.CORSOrigins, v) }},
 		{Name: "SENDWERK_DEV_INBOX_ADDR", Help: "Development mail catcher: SMTP on this address, messages shown at `/dev/inbox`; the platform relay defaults to it. Unset: `localhost:2525` in development; `off` disables it; never in production.",
 			set: func(c *Config, v string) error {
 				c.devInboxAddrSet = v != ""
@@ -535,6 +539,26 @@ func parseListenAddr(dst *string, v string) error {
 		return fmt.Errorf("%q is not a listen address like :587 or 127.0.0.1:2587 (or off)", v)
 	}
 	*dst = v
+	return nil
+}
+
+// parseOrigins reads origins as browsers send them: scheme://host[:port], no path.
+func parseOrigins(dst *[]string, v string) error {
+	*dst = nil
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				return fmt.Errorf("%q is not an origin like https://console.example.com", o)
+			}
+			o = u.Scheme + "://" + u.Host
+		}
+		*dst = append(*dst, o)
+	}
 	return nil
 }
 

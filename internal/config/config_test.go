@@ -124,6 +124,15 @@ func TestLoad(t *testing.T) {
 		_, err = load(prod, nil)
 		require.NoError(t, err)
 	})
+	t.Run("CORSOrigins", func(t *testing.T) {
+		c, err := load(map[string]string{"SENDWERK_CORS_ORIGINS": "https://console.example.com/, http://localhost:5173"}, nil)
+		require.NoError(t, err)
+		require.Equal(t, []string{"https://console.example.com", "http://localhost:5173"}, c.CORSOrigins)
+		for _, bad := range []string{"console.example.com", "https://console.example.com/app", "ftp://x.example"} {
+			_, err = load(map[string]string{"SENDWERK_CORS_ORIGINS": bad}, nil)
+			require.ErrorContains(t, err, "SENDWERK_CORS_ORIGINS", bad)
+		}
+	})
 	t.Run("DevelopmentInboxAndDNS", func(t *testing.T) {
 		c, err := load(nil, nil)
 		require.NoError(t, err)
