@@ -216,6 +216,63 @@ func ExampleClientWithResponses_SendMessageWithResponse() {
 	// Output: 202 queued same message: true
 }
 
+// Send a message from a verified domain with the address helpers; against a development
+// server (`make run`) it lands in the inbox at /dev/inbox. This is the README's example.
+func Example_send() {
+	ctx := context.Background()
+	apiKey := shopTenant(ctx) // a tenant with shop.test verified and a platform connector
+
+	// readme:start
+	client, err := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
+	if err != nil {
+		panic(err)
+	}
+	res, err := client.SendMessageWithResponse(ctx, nil, sendwerk.MessageCreate{
+		From:    sendwerk.Address("Shop <noreply@shop.test>"),
+		To:      sendwerk.To("Jane Doe <jane@example.org>"),
+		Bcc:     sendwerk.AddressList("orders@shop.test"),
+		Subject: "Your order has shipped",
+		Text:    ptr("It arrives on Tuesday."),
+	})
+	switch {
+	case err != nil:
+		panic(err) // no answer; with an Idempotency-Key (SendMessageParams) a retry cannot send twice
+	case res.JSON202 != nil:
+		fmt.Println("accepted:", res.JSON202.Status)
+	case res.ApplicationproblemJSON422 != nil:
+		for _, e := range *res.ApplicationproblemJSON422.Errors {
+			fmt.Println(e.Field, e.Message)
+		}
+	default:
+		fmt.Println("refused:", res.Status(), string(res.Body))
+	}
+	// readme:end
+	// Output: accepted: queued
+}
+
+// shopTenant makes a tenant whose domain shop.test is verified (the development DNS
+// publishes its records) and whose default connector is the platform relay.
+func shopTenant(ctx context.Context) string {
+	apiKey, err := newTenant(ctx, "Shop GmbH", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
+	if err != nil {
+		panic(err)
+	}
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
+	d, err := client.CreateDomainWithResponse(ctx, sendwerk.DomainCreate{Domain: "shop.test"})
+	if err != nil || d.JSON201 == nil {
+		panic(fmt.Sprint(err, d.Status()))
+	}
+	if chk, err := client.CheckDomainWithResponse(ctx, d.JSON201.Id); err != nil || chk.JSON200 == nil || chk.JSON200.Domain.Status != "verified" {
+		panic(fmt.Sprint(err, chk.Status(), string(chk.Body)))
+	}
+	c, err := client.CreateConnectorWithResponse(ctx, sendwerk.ConnectorCreate{Name: "Platform", Kind: sendwerk.ConnectorKindPlatform,
+		DefaultSender: sendwerk.Sender{Email: "noreply@shop.test"}})
+	if err != nil || c.JSON201 == nil {
+		panic(fmt.Sprint(err, c.Status()))
+	}
+	return apiKey
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // closedPort is a loopback port nothing listens on.
