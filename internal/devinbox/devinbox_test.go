@@ -66,7 +66,7 @@ func sendPlain(t *testing.T, addr, from, to, msg string) {
 	t.Helper()
 	c, err := smtp.Dial(addr)
 	require.NoError(t, err)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	require.NoError(t, c.SendMail(from, []string{to}, strings.NewReader(msg)))
 	require.NoError(t, c.Quit())
 }
