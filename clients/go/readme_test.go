@@ -8,6 +8,7 @@ import (
 
 // TestReadmeShowsExample keeps the README's send example equal to Example_send, which runs.
 func TestReadmeShowsExample(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("example_test.go")
 	if err != nil {
 		t.Fatal(err)
