@@ -174,3 +174,40 @@ func closedPort(t *testing.T) int {
 	srv.Close()
 	return port
 }
+
+// TestCurlExamplesDocumentVariables: every variable a script reads with a default or a
+// requirement (${NAME:-…}, ${NAME:?…}) is listed in its header comment and in its row of
+// the README's table of examples.
+func TestCurlExamplesDocumentVariables(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	scripts, err := filepath.Glob("../../examples/curl/*.sh")
+	require.NoError(t, err)
+	require.NotEmpty(t, scripts)
+	uses := regexp.MustCompile(`\$\{([A-Z_]+):[-?]`)
+	for _, path := range scripts {
+		name := filepath.Base(path)
+		if name == "lib.sh" {
+			continue // sourced; each script lists what it uses of it
+		}
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var header strings.Builder
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if !strings.HasPrefix(line, "#") {
+				break
+			}
+			header.WriteString(line + "\n")
+		}
+		row := regexp.MustCompile("(?m)^  \\| `" + regexp.QuoteMeta(name) + ".*$").FindString(string(readme))
+		require.NotEmpty(t, row, "README's table of curl examples lacks %s", name)
+		for _, m := range uses.FindAllStringSubmatch(string(b), -1) {
+			if m[1] == "SENDWERK_URL" || m[1] == "SENDWERK_API_KEY" {
+				continue // common to all, said once above the table
+			}
+			require.Contains(t, header.String(), m[1], "%s reads %s but its header comment does not list it", name, m[1])
+			require.Contains(t, row, "`"+m[1]+"`", "%s reads %s but its README row does not list it", name, m[1])
+		}
+	}
+}
