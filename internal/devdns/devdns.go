@@ -58,6 +58,9 @@ type Server struct {
 
 // Start listens on cfg.Addr (UDP and TCP on the same port) and serves until Close.
 func Start(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	s := &Server{cfg: cfg, client: &dns.Client{Timeout: 2 * time.Second}}
 	if cfg.Source != nil {
 		s.SetSource(cfg.Source)
@@ -147,6 +150,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 func (s *Server) forward(req *dns.Msg) *dns.Msg {
 	for _, srv := range s.cfg.Forward {
 		resp, _, err := s.client.Exchange(req, srv)
+		if err == nil && resp != nil && resp.Truncated {
+			// A large answer (a long SPF or DKIM record): ask again over TCP for all of it.
+			resp, _, err = (&dns.Client{Net: "tcp", Timeout: s.client.Timeout}).Exchange(req, srv)
+		}
 		if err == nil && resp != nil {
 			return resp
 		}

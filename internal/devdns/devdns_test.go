@@ -67,6 +67,13 @@ func TestServer(t *testing.T) {
 		require.Len(t, resp.Answer, 1)
 		require.Equal(t, []string{"v=spf1 -all"}, resp.Answer[0].(*dns.TXT).Txt)
 	})
+	t.Run("ForwardsTruncatedAnswersWhole", func(t *testing.T) {
+		upstream.Truncate("example.com") // UDP answers carry TC and no records
+		resp, _, err := (&dns.Client{Net: "tcp"}).Exchange(new(dns.Msg).SetQuestion("example.com.", dns.TypeTXT), srv.Addr())
+		require.NoError(t, err)
+		require.False(t, resp.Truncated)
+		require.Len(t, resp.Answer, 1, "asked the upstream again over TCP")
+	})
 	t.Run("RefusesWithoutForwarders", func(t *testing.T) {
 		alone := start(t, Config{})
 		require.Equal(t, dns.RcodeRefused, ask(t, alone, "example.com", dns.TypeTXT).Rcode)

@@ -96,6 +96,9 @@ func Start(cfg Config) (*Inbox, error) {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	in := &Inbox{cfg: cfg}
 	in.smtp = smtp.NewServer(backend{in})
 	in.smtp.Domain = "inbox.sendwerk.test"
