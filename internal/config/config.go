@@ -206,7 +206,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDurations(&c.RetrySchedule, v) }},
 		{Name: "SENDWERK_DELIVERY_ATTEMPT_TIMEOUT", Default: "2m", Help: "Longest one delivery attempt may take (connect, send, the upstream's reply); then it is cancelled and retried.",
 			set: func(c *Config, v string) error { return parseDuration(&c.AttemptTimeout, v) }},
-		{Name: "SENDWERK_JOB_RESCUE_AFTER", Default: "3m", Help: "A job still `running` this long is taken to belong to a dead process and is retried; must exceed SENDWERK_DELIVERY_ATTEMPT_TIMEOUT.",
+		{Name: "SENDWERK_JOB_RESCUE_AFTER", Default: "3m", Help: "A job still `running` this long is taken to belong to a dead process and is retried; must exceed `SENDWERK_DELIVERY_ATTEMPT_TIMEOUT`.",
 			set: func(c *Config, v string) error { return parseDuration(&c.JobRescueAfter, v) }},
 		{Name: "SENDWERK_RECONCILE_INTERVAL", Default: "1m", Help: "How often the leader looks for messages whose delivery job ended without them (and repairs them).",
 			set: func(c *Config, v string) error { return parseDuration(&c.ReconcileInterval, v) }},

@@ -101,6 +101,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		queues[sendingdomain.QueueChecks] = river.QueueConfig{MaxWorkers: max(deps.DomainChecksInFlight, 1)}
 		periodic = append(periodic, deps.Domains.PeriodicJobs()...)
 	}
+	rescue := or(cfg.RescueAfter, DefaultRescueAfter)
 	rc := &river.Config{
 		Logger:                      deps.Logger,
 		Queues:                      queues,
@@ -110,7 +111,10 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
 		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,
 		FetchCooldown:               cfg.FetchCooldown,
-		RescueStuckJobsAfter:        or(cfg.RescueAfter, DefaultRescueAfter),
+		RescueStuckJobsAfter:        rescue,
+		// River refuses a rescue time below the default job timeout; workers without a
+		// timeout of their own (housekeeping) get the smaller of a minute and the rescue time.
+		JobTimeout: min(time.Minute, rescue),
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
