@@ -114,3 +114,41 @@ func TestStopTimeoutCancels(t *testing.T) {
 		}
 	}
 }
+
+// TestRescueAfterCrash: a process died in the middle of an attempt (its job `running`, the
+// message `sending`). Another process retries it within the rescue time — River's default
+// was an hour — and the lost attempt shows as unknown before the delivery.
+func TestRescueAfterCrash(t *testing.T) {
+	t.Parallel()
+	s := setupSend(t, nil, smtptest.Opts{}, nil)
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	r := s.do(t, "POST", "/v1/messages", s.key, "application/json",
+		`{"from":"noreply@acme.example","to":["jane@customer.example"],"subject":"Hi","text":"Hello","send_at":"`+later+`"}`)
+	require.Equal(t, 202, r.status, string(r.body))
+	var acc struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &acc))
+	require.NoError(t, s.stop())
+	// What a kill -9 in the middle of the attempt leaves behind.
+	ctx := context.Background()
+	_, err := s.pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '5 minutes',
+		attempted_by = '{dead-process}', scheduled_at = now() - interval '5 minutes' WHERE id = (SELECT job_id FROM messages WHERE id = $1)`, acc.ID)
+	require.NoError(t, err)
+	_, err = s.pool.Exec(ctx, "UPDATE messages SET status = 'sending', attempts = 1, send_at = NULL WHERE id = $1", acc.ID)
+	require.NoError(t, err)
+
+	setup(t, map[string]string{"DATABASE_URL": s.dbURL, "SENDWERK_DELIVERY_RETRY_SCHEDULE": "1s,1s",
+		"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "2s", "SENDWERK_JOB_RESCUE_AFTER": "3s"})
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		status, outcomes := dbState(t, s, acc.ID)
+		if status == "delivered" {
+			require.Equal(t, []string{"unknown", "delivered"}, outcomes)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "message still %s: not rescued", status)
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Len(t, s.up.Messages(), 1)
+}
