@@ -16,6 +16,7 @@ type result struct {
 	name                   string
 	submitted, accepted    int
 	refused                int
+	internal               int // answers 500: never acceptable, even mid-fault
 	rows                   int // message rows in the database
 	delivered, lost, stuck int
 	failed                 int
@@ -57,7 +58,7 @@ func (r *result) count(ctx context.Context, pool *pgxpool.Pool, s *sink, ids []s
 
 // ok is the scenario's verdict.
 func (r result) ok() bool {
-	return r.lost == 0 && r.stuck == 0 && r.duplicates == r.visible && r.refused == 0 &&
+	return r.lost == 0 && r.stuck == 0 && r.duplicates == r.visible && r.refused == 0 && r.internal == 0 &&
 		r.rows == r.accepted && (!r.noDuplicates || r.duplicates == 0)
 }
 
@@ -75,6 +76,9 @@ func (r result) why() string {
 	if r.noDuplicates && r.duplicates > 0 {
 		out = append(out, "duplicate after a graceful stop")
 	}
+	if r.internal > 0 {
+		out = append(out, "HTTP 500")
+	}
 	if r.refused > 0 {
 		out = append(out, "not accepted")
 	}
@@ -89,9 +93,9 @@ func (r result) why() string {
 
 func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tsubmitted\taccepted\trows\tdelivered\tlost\tduplicates (visible)\tstuck\tfailed\tsettle\tverdict")
+	fmt.Fprintln(tw, "scenario\tsubmitted\taccepted\t500s\trows\tdelivered\tlost\tduplicates (visible)\tstuck\tfailed\tsettle\tverdict")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%d\t%s\t%s\n", r.name, r.submitted, r.accepted, r.rows,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%d\t%s\t%s\n", r.name, r.submitted, r.accepted, r.internal, r.rows,
 			r.delivered, r.lost, r.duplicates, r.visible, r.stuck, r.failed, r.settle.Round(100*time.Millisecond), r.why())
 	}
 	_ = tw.Flush()
