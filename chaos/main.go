@@ -31,12 +31,13 @@ import (
 	"github.com/sendwerk/sendwerk/internal/pgembed"
 )
 
-// Short timeouts so every scenario settles in well under a minute. River's rescuer looks
-// every 30 s (not configurable), so a dead process's attempt is retried within
-// rescueAfter + 30 s + the first retry wait.
+// Short timeouts so every scenario settles in about a minute. The rescue time must exceed
+// the attempt timeout plus the 15 s an attempt may spend recording its outcome while the
+// database is away; River's rescuer looks every 30 s (not configurable), so a dead
+// process's attempt is retried within rescueAfter + 30 s + the first retry wait.
 const (
 	attemptTimeout = 5 * time.Second
-	rescueAfter    = 8 * time.Second
+	rescueAfter    = 25 * time.Second
 	settleLimit    = rescueAfter + 30*time.Second + 60*time.Second
 )
 
@@ -201,7 +202,11 @@ func (e *env) serverEnv(db string) map[string]string {
 		"SENDWERK_JOB_RESCUE_AFTER":         rescueAfter.String(),
 		"SENDWERK_RECONCILE_INTERVAL":       "5s",
 		"SENDWERK_SHUTDOWN_TIMEOUT":         "20s",
-		"SENDWERK_DELIVERY_RETRY_SCHEDULE":  "1s,1s,1s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s",
+		// As many deliveries at once as connections to the sink: a job waiting for a free
+		// connection spends its attempt timeout waiting.
+		"SENDWERK_DELIVERY_WORKERS":        "8",
+		"SENDWERK_SMTP_POOL_SIZE":          "8",
+		"SENDWERK_DELIVERY_RETRY_SCHEDULE": "1s,1s,1s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s",
 	}
 }
 

@@ -26,10 +26,11 @@ const OutcomeUnknown = "unknown"
 // unknownText explains an unknown attempt in its timeline event.
 const unknownText = "the outcome of this attempt was never recorded (the process stopped, or lost its database or its upstream connection, while sending); the upstream may have accepted the message, so a later delivery may be a duplicate"
 
-// recordTimeout bounds the transaction that records an outcome. It runs on a context
-// detached from the attempt's, so a cancelled attempt (timeout, hard stop) still records
-// what it knows instead of leaving the message `sending`.
-const recordTimeout = 15 * time.Second
+// RecordTimeout bounds the recording of an outcome, retries while the database is
+// unavailable included. It runs on a context detached from the attempt's, so a cancelled
+// attempt (timeout, hard stop) still records what it knows instead of leaving the message
+// `sending`. River's rescue time must exceed the attempt timeout plus this.
+const RecordTimeout = 15 * time.Second
 
 // Verdict is what became of one attempt; callers (the River worker, test e-mails) act on it.
 type Verdict string
@@ -190,12 +191,31 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 		a.Outcome = delivery.Outcome{Class: delivery.ClassTemporary, Code: delivery.CodeUnknown, Text: "the upstream's reply is missing"}
 		a.Err = errors.New(a.Outcome.Text)
 	}
-	if sendErr != nil && ctx.Err() != nil {
-		// Cancelled (timeout or hard stop) with the message possibly on the wire.
-		a.Outcome = delivery.Outcome{Class: delivery.ClassTemporary, Code: OutcomeUnknown, Text: "the attempt was cancelled before the upstream answered: " + context.Cause(ctx).Error()}
+	if why, ok := mayHaveArrived(ctx, sendErr, a.Outcome); ok {
+		a.Outcome = delivery.Outcome{Class: delivery.ClassTemporary, Code: OutcomeUnknown, Text: why}
 	}
 	d.logOutcome(m, settings, a)
 	return d.record(ctx, m, settings, a, opts)
+}
+
+// mayHaveArrived reports a failed send after which the upstream may nevertheless have the
+// message: the attempt was cancelled or ran out of time, or the connection failed during
+// DATA without a reply (the upstream may have taken the final dot and queued the message,
+// RFC 1047). Such an attempt is recorded with outcome unknown, so that a later delivery
+// shows as a possible duplicate.
+func mayHaveArrived(ctx context.Context, sendErr error, o delivery.Outcome) (string, bool) {
+	if sendErr == nil {
+		return "", false
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	if ctx.Err() != nil || hasDeadline && !time.Now().Before(deadline) {
+		return "the attempt was cancelled or timed out before the upstream answered (" + o.Code + "); the upstream may have the message", true
+	}
+	var de *delivery.Error
+	if errors.As(sendErr, &de) && de.Stage == delivery.StageData && o.SMTPCode == 0 {
+		return "the connection failed during DATA without a reply (" + o.Code + "); the upstream may have the message", true
+	}
+	return "", false
 }
 
 // sign adds a DKIM signature with the sender domain's key when the domain has one. A
@@ -302,12 +322,45 @@ type outcomeRow struct {
 // with inTx (the job's completion) inside it. It runs on a context detached from the
 // attempt's (see recordTimeout).
 func (d *Deliverer) finish(ctx context.Context, m dbsqlc.Message, r outcomeRow, attempt map[string]any, event string, data map[string]any, inTx func(context.Context, pgx.Tx) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecordTimeout)
 	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		err := d.recordTx(ctx, m, r, attempt, event, data, inTx)
+		if _, unavailable := store.AsUnavailable(err); !unavailable || ctx.Err() != nil {
+			return err
+		}
+		// The database is restarting or unreachable: the upstream's answer is known, and
+		// recording it a few seconds late beats sending the message again.
+		d.logger.Warn("database unavailable while recording a delivery outcome; retrying", "message_id", m.ID, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// recordTx is one try of finish. It first checks that the claim it records is still the
+// message's current one: after a COMMIT whose answer was lost, a retry finds the outcome
+// already there (and the job completed) and writes nothing; after a rescue, a newer
+// attempt owns the message.
+func (d *Deliverer) recordTx(ctx context.Context, m dbsqlc.Message, r outcomeRow, attempt map[string]any, event string, data map[string]any, inTx func(context.Context, pgx.Tx) error) error {
 	replyJSON, _ := json.Marshal(r.reply)
 	return store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
 		q := d.q.WithTx(tx)
-		_, err := q.MessageFinish(ctx, dbsqlc.MessageFinishParams{
+		cur, err := q.MessageLockForAttempt(ctx, dbsqlc.MessageLockForAttemptParams{TenantID: m.TenantID, ID: m.ID})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // deleted with its tenant
+		}
+		if err != nil {
+			return fmt.Errorf("error locking message: %w", err)
+		}
+		if cur.Status != StatusSending || cur.Attempts != m.Attempts {
+			return nil
+		}
+		_, err = q.MessageFinish(ctx, dbsqlc.MessageFinishParams{
 			TenantID: m.TenantID, ID: m.ID, Status: r.status, LastReply: replyJSON, StatusReason: r.reason, NextAttemptAt: r.next,
 		})
 		if err != nil {

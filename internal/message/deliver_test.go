@@ -145,6 +145,18 @@ func TestDeliverWorker(t *testing.T) {
 		require.Equal(t, []string{"queued", "attempt 1 smtp.deferred", "deferred"}, b.timeline(t, id))
 	})
 
+	// A connection lost during DATA without a reply: the upstream may have taken the final
+	// dot, so the attempt is unknown, not merely deferred.
+	t.Run("DropDuringDataIsUnknown", func(t *testing.T) {
+		t.Parallel()
+		b := setupDeliver(t, smtptest.Opts{DropMidData: true}, shortSchedule)
+		id, job := b.submit(t)
+		_, err := b.worker.WorkJob(b.ctx, t, b.tx, job)
+		require.ErrorContains(t, err, "delivery deferred (unknown)")
+		require.Equal(t, StatusDeferred, b.status(t, id))
+		require.Equal(t, []string{"queued", "attempt 1 unknown", "deferred"}, b.timeline(t, id))
+	})
+
 	t.Run("PermanentFailureCancels", func(t *testing.T) {
 		t.Parallel()
 		b := setupDeliver(t, smtptest.Opts{Script: &smtptest.Script{DataFunc: func(smtptest.Message) *smtp.SMTPError {

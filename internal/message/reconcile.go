@@ -48,7 +48,7 @@ type ReconcileWorker struct {
 // NewReconcileWorker returns the worker.
 func NewReconcileWorker(db store.DB, cfg ReconcileConfig) *ReconcileWorker {
 	if cfg.Settle <= 0 {
-		cfg.Settle = DefaultAttemptTimeout + recordTimeout
+		cfg.Settle = DefaultAttemptTimeout + RecordTimeout
 	}
 	if cfg.Window <= cfg.Settle {
 		cfg.Window = cfg.Settle + time.Hour
