@@ -101,7 +101,8 @@ func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	proxy, proxied := newDBProxy(t, dbtest.NewDatabase(t))
 	up := smtptest.NewServer(t, smtptest.Opts{})
-	b := setup(t, map[string]string{"DATABASE_URL": proxied, "SENDWERK_DELIVERY_RETRY_SCHEDULE": "1s,1s"})
+	b := setup(t, map[string]string{"DATABASE_URL": proxied, "SENDWERK_DELIVERY_RETRY_SCHEDULE": "1s,1s",
+		"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "2s", "SENDWERK_JOB_RESCUE_AFTER": "20s"})
 	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
 	ctx := context.Background()
 	c := b.client(t, key)
@@ -138,5 +139,13 @@ func TestDatabaseOutage(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return b.do(t, "POST", "/v1/messages", key, "application/json", body).status == 202
 	}, 20*time.Second, 200*time.Millisecond)
-	up.WaitMessages(t, 2, 30*time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(b.logs.String())
+		}
+	})
+	// A job fetched as the connection went (River's UPDATE committed, its answer lost) stays
+	// `running` with nobody working it until River's rescuer (every 30 s) frees it after
+	// SENDWERK_JOB_RESCUE_AFTER: both messages arrive, if not at once.
+	up.WaitMessages(t, 2, 90*time.Second)
 }

@@ -139,7 +139,7 @@ func TestRescueAfterCrash(t *testing.T) {
 	require.NoError(t, err)
 
 	setup(t, map[string]string{"DATABASE_URL": s.dbURL, "SENDWERK_DELIVERY_RETRY_SCHEDULE": "1s,1s",
-		"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "2s", "SENDWERK_JOB_RESCUE_AFTER": "3s"})
+		"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "2s", "SENDWERK_JOB_RESCUE_AFTER": "20s"})
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		status, outcomes := dbState(t, s, acc.ID)
