@@ -121,6 +121,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
+		Committers: committers(cfg.SubmitCommitters),
 	})
 	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
 	// must let deliveries finish first (stopJobs).
@@ -423,4 +424,12 @@ func smtpEndpoints(a listenAddrs) string {
 		parts = append(parts, a.SMTPS+" (implicit TLS)")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// committers maps the setting (0 = off) to message.Config's (negative = off).
+func committers(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
