@@ -51,8 +51,9 @@ lint: $(TS)/node_modules/.package-lock.json ## golangci-lint (.golangci.yml, pin
 	cd $(TS) && npm run --silent lint:openapi
 
 .PHONY: test
-test: test-ts ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests
+test: test-ts ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests, then the short chaos run
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) chaos CHAOS_QUICK=1
 
 .PHONY: test-ts
 test-ts: $(TS)/node_modules/.package-lock.json ## the TypeScript client's tests (vitest) against a real `sendwerk serve`
@@ -67,10 +68,15 @@ bench: ## benchmark against pgbench and Postfix on loopback (root; ~10 min, BENC
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk
 	$(GO) run ./bench -bin bin/sendwerk
 
+.PHONY: chaos
+chaos: ## fault injection against real `sendwerk serve` processes: kill -9, PostgreSQL restarts, SIGTERM, upstream faults (~8 min; CHAOS_QUICK=1: ~3 min)
+	$(GO) build -o bin/sendwerk ./cmd/sendwerk
+	$(GO) run ./chaos -bin bin/sendwerk $(if $(CHAOS_QUICK),-quick)
+
 .PHONY: build
 build: ## build bin/sendwerk
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk
 
 .PHONY: run
-run: ## serve on localhost:8080 (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
+run: ## serve on localhost:8080 with the development inbox at /dev/inbox (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
 	$(GO) run ./cmd/sendwerk serve

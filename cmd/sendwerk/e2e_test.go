@@ -40,6 +40,11 @@ type testBundle struct {
 	// smtpAddr and smtpsAddr are the relay host's listeners; empty unless the test set
 	// SENDWERK_SMTP_ADDR / SENDWERK_SMTPS_ADDR (setup turns them off by default).
 	smtpAddr, smtpsAddr string
+	// devInbox and devDNS are the development mail catcher's and DNS server's addresses.
+	devInbox, devDNS string
+	// stop ends the server the way SIGTERM does and returns what serve returned; the
+	// test's cleanup calls it too (only the first call stops).
+	stop func() error
 }
 
 type syncBuffer struct {
@@ -76,6 +81,10 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 		"SENDWERK_JOB_WORKERS":  "2",
 		"SENDWERK_SMTP_ADDR":    "off",
 		"SENDWERK_SMTPS_ADDR":   "off",
+		// The development inbox and DNS have fixed default ports; tests that want them
+		// set 127.0.0.1:0 (see dev_test.go).
+		"SENDWERK_DEV_INBOX_ADDR": "off",
+		"SENDWERK_DEV_DNS_ADDR":   "off",
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -98,14 +107,18 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start in 30s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	var stopOnce sync.Once
+	var stopErr error
+	stop := func() error {
+		stopOnce.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	t.Cleanup(func() { require.NoError(t, stop()) })
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS}
+	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS,
+		devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, stop: stop}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

@@ -95,6 +95,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			return err
 		}
 	}
+	// Development mail catcher and DNS (dev.go); they set the platform relay and the
+	// resolvers before the services below read them. Off in production.
+	dev, err := startDevServices(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
 	tenants := tenant.NewService(pool)
 	connectors, err := newConnectorService(pool, cfg)
 	if err != nil {
@@ -104,20 +111,26 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	dev.publish(domains)
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
-	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule}, logger)
+	deliverer := message.NewDeliverer(pool, connectors, senders, pools, logger)
 	whBox, err := secret.NewBox(cfg.SecretKey, cfg.PreviousSecretKeys...)
 	if err != nil {
 		return fmt.Errorf("SENDWERK_SECRET_KEY: %w", err)
 	}
 	whCfg := webhookConfig(cfg)
-	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
+	maxAttempts := len(cfg.RetrySchedule) + 1
+	riverClient, err := jobs.NewClient(pool, &jobs.Config{
+		Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown,
+		RescueAfter: cfg.JobRescueAfter, ReconcileInterval: cfg.ReconcileInterval,
+	}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
-		Deliver:         deliverer,
+		Deliver:         message.NewDeliverWorker(deliverer, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Timeout: cfg.AttemptTimeout}),
 		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
 		DeliveryWorkers: cfg.DeliveryWorkers,
+		Reconcile:       message.NewReconcileWorker(pool, message.ReconcileConfig{Settle: cfg.JobRescueAfter, Window: cfg.JobRescueAfter + 10*cfg.ReconcileInterval, MaxAttempts: maxAttempts}),
 		Webhooks:        webhook.NewDeliverWorker(pool, whBox, whCfg, logger),
 		WebhookWorkers:  cfg.WebhookWorkers,
 		EventRetention:  event.NewRetentionWorker(pool, cfg.EventRetention),
@@ -127,10 +140,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
-		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
 		Committers: committers(cfg.SubmitCommitters),
 	})
-	if err := riverClient.Start(ctx); err != nil {
+	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
+	// must let deliveries finish first (stopJobs).
+	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
 	}
 	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
@@ -164,6 +179,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), Webhooks: webhooks, Platform: facts, AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
+		CORSOrigins: cfg.CORSOrigins,
 	})
 	if err != nil {
 		return err
@@ -173,7 +189,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		Handler: dev.wrap(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
@@ -183,6 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if relayServer != nil {
 		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
 	}
+	dev.addrs(&addrs)
 	printBanner(stdout, cfg, addrs, generated)
 	if onReady != nil {
 		onReady(addrs)
@@ -199,19 +216,45 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// SMTP sessions in the middle of a message finish it while HTTP drains.
-	var errSMTP error
-	smtpDone := make(chan struct{})
+	// SMTP sessions in the middle of a message finish it while HTTP drains and deliveries
+	// in flight finish; River fetches no new jobs meanwhile.
+	var errSMTP, errJobs error
+	smtpDone, jobsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(smtpDone)
 		if relayServer != nil {
 			errSMTP = relayServer.Shutdown(sctx)
 		}
 	}()
+	go func() {
+		defer close(jobsDone)
+		errJobs = stopJobs(sctx, riverClient, logger)
+	}()
 	errHTTP := srv.Shutdown(sctx)
 	<-smtpDone
-	errJobs := riverClient.Stop(sctx)
+	<-jobsDone
 	return errors.Join(cause, errHTTP, errSMTP, errJobs)
+}
+
+// hardStopGrace is how long cancelled jobs get to record what they know after a stop
+// timed out.
+const hardStopGrace = 10 * time.Second
+
+// stopJobs stops fetching jobs and waits for the ones in flight until ctx ends; only then
+// it cancels what still runs (a cancelled delivery records an unknown outcome and is
+// retried by whichever process picks its job up next).
+func stopJobs(ctx context.Context, client interface {
+	Stop(context.Context) error
+	StopAndCancel(context.Context) error
+}, logger *slog.Logger) error {
+	err := client.Stop(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	logger.Warn("jobs still running at the shutdown timeout; cancelling them")
+	hctx, cancel := context.WithTimeout(context.Background(), hardStopGrace)
+	defer cancel()
+	return client.StopAndCancel(hctx)
 }
 
 // newConnectorService builds the connector service with the operator's policy.
@@ -393,6 +436,7 @@ func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bo
 	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
 	fmt.Fprintf(w, "  API reference: %s/docs\n", base)
 	fmt.Fprintf(w, "  job dashboard: %s/riverui (any user name, the admin token as password)\n", base)
+	printDevBanner(w, cfg, addrs, base)
 	if addrs.SMTP != "" || addrs.SMTPS != "" {
 		fmt.Fprintf(w, "  SMTP relay host: %s; log in with a connector's relay credentials (POST /v1/connectors/{connector_id}/relay-credentials)\n", smtpEndpoints(addrs))
 	}

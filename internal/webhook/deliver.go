@@ -62,9 +62,10 @@ func (s *core) insertOpts() *river.InsertOpts {
 	return &river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: s.MaxAttempts()}
 }
 
-// Timeout covers the request and the bookkeeping around it.
+// Timeout covers the request and the bookkeeping around it; config.Validate keeps it below
+// River's rescue time.
 func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.svc.cfg.Timeout + 30*time.Second
+	return w.svc.cfg.Timeout + 15*time.Second
 }
 
 // NextRetry follows the published schedule.
