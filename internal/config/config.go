@@ -333,13 +333,17 @@ func LoadEnv() (*Config, error) { return Load(os.Getenv, os.ReadFile) }
 // attempt timeout (message.RecordTimeout; config does not import message).
 const outcomeRecording = 15 * time.Second
 
+// webhookRecording bounds the bookkeeping around one webhook request (webhook.DeliverWorker's
+// timeout is the request's plus this).
+const webhookRecording = 5 * time.Second
+
 func (c *Config) Validate() error {
 	var errs []error
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE and SENDWERK_TLS_KEY_FILE: set both or neither"))
 	}
-	if c.WebhookTimeout > 0 && c.JobRescueAfter > 0 && c.JobRescueAfter < c.WebhookTimeout+outcomeRecording {
-		errs = append(errs, fmt.Errorf("SENDWERK_WEBHOOK_TIMEOUT: must be shorter than SENDWERK_JOB_RESCUE_AFTER minus %s, or webhook attempts would be retried while they still run", outcomeRecording))
+	if c.WebhookTimeout > 0 && c.JobRescueAfter > 0 && c.JobRescueAfter <= c.WebhookTimeout+webhookRecording {
+		errs = append(errs, fmt.Errorf("SENDWERK_WEBHOOK_TIMEOUT: must be shorter than SENDWERK_JOB_RESCUE_AFTER minus %s, or webhook attempts would be retried while they still run", webhookRecording))
 	}
 	if c.AttemptTimeout > 0 && c.JobRescueAfter <= c.AttemptTimeout+outcomeRecording {
 		errs = append(errs, fmt.Errorf("SENDWERK_JOB_RESCUE_AFTER: must be longer than SENDWERK_DELIVERY_ATTEMPT_TIMEOUT plus %s (recording the outcome), or attempts would be retried while they still run", outcomeRecording))

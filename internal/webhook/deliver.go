@@ -65,7 +65,7 @@ func (s *core) insertOpts() *river.InsertOpts {
 // Timeout covers the request and the bookkeeping around it; config.Validate keeps it below
 // River's rescue time.
 func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.svc.cfg.Timeout + 15*time.Second
+	return w.svc.cfg.Timeout + 5*time.Second
 }
 
 // NextRetry follows the published schedule.
