@@ -40,6 +40,8 @@ type testBundle struct {
 	// smtpAddr and smtpsAddr are the relay host's listeners; empty unless the test set
 	// SENDWERK_SMTP_ADDR / SENDWERK_SMTPS_ADDR (setup turns them off by default).
 	smtpAddr, smtpsAddr string
+	// metricsAddr is the SENDWERK_METRICS_ADDR listener's, when the test set one.
+	metricsAddr string
 }
 
 type syncBuffer struct {
@@ -105,7 +107,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS}
+	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS, metricsAddr: addrs.Metrics}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

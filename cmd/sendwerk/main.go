@@ -18,6 +18,7 @@ Usage:
   sendwerk config           print the configuration variables (markdown table)
   sendwerk admin …          operator tools: create tenants and API keys, list domains due for checks
   sendwerk dns spf …        evaluate a domain's SPF record (see sendwerk dns spf -h)
+  sendwerk secrets rotate   re-seal stored secrets under the current SENDWERK_SECRET_KEY (--dry-run)
   sendwerk help             show this text
 
 Configuration comes from SENDWERK_* environment variables; see 'sendwerk config'.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDNS(ctx, args[1:], stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, args[1:], stdout, stderr)
+	case "secrets":
+		return runSecrets(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -30,6 +30,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/jobs"
 	"github.com/sendwerk/sendwerk/internal/logging"
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/metrics"
 	"github.com/sendwerk/sendwerk/internal/pgembed"
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
@@ -48,7 +49,13 @@ func runServe(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	slog.SetDefault(logger)
-	if err := serve(ctx, cfg, logger, stdout, nil); err != nil {
+	started := false
+	if err := serve(ctx, cfg, logger, stdout, func(listenAddrs) { started = true }); err != nil {
+		if !started {
+			// The cause first, on a line of its own, whatever the log format.
+			fmt.Fprintf(stderr, "sendwerk: cannot start: %v\n", err)
+			return 1
+		}
 		logger.Error("sendwerk stopped", "error", err)
 		return 1
 	}
@@ -78,6 +85,19 @@ func runMigrate(ctx context.Context, stdout, stderr io.Writer) int {
 
 // serve runs until ctx ends. onReady, when set, learns the bound addresses once they listen.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, onReady func(listenAddrs)) error {
+	// Operator kit: ports first, so a conflict is the first and only error; then the metrics
+	// registry and the delivery metrics the worker reports to.
+	lns, err := listenFirst(cfg)
+	if err != nil {
+		return err
+	}
+	defer lns.close()
+	reg := prometheus.NewRegistry()
+	deliveryMetrics, err := metrics.NewDeliveries(reg)
+	if err != nil {
+		return err
+	}
+
 	generated, err := ensureDevSecrets(cfg)
 	if err != nil {
 		return err
@@ -104,7 +124,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
-	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule}, logger)
+	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Observer: deliveryMetrics}, logger)
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
 		Deliver:         deliverer,
@@ -117,16 +137,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
 	})
-	if err := riverClient.Start(ctx); err != nil {
-		return fmt.Errorf("error starting job workers: %w", err)
-	}
-	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
+	reg.MustRegister(metrics.NewQueue(pool, logger))
+	// The relay host binds its ports before River starts: a conflict stops start-up cleanly.
 	relayCredentials := connector.NewRelayCredentials(pool)
 	relayServer, selfSigned, err := startRelay(cfg, logger, reg, relayCredentials, messages)
 	if err != nil {
@@ -135,16 +149,25 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if relayServer != nil {
 		defer relayServer.Close()
 	}
+	if err := riverClient.Start(ctx); err != nil {
+		return fmt.Errorf("error starting job workers: %w", err)
+	}
+	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
+	if err != nil {
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
+		MetricsHandler: metricsOnAPI(cfg, reg),
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	ln := lns.http
+	if lns.metrics != nil {
+		metricsSrv := serveMetrics(lns.metrics, reg)
+		defer metricsSrv.Close()
 	}
 	srv := &http.Server{
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
@@ -154,6 +177,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("sendwerk serving", "http", ln.Addr().String())
 	addrs := listenAddrs{HTTP: ln.Addr().String(), SelfSignedCert: selfSigned}
+	if lns.metrics != nil {
+		addrs.Metrics = lns.metrics.Addr().String()
+	}
 	if relayServer != nil {
 		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
 	}
@@ -186,6 +212,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	<-smtpDone
 	errJobs := riverClient.Stop(sctx)
 	return errors.Join(cause, errHTTP, errSMTP, errJobs)
+}
+
+// metricsOnAPI is the handler of /metrics on the API port, or nil when it is not served there.
+func metricsOnAPI(cfg *config.Config, reg *prometheus.Registry) http.Handler {
+	if !cfg.MetricsOnAPI() {
+		return nil
+	}
+	return metrics.Handler(reg, cfg.MetricsToken)
 }
 
 // newConnectorService builds the connector service with the operator's policy.

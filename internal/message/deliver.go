@@ -44,6 +44,8 @@ type DeliverConfig struct {
 	RetrySchedule []time.Duration
 	// Timeout bounds one attempt (connecting, sending, and the bookkeeping around it).
 	Timeout time.Duration
+	// Observer, when set, learns every attempt's outcome (metrics; see observe.go).
+	Observer delivery.Observer
 }
 
 // DeliverWorker sends one message per job: DKIM-signs it with the sender domain's key and
@@ -141,8 +143,10 @@ func (w *DeliverWorker) try(ctx context.Context, job *river.Job[DeliverArgs], ro
 		return &attemptResult{outcome: delivery.Outcome{Class: delivery.ClassConfig, Code: delivery.CodeSettingsInvalid, Text: err.Error()}},
 			w.fail(ctx, started, "the connector's settings are invalid: "+err.Error(), nil)
 	}
+	sendStart := time.Now()
 	res, sendErr := pool.Send(ctx, delivery.Envelope{From: started.EnvelopeFrom, To: started.Recipients}, raw)
 	ar := &attemptResult{outcome: delivery.Classify(sendErr), result: res, sendErr: sendErr}
+	w.observe(ar, time.Since(sendStart), started)
 	return ar, w.record(ctx, job, started, settings, res, sendErr)
 }
 
