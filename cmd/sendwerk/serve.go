@@ -167,7 +167,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	ln := lns.http
 	if lns.metrics != nil {
 		metricsSrv := serveMetrics(lns.metrics, reg)
-		defer metricsSrv.Close()
+		defer func() { _ = metricsSrv.Close() }()
 	}
 	srv := &http.Server{
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
