@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -19,10 +20,13 @@ import (
 )
 
 // runCLI runs the real binary (the test binary acting as main) with args and env on top of a
-// clean environment.
+// clean environment. A command that has not ended after a minute is killed and fails the
+// test (before start-up errors were reported first, a port conflict could hang serve).
 func runCLI(t *testing.T, env map[string]string, args ...string) adminResult {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(filteredEnv(), runMainEnv+"=1")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -30,6 +34,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) adminResult {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	require.NoError(t, ctx.Err(), "sendwerk %v did not end within a minute; stderr:\n%s", args, stderr.String())
 	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -152,6 +152,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err := riverClient.Start(ctx); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
 	}
+	// A return before the orderly stop below stops River first: the connections it holds
+	// would keep the pool's Close (deferred above) waiting for ever.
+	riverStopped := false
+	defer func() {
+		if !riverStopped {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = riverClient.Stop(sctx)
+		}
+	}()
 	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
 	if err != nil {
 		return err
@@ -211,6 +221,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	errHTTP := srv.Shutdown(sctx)
 	<-smtpDone
 	errJobs := riverClient.Stop(sctx)
+	riverStopped = true
 	return errors.Join(cause, errHTTP, errSMTP, errJobs)
 }
 
