@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	sendwerk "github.com/sendwerk/sendwerk/clients/go"
 	"github.com/sendwerk/sendwerk/internal/config"
 )
 
@@ -127,4 +128,26 @@ func TestDeployDoc(t *testing.T) {
 		require.False(t, cfg.MetricsOnAPI(), "metrics on their own listener")
 		require.False(t, cfg.AllowPlaintextUpstreams)
 	})
+}
+
+// TestProductionUpstreamPolicy: with SENDWERK_ENV=production and nothing opted in, a
+// connector without TLS or without a login is refused with the field and the rule, as the
+// README and docs/configuration.md say; opting in accepts it.
+func TestProductionUpstreamPolicy(t *testing.T) {
+	t.Parallel()
+	const open = `{"name": "open relay", "kind": "smtp", "smtp": {"host": "smtp.example.com", "port": 25, "security": "none", "auth_mechanism": "none"},
+		"default_sender": {"email": "noreply@example.com"}}`
+	strict := setup(t, map[string]string{"SENDWERK_ENV": "production"})
+	_, _, key := strict.newTenantKey(t, "Acme", sendwerk.ScopeManage)
+	r := strict.do(t, "POST", "/v1/connectors", key, "application/json", open)
+	require.Equal(t, 422, r.status, string(r.body))
+	fields := fieldsOf(r.problem)
+	require.Equal(t, "none is not allowed by this platform; choose tls or starttls", fields["smtp.security"])
+	require.Equal(t, "none is not allowed by this platform; the server must require a login", fields["smtp.auth_mechanism"])
+
+	optedIn := setup(t, map[string]string{"SENDWERK_ENV": "production",
+		"SENDWERK_ALLOW_PLAINTEXT_UPSTREAMS": "true", "SENDWERK_ALLOW_UNAUTHENTICATED_UPSTREAMS": "true"})
+	_, _, key = optedIn.newTenantKey(t, "Acme", sendwerk.ScopeManage)
+	r = optedIn.do(t, "POST", "/v1/connectors", key, "application/json", open)
+	require.Equal(t, 201, r.status, string(r.body))
 }

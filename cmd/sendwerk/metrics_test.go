@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sendwerk "github.com/sendwerk/sendwerk/clients/go"
+	"github.com/sendwerk/sendwerk/internal/config"
 	"github.com/sendwerk/sendwerk/internal/dbtest"
 	"github.com/sendwerk/sendwerk/internal/dnstest"
 )
@@ -194,4 +195,19 @@ func TestStartupErrorNamesTheCause(t *testing.T) {
 		require.Regexp(t, `^sendwerk: cannot start: SENDWERK_SMTP_ADDR/SENDWERK_SMTPS_ADDR: error listening for SMTP submission on `+addr+`: .*address already in use`, lines[len(lines)-1])
 		require.NotContains(t, r.stderr, "level=ERROR", "the job queue never started, so no job errors surround the cause")
 	})
+}
+
+func TestBannerSaysWhereMetricsAre(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	banner := func(cfg *config.Config, addrs listenAddrs) string {
+		buf.Reset()
+		addrs.HTTP = "127.0.0.1:8080"
+		printBanner(&buf, cfg, addrs, false)
+		return buf.String()
+	}
+	require.Contains(t, banner(&config.Config{HTTPAddr: "localhost:8080"}, listenAddrs{}), "  metrics: http://localhost:8080/metrics\n")
+	require.Contains(t, banner(&config.Config{HTTPAddr: "localhost:8080", MetricsAddr: "127.0.0.1:0"}, listenAddrs{Metrics: "127.0.0.1:9464"}), "  metrics: http://127.0.0.1:9464/metrics\n")
+	require.Contains(t, banner(&config.Config{Env: config.EnvProduction, HTTPAddr: ":8080", MetricsToken: "metrics-token-0123"}, listenAddrs{}), "/metrics (with the bearer token of SENDWERK_METRICS_TOKEN)\n")
+	require.Contains(t, banner(&config.Config{Env: config.EnvProduction, HTTPAddr: ":8080"}, listenAddrs{}), "  metrics: off (production: set SENDWERK_METRICS_ADDR")
 }

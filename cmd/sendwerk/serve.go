@@ -413,6 +413,7 @@ func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bo
 	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
 	fmt.Fprintf(w, "  API reference: %s/docs\n", base)
 	fmt.Fprintf(w, "  job dashboard: %s/riverui (any user name, the admin token as password)\n", base)
+	fmt.Fprintf(w, "  metrics: %s\n", metricsWhere(cfg, addrs, base))
 	if addrs.SMTP != "" || addrs.SMTPS != "" {
 		fmt.Fprintf(w, "  SMTP relay host: %s; log in with a connector's relay credentials (POST /v1/connectors/{connector_id}/relay-credentials)\n", smtpEndpoints(addrs))
 	}
@@ -424,6 +425,19 @@ func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bo
 		tokenLine = fmt.Sprintf("    ADMIN_TOKEN=$(cat %s)\n", filepath.Join(cfg.DataDir, "admin-token"))
 	}
 	fmt.Fprintf(w, "  next: create a tenant (the README's quickstart goes on from there):\n%s    curl -s -X POST %s/v1/tenants -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n\n", tokenLine, base)
+}
+
+// metricsWhere says where Prometheus finds /metrics, or why nowhere.
+func metricsWhere(cfg *config.Config, addrs listenAddrs, base string) string {
+	switch {
+	case addrs.Metrics != "":
+		return "http://" + addrs.Metrics + "/metrics"
+	case cfg.MetricsOnAPI() && cfg.MetricsToken != "":
+		return base + "/metrics (with the bearer token of SENDWERK_METRICS_TOKEN)"
+	case cfg.MetricsOnAPI():
+		return base + "/metrics"
+	}
+	return "off (production: set SENDWERK_METRICS_ADDR, or SENDWERK_METRICS_TOKEN to serve them on this port)"
 }
 
 // smtpEndpoints describes the SMTP listeners for the banner.
