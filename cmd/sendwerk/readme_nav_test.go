@@ -149,3 +149,24 @@ func TestLicense(t *testing.T) {
 	require.NoError(t, json.Unmarshal(pkg, &p))
 	require.Equal(t, "Apache-2.0", p.License)
 }
+
+// TestReadmeContents checks the README's table of contents lists every section, in order.
+func TestReadmeContents(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	text := string(b)
+	start := strings.Index(text, "**Contents:**")
+	require.GreaterOrEqual(t, start, 0)
+	contents := text[start : start+strings.Index(text[start:], "\n\n")]
+	var linked []string
+	for _, m := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(contents, -1) {
+		linked = append(linked, m[1])
+	}
+	var sections []string
+	body := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(text, "")
+	for _, h := range regexp.MustCompile(`(?m)^## (.+)$`).FindAllStringSubmatch(body, -1) {
+		sections = append(sections, headingSlug(h[1]))
+	}
+	require.Equal(t, sections, linked, "the Contents line lists every ## section of README.md, in order")
+}
