@@ -177,19 +177,19 @@ func TestStartupErrorNamesTheCause(t *testing.T) {
 	}
 
 	t.Run("HTTP", func(t *testing.T) {
-		r := runCLI(t, with("SENDWERK_HTTP_ADDR", addr, "SENDWERK_SMTP_ADDR", "off", "SENDWERK_SMTPS_ADDR", "off"), "serve")
+		r := runCLI(t, base["SENDWERK_DATA_DIR"], with("SENDWERK_HTTP_ADDR", addr, "SENDWERK_SMTP_ADDR", "off", "SENDWERK_SMTPS_ADDR", "off"), "serve")
 		require.Equal(t, 1, r.code, r.stderr)
 		first, _, _ := strings.Cut(r.stderr, "\n")
 		require.Equal(t, "sendwerk: cannot start: SENDWERK_HTTP_ADDR="+addr+": the address is already in use: another process (or another sendwerk) listens there; stop it or choose another address", first)
 		require.NotContains(t, r.stderr, "level=", "nothing else was started, nothing else is logged")
 	})
 	t.Run("Metrics", func(t *testing.T) {
-		r := runCLI(t, with("SENDWERK_HTTP_ADDR", "127.0.0.1:0", "SENDWERK_METRICS_ADDR", addr, "SENDWERK_SMTP_ADDR", "off", "SENDWERK_SMTPS_ADDR", "off"), "serve")
+		r := runCLI(t, base["SENDWERK_DATA_DIR"], with("SENDWERK_HTTP_ADDR", "127.0.0.1:0", "SENDWERK_METRICS_ADDR", addr, "SENDWERK_SMTP_ADDR", "off", "SENDWERK_SMTPS_ADDR", "off"), "serve")
 		require.Equal(t, 1, r.code, r.stderr)
 		require.True(t, strings.HasPrefix(r.stderr, "sendwerk: cannot start: SENDWERK_METRICS_ADDR="+addr+": the address is already in use"), r.stderr)
 	})
 	t.Run("SMTP", func(t *testing.T) {
-		r := runCLI(t, with("SENDWERK_HTTP_ADDR", "127.0.0.1:0", "SENDWERK_SMTP_ADDR", addr, "SENDWERK_SMTPS_ADDR", "off", "SENDWERK_LOG_LEVEL", "info"), "serve")
+		r := runCLI(t, base["SENDWERK_DATA_DIR"], with("SENDWERK_HTTP_ADDR", "127.0.0.1:0", "SENDWERK_SMTP_ADDR", addr, "SENDWERK_SMTPS_ADDR", "off", "SENDWERK_LOG_LEVEL", "info"), "serve")
 		require.Equal(t, 1, r.code, r.stderr)
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 		require.Regexp(t, `^sendwerk: cannot start: SENDWERK_SMTP_ADDR/SENDWERK_SMTPS_ADDR: error listening for SMTP submission on `+addr+`: .*address already in use`, lines[len(lines)-1])

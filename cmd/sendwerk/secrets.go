@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,46 +13,38 @@ import (
 	"github.com/sendwerk/sendwerk/internal/secret"
 )
 
-const secretsUsage = `sendwerk secrets — stored secrets (connector passwords, DKIM private keys)
+const secretsUsage = `Usage: sendwerk secrets rotate [--dry-run]
 
-Usage:
-  sendwerk secrets rotate [--dry-run]
+Stored secrets: connector passwords and DKIM private keys, sealed under SENDWERK_SECRET_KEY.
 
 rotate re-seals every stored secret under SENDWERK_SECRET_KEY, opening old ones with the keys
 in SENDWERK_SECRET_KEY_PREVIOUS. Rotating the key:
   1. set SENDWERK_SECRET_KEY to a new key and add the old one to SENDWERK_SECRET_KEY_PREVIOUS,
      on every process, and restart them;
   2. run 'sendwerk secrets rotate' (safe beside running servers; run it again if it stops);
-  3. when it reports 0 left under other keys, remove the old key from SENDWERK_SECRET_KEY_PREVIOUS.
+  3. when it reports everything under the current key, remove the old key from
+     SENDWERK_SECRET_KEY_PREVIOUS.
 --dry-run opens every secret that would be re-sealed, to prove the keys are right, and writes
 nothing. Exit status: 0 done, 1 some secrets open with no configured key (listed), 2 usage.
 `
 
-// runSecrets is `sendwerk secrets …`.
+// runSecrets is `sendwerk secrets …`; its only subcommand is rotate.
 func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "rotate" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, secretsUsage)
-			return 0
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprint(stdout, secretsUsage)
+		return 0
+	case len(args) == 0 || args[0] != "rotate":
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "unknown secrets command %q\n\n", args[0])
 		}
 		fmt.Fprint(stderr, secretsUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("sendwerk secrets rotate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("secrets rotate", secretsUsage)
 	dryRun := fs.Bool("dry-run", false, "open every secret that would be re-sealed; write nothing")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), secretsUsage) }
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sendwerk secrets rotate: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseCommandFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
 	cfg, err := config.LoadEnv()
 	if err != nil {

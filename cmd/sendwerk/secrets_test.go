@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"os"
-	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -18,32 +13,6 @@ import (
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
-
-// runCLI runs the real binary (the test binary acting as main) with args and env on top of a
-// clean environment. A command that has not ended after a minute is killed and fails the
-// test (before start-up errors were reported first, a port conflict could hang serve).
-func runCLI(t *testing.T, env map[string]string, args ...string) adminResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(filteredEnv(), runMainEnv+"=1")
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	require.NoError(t, ctx.Err(), "sendwerk %v did not end within a minute; stderr:\n%s", args, stderr.String())
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return adminResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
-}
 
 // TestSecretsRotate runs `sendwerk secrets rotate` after a key change, on a real database.
 func TestSecretsRotate(t *testing.T) {
@@ -65,9 +34,10 @@ func TestSecretsRotate(t *testing.T) {
 		Sender: connector.Sender{Email: user}})
 	require.NoError(t, err)
 	env := map[string]string{"DATABASE_URL": dbURL, "SENDWERK_SECRET_KEY": newKey, "SENDWERK_SECRET_KEY_PREVIOUS": oldKey}
+	dir := t.TempDir()
 
 	t.Run("DryRun", func(t *testing.T) {
-		r := runCLI(t, env, "secrets", "rotate", "--dry-run")
+		r := runCLI(t, dir, env, "secrets", "rotate", "--dry-run")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Contains(t, r.stdout, "connector SMTP passwords: 1 to re-seal, 0 already under the current key, 0 no configured key opens\n")
 		require.Contains(t, r.stdout, "dry run: nothing was written")
@@ -76,20 +46,20 @@ func TestSecretsRotate(t *testing.T) {
 		require.Equal(t, oldBox.CurrentKeyID(), keyID)
 	})
 	t.Run("WithoutThePreviousKeyItSaysWhichSecretsAreStuck", func(t *testing.T) {
-		r := runCLI(t, map[string]string{"DATABASE_URL": dbURL, "SENDWERK_SECRET_KEY": newKey}, "secrets", "rotate")
+		r := runCLI(t, dir, map[string]string{"DATABASE_URL": dbURL, "SENDWERK_SECRET_KEY": newKey}, "secrets", "rotate")
 		require.Equal(t, 1, r.code, r.stdout)
 		require.Contains(t, r.stdout, "connector SMTP passwords: 0 re-sealed, 0 already under the current key, 1 no configured key opens\n")
 		require.Contains(t, r.stdout, "cannot open (first 1): "+conn.ID)
 		require.Contains(t, r.stderr, "SENDWERK_SECRET_KEY_PREVIOUS")
 	})
 	t.Run("Rotates", func(t *testing.T) {
-		r := runCLI(t, env, "secrets", "rotate")
+		r := runCLI(t, dir, env, "secrets", "rotate")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Contains(t, r.stdout, "connector SMTP passwords: 1 re-sealed, 0 already under the current key")
 		require.Contains(t, r.stderr, "connector SMTP passwords: 1 re-sealed so far", "progress on stderr")
 		require.NotContains(t, r.stdout+r.stderr, pw)
 
-		again := runCLI(t, env, "secrets", "rotate")
+		again := runCLI(t, dir, env, "secrets", "rotate")
 		require.Equal(t, 0, again.code, again.stderr)
 		require.Contains(t, again.stdout, "connector SMTP passwords: 0 re-sealed, 1 already under the current key", "idempotent")
 
@@ -102,10 +72,10 @@ func TestSecretsRotate(t *testing.T) {
 		require.Equal(t, pw, settings.Password, "the new key alone opens it")
 	})
 	t.Run("Usage", func(t *testing.T) {
-		r := runCLI(t, nil, "secrets", "rotate", "--help")
+		r := runCLI(t, dir, nil, "secrets", "rotate", "--help")
 		require.Equal(t, 0, r.code)
 		require.Contains(t, r.stdout, "sendwerk secrets rotate [--dry-run]")
-		require.Equal(t, 2, runCLI(t, nil, "secrets", "rotate", "--bogus").code)
-		require.Equal(t, 2, runCLI(t, nil, "secrets").code)
+		require.Equal(t, 2, runCLI(t, dir, nil, "secrets", "rotate", "--bogus").code)
+		require.Equal(t, 2, runCLI(t, dir, nil, "secrets").code)
 	})
 }
