@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,4 +211,19 @@ func TestBannerSaysWhereMetricsAre(t *testing.T) {
 	require.Contains(t, banner(&config.Config{HTTPAddr: "localhost:8080", MetricsAddr: "127.0.0.1:0"}, listenAddrs{Metrics: "127.0.0.1:9464"}), "  metrics: http://127.0.0.1:9464/metrics\n")
 	require.Contains(t, banner(&config.Config{Env: config.EnvProduction, HTTPAddr: ":8080", MetricsToken: "metrics-token-0123"}, listenAddrs{}), "/metrics (with the bearer token of SENDWERK_METRICS_TOKEN)\n")
 	require.Contains(t, banner(&config.Config{Env: config.EnvProduction, HTTPAddr: ":8080"}, listenAddrs{}), "  metrics: off (production: set SENDWERK_METRICS_ADDR")
+}
+
+// TestListenErrorsSayWhatToDo: the words for the two listen failures an operator meets
+// (the tests run as root, so a forbidden port is simulated with the error the kernel gives).
+func TestListenErrorsSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	bind := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", errno)}
+	}
+	require.EqualError(t, listenError("SENDWERK_HTTP_ADDR", ":80", bind(syscall.EACCES)),
+		"SENDWERK_HTTP_ADDR=:80: permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE (see docs/deploy.md)")
+	require.EqualError(t, listenError("SENDWERK_METRICS_ADDR", ":9464", bind(syscall.EADDRINUSE)),
+		"SENDWERK_METRICS_ADDR=:9464: the address is already in use: another process (or another sendwerk) listens there; stop it or choose another address")
+	require.ErrorContains(t, listenError("SENDWERK_HTTP_ADDR", "203.0.113.1:80", bind(syscall.EADDRNOTAVAIL)),
+		"SENDWERK_HTTP_ADDR=203.0.113.1:80: cannot listen: ")
 }

@@ -53,8 +53,11 @@ func startRelay(cfg *config.Config, logger *slog.Logger, reg prometheus.Register
 		return nil, "", err
 	}
 	if err := srv.Start(); err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
 			return nil, "", fmt.Errorf("SENDWERK_SMTP_ADDR/SENDWERK_SMTPS_ADDR: %w: another process listens there; stop it, choose another address, or set the variable to off", err)
+		case errors.Is(err, syscall.EACCES):
+			return nil, "", fmt.Errorf("SENDWERK_SMTP_ADDR/SENDWERK_SMTPS_ADDR: %w: ports below 1024 need root or CAP_NET_BIND_SERVICE (see docs/deploy.md)", err)
 		}
 		return nil, "", err
 	}
