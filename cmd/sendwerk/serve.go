@@ -86,7 +86,7 @@ func runMigrate(ctx context.Context, stdout, stderr io.Writer) int {
 // serve runs until ctx ends. onReady, when set, learns the bound addresses once they listen.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, onReady func(listenAddrs)) error {
 	// Operator kit: ports first, so a conflict is the first and only error; then the metrics
-	// registry and the delivery metrics the worker reports to.
+	// registry and the delivery metrics the deliverer reports to.
 	lns, err := listenFirst(cfg)
 	if err != nil {
 		return err
@@ -132,18 +132,24 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
-	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Observer: deliveryMetrics}, logger)
-	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
+	deliverer := message.NewDeliverer(pool, connectors, senders, pools, logger)
+	deliverer.Observer = deliveryMetrics
+	maxAttempts := len(cfg.RetrySchedule) + 1
+	riverClient, err := jobs.NewClient(pool, &jobs.Config{
+		Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown,
+		RescueAfter: cfg.JobRescueAfter, ReconcileInterval: cfg.ReconcileInterval,
+	}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
-		Deliver:         deliverer,
+		Deliver:         message.NewDeliverWorker(deliverer, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Timeout: cfg.AttemptTimeout}),
 		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
 		DeliveryWorkers: cfg.DeliveryWorkers,
+		Reconcile:       message.NewReconcileWorker(pool, message.ReconcileConfig{Settle: cfg.JobRescueAfter, Window: cfg.JobRescueAfter + 10*cfg.ReconcileInterval, MaxAttempts: maxAttempts}),
 	})
 	if err != nil {
 		return err
 	}
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
-		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
 		Committers: committers(cfg.SubmitCommitters),
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -158,17 +164,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if relayServer != nil {
 		defer relayServer.Close()
 	}
-	if err := riverClient.Start(ctx); err != nil {
+	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
+	// must let deliveries finish first (stopJobs).
+	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
 	}
 	// A return before the orderly stop below stops River first: the connections it holds
 	// would keep the pool's Close (deferred above) waiting for ever.
-	riverStopped := false
+	jobsStopped := false
 	defer func() {
-		if !riverStopped {
+		if !jobsStopped {
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
-			_ = riverClient.Stop(sctx)
+			_ = stopJobs(sctx, riverClient, logger)
 		}
 	}()
 	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
@@ -178,8 +186,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
-		MetricsHandler: metricsOnAPI(cfg, reg),
-		CORSOrigins:    cfg.CORSOrigins,
+		CORSOrigins: cfg.CORSOrigins, MetricsHandler: metricsOnAPI(cfg, reg),
 	})
 	if err != nil {
 		return err
@@ -220,20 +227,46 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// SMTP sessions in the middle of a message finish it while HTTP drains.
-	var errSMTP error
-	smtpDone := make(chan struct{})
+	// SMTP sessions in the middle of a message finish it while HTTP drains and deliveries
+	// in flight finish; River fetches no new jobs meanwhile.
+	var errSMTP, errJobs error
+	smtpDone, jobsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(smtpDone)
 		if relayServer != nil {
 			errSMTP = relayServer.Shutdown(sctx)
 		}
 	}()
+	jobsStopped = true
+	go func() {
+		defer close(jobsDone)
+		errJobs = stopJobs(sctx, riverClient, logger)
+	}()
 	errHTTP := srv.Shutdown(sctx)
 	<-smtpDone
-	errJobs := riverClient.Stop(sctx)
-	riverStopped = true
+	<-jobsDone
 	return errors.Join(cause, errHTTP, errSMTP, errJobs)
+}
+
+// hardStopGrace is how long cancelled jobs get to record what they know after a stop
+// timed out.
+const hardStopGrace = 10 * time.Second
+
+// stopJobs stops fetching jobs and waits for the ones in flight until ctx ends; only then
+// it cancels what still runs (a cancelled delivery records an unknown outcome and is
+// retried by whichever process picks its job up next).
+func stopJobs(ctx context.Context, client interface {
+	Stop(context.Context) error
+	StopAndCancel(context.Context) error
+}, logger *slog.Logger) error {
+	err := client.Stop(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	logger.Warn("jobs still running at the shutdown timeout; cancelling them")
+	hctx, cancel := context.WithTimeout(context.Background(), hardStopGrace)
+	defer cancel()
+	return client.StopAndCancel(hctx)
 }
 
 // metricsOnAPI is the handler of /metrics on the API port, or nil when it is not served there.
@@ -242,6 +275,19 @@ func metricsOnAPI(cfg *config.Config, reg *prometheus.Registry) http.Handler {
 		return nil
 	}
 	return metrics.Handler(reg, cfg.MetricsToken)
+}
+
+// metricsWhere says where Prometheus finds /metrics, or why nowhere.
+func metricsWhere(cfg *config.Config, addrs listenAddrs, base string) string {
+	switch {
+	case addrs.Metrics != "":
+		return "http://" + addrs.Metrics + "/metrics"
+	case cfg.MetricsOnAPI() && cfg.MetricsToken != "":
+		return base + "/metrics (with the bearer token of SENDWERK_METRICS_TOKEN)"
+	case cfg.MetricsOnAPI():
+		return base + "/metrics"
+	}
+	return "off (production: set SENDWERK_METRICS_ADDR, or SENDWERK_METRICS_TOKEN to serve them on this port)"
 }
 
 // newConnectorService builds the connector service with the operator's policy.
@@ -436,19 +482,6 @@ func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bo
 		tokenLine = fmt.Sprintf("    ADMIN_TOKEN=$(cat %s)\n", filepath.Join(cfg.DataDir, "admin-token"))
 	}
 	fmt.Fprintf(w, "  next: create a tenant (the README's quickstart goes on from there):\n%s    curl -s -X POST %s/v1/tenants -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n\n", tokenLine, base)
-}
-
-// metricsWhere says where Prometheus finds /metrics, or why nowhere.
-func metricsWhere(cfg *config.Config, addrs listenAddrs, base string) string {
-	switch {
-	case addrs.Metrics != "":
-		return "http://" + addrs.Metrics + "/metrics"
-	case cfg.MetricsOnAPI() && cfg.MetricsToken != "":
-		return base + "/metrics (with the bearer token of SENDWERK_METRICS_TOKEN)"
-	case cfg.MetricsOnAPI():
-		return base + "/metrics"
-	}
-	return "off (production: set SENDWERK_METRICS_ADDR, or SENDWERK_METRICS_TOKEN to serve them on this port)"
 }
 
 // smtpEndpoints describes the SMTP listeners for the banner.

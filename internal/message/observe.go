@@ -8,17 +8,17 @@ import (
 
 // observe tells the configured observer about an attempt, with the upstream's reply code
 // also when it accepted; m's readiness is its submission or, when later, its send_at.
-func (w *DeliverWorker) observe(ar *attemptResult, took time.Duration, m dbsqlc.Message) {
-	if w.cfg.Observer == nil {
+func (d *Deliverer) observe(a *Attempt, took time.Duration, m dbsqlc.Message) {
+	if d.Observer == nil {
 		return
 	}
-	o := ar.outcome
-	if o.SMTPCode == 0 && ar.result != nil {
-		o.SMTPCode = ar.result.Reply.Code
+	o := a.Outcome
+	if o.SMTPCode == 0 && a.Result != nil {
+		o.SMTPCode = a.Result.Reply.Code
 	}
 	ready := m.CreatedAt
 	if m.SendAt != nil && m.SendAt.After(ready) {
 		ready = *m.SendAt
 	}
-	w.cfg.Observer.ObserveAttempt(o, took, ready)
+	d.Observer.ObserveAttempt(o, took, ready)
 }
