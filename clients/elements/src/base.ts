@@ -79,15 +79,16 @@ export class SendwerkElement extends LitElement {
     input[type="text"], input[type="email"], input[type="number"], input[type="password"], input[type="search"], select {
       font: inherit; color: inherit; background: var(--sendwerk-color-input, #fff);
       border: 1px solid var(--_border); border-radius: var(--_radius); padding: 0.4rem 0.5rem; min-width: 0;
+      box-sizing: border-box; min-height: 2.4rem;
     }
     input[aria-invalid="true"] { border-color: var(--_danger); }
     button {
-      font: inherit; cursor: pointer; border-radius: var(--_radius); padding: 0.4rem 0.9rem;
+      font: inherit; cursor: pointer; border-radius: var(--_radius); padding: 0.4rem 0.9rem; box-sizing: border-box; min-height: 2.4rem;
       border: 1px solid var(--_border); background: var(--sendwerk-color-button, #fff); color: inherit;
     }
     button.primary { background: var(--_primary); border-color: var(--_primary); color: var(--_primary-text); }
     button:disabled { cursor: not-allowed; opacity: 0.6; }
-    button.link { border: none; background: none; color: var(--_primary); text-decoration: underline; padding: 0; }
+    button.link { border: none; background: none; color: var(--_primary); text-decoration: underline; padding: 0; min-height: 0; }
     :is(button, input, select, a, [tabindex]):focus-visible { outline: 2px solid var(--_primary); outline-offset: 1px; box-shadow: var(--_focus); }
     .error { color: var(--_danger); margin: 0; }
     .ok { color: var(--_success); }

@@ -71,8 +71,14 @@ export class SendwerkDomainSetup extends SendwerkElement {
       .record-message { font-size: 0.875em; margin: 0.25rem 0 0; }
       .toggle { display: inline-flex; gap: 0; }
       .toggle button[aria-pressed="true"] { background: var(--_primary); color: var(--_primary-text); border-color: var(--_primary); }
-      td.value { min-width: 16rem; }
-      button.copy { padding: 0.1rem 0.5rem; font-size: 0.85em; }
+      table { table-layout: fixed; min-width: 40rem; }
+      col.c-type { width: 7.5rem; }
+      col.c-host { width: 28%; }
+      col.c-ttl { width: 4.5rem; }
+      col.c-status { width: 24%; }
+      td code { word-break: break-all; }
+      .rec-advice { color: var(--_warning); }
+      button.copy { padding: 0.1rem 0.5rem; font-size: 0.85em; min-height: 0; }
       .table-wrap { overflow-x: auto; }
     `,
   ];
@@ -268,7 +274,7 @@ export class SendwerkDomainSetup extends SendwerkElement {
       <td class="value"><div class="copyable"><code class="value" part="value">${r.value}</code>${this.copyButton(r.value, `${purpose} ${this.t("domains.col.value")}`)}</div></td>
       <td>${this.number(r.ttl)}</td>
       <td>
-        <span class="badge rec-${r.status}" part="badge record-status">${this.t(`domains.recordStatus.${r.status}`)}</span>
+        <span class="badge ${r.requirement === "recommended" && r.status === "fail" ? "rec-advice" : `rec-${r.status}`}" part="badge record-status">${this.t(`domains.recordStatus.${r.status}`)}</span>
         ${r.message ? html`<p class="record-message" part="record-message">${r.message}</p>` : nothing}
       </td>
     </tr>`;
@@ -286,6 +292,7 @@ export class SendwerkDomainSetup extends SendwerkElement {
       </div>
       ${this.view === "table"
         ? html`<div class="table-wrap"><table part="table">
+            <colgroup><col class="c-type" /><col class="c-host" /><col class="c-value" /><col class="c-ttl" /><col class="c-status" /></colgroup>
             <thead><tr>
               <th scope="col">${this.t("domains.col.type")}</th><th scope="col">${this.t("domains.col.host")}</th>
               <th scope="col">${this.t("domains.col.value")}</th><th scope="col">${this.t("domains.col.ttl")}</th>

@@ -272,7 +272,10 @@ describe("domain setup", () => {
     await page.locator(`${domains} #check-now:not([disabled])`).waitFor({ timeout: 10_000 });
     await page.locator(`${domains} #check-now`).click();
     const clock = page.locator(`${domains} [part="grace-clock"]`);
-    await clock.waitFor();
+    await clock.waitFor().catch(async (err) => {
+      await page.screenshot({ path: shots + "domains-at-risk-failed.png", fullPage: true });
+      throw err;
+    });
     const after = await api(sw.baseUrl, tenantKey, "GET", `/v1/domains/${dom.id}`);
     assert.equal(after.status, "at_risk");
     const when = new Intl.DateTimeFormat("en", { dateStyle: "medium", timeStyle: "short", timeZone: "Europe/Berlin" }).format(new Date(after.revokes_at));
@@ -325,14 +328,13 @@ describe("message log", () => {
     await page.locator(`${log} #recipient`).fill("r2@customer.example");
     await page.locator(`${log} #recipient`).press("Enter");
     await page.locator(`${log} [part="page"]`).filter({ hasText: "Page 1" }).waitFor();
-    await rows.filter({ hasText: "Order 2 shipped" }).waitFor();
-    assert.equal(await rows.count(), 1);
+    await until(async () => (await rows.count()) === 1, "one row for r2");
+    assert.match(await rows.first().innerText(), /Order 2 shipped/);
     await page.screenshot({ path: shots + "log-search.png", fullPage: true });
 
     await page.locator(`${log} #recipient`).fill("");
     await page.locator(`${log} #status`).selectOption("delivered");
-    await page.locator(`${log} [part="page"]`).filter({ hasText: "Page 1" }).waitFor();
-    assert.equal(await rows.count(), 3);
+    await until(async () => (await rows.count()) === 3, "three delivered rows");
     await page.locator(`${log} #status`).selectOption("failed");
     await page.locator(`${log} td`).filter({ hasText: "No messages." }).waitFor();
     await page.locator(`${log} #status`).selectOption("");
@@ -378,6 +380,14 @@ describe("/dev/elements", () => {
     await page.close();
   });
 });
+
+async function until(cond, what, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function unusedPort() {
   const { createServer } = await import("node:net");
