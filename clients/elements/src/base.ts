@@ -135,6 +135,20 @@ export class SendwerkElement extends LitElement {
     }
   }
 
+  override connectedCallback(): void {
+    super.connectedCallback();
+    void this.reload();
+  }
+
+  protected override updated(changed: PropertyValues): void {
+    // A new base-url, fetch or token after the first render: load again from the new place.
+    const moved = ["baseUrl", "fetch", "token"].some((k) => changed.has(k) && changed.get(k) !== undefined);
+    if (moved && this.hasUpdated) void this.reload();
+  }
+
+  /** reload fetches what the element shows; each element implements it. */
+  async reload(): Promise<void> {}
+
   /** announce speaks a sentence through the element's live region. */
   announce(message: string): void {
     // Clearing first makes screen readers repeat an identical sentence.

@@ -1,4 +1,4 @@
-import { css, html, nothing, type PropertyValues } from "lit";
+import { css, html, nothing } from "lit";
 import type {
   ConnectionTest,
   ConnectionTestStep,
@@ -144,19 +144,8 @@ export class SendwerkConnectorSettings extends SendwerkElement {
     `,
   ];
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-  }
-
-  protected override updated(changed: PropertyValues): void {
-    if ((changed.has("baseUrl") || changed.has("token") || changed.has("fetch")) && changed.get("baseUrl") !== undefined) {
-      void this.load();
-    }
-  }
-
-  /** load reads the connectors and fills the form from the default one. */
-  async load(): Promise<void> {
+  /** reload reads the connectors and fills the form from the default one. */
+  override async reload(): Promise<void> {
     this.busy = "load";
     const res = await this.call(() => this.api.GET("/v1/connectors", { params: { query: { limit: 100 } } }));
     this.busy = "";

@@ -41,6 +41,7 @@ export class SendwerkDomainSetup extends SendwerkElement {
   declare waitUntil: number;
   declare now: number;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private firstCheckTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor() {
     super();
@@ -83,18 +84,14 @@ export class SendwerkDomainSetup extends SendwerkElement {
     `,
   ];
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-  }
-
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     this.stopTimer();
+    clearTimeout(this.firstCheckTimer);
   }
 
-  /** load lists the domains (or reads `domain-id`) and shows the first. */
-  async load(): Promise<void> {
+  /** reload lists the domains (or reads `domain-id`) and shows the first. */
+  override async reload(): Promise<void> {
     this.busy = "load";
     if (this.domainId) {
       const id = this.domainId;
@@ -124,6 +121,24 @@ export class SendwerkDomainSetup extends SendwerkElement {
     this.zone = "";
     if (!domain) return;
     await this.loadRecords(domain.id);
+    this.awaitFirstCheck(domain, 10);
+  }
+
+  // awaitFirstCheck refreshes a new domain until its first scheduled check (seconds after it
+  // was added) has run, so the records' status appears without a reload.
+  private awaitFirstCheck(domain: Domain, tries: number): void {
+    clearTimeout(this.firstCheckTimer);
+    if (domain.last_checked_at || tries <= 0) return;
+    this.firstCheckTimer = setTimeout(async () => {
+      if (this.selected?.id !== domain.id || !this.isConnected) return;
+      const res = await this.call(() => this.api.GET("/v1/domains/{domain_id}", { params: { path: { domain_id: domain.id } } }));
+      if (!res.data || this.selected?.id !== domain.id || this.selected.last_checked_at) return;
+      if (res.data.last_checked_at) {
+        this.selected = res.data;
+        this.domains = this.domains.map((x) => (x.id === domain.id ? res.data! : x));
+        await this.loadRecords(domain.id);
+      } else this.awaitFirstCheck(domain, tries - 1);
+    }, 4000);
   }
 
   private async loadRecords(id: string): Promise<void> {

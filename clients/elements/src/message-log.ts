@@ -68,9 +68,10 @@ export class SendwerkMessageLog extends SendwerkElement {
     `,
   ];
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.loadPage([]);
+  /** reload shows the first page with the current filters. */
+  override reload(): Promise<void> {
+    this.detail = undefined;
+    return this.loadPage([]);
   }
 
   // loadPage loads the page after the last cursor of the stack (the first page for []).
