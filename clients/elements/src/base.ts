@@ -71,7 +71,7 @@ export class SendwerkElement extends LitElement {
     fieldset { border: 1px solid var(--_border); border-radius: var(--_radius); padding: var(--_gap); margin: 0 0 var(--_gap); }
     legend { font-weight: 600; padding: 0 0.25rem; }
     .field { display: flex; flex-direction: column; gap: 0.25rem; margin-bottom: var(--_gap); }
-    .row { display: flex; flex-wrap: wrap; gap: var(--_gap); align-items: flex-end; }
+    .row { display: flex; flex-wrap: wrap; gap: var(--_gap); align-items: flex-start; }
     .row > .field { flex: 1 1 12rem; }
     label { font-weight: 600; }
     .check label, .radio label { font-weight: normal; }

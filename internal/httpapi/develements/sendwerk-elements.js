@@ -25,7 +25,7 @@ var X=globalThis,Y=X.ShadowRoot&&(X.ShadyCSS===void 0||X.ShadyCSS.nativeShadow)&
     fieldset { border: 1px solid var(--_border); border-radius: var(--_radius); padding: var(--_gap); margin: 0 0 var(--_gap); }
     legend { font-weight: 600; padding: 0 0.25rem; }
     .field { display: flex; flex-direction: column; gap: 0.25rem; margin-bottom: var(--_gap); }
-    .row { display: flex; flex-wrap: wrap; gap: var(--_gap); align-items: flex-end; }
+    .row { display: flex; flex-wrap: wrap; gap: var(--_gap); align-items: flex-start; }
     .row > .field { flex: 1 1 12rem; }
     label { font-weight: 600; }
     .check label, .radio label { font-weight: normal; }
@@ -66,7 +66,9 @@ var X=globalThis,Y=X.ShadowRoot&&(X.ShadyCSS===void 0||X.ShadyCSS.nativeShadow)&
       .radio .hint { grid-column: 2; }
       .radio.insecure label { color: var(--_danger); }
       ol.steps { list-style: none; padding: 0; margin: var(--_gap) 0; display: grid; gap: 0.25rem; }
-      ol.steps li { display: grid; grid-template-columns: 9rem 7rem 1fr; gap: 0.5rem; align-items: baseline; }
+      ol.steps li { display: grid; grid-template-columns: 9rem 12rem 1fr; gap: 0.5rem; align-items: baseline; }
+      .step-status { white-space: nowrap; }
+      @media (max-width: 40rem) { ol.steps li { grid-template-columns: 1fr 1fr; } .step-detail { grid-column: 1 / -1; } }
       ol.steps li[data-status="ok"] .step-status { color: var(--_success); }
       ol.steps li[data-status="failed"] .step-status { color: var(--_danger); font-weight: 600; }
       ol.steps li[data-status="skipped"] .step-status, ol.steps li[data-status="waiting"] .step-status { color: var(--_muted); }
