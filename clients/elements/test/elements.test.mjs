@@ -173,6 +173,24 @@ describe("connector settings", () => {
     await page.close();
   });
 
+  it("asks for the password again to test changed settings, and tests unchanged ones with the stored one", async () => {
+    const page = await open("settings");
+    await page.locator(`${settings} [data-password-set="true"]`).waitFor();
+    await page.locator(`${settings} #host`).fill("localhost");
+    await page.locator(`${settings} #test`).click();
+    await page.locator(`${settings} #password-error`).filter({ hasText: "enter the password again" }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.shadowRoot.activeElement.id), "password");
+    assert.equal(await page.locator(`${settings} li[data-step]`).count(), 0, "no test ran without the password");
+    await page.locator(`${settings} #password`).fill(SMTP_PASSWORD);
+    await page.locator(`${settings} #test`).click();
+    await page.locator(`${settings} [part~="test-summary"]`).filter({ hasText: "every step passed" }).waitFor();
+    await page.reload();
+    await page.locator(`${settings} [data-password-set="true"]`).waitFor();
+    await page.locator(`${settings} #test`).click();
+    await page.locator(`${settings} [part~="test-summary"]`).filter({ hasText: "every step passed" }).waitFor();
+    await page.close();
+  });
+
   it("speaks German", async () => {
     const page = await open("settings", "de");
     await page.locator(`${settings} [data-password-set="true"]`).waitFor();
