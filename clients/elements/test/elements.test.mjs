@@ -204,6 +204,20 @@ describe("connector settings", () => {
     await page.close();
   });
 
+  it("takes other languages by dictionary, falling back to English", async () => {
+    const page = await open("settings");
+    await page.locator(`${settings} [data-password-set="true"]`).waitFor();
+    await page.evaluate(async () => {
+      const { registerLocale } = await import("/sendwerk-elements.js");
+      registerLocale("fr", { "settings.save": "Enregistrer", "settings.test": "Tester la connexion" });
+      document.querySelector("sendwerk-connector-settings").setAttribute("lang", "fr");
+    });
+    await page.locator(`${settings} #save`).filter({ hasText: "Enregistrer" }).waitFor();
+    assert.equal(await page.locator(`${settings} #test`).innerText(), "Tester la connexion");
+    assert.equal(await page.locator(`${settings} label[for="host"]`).innerText(), "Server (host)");
+    await page.close();
+  });
+
   it("works with the keyboard alone", async () => {
     const page = await open("settings");
     await page.locator(`${settings} [data-password-set="true"]`).waitFor();
