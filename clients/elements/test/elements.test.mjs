@@ -331,7 +331,7 @@ describe("domain setup", () => {
     for (let i = 0; i < 3 && !(await clock.isVisible()); i++) {
       await page.locator(`${domains} #check-now:not([disabled])`).waitFor({ timeout: 10_000 });
       await page.locator(`${domains} #check-now`).click();
-      await page.locator(`${domains} #check-now:not([disabled])`).waitFor({ timeout: 10_000 });
+      await page.locator(`${domains} [part="banner"]`).filter({ hasText: /Check finished|Next manual check/ }).waitFor();
     }
     await clock.waitFor().catch(async (err) => {
       await page.screenshot({ path: shots + "domains-at-risk-failed.png", fullPage: true });
