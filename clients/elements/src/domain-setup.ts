@@ -42,6 +42,7 @@ export class SendwerkDomainSetup extends SendwerkElement {
   declare now: number;
   private timer: ReturnType<typeof setInterval> | undefined;
   private firstCheckTimer: ReturnType<typeof setTimeout> | undefined;
+  private recordsSeq = 0;
 
   constructor() {
     super();
@@ -134,18 +135,21 @@ export class SendwerkDomainSetup extends SendwerkElement {
       const res = await this.call(() => this.api.GET("/v1/domains/{domain_id}", { params: { path: { domain_id: domain.id } } }));
       if (!res.data || this.selected?.id !== domain.id || this.selected.last_checked_at) return;
       if (res.data.last_checked_at) {
+        await this.loadRecords(domain.id);
+        if (this.selected?.id !== domain.id || this.selected.last_checked_at) return;
         this.selected = res.data;
         this.domains = this.domains.map((x) => (x.id === domain.id ? res.data! : x));
-        await this.loadRecords(domain.id);
       } else this.awaitFirstCheck(domain, tries - 1);
     }, 4000);
   }
 
   private async loadRecords(id: string): Promise<void> {
+    const seq = ++this.recordsSeq; // only the latest load is shown
     const [json, zone] = await Promise.all([
       this.call(() => this.api.GET("/v1/domains/{domain_id}/records", { params: { path: { domain_id: id } } })),
       this.call(() => this.api.GET("/v1/domains/{domain_id}/records", { params: { path: { domain_id: id }, query: { format: "zone" } }, parseAs: "text" })),
     ]);
+    if (seq !== this.recordsSeq) return;
     if (!json.data) return this.fail(json.error, json.response);
     this.records = json.data as DomainRecords;
     this.zone = typeof zone.data === "string" ? zone.data : "";
@@ -193,9 +197,9 @@ export class SendwerkDomainSetup extends SendwerkElement {
       return this.fail(res.error, res.response);
     }
     const domain = res.data.domain;
+    await this.loadRecords(domain.id); // status and records change together
     this.domains = this.domains.map((x) => (x.id === domain.id ? domain : x));
     this.selected = domain;
-    await this.loadRecords(domain.id);
     const text = this.t("domains.checkDone", { status: this.t(`domains.status.${domain.status}`) });
     this.banner = { kind: domain.status === "verified" ? "ok" : domain.status === "pending" ? "info" : "warn", text };
     this.announce(text);

@@ -189,7 +189,7 @@ export class SendwerkMessageLog extends SendwerkElement {
     const parts: string[] = [];
     const reply = data.reply as { code?: number; enhanced_code?: string; text?: string } | undefined;
     if (reply?.code) parts.push(`${reply.code}${reply.enhanced_code ? " " + reply.enhanced_code : ""} ${reply.text ?? ""}`.trim());
-    for (const key of ["host", "error", "reason", "queue_id"]) {
+    for (const key of ["host", "outcome", "error", "reason", "queue_id"]) {
       if (typeof data[key] === "string" && data[key]) parts.push(`${key}: ${data[key] as string}`);
     }
     if (typeof data.next_attempt_at === "string") parts.push(this.t("log.nextAttempt", { when: this.dateTime(data.next_attempt_at) }));

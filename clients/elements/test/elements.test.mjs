@@ -427,6 +427,28 @@ describe("message log", () => {
   });
 });
 
+describe("message log, deferred", () => {
+  const log = "sendwerk-message-log";
+
+  it("shows a deferred message's reply and next retry", async () => {
+    await api(sw.baseUrl, tenantKey, "POST", "/v1/messages", { from: SENDER, to: ["greylist@customer.example"], subject: "Greylisted", text: "Later." });
+    await until(async () => (await api(sw.baseUrl, tenantKey, "GET", "/v1/messages?status=deferred")).items.length === 1, "a deferred message", 15_000);
+    const page = await open("log");
+    await page.locator(`${log} tr[part="row"]`).first().waitFor();
+    await page.locator(`${log} #status`).selectOption("deferred");
+    await until(async () => (await page.locator(`${log} tr[part="row"]`).count()) === 1, "one deferred row");
+    await page.locator(`${log} button[part="open-message"]`).click();
+    const deferred = page.locator(`${log} li[data-type="deferred"]`);
+    await deferred.waitFor();
+    const text = await deferred.innerText();
+    assert.match(text, /451 4\.7\.1 Greylisted/);
+    assert.match(text, /Next attempt/);
+    assert.match(await page.locator(`${log} li[data-type="attempt"]`).innerText(), /451/);
+    await page.screenshot({ path: shots + "log-deferred.png", fullPage: true });
+    await page.close();
+  });
+});
+
 describe("/dev/elements", () => {
   it("serves the demo page with the embedded bundle in development", async () => {
     const page = await browser.context.newPage();

@@ -1,5 +1,6 @@
 // A small SMTP server on 127.0.0.1:0 for the browser tests: plain SMTP (the connector uses
-// `security: none`), AUTH PLAIN and LOGIN against one user, every message kept in memory.
+// `security: none`), AUTH PLAIN and LOGIN against one user, every message kept in memory;
+// recipients greylist@… get 451.
 import { createServer } from "node:net";
 
 export async function startSmtpServer({ username, password }) {
@@ -93,8 +94,13 @@ function session(socket, messages, creds) {
         current.from = /<([^>]*)>/.exec(line)?.[1] ?? "";
         reply("250 2.1.0 Ok");
       } else if (verb === "RCPT") {
-        current.to.push(/<([^>]*)>/.exec(line)?.[1] ?? "");
-        reply("250 2.1.5 Ok");
+        const rcpt = /<([^>]*)>/.exec(line)?.[1] ?? "";
+        // greylist@… is deferred, as greylisting servers do.
+        if (rcpt.startsWith("greylist@")) reply("451 4.7.1 Greylisted, try again later");
+        else {
+          current.to.push(rcpt);
+          reply("250 2.1.5 Ok");
+        }
       } else if (verb === "DATA") {
         inData = true;
         reply("354 End data with <CR><LF>.<CR><LF>");
