@@ -410,9 +410,16 @@ describe("message log", () => {
     assert.match(await page.locator(`${log} li[data-type="delivered"]`).innerText(), /250/);
     await page.screenshot({ path: shots + "log-timeline.png", fullPage: true });
     assert.deepEqual(await axe(page), []);
-    await page.keyboard.press("Tab"); // focus is on the heading; the back button is before it
-    await page.locator(`${log} #back`).click();
+    // Keyboard: focus went to the message's heading; Shift+Tab reaches "Back", Enter returns
+    // to the list with focus on the message that was opened.
+    assert.equal(await page.evaluate(() => document.activeElement.shadowRoot.activeElement.id), "detail-title");
+    await page.keyboard.press("Shift+Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.shadowRoot.activeElement.id), "back");
+    await page.keyboard.press("Enter");
     await rows.first().waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.shadowRoot.activeElement.getAttribute("part")), "open-message");
+    await page.keyboard.press("Enter");
+    await events.first().waitFor();
     await page.close();
   });
 
