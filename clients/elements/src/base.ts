@@ -1,6 +1,6 @@
 import { LitElement, css, html, type PropertyValues } from "lit";
 import { createSendwerkClient, isProblem, ProblemType, type Problem, type SendwerkClient } from "@sendwerk/client";
-import { format, lookup, type Dictionary } from "./i18n.js";
+import { format, lookup, translated, type Dictionary } from "./i18n.js";
 
 /** FetchFunc is what the host page passes to route calls through its own backend. */
 export type FetchFunc = (input: Request) => Promise<Response>;
@@ -111,6 +111,15 @@ export class SendwerkElement extends LitElement {
   /** t translates a key in this element's language. */
   t(key: string, params?: Record<string, string | number>): string {
     return format(lookup(this.language, key, this.strings), params);
+  }
+
+  /**
+   * explain says a failure code's sentence in this element's language when a translation
+   * exists, else the server's own sentence (English, with host, port and reply).
+   */
+  explain(code: string | undefined, serverMessage: string, params?: Record<string, string | number>): string {
+    const own = code ? translated(this.language, `code.${code}`, this.strings) : undefined;
+    return own ? format(own, params) : serverMessage;
   }
 
   /** language is the element's own `lang`, else the nearest ancestor's, else the document's. */

@@ -339,7 +339,10 @@ export class SendwerkConnectorSettings extends SendwerkElement {
     const failed = result.steps.find((s) => s.status === "failed");
     const text = result.ok
       ? this.t("settings.testOk", { ms: this.number(result.duration_ms) })
-      : this.t("settings.testFailed", { step: this.t(`step.${failed?.name ?? "connect"}`), message: result.message ?? failed?.detail ?? "" });
+      : this.t("settings.testFailed", {
+          step: this.t(`step.${failed?.name ?? "connect"}`),
+          message: this.explain(result.code, result.message ?? failed?.detail ?? "", { host: result.host, port: result.port }),
+        });
     this.testBanner = { kind: result.ok ? "ok" : "error", text: result.ok || !result.code ? text : `${text} (${result.code})` };
     this.announce(text);
     this.emit("sendwerk-tested", result);
@@ -366,7 +369,10 @@ export class SendwerkConnectorSettings extends SendwerkElement {
     }
     const r: TestEmailResult = res.data;
     const reply = r.reply ? `${r.reply.code}${r.reply.enhanced_code ? " " + r.reply.enhanced_code : ""} ${r.reply.text}` : "";
-    const text = r.ok ? this.t("settings.testEmailOk", { to, reply }) : this.t("settings.testEmailFailed", { message: r.message ?? r.code ?? "" });
+    const host = this.smtpConnector?.smtp?.host ?? "";
+    const port = this.smtpConnector?.smtp?.port ?? "";
+    const failure = this.explain(r.code, r.message ?? r.code ?? "", { host, port });
+    const text = r.ok ? this.t("settings.testEmailOk", { to, reply }) : this.t("settings.testEmailFailed", { message: reply ? `${failure} (${reply})` : failure });
     this.emailBanner = { kind: r.ok ? "ok" : "error", text };
     this.announce(text);
     this.emit("sendwerk-test-email", r);

@@ -310,6 +310,28 @@ const de: Dictionary = {
   "log.event.failed": "Fehlgeschlagen",
   "log.event.cancelled": "Abgebrochen",
   "log.noSubject": "(kein Betreff)",
+
+  // Failure codes of connection tests and test e-mails. English shows the server's own
+  // sentence (it names host, port and reply); other languages say it with these.
+  "code.settings.invalid": "Die Einstellungen sind unvollständig oder ungültig.",
+  "code.dns.not_found": "Den Servernamen {host} gibt es im DNS nicht. Prüfen Sie die Schreibweise.",
+  "code.dns.timeout": "Das DNS hat für {host} nicht rechtzeitig geantwortet. Versuchen Sie es erneut.",
+  "code.tcp.refused": "Auf {host} Port {port} nimmt nichts Verbindungen an. Prüfen Sie den Port: 587 ist meist STARTTLS, 465 SMTPS, 25 SMTP.",
+  "code.tcp.timeout": "{host} Port {port} antwortet nicht; eine Firewall blockiert die Verbindung vermutlich. Geben Sie die unten genannten Netze frei oder prüfen Sie den Port.",
+  "code.tcp.unreachable": "{host} ist aus dem Netz der Plattform nicht erreichbar.",
+  "code.smtp.banner_timeout": "Der Server hat die Verbindung angenommen, aber nicht begrüßt. Vielleicht erwartet er TLS (Port 465: SMTPS wählen).",
+  "code.smtp.protocol_error": "Der Server antwortet nicht wie ein SMTP-Server.",
+  "code.smtp.ehlo_rejected": "Der Server hat die Begrüßung (EHLO) abgelehnt.",
+  "code.smtp.starttls_unsupported": "Der Server bietet kein STARTTLS an. Wählen Sie SMTPS (Port 465) oder fragen Sie Ihren Anbieter.",
+  "code.smtp.connection_dropped": "Der Server hat die Verbindung unerwartet beendet.",
+  "code.tls.handshake_failed": "Die verschlüsselte Verbindung kam nicht zustande.",
+  "code.tls.certificate_invalid": "Das Zertifikat des Servers ist für {host} nicht gültig.",
+  "code.tls.not_tls": "Auf diesem Port spricht der Server kein TLS. Wählen Sie STARTTLS (Port 587).",
+  "code.auth.failed": "Der Server hat Benutzername oder Passwort abgelehnt.",
+  "code.auth.mechanism_unsupported": "Der Server bietet das gewählte Anmeldeverfahren nicht an.",
+  "code.auth.requires_tls": "Der Server erlaubt die Anmeldung nur verschlüsselt. Wählen Sie STARTTLS oder SMTPS.",
+  "code.address.not_allowed": "Diese Serveradresse ist für Verbindungen nicht erlaubt.",
+  "code.smtp.rejected": "Der Server hat die Nachricht abgelehnt.",
 };
 
 const locales = new Map<string, Dictionary>([
@@ -333,6 +355,15 @@ export function lookup(lang: string, key: string, overrides?: Dictionary): strin
   const full = lang.toLowerCase();
   const base = full.split("-")[0] ?? full;
   return overrides?.[key] ?? locales.get(full)?.[key] ?? locales.get(base)?.[key] ?? en[key] ?? key;
+}
+
+/** translated finds a key in the language itself ("de-AT", then "de"), without the English fallback. */
+export function translated(lang: string, key: string, overrides?: Dictionary): string | undefined {
+  const full = lang.toLowerCase();
+  const base = full.split("-")[0] ?? full;
+  if (overrides?.[key]) return overrides[key];
+  if (base === "en") return undefined;
+  return locales.get(full)?.[key] ?? locales.get(base)?.[key];
 }
 
 /** format replaces `{name}` in a message with params.name. */

@@ -198,6 +198,19 @@ describe("connector settings", () => {
     assert.equal(await page.locator(`${settings} #test`).innerText(), "Verbindung testen");
     assert.equal(await page.locator(`${settings} #save`).innerText(), "Speichern");
     assert.match(await page.locator(`${settings} label[for="security-none"]`).innerText(), /Keine \(unsicher\)/);
+    // A failure is explained in German, with the stable code.
+    const closed = await unusedPort();
+    await page.locator(`${settings} #port`).fill(String(closed));
+    await page.locator(`${settings} #change-password`).click();
+    await page.locator(`${settings} #password`).fill(SMTP_PASSWORD);
+    await page.locator(`${settings} #test`).click();
+    await page.locator(`${settings} [part~="test-summary"]`).filter({ hasText: "gescheitert" }).waitFor();
+    assert.match(
+      await page.locator(`${settings} [part~="test-summary"]`).innerText(),
+      new RegExp(`bei „TCP-Verbindung“ gescheitert: Auf 127\\.0\\.0\\.1 Port ${closed} nimmt nichts Verbindungen an.*\\(tcp\\.refused\\)`),
+    );
+    await page.screenshot({ path: shots + "settings-de-failed.png", fullPage: true });
+    await page.locator(`${settings} #port`).fill(String(smtp.port));
     await page.locator(`${settings} #test`).click();
     await page.locator(`${settings} [part~="test-summary"]`).filter({ hasText: "Alle Schritte erfolgreich" }).waitFor();
     assert.equal(await page.locator(`${settings} li[data-step="connect"] .step-name`).innerText(), "TCP-Verbindung");
