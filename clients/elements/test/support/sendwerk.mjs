@@ -24,6 +24,9 @@ export async function startSendwerk({ dnsServer, env: extra = {} }) {
     SENDWERK_HTTP_ADDR: "127.0.0.1:0",
     SENDWERK_SMTP_ADDR: "off",
     SENDWERK_SMTPS_ADDR: "off",
+    // The test brings its own SMTP and DNS servers: no development mail catcher or DNS.
+    SENDWERK_DEV_INBOX_ADDR: "off",
+    SENDWERK_DEV_DNS_ADDR: "off",
     SENDWERK_LOG_LEVEL: "warn",
     SENDWERK_DNS_SERVERS: dnsServer,
     SENDWERK_DNS_TIMEOUT: "1s",
