@@ -159,6 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
