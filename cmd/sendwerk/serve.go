@@ -191,6 +191,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln := lns.http
 	if lns.metrics != nil {
 		metricsSrv := serveMetrics(lns.metrics, reg)
