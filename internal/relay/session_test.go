@@ -668,3 +668,70 @@ func TestRelayShutdownTimeout(t *testing.T) {
 	require.Error(t, err, "the session was closed")
 	require.Empty(t, b.messages(t))
 }
+
+// TestRelaySlowDrip: a client sending one byte at a time, each well within the timeout, is
+// cut off when a whole command line or the whole message has taken the timeout.
+func TestRelaySlowDrip(t *testing.T) {
+	// Not parallel with the other tests: TestRelayHugeMessage measures the process's
+	// allocations while it runs.
+	const timeout = 2 * time.Second
+	b := setup(t, func(c *Config) { c.AllowInsecureAuth = true; c.Timeout = timeout })
+	// drip writes script one byte every 250 ms until the server hangs up, and returns the
+	// lines it answered and when it hung up, counted from start.
+	drip := func(t *testing.T, c *rawClient, script string) ([]string, time.Duration) {
+		start := time.Now()
+		go func() {
+			for i := 0; i < len(script); i++ {
+				if _, err := c.conn.Write([]byte{script[i]}); err != nil {
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		lines := readLines(t, c.conn)
+		return lines, time.Since(start)
+	}
+	t.Run("CommandLine", func(t *testing.T) {
+		t.Parallel()
+		c := dialRaw(t, b.srv.Addr())
+		lines, took := drip(t, c, "EHLO client.example.with.a.rather.long.name.that.takes.a.while\r\n")
+		require.Less(t, took, timeout+1500*time.Millisecond, "cut off after one timeout, not per byte: %q", lines)
+		require.NotEmpty(t, lines)
+		require.Regexp(t, `^421 4\.4\.2`, lines[len(lines)-1])
+	})
+	t.Run("DataPhase", func(t *testing.T) {
+		t.Parallel()
+		before := len(b.messages(t))
+		c := dialRaw(t, b.srv.Addr())
+		c.expectCmd(250, "EHLO client.example")
+		c.login(b.username, b.password)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		c.expectCmd(354, "DATA")
+		lines, took := drip(t, c, testMessage(sender, "a@customer.example", "Dripped")+".\r\n")
+		require.Less(t, took, timeout+1500*time.Millisecond, "the whole DATA phase is bounded: %q", lines)
+		require.Contains(t, strings.Join(lines, "\n"), "421 4.4.2")
+		require.Len(t, b.messages(t), before, "nothing was stored")
+	})
+	t.Run("ChunkingPhase", func(t *testing.T) {
+		t.Parallel()
+		c := dialRaw(t, b.srv.Addr())
+		c.expectCmd(250, "EHLO client.example")
+		c.login(b.username, b.password)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		start := time.Now()
+		go func() { // whole BDAT commands of one byte each: every command line is quick
+			for i := 0; i < 60; i++ {
+				if _, err := c.conn.Write([]byte("BDAT 1\r\nx")); err != nil {
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		lines := readLines(t, c.conn)
+		require.Less(t, time.Since(start), timeout+1500*time.Millisecond, "the message is bounded across BDAT chunks: %q", lines)
+	})
+}
