@@ -91,3 +91,15 @@ WHERE tenant_id = @tenant_id AND domain_id = @domain_id
   AND (@before_id::text = '' OR id < @before_id)
 ORDER BY id DESC
 LIMIT @max;
+
+-- SendingDomainVerifiedElsewhere reports whether another tenant holds domain with send rights
+-- (verified or at_risk) while tenant_id does not: an smtp connector's default sender there
+-- would be sending as someone else's proven domain. It spans tenants on purpose.
+-- name: SendingDomainVerifiedElsewhere :one
+SELECT EXISTS (
+    SELECT 1 FROM sending_domains o
+    WHERE o.domain = @domain AND o.tenant_id <> @tenant_id AND o.status IN ('verified', 'at_risk')
+) AND NOT EXISTS (
+    SELECT 1 FROM sending_domains m
+    WHERE m.tenant_id = @tenant_id AND m.domain = @domain AND m.status IN ('verified', 'at_risk')
+) AS claimed;

@@ -95,8 +95,8 @@ func render(r *Request, id string, now time.Time, maxBytes int) (*rendered, erro
 	if len(to)+len(cc)+len(bcc) == 0 {
 		v.Add("to", "at least one recipient (to, cc or bcc) is required")
 	}
-	if n := len(to) + len(cc) + len(bcc); n > MaxRecipients {
-		v.Add("to", fmt.Sprintf("to, cc and bcc together may name at most %d recipients, not %d", MaxRecipients, n))
+	if n := len(r.To) + len(r.Cc) + len(r.Bcc); n > MaxRecipients {
+		return nil, &TooManyRecipientsError{Field: "to", Count: n, Limit: MaxRecipients}
 	}
 	if err := v.Err(); err != nil || !ok {
 		return nil, v.Err()
@@ -109,7 +109,7 @@ func render(r *Request, id string, now time.Time, maxBytes int) (*rendered, erro
 		return nil, validate.Field("body", err.Error())
 	}
 	if len(raw) > maxBytes {
-		return nil, validate.Field("attachments", fmt.Sprintf("the message is %d bytes once encoded; at most %d are accepted", len(raw), maxBytes))
+		return nil, &TooLargeError{Field: "attachments", Size: len(raw), Limit: maxBytes}
 	}
 	out.mime = raw
 	return out, nil

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"fmt"
 	"mime"
 	"net/mail"
 	"strings"
@@ -39,9 +40,20 @@ func TestRender(t *testing.T) {
 	})
 	t.Run("SizeLimit", func(t *testing.T) {
 		_, err := render(&Request{From: Address{Email: "a@acme.example"}, To: []Address{{Email: "b@c.example"}}, Text: strings.Repeat("x", 5000)}, "msg_x", now, 2048)
-		var v *validate.Error
-		require.ErrorAs(t, err, &v)
-		require.Contains(t, v.Error(), "at most 2048 are accepted")
+		var tl *TooLargeError
+		require.ErrorAs(t, err, &tl)
+		require.Equal(t, TooLargeError{Field: "attachments", Size: tl.Size, Limit: 2048}, *tl)
+		require.Greater(t, tl.Size, 5000)
+	})
+	t.Run("TooManyRecipients", func(t *testing.T) {
+		to := make([]Address, MaxRecipients+1)
+		for i := range to {
+			to[i] = Address{Email: fmt.Sprintf("u%d@c.example", i)}
+		}
+		_, err := render(&Request{From: Address{Email: "a@acme.example"}, To: to, Text: "x"}, "msg_x", now, 1<<20)
+		var tm *TooManyRecipientsError
+		require.ErrorAs(t, err, &tm)
+		require.Equal(t, TooManyRecipientsError{Field: "to", Count: MaxRecipients + 1, Limit: MaxRecipients}, *tm)
 	})
 	t.Run("EveryFieldNamed", func(t *testing.T) {
 		_, err := render(&Request{

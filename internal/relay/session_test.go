@@ -129,7 +129,7 @@ func TestRelayRefusals(t *testing.T) {
 	t.Run("UnverifiedEnvelopeSenderAtMail", func(t *testing.T) {
 		c := b.session(t)
 		msg := c.expectCmd(550, "MAIL FROM:<ceo@other.example>")
-		require.True(t, strings.HasPrefix(msg, "5.7.1 Domain other.example is not a sender domain of this account"), msg)
+		require.True(t, strings.HasPrefix(msg, "5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain of this account"), msg)
 		require.Contains(t, msg, "this connector may also send from its default sender "+sender)
 		// go-mail sees the refusal as a permanent error of the message.
 		err := b.goMailClient(t, false, mail.SMTPAuthPlain, b.password).DialAndSend(goMailMessage(t, "ceo@other.example", "x", "a@customer.example"))
@@ -143,7 +143,7 @@ func TestRelayRefusals(t *testing.T) {
 		c.expectCmd(250, "RCPT TO:<a@customer.example>")
 		code, msg := c.data(testMessage("ceo@other.example", "a@customer.example", "Spoofed"))
 		require.Equal(t, 550, code)
-		require.True(t, strings.HasPrefix(msg, "5.7.1 Domain other.example is not a sender domain"), msg)
+		require.True(t, strings.HasPrefix(msg, "5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain"), msg)
 	})
 	t.Run("NullSender", func(t *testing.T) {
 		c := b.session(t)
