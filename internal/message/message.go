@@ -20,7 +20,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
-	)
+)
 
 // Statuses of a message.
 const (

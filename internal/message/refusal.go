@@ -50,7 +50,9 @@ type BadAddressError struct {
 	Reason  string
 }
 
-func (e *BadAddressError) Error() string { return fmt.Sprintf("%s: %q %s", e.Field, e.Address, e.Reason) }
+func (e *BadAddressError) Error() string {
+	return fmt.Sprintf("%s: %q %s", e.Field, e.Address, e.Reason)
+}
 
 // FieldErrors names the field.
 func (e *BadAddressError) FieldErrors() []validate.FieldError {

@@ -17,6 +17,8 @@ import (
 	"github.com/wneessen/go-mail"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
 // goMailClient is go-mail configured like a mail server's relay-host settings.
@@ -733,5 +735,115 @@ func TestRelaySlowDrip(t *testing.T) {
 		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		lines := readLines(t, c.conn)
 		require.Less(t, time.Since(start), timeout+1500*time.Millisecond, "the message is bounded across BDAT chunks: %q", lines)
+	})
+}
+
+// leftovers counts what a submission writes: messages, their events, delivery jobs and
+// usage counters. A refused message must change none of them.
+func (b *testBundle) leftovers(t *testing.T) [4]int {
+	t.Helper()
+	var n [4]int
+	for i, q := range []string{
+		"SELECT count(*) FROM messages", "SELECT count(*) FROM message_events",
+		"SELECT count(*) FROM river_job WHERE kind = 'message_deliver'", "SELECT coalesce(sum(count), 0) FROM usage_counters",
+	} {
+		require.NoError(t, b.pool.QueryRow(context.Background(), q).Scan(&n[i]))
+	}
+	return n
+}
+
+// verifyDomain gives tenantID the domain with send rights.
+func (b *testBundle) verifyDomain(t *testing.T, tenantID, name string) {
+	t.Helper()
+	d, err := b.domains.Create(context.Background(), tenantID, name)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(context.Background(), "UPDATE sending_domains SET status = 'verified', verified_at = now() WHERE id = $1", d.ID)
+	require.NoError(t, err)
+}
+
+// TestRelaySenderIdentity: the sender rule applies to every mailbox a message claims to come
+// from — each From address, the Sender field — and exactly one From field is accepted;
+// an smtp connector's default sender does not cover a domain another tenant verified.
+func TestRelaySenderIdentity(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	other, err := tenant.NewService(b.pool).Create(ctx, "Other", nil)
+	require.NoError(t, err)
+	b.verifyDomain(t, other.ID, "other.example")
+	b.verifyDomain(t, b.tenantID, "acme.example")
+
+	header := "To: a@customer.example\r\nSubject: Identity\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <id@acme.example>\r\n"
+	for name, tc := range map[string]struct {
+		fields string
+		code   int
+		want   string
+	}{
+		"TwoFromFields": {"From: Acme <" + sender + ">\r\nFrom: CEO <ceo@other.example>\r\n", 550, "5.6.0 The message must have exactly one From header field, not 2"},
+		"NoFromField":   {"", 550, "5.6.0 The message must have exactly one From header field, not 0"},
+		"SecondFromMailboxOfOtherTenant": {"From: " + sender + ", ceo@other.example\r\nSender: " + sender + "\r\n", 550,
+			"5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain of this account"},
+		"SeveralFromMailboxesWithoutSender": {"From: " + sender + ", billing@acme.example\r\n", 550, "5.6.0 A From header field with several addresses needs a Sender header field"},
+		"SenderFieldOfOtherTenant": {"From: " + sender + "\r\nSender: ceo@other.example\r\n", 550,
+			"5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain of this account"},
+		"TwoSenderFields": {"From: " + sender + "\r\nSender: " + sender + "\r\nSender: billing@acme.example\r\n", 550, "5.6.0 The message may have at most one Sender header field, not 2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := b.leftovers(t)
+			c := b.session(t)
+			c.expectCmd(250, "MAIL FROM:<%s>", sender)
+			c.expectCmd(250, "RCPT TO:<a@customer.example>")
+			code, msg := c.data(tc.fields + header + "\r\nHello\r\n")
+			require.Equal(t, tc.code, code, msg)
+			require.True(t, strings.HasPrefix(msg, tc.want), msg)
+			require.Equal(t, before, b.leftovers(t), "a refused message leaves nothing behind")
+		})
+	}
+	t.Run("SeveralFromMailboxesAllowed", func(t *testing.T) {
+		c := b.session(t)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		code, msg := c.data("From: " + sender + ", billing@acme.example\r\nSender: " + sender + "\r\n" + header + "\r\nHello\r\n")
+		require.Equal(t, 250, code, msg)
+	})
+	t.Run("DefaultSenderAtDomainOfOtherTenant", func(t *testing.T) {
+		// An smtp connector whose default sender is at a domain only the other tenant verified.
+		_, err := b.connectors.Create(ctx, b.tenantID, connector.Input{
+			Name: "spoof", Kind: connector.KindSMTP, Sender: connector.Sender{Email: "ceo@other.example"},
+			SMTP: &connector.SMTPInput{Host: "127.0.0.1", Port: 2525, Security: "none"},
+		})
+		var v *validate.Error
+		require.ErrorAs(t, err, &v)
+		require.Equal(t, "default_sender.email", v.Fields[0].Field)
+		require.Contains(t, v.Fields[0].Message, "another account has verified")
+
+		// One made before the other tenant verified the domain is refused when used.
+		spoof, err := b.connectors.Create(ctx, b.tenantID, connector.Input{
+			Name: "older", Kind: connector.KindSMTP, Sender: connector.Sender{Email: "ceo@later.example"},
+			SMTP: &connector.SMTPInput{Host: "127.0.0.1", Port: 2525, Security: "none"},
+		})
+		require.NoError(t, err)
+		b.verifyDomain(t, other.ID, "later.example")
+		cred, password, err := b.creds.Create(ctx, b.tenantID, spoof.ID, "")
+		require.NoError(t, err)
+		before := b.leftovers(t)
+		c := dialRaw(t, b.srv.Addr())
+		c.expectCmd(250, "EHLO client.example")
+		c.starttls(b.tlsConfig())
+		c.login(cred.Username, password)
+		msg := c.expectCmd(550, "MAIL FROM:<ceo@later.example>")
+		require.True(t, strings.HasPrefix(msg, "5.7.1 Sender <ceo@later.example> refused: ceo@later.example is at later.example, a domain another account has verified"), msg)
+		// And in the header, behind an allowed envelope sender.
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		code, msg := c.data("From: ceo@later.example\r\n" + header + "\r\nHello\r\n")
+		require.Equal(t, 550, code, msg)
+		require.Contains(t, msg, "5.7.1 Sender <ceo@later.example> refused")
+		require.Equal(t, before, b.leftovers(t), "a refused message leaves nothing behind")
+
+		// A PATCH to such an address is refused too; the connector's own address still works.
+		_, err = b.connectors.Update(ctx, b.tenantID, b.connector.ID, connector.Patch{Sender: &connector.Sender{Email: "noreply@later.example"}})
+		require.ErrorAs(t, err, &v)
+		require.Equal(t, "default_sender.email", v.Fields[0].Field)
 	})
 }
