@@ -43,7 +43,7 @@ var errBadCursor = errors.New("is not a cursor this API returned; use next_curso
 // which is ASCII letters, digits and underscores. Anything else — bytes that are not text,
 // which PostgreSQL would refuse with an error — is refused here.
 func decodeCursor(s string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) == 0 || len(b) > 100 {
 		return "", errBadCursor
 	}
