@@ -122,8 +122,8 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		source = SourceSMTP
 	}
 	r := &rendered{
-		from: from.addr, fromName: from.name, recipients: rcpts, subject: decodeSubject(hdr.Get("Subject")),
-		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: msgID, mime: data,
+		from: from.addr, fromName: storable(from.name), recipients: rcpts, subject: storable(decodeSubject(hdr.Get("Subject"))),
+		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: storable(msgID), mime: data,
 	}
 	return &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}, nil
 }
@@ -224,9 +224,16 @@ func headerAddrs(hdr textproto.MIMEHeader, name string) []string {
 	}
 	out := make([]string, 0, len(list))
 	for _, a := range list {
-		out = append(out, a.Address)
+		out = append(out, storable(a.Address))
 	}
 	return out
+}
+
+// storable makes header text that is only shown (subject, names, the message log's To and
+// Cc) fit a text column: a message may carry 8-bit Latin-1 or a NUL in its header, which
+// PostgreSQL refuses in text. The MIME itself is kept as sent.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func decodeSubject(s string) string {

@@ -806,6 +806,17 @@ func TestRelaySenderIdentity(t *testing.T) {
 		code, msg := c.data("From: " + sender + ", billing@acme.example\r\nSender: " + sender + "\r\n" + header + "\r\nHello\r\n")
 		require.Equal(t, 250, code, msg)
 	})
+	t.Run("EightBitHeaderTextIsStored", func(t *testing.T) {
+		// Latin-1 in the header: text PostgreSQL refuses; once a 451 for ever.
+		c := b.session(t)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		code, msg := c.data("From: Mueller <" + sender + ">\r\nTo: a@customer.example\r\nSubject: Gr\xfc\xdfe!\r\nMessage-ID: <a\xff@acme.example>\r\n\r\nHello\r\n")
+		require.Equal(t, 250, code, msg)
+		var subject string
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT subject FROM messages WHERE id = $1", strings.TrimPrefix(msg, "2.0.0 Ok: queued as ")).Scan(&subject))
+		require.Equal(t, "Gr\uFFFDe!", subject)
+	})
 	t.Run("DefaultSenderAtDomainOfOtherTenant", func(t *testing.T) {
 		// An smtp connector whose default sender is at a domain only the other tenant verified.
 		_, err := b.connectors.Create(ctx, b.tenantID, connector.Input{
