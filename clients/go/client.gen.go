@@ -748,7 +748,7 @@ type Attachment struct {
 	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
 	ContentId *string `json:"content_id,omitempty"`
 
-	// ContentType The MIME type; guessed from the file name when absent.
+	// ContentType The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
 	//
 	// Example: application/pdf
 	ContentType *string `json:"content_type,omitempty"`
@@ -875,7 +875,7 @@ type Connector struct {
 	Warnings []string `json:"warnings"`
 }
 
-// ConnectorCreate A new connector.
+// ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
@@ -929,7 +929,7 @@ type ConnectorList struct {
 // ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
 type ConnectorStatus string
 
-// ConnectorUpdate Fields to change; absent fields keep their value.
+// ConnectorUpdate Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate.
 type ConnectorUpdate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender *Sender `json:"default_sender,omitempty"`
@@ -2239,7 +2239,7 @@ type ListApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2248,7 +2248,7 @@ type ListConnectorsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2257,7 +2257,7 @@ type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2266,7 +2266,7 @@ type ListDomainsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2275,7 +2275,7 @@ type ListDomainChecksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2284,7 +2284,7 @@ type ListDomainEventsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2302,7 +2302,7 @@ type ListMessagesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only messages in this status.
@@ -2341,7 +2341,7 @@ type ListTenantsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2350,7 +2350,7 @@ type ListTenantApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2867,7 +2867,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -2887,7 +2889,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -3719,7 +3723,9 @@ func (c *Client) ListMessages(ctx context.Context, params *ListMessagesParams, r
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -3749,7 +3755,9 @@ func (c *Client) SendMessageWithBody(ctx context.Context, params *SendMessagePar
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -6392,7 +6400,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -6412,7 +6422,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -9766,7 +9778,9 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, para
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -9792,7 +9806,9 @@ func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Contex
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
