@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 	"github.com/wneessen/go-mail"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
@@ -634,6 +636,34 @@ func TestReplyFor(t *testing.T) {
 	r, class := replyFor(fmt.Errorf("wrapped: %w", errors.New("boom")), time.Now())
 	require.Equal(t, errTempFailure, r)
 	require.Equal(t, "error", class)
+
+	// Each typed refusal of message maps to its reply by type, never by its words.
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		err   error
+		code  int
+		enh   smtp.EnhancedCode
+		class string
+	}{
+		{&message.SenderRefusedError{Field: "header.from", Address: "ceo@other.example", Reason: "no"}, 550, smtp.EnhancedCode{5, 7, 1}, "rejected"},
+		{&message.TooLargeError{Field: "data", Size: 20, Limit: 10}, 552, smtp.EnhancedCode{5, 3, 4}, "rejected"},
+		{&message.TooManyRecipientsError{Field: "recipients", Count: 51, Limit: 50}, 452, smtp.EnhancedCode{4, 5, 3}, "rejected"},
+		{&message.BadAddressError{Field: "envelope_from", Role: message.RoleSender, Address: "x", Reason: "bad"}, 553, smtp.EnhancedCode{5, 1, 7}, "rejected"},
+		{&message.BadAddressError{Field: "recipients[0]", Role: message.RoleRecipient, Address: "x", Reason: "bad"}, 550, smtp.EnhancedCode{5, 1, 3}, "rejected"},
+		{&message.MessageFormatError{Reason: "two From fields"}, 550, smtp.EnhancedCode{5, 6, 0}, "rejected"},
+		{&message.ConnectorNotFoundError{ID: "con_x"}, 550, smtp.EnhancedCode{5, 7, 0}, "rejected"},
+		{&message.ConnectorPausedError{ConnectorID: "con_x"}, 451, smtp.EnhancedCode{4, 7, 0}, "deferred"},
+		{&message.LimitError{Scope: "connector", Period: "hour", Quota: message.Quota{Limit: 5, Reset: now.Add(time.Hour)}}, 451, smtp.EnhancedCode{4, 7, 1}, "deferred"},
+		{validate.Field("subject", "must be one line"), 550, smtp.EnhancedCode{5, 6, 0}, "rejected"},
+		// A size refusal in words that once matched "at most" is an ordinary field error.
+		{validate.Field("data", "at most one From"), 550, smtp.EnhancedCode{5, 6, 0}, "rejected"},
+	} {
+		r, class := replyFor(fmt.Errorf("wrapped: %w", tc.err), now)
+		require.Equal(t, tc.code, r.Code, "%T", tc.err)
+		require.Equal(t, tc.enh, r.EnhancedCode, "%T", tc.err)
+		require.Equal(t, tc.class, class, "%T", tc.err)
+		require.NotContains(t, r.Message, "\n")
+	}
 }
 
 // TestRelayDatabaseDown: when the message cannot be committed the client hears a temporary
