@@ -109,6 +109,9 @@ func checkJSON(body []byte) *problem {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	if plainText(body) {
+		return oneValue(body)
+	}
 	w := &jsonWalk{dec: json.NewDecoder(bytes.NewReader(body)), body: body}
 	w.dec.UseNumber()
 	if err := w.value(); err != nil {
@@ -120,6 +123,28 @@ func checkJSON(body []byte) *problem {
 	}
 	if len(w.fields) > 0 {
 		return problemValidation(http.StatusUnprocessableEntity, w.fields)
+	}
+	return nil
+}
+
+// plainText reports whether no string in body can hold a NUL or invalid UTF-8: the bytes
+// are valid UTF-8 and there is no \u escape (a raw NUL is invalid JSON anyway). Most bodies
+// are; they skip the token walk.
+func plainText(body []byte) bool {
+	return utf8.Valid(body) && !bytes.Contains(body, []byte(`\u`))
+}
+
+// oneValue refuses a body that is not exactly one JSON value.
+func oneValue(body []byte) *problem {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return newProblem(http.StatusBadRequest, TypeMalformedRequest, "Malformed request",
+			"the request body is not valid JSON: "+firstLine(err.Error()))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return newProblem(http.StatusBadRequest, TypeMalformedRequest, "Malformed request",
+			fmt.Sprintf("the request body must be one JSON value; more data follows at byte %d", dec.InputOffset()))
 	}
 	return nil
 }

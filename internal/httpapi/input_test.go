@@ -72,3 +72,16 @@ func TestCheckJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckJSON measures the input check on a typical message body: it runs on every
+// submission.
+func BenchmarkCheckJSON(b *testing.B) {
+	body := []byte(`{"from":{"email":"noreply@acme.example","name":"Acme"},"to":["jane@customer.example"],"subject":"Reset your password",` +
+		`"text":"Open the link to reset your password: https://acme.example/reset?token=` + strings.Repeat("x", 400) + `","tags":["reset"],"metadata":{"user":"42"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := checkJSON(body); p != nil {
+			b.Fatal(p)
+		}
+	}
+}

@@ -795,7 +795,7 @@ func (b *testBundle) verifyDomain(t *testing.T, tenantID, name string) {
 // from — each From address, the Sender field — and exactly one From field is accepted;
 // an smtp connector's default sender does not cover a domain another tenant verified.
 func TestRelaySenderIdentity(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it makes DKIM keys, whose allocations TestRelayHugeMessage would count.
 	b := setup(t, nil)
 	ctx := context.Background()
 	other, err := tenant.NewService(b.pool).Create(ctx, "Other", nil)
