@@ -92,6 +92,14 @@ WHERE tenant_id = @tenant_id AND domain_id = @domain_id
 ORDER BY id DESC
 LIMIT @max;
 
+-- name: SendingDomainListByNames :many
+-- Every tenant's domains with one of the names, newest first: the development DNS server
+-- publishes the records of domains under its suffix whoever added them.
+SELECT * FROM sending_domains
+WHERE domain = ANY(@names::text[])
+ORDER BY created_at DESC, id DESC
+LIMIT 100;
+
 -- SendingDomainVerifiedElsewhere reports whether another tenant holds domain with send rights
 -- (verified or at_risk) while tenant_id does not: an smtp connector's default sender there
 -- would be sending as someone else's proven domain. It spans tenants on purpose.
