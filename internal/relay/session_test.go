@@ -513,9 +513,10 @@ func TestRelayRobustness(t *testing.T) {
 // TestRelayHugeMessage sends 100 MB to a relay that takes 256 KiB: it answers 552 after
 // discarding the rest as it arrives, without buffering it, and the session goes on.
 func TestRelayHugeMessage(t *testing.T) {
-	t.Parallel()
-	// A generous timeout: the whole DATA phase is bounded by six of them, and 100 MB over
-	// loopback takes over ten seconds under the race detector.
+	// Not parallel: it bounds the allocations of the whole process while it runs, which the
+	// other tests' work (DKIM keys, sessions) would count against it on a loaded machine.
+	// A generous timeout: it bounds the whole DATA phase, and 100 MB over loopback takes
+	// over ten seconds under the race detector.
 	b := setup(t, func(c *Config) { c.AllowInsecureAuth = true; c.Timeout = time.Minute })
 	c := dialRaw(t, b.srv.Addr())
 	c.expectCmd(250, "EHLO client.example")
@@ -704,8 +705,7 @@ func TestRelayShutdownTimeout(t *testing.T) {
 // TestRelaySlowDrip: a client sending one byte at a time, each well within the timeout, is
 // cut off when a whole command line or the whole message has taken the timeout.
 func TestRelaySlowDrip(t *testing.T) {
-	// Not parallel with the other tests: TestRelayHugeMessage measures the process's
-	// allocations while it runs.
+	t.Parallel()
 	const timeout = 2 * time.Second
 	b := setup(t, func(c *Config) { c.AllowInsecureAuth = true; c.Timeout = timeout })
 	// drip writes script one byte every 250 ms until the server hangs up, and returns the
@@ -795,7 +795,7 @@ func (b *testBundle) verifyDomain(t *testing.T, tenantID, name string) {
 // from — each From address, the Sender field — and exactly one From field is accepted;
 // an smtp connector's default sender does not cover a domain another tenant verified.
 func TestRelaySenderIdentity(t *testing.T) {
-	// Not parallel: it makes DKIM keys, whose allocations TestRelayHugeMessage would count.
+	t.Parallel()
 	b := setup(t, nil)
 	ctx := context.Background()
 	other, err := tenant.NewService(b.pool).Create(ctx, "Other", nil)
