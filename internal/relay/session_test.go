@@ -113,6 +113,8 @@ func TestRelayRefusals(t *testing.T) {
 		c.expectCmd(250, "EHLO client.example")
 		c.starttls(b.tlsConfig())
 		require.Equal(t, "5.7.8 Authentication credentials invalid", c.expectCmd(535, "AUTH PLAIN %s", plain("sw-nosuchuser", b.password)))
+		// A user name that is not text (once a 454 "temporary" database error).
+		c.expectCmd(535, "AUTH PLAIN %s", plain("sw-\xff\xfe", b.password))
 	})
 	t.Run("AuthBeforeTLS", func(t *testing.T) {
 		c := dialRaw(t, b.srv.Addr())
