@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -30,6 +31,7 @@ func (s *session) reply(err error, stage string) *smtp.SMTPError {
 //   - too large: 552 5.3.4; too many recipients: 452 4.5.3; a bad address: 553 5.1.7
 //     (sender) or 550 5.1.3 (recipient); a broken header: 550 5.6.0;
 //   - other invalid input: 550 5.6.0 naming what is wrong;
+//   - the database unreachable: 451 4.3.0 saying so (the client keeps the message);
 //   - anything else: 451 4.3.0.
 func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 	var (
@@ -43,6 +45,9 @@ func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 		noConn  *message.ConnectorNotFoundError
 		invalid *validate.Error
 	)
+	if ue, ok := store.AsUnavailable(err); ok {
+		return unavailableReply(ue), "unavailable"
+	}
 	switch {
 	case errors.As(err, &le):
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1},
@@ -70,6 +75,17 @@ func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: oneLine(f.Field + ": " + f.Message)}, "rejected"
 	}
 	return errTempFailure, "error"
+}
+
+// unavailableReply answers a submission the database could not take. After a lost COMMIT
+// the message may have been queued all the same; SMTP has no idempotency key, so the reply
+// says so.
+func unavailableReply(ue *store.UnavailableError) *smtp.SMTPError {
+	msg := "Database unavailable, message not queued; try again shortly"
+	if ue.Ambiguous {
+		msg = "Database connection lost while queueing; the message may have been queued, try again shortly"
+	}
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: msg}
 }
 
 // oneLine keeps a reply on one line: go-smtp would turn line breaks into a multi-line reply.

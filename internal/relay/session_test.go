@@ -515,8 +515,9 @@ func TestRelayRobustness(t *testing.T) {
 // TestRelayHugeMessage sends 100 MB to a relay that takes 256 KiB: it answers 552 after
 // discarding the rest as it arrives, without buffering it, and the session goes on.
 func TestRelayHugeMessage(t *testing.T) {
-	// Not parallel: it bounds the allocations of the whole process while it runs, which the
-	// other tests' work (DKIM keys, sessions) would count against it on a loaded machine.
+	// Not parallel: the allocation bound reads the process-wide counter, and tests running
+	// beside it (all parallel ones wait until the sequential tests are done) would count
+	// into it — it failed that way on a loaded machine.
 	// A generous timeout: it bounds the whole DATA phase, and 100 MB over loopback takes
 	// over ten seconds under the race detector.
 	b := setup(t, func(c *Config) { c.AllowInsecureAuth = true; c.Timeout = time.Minute })
