@@ -603,7 +603,9 @@ export interface paths {
          *     the message and its delivery job are committed: it will be delivered or reported as
          *     failed, never lost. The sender must be allowed by the connector: a `platform`
          *     connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-         *     connector from such a domain or exactly its default sender.
+         *     connector from such a domain or exactly its default sender — unless that address is
+         *     at a domain another tenant has verified and this one has not (`422` naming
+         *     `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
          *
          *     With an `Idempotency-Key`, repeating the same request within 24 hours returns the
          *     first answer; the same key with a different body is a `409`.
@@ -1104,7 +1106,7 @@ export interface components {
              */
             monthly_quota?: number | null;
         };
-        /** @description A new connector. */
+        /** @description A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`). */
         ConnectorCreate: {
             /** @description A label. */
             name: string;
@@ -1116,7 +1118,7 @@ export interface components {
             /** @description Make this the tenant's default connector (the first connector always is). */
             is_default?: boolean;
         };
-        /** @description Fields to change; absent fields keep their value. */
+        /** @description Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate. */
         ConnectorUpdate: {
             /** @description A label. */
             name?: string;
@@ -1777,7 +1779,7 @@ export interface components {
             /** @description The file's bytes in base64. */
             content: string;
             /**
-             * @description The MIME type; guessed from the file name when absent.
+             * @description The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
              * @example application/pdf
              */
             content_type?: string;
@@ -2070,7 +2072,7 @@ export interface components {
         KeyID: string;
         /** @description Page size. */
         Limit: number;
-        /** @description The `next_cursor` of the previous page. */
+        /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
         Cursor: string;
     };
     requestBodies: never;
@@ -2256,7 +2258,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2400,7 +2402,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2499,7 +2501,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2618,7 +2620,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2852,7 +2854,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2949,7 +2951,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3124,7 +3126,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3156,7 +3158,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3188,7 +3190,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only messages in this status. */
                 status?: components["schemas"]["MessageStatus"];
