@@ -940,7 +940,7 @@ type Attachment struct {
 	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
 	ContentId *string `json:"content_id,omitempty"`
 
-	// ContentType The MIME type; guessed from the file name when absent.
+	// ContentType The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
 	//
 	// Example: application/pdf
 	ContentType *string `json:"content_type,omitempty"`
@@ -1067,7 +1067,7 @@ type Connector struct {
 	Warnings []string `json:"warnings"`
 }
 
-// ConnectorCreate A new connector.
+// ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
@@ -1263,7 +1263,7 @@ type ConnectorTestFailedEvent struct {
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
-// ConnectorUpdate Fields to change; absent fields keep their value.
+// ConnectorUpdate Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate.
 type ConnectorUpdate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender *Sender `json:"default_sender,omitempty"`
@@ -3807,7 +3807,7 @@ type ListApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3816,7 +3816,7 @@ type ListConnectorsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3825,7 +3825,7 @@ type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3834,7 +3834,7 @@ type ListDomainsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3843,7 +3843,7 @@ type ListDomainChecksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3852,7 +3852,7 @@ type ListDomainEventsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3891,7 +3891,7 @@ type ListMessagesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only messages in this status.
@@ -3930,7 +3930,7 @@ type ListTenantsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3939,7 +3939,7 @@ type ListTenantApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3948,7 +3948,7 @@ type ListWebhooksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3957,7 +3957,7 @@ type ListWebhookDeliveriesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only deliveries in this status.

@@ -941,7 +941,7 @@ type Attachment struct {
 	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
 	ContentId *string `json:"content_id,omitempty"`
 
-	// ContentType The MIME type; guessed from the file name when absent.
+	// ContentType The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
 	//
 	// Example: application/pdf
 	ContentType *string `json:"content_type,omitempty"`
@@ -1068,7 +1068,7 @@ type Connector struct {
 	Warnings []string `json:"warnings"`
 }
 
-// ConnectorCreate A new connector.
+// ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
@@ -1264,7 +1264,7 @@ type ConnectorTestFailedEvent struct {
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
-// ConnectorUpdate Fields to change; absent fields keep their value.
+// ConnectorUpdate Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate.
 type ConnectorUpdate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender *Sender `json:"default_sender,omitempty"`
@@ -3808,7 +3808,7 @@ type ListApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3817,7 +3817,7 @@ type ListConnectorsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3826,7 +3826,7 @@ type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3835,7 +3835,7 @@ type ListDomainsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3844,7 +3844,7 @@ type ListDomainChecksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3853,7 +3853,7 @@ type ListDomainEventsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3892,7 +3892,7 @@ type ListMessagesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only messages in this status.
@@ -3931,7 +3931,7 @@ type ListTenantsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3940,7 +3940,7 @@ type ListTenantApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3949,7 +3949,7 @@ type ListWebhooksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3958,7 +3958,7 @@ type ListWebhookDeliveriesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only deliveries in this status.
@@ -5273,7 +5273,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -5293,7 +5295,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -6268,7 +6272,9 @@ func (c *Client) ListMessages(ctx context.Context, params *ListMessagesParams, r
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -6298,7 +6304,9 @@ func (c *Client) SendMessageWithBody(ctx context.Context, params *SendMessagePar
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -9775,7 +9783,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -9795,7 +9805,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -14014,7 +14026,9 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, para
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -14040,7 +14054,9 @@ func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Contex
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/sendwerk/sendwerk/internal/config"
-	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/platform"
 	"github.com/sendwerk/sendwerk/internal/webhook"
@@ -18,7 +18,7 @@ func webhookConfig(cfg *config.Config) webhook.Config {
 	return webhook.Config{
 		RetrySchedule: cfg.WebhookRetrySchedule, Timeout: cfg.WebhookTimeout, DisableAfter: cfg.WebhookDisableAfter,
 		SecretOverlap: cfg.WebhookSecretOverlap, AllowPrivateAddresses: cfg.AllowPrivateUpstreams,
-		AllowHTTP: cfg.Env != config.EnvProduction, AllowAddrFunc: connector.PublicAddr,
+		AllowHTTP: cfg.Env != config.EnvProduction, AllowAddrFunc: delivery.GloballyReachable,
 	}
 }
 

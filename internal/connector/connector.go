@@ -182,13 +182,16 @@ func (s *Service) Create(ctx context.Context, tenantID string, in Input) (*Conne
 	}
 	c.ID, c.TenantID = ids.New(ids.Connector), tenantID
 	if password != nil {
-		c.passwordKeyID, c.password = s.box.Seal([]byte(*password), passwordContext(c.ID))
+		c.passwordKeyID, c.password = s.box.Seal([]byte(*password), PasswordContext(c.ID))
 	}
 	var out *Connector
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if _, err := q.TenantLock(ctx, tenantID); err != nil {
 			return fmt.Errorf("error locking tenant: %w", store.MapError(err))
+		}
+		if err := checkSenderClaim(ctx, q, tenantID, c); err != nil {
+			return err
 		}
 		if c.IsDefault {
 			if err := q.ConnectorClearDefault(ctx, dbsqlc.ConnectorClearDefaultParams{TenantID: tenantID, ID: c.ID}); err != nil {
@@ -228,6 +231,11 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		before := c.Status
 		if err := s.apply(c, p); err != nil {
 			return err
+		}
+		if p.Sender != nil { // a stale default sender is refused when used, not when pausing
+			if err := checkSenderClaim(ctx, q, tenantID, c); err != nil {
+				return err
+			}
 		}
 		if p.MakeDefault {
 			if err := q.ConnectorClearDefault(ctx, dbsqlc.ConnectorClearDefaultParams{TenantID: tenantID, ID: id}); err != nil {
@@ -273,14 +281,15 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	})
 }
 
-func passwordContext(connectorID string) string { return "connector:" + connectorID + ":smtp_password" }
+// PasswordContext binds a connector's sealed SMTP password to its row (secret.Box context).
+func PasswordContext(connectorID string) string { return "connector:" + connectorID + ":smtp_password" }
 
 // password opens the stored password; "" when none is stored.
 func (s *Service) password(c *Connector) (string, error) {
 	if c.password == nil {
 		return "", nil
 	}
-	pt, err := s.box.Open(c.passwordKeyID, c.password, passwordContext(c.ID))
+	pt, err := s.box.Open(c.passwordKeyID, c.password, PasswordContext(c.ID))
 	if err != nil {
 		return "", fmt.Errorf("error opening connector password: %w", err)
 	}

@@ -603,7 +603,9 @@ export interface paths {
          *     the message and its delivery job are committed: it will be delivered or reported as
          *     failed, never lost. The sender must be allowed by the connector: a `platform`
          *     connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-         *     connector from such a domain or exactly its default sender.
+         *     connector from such a domain or exactly its default sender — unless that address is
+         *     at a domain another tenant has verified and this one has not (`422` naming
+         *     `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
          *
          *     With an `Idempotency-Key`, repeating the same request within 24 hours returns the
          *     first answer; the same key with a different body is a `409`.
@@ -1308,7 +1310,7 @@ export interface components {
              */
             monthly_quota?: number | null;
         };
-        /** @description A new connector. */
+        /** @description A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`). */
         ConnectorCreate: {
             /** @description A label. */
             name: string;
@@ -1320,7 +1322,7 @@ export interface components {
             /** @description Make this the tenant's default connector (the first connector always is). */
             is_default?: boolean;
         };
-        /** @description Fields to change; absent fields keep their value. */
+        /** @description Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate. */
         ConnectorUpdate: {
             /** @description A label. */
             name?: string;
@@ -1981,7 +1983,7 @@ export interface components {
             /** @description The file's bytes in base64. */
             content: string;
             /**
-             * @description The MIME type; guessed from the file name when absent.
+             * @description The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
              * @example application/pdf
              */
             content_type?: string;
@@ -3005,7 +3007,7 @@ export interface components {
         WebhookID: string;
         /** @description Page size. */
         Limit: number;
-        /** @description The `next_cursor` of the previous page. */
+        /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
         Cursor: string;
     };
     requestBodies: never;
@@ -3248,7 +3250,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3392,7 +3394,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3491,7 +3493,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3610,7 +3612,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3844,7 +3846,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3941,7 +3943,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4116,7 +4118,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4148,7 +4150,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4180,7 +4182,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only messages in this status. */
                 status?: components["schemas"]["MessageStatus"];
@@ -4420,7 +4422,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4635,7 +4637,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only deliveries in this status. */
                 status?: components["schemas"]["WebhookDeliveryStatus"];
