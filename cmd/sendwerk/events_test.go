@@ -117,9 +117,15 @@ func TestEventsAndWebhooks(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, all.StatusCode(), string(all.Body))
 		require.Len(t, all.JSON200.Items, 2)
-		first, err := all.JSON200.Items[0].AsMessageQueuedEvent()
-		require.NoError(t, err)
-		require.Equal(t, "message.queued", first.Type)
+		var first *sendwerk.MessageQueuedEvent
+		for _, it := range all.JSON200.Items {
+			if d, _ := it.Discriminator(); d == "message.queued" {
+				q, err := it.AsMessageQueuedEvent()
+				require.NoError(t, err)
+				first = &q
+			}
+		}
+		require.NotNil(t, first, string(all.Body))
 		require.Equal(t, sendwerk.MessageSourceApi, first.Data.Source)
 
 		types := []sendwerk.EventType{sendwerk.EventTypeMessageDelivered}
