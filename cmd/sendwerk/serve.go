@@ -34,6 +34,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -104,7 +105,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
-	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule}, logger)
+	suppressions := suppression.NewService(pool)
+	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Suppressions: suppressions}, logger)
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
 		Deliver:         deliverer,
@@ -115,7 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
-		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1, Suppressions: suppressions,
 	})
 	if err := riverClient.Start(ctx); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)

@@ -20,6 +20,8 @@ const (
 	Message         = "msg"
 	Event           = "evt"
 	RelayCredential = "rel"
+	Suppression     = "sup"
+	BounceReport    = "bnc"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -16,6 +16,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 )
 
 // DefaultRetrySchedule is the wait after each failed attempt: about 76 hours in all before a
@@ -44,6 +45,11 @@ type DeliverConfig struct {
 	RetrySchedule []time.Duration
 	// Timeout bounds one attempt (connecting, sending, and the bookkeeping around it).
 	Timeout time.Duration
+	// PausedSnooze is how long a job of a paused connector waits before looking again
+	// (default PausedSnooze).
+	PausedSnooze time.Duration
+	// Suppressions, when set, learns of recipients the upstream refused as non-existent.
+	Suppressions *suppression.Service
 }
 
 // DeliverWorker sends one message per job: DKIM-signs it with the sender domain's key and
@@ -67,6 +73,9 @@ func NewDeliverWorker(db store.DB, connectors *connector.Service, senders Sender
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Minute
+	}
+	if cfg.PausedSnooze <= 0 {
+		cfg.PausedSnooze = PausedSnooze
 	}
 	return &DeliverWorker{db: db, q: dbsqlc.New(db), connectors: connectors, senders: senders, pools: pools, cfg: cfg, logger: logger, NowFunc: time.Now}
 }
@@ -105,7 +114,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		return err
 	}
 	if conn.Status == connector.StatusPaused {
-		return river.JobSnooze(PausedSnooze)
+		return river.JobSnooze(w.cfg.PausedSnooze)
 	}
 	if row.Mime == nil {
 		return w.fail(ctx, row, "the message body was purged before it could be delivered", nil)
@@ -143,6 +152,7 @@ func (w *DeliverWorker) try(ctx context.Context, job *river.Job[DeliverArgs], ro
 	}
 	res, sendErr := pool.Send(ctx, delivery.Envelope{From: started.EnvelopeFrom, To: started.Recipients}, raw)
 	ar := &attemptResult{outcome: delivery.Classify(sendErr), result: res, sendErr: sendErr}
+	w.afterAttempt(ctx, started, conn, sendErr)
 	return ar, w.record(ctx, job, started, settings, res, sendErr)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -74,6 +75,8 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxAttempts bounds delivery attempts (first try included).
 	MaxAttempts int
+	// Suppressions, when set, leaves suppressed recipients out of submissions.
+	Suppressions *suppression.Service
 }
 
 // Service submits and reads messages.
@@ -146,6 +149,8 @@ type Accepted struct {
 	ID        string `json:"id"`
 	Status    string `json:"status"`
 	MessageID string `json:"message_id"`
+	// Suppressed lists the recipients left out because they are on the suppression list.
+	Suppressed []SuppressedRecipient `json:"suppressed,omitempty"`
 }
 
 // Errors of submission that are not field errors.
@@ -163,6 +168,7 @@ type prepared struct {
 	source     string
 	envelope   string
 	recipients []string
+	suppressed []SuppressedRecipient
 }
 
 // prepare validates a request against its connector and the sender rules.
@@ -183,7 +189,11 @@ func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connec
 	if err := s.checkSender(ctx, tenantID, conn, r.from.String()); err != nil {
 		return nil, err
 	}
-	return &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}, nil
+	p := &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}
+	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*connector.Connector, error) {
@@ -239,7 +249,7 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 	}
 	var quota *Quota
 	var replayed []byte
-	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		if idem != nil {
 			if replayed, err = s.claim(ctx, tx, tenantID, idem); replayed != nil || err != nil {
@@ -272,8 +282,15 @@ func decodeAccepted(raw []byte, err error) (*Accepted, *Quota, error) {
 	return &acc, nil, nil
 }
 
-// insert writes messages, their "queued" events and delivery jobs.
+// insert writes messages, their "queued" (and "suppressed") events and delivery jobs.
 func (s *Service) insert(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+	if err := s.insertMessages(ctx, tx, tenantID, ps); err != nil {
+		return err
+	}
+	return s.recordSuppressed(ctx, tx, tenantID, ps)
+}
+
+func (s *Service) insertMessages(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
 	q := s.q.WithTx(tx)
 	if len(ps) == 1 {
 		p := ps[0]

@@ -66,7 +66,7 @@ func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmiss
 	if err != nil {
 		return nil, quota, err
 	}
-	return &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}, quota, nil
+	return &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}, quota, nil
 }
 
 // CheckEnvelopeSender applies the connector's sender rules to an envelope sender before the
@@ -121,7 +121,11 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		from: from.addr, fromName: from.name, recipients: rcpts, subject: decodeSubject(hdr.Get("Subject")),
 		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: msgID, mime: data,
 	}
-	return &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}, nil
+	p := &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}
+	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func headerFrom(hdr textproto.MIMEHeader) (namedAddr, error) {

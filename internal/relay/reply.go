@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -31,7 +32,10 @@ func (s *session) reply(err error, stage string) *smtp.SMTPError {
 func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 	var le *message.LimitError
 	var ve *validate.Error
+	var se *message.SuppressedError
 	switch {
+	case errors.As(err, &se) && len(se.Recipients) > 0:
+		return suppressedReply(se.Recipients[0]), "rejected"
 	case errors.As(err, &le):
 		wait := max(le.Reset.Sub(now).Round(time.Second), time.Second)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1},
@@ -75,4 +79,15 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// suppressedReply refuses a suppressed recipient: 5.1.1 for an address that bounced as
+// non-existent, 5.7.1 with the reason for the others (complaint, manual, unsubscribe).
+func suppressedReply(r message.SuppressedRecipient) *smtp.SMTPError {
+	if r.Reason == suppression.ReasonHardBounce {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
+			Message: "Recipient " + r.Address + " is suppressed: an earlier message bounced as mailbox unknown"}
+	}
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: fmt.Sprintf("Recipient %s is on this account's suppression list (%s)", r.Address, r.Reason)}
 }

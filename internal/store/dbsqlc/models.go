@@ -23,6 +23,22 @@ type APIKey struct {
 	CreatedAt    time.Time
 }
 
+type BounceReport struct {
+	ID           string
+	Kind         string
+	Outcome      string
+	TenantID     *string
+	MessageID    *string
+	EnvelopeFrom string
+	RcptTo       string
+	RemoteAddr   string
+	Problem      string
+	Details      []byte
+	Raw          []byte
+	SizeBytes    int32
+	ReceivedAt   time.Time
+}
+
 type Connector struct {
 	ID                     string
 	TenantID               string
@@ -51,6 +67,11 @@ type Connector struct {
 	LastTest               []byte
 	CreatedAt              time.Time
 	UpdatedAt              time.Time
+	PausedReason           *string
+	PausedAt               *time.Time
+	FailureCode            *string
+	ConsecutiveFailures    int32
+	LastFailure            []byte
 }
 
 type IdempotencyKey struct {
@@ -160,6 +181,17 @@ type SendingDomainEvent struct {
 	Reason     string
 	CheckID    *string
 	CreatedAt  time.Time
+}
+
+type Suppression struct {
+	TenantID        string
+	Address         string
+	ID              string
+	Reason          string
+	SourceMessageID *string
+	Detail          string
+	CreatedAt       time.Time
+	ExpiresAt       *time.Time
 }
 
 type Tenant struct {

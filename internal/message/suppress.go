@@ -1,0 +1,127 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// SuppressedRecipient is a recipient left out because the tenant's suppression list has it.
+type SuppressedRecipient struct {
+	Address string             `json:"address"`
+	Reason  suppression.Reason `json:"reason"`
+}
+
+// SuppressedError refuses a submission whose every recipient is suppressed. It unwraps to a
+// validate.Error on "recipients", so front doors that know only field errors answer 422.
+type SuppressedError struct {
+	Recipients []SuppressedRecipient
+}
+
+func (e *SuppressedError) Error() string { return e.fields().Error() }
+
+// Unwrap exposes the field error.
+func (e *SuppressedError) Unwrap() error { return e.fields() }
+
+func (e *SuppressedError) fields() *validate.Error {
+	v := &validate.Error{}
+	for _, r := range e.Recipients {
+		v.Add("recipients", fmt.Sprintf("%s is on the suppression list (%s); no recipient is left to send to", r.Address, r.Reason))
+	}
+	return v
+}
+
+// dropSuppressed removes suppressed recipients from a prepared submission; when none is
+// left it refuses the submission with a *SuppressedError.
+func (s *Service) dropSuppressed(ctx context.Context, tenantID string, p *prepared) error {
+	if s.cfg.Suppressions == nil {
+		return nil
+	}
+	hits, err := s.cfg.Suppressions.Match(ctx, tenantID, p.recipients)
+	if err != nil || len(hits) == 0 {
+		return err
+	}
+	kept := make([]string, 0, len(p.recipients))
+	for _, r := range p.recipients {
+		if sup, ok := hits[r]; ok {
+			p.suppressed = append(p.suppressed, SuppressedRecipient{Address: r, Reason: sup.Reason})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if len(kept) == 0 {
+		return &SuppressedError{Recipients: p.suppressed}
+	}
+	p.recipients = kept
+	return nil
+}
+
+// recordSuppressed adds a "suppressed" event to the timeline of each message that left
+// recipients out.
+func (s *Service) recordSuppressed(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+	q := s.q.WithTx(tx)
+	for _, p := range ps {
+		if len(p.suppressed) == 0 {
+			continue
+		}
+		data, _ := json.Marshal(map[string]any{"recipients": p.suppressed})
+		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams{MessageID: p.id, TenantID: tenantID, Type: EventSuppressed, Data: data}); err != nil {
+			return fmt.Errorf("error inserting message event: %w", err)
+		}
+	}
+	return nil
+}
+
+// Timeline event types added by suppression and bounce handling.
+const (
+	EventSuppressed = "suppressed"
+	EventBounced    = "bounced"
+	EventComplained = "complained"
+)
+
+// suppressGone adds the recipients an upstream refused as non-existent to the tenant's
+// suppression list (an upsert, so a repeated attempt changes nothing).
+func (w *DeliverWorker) suppressGone(ctx context.Context, m dbsqlc.Message, sendErr error) error {
+	var de *delivery.Error
+	if w.cfg.Suppressions == nil || !errors.As(sendErr, &de) {
+		return nil
+	}
+	for _, r := range de.Recipients {
+		if r.Accepted || r.Reply == nil || !delivery.MailboxGone(*r.Reply) {
+			continue
+		}
+		_, err := w.cfg.Suppressions.Add(ctx, m.TenantID, suppression.Entry{
+			Address: r.Address, Reason: suppression.ReasonHardBounce, SourceMessageID: m.ID, Detail: strings.TrimSpace(r.Reply.String()),
+		})
+		var ve *validate.Error
+		if errors.As(err, &ve) {
+			continue // an address the upstream took but we cannot parse: nothing to suppress
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckRecipient refuses a recipient on the tenant's suppression list with a
+// *SuppressedError, so the relay can answer at RCPT instead of after the whole message.
+func (s *Service) CheckRecipient(ctx context.Context, tenantID, to string) error {
+	if s.cfg.Suppressions == nil {
+		return nil
+	}
+	sup, err := s.cfg.Suppressions.Check(ctx, tenantID, to)
+	if err != nil || sup == nil {
+		return err
+	}
+	return &SuppressedError{Recipients: []SuppressedRecipient{{Address: sup.Address, Reason: sup.Reason}}}
+}

@@ -1,0 +1,132 @@
+package message
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/smtptest"
+	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// withSuppressions turns the suppression list on in a setup bundle.
+func (b *testBundle) withSuppressions() *suppression.Service {
+	sup := suppression.NewService(b.pool)
+	b.svc.cfg.Suppressions = sup
+	return sup
+}
+
+func TestSubmitLeavesSuppressedRecipientsOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("SomeSuppressed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "GONE@customer.example", Reason: suppression.ReasonHardBounce})
+		require.NoError(t, err)
+		req := request()
+		req.To = append(req.To, Address{Email: "gone@customer.example"})
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+		require.NoError(t, err)
+		require.Equal(t, []SuppressedRecipient{{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}}, acc.Suppressed)
+		m, err := b.svc.Get(ctx, b.tenantID, acc.ID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"jane@customer.example"}, m.Recipients, "the envelope leaves the suppressed address out")
+		require.Len(t, m.Events, 2)
+		require.Equal(t, EventSuppressed, m.Events[1].Type)
+		require.Contains(t, m.Events[1].Data["recipients"], map[string]any{"address": "gone@customer.example", "reason": "hard_bounce"})
+	})
+	t.Run("AllSuppressed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "jane@customer.example", Reason: suppression.ReasonComplaint})
+		require.NoError(t, err)
+		_, _, err = b.svc.Submit(ctx, b.tenantID, request(), nil)
+		var se *SuppressedError
+		require.True(t, errors.As(err, &se), "got %v", err)
+		var ve *validate.Error
+		require.True(t, errors.As(err, &ve), "front doors see a field error")
+		require.Equal(t, "recipients", ve.Fields[0].Field)
+		require.Contains(t, ve.Fields[0].Message, "jane@customer.example is on the suppression list (complaint)")
+		require.Zero(t, b.count(t, "messages"))
+	})
+	t.Run("ExpiredEntryNoLongerSuppresses", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "jane@customer.example", Reason: suppression.ReasonManual})
+		require.NoError(t, err)
+		_, err = b.pool.Exec(ctx, "UPDATE suppressions SET expires_at = now() - interval '1 second'")
+		require.NoError(t, err)
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+		require.NoError(t, err)
+		require.Empty(t, acc.Suppressed)
+	})
+	t.Run("BatchItemsAreJudgedOnTheirOwn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "jane@customer.example", Reason: suppression.ReasonUnsubscribe})
+		require.NoError(t, err)
+		other := request()
+		other.To = []Address{{Email: "joe@customer.example"}}
+		items, _, err := b.svc.SubmitBatch(ctx, b.tenantID, []*Request{request(), other}, nil)
+		require.NoError(t, err)
+		require.NotNil(t, items[0].Problem)
+		require.Equal(t, 422, items[0].Problem.Status)
+		require.NotNil(t, items[1].Accepted)
+	})
+}
+
+// TestDeliverySuppressesUnknownMailboxes: a 5.1.1 at RCPT suppresses that address, a 5.7.1
+// policy rejection does not.
+func TestDeliverySuppressesUnknownMailboxes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	srv := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{RcptFunc: func(to string) *smtp.SMTPError {
+		switch to {
+		case "gone@customer.example":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown"}
+		case "picky@customer.example":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message rejected by policy"}
+		}
+		return nil
+	}}})
+	conn, err := b.svc.connectors.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port := srv.Port()
+	_, err = b.svc.connectors.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port}})
+	require.NoError(t, err)
+	w := b.svc.deliverer
+	w.cfg.Suppressions = sup
+
+	req := request()
+	req.To = []Address{{Email: "gone@customer.example"}, {Email: "picky@customer.example"}}
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+	require.NoError(t, err)
+	err = w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: DeliverArgs{MessageID: acc.ID, TenantID: b.tenantID}})
+	var cancel *river.JobCancelError
+	require.True(t, errors.As(err, &cancel), "a permanent rejection cancels the job: %v", err)
+
+	s, err := sup.Check(ctx, b.tenantID, "gone@customer.example")
+	require.NoError(t, err)
+	require.NotNil(t, s)
+	require.Equal(t, suppression.ReasonHardBounce, s.Reason)
+	require.Equal(t, acc.ID, s.SourceMessageID)
+	require.Contains(t, s.Detail, "550 5.1.1")
+	s, err = sup.Check(ctx, b.tenantID, "picky@customer.example")
+	require.NoError(t, err)
+	require.Nil(t, s, "a policy rejection does not suppress")
+}
