@@ -60,6 +60,48 @@ func (e ApiKeyCreatedStatus) Valid() bool {
 	}
 }
 
+// Defines values for BounceReportKind.
+const (
+	BounceReportKindArf     BounceReportKind = "arf"
+	BounceReportKindDsn     BounceReportKind = "dsn"
+	BounceReportKindUnknown BounceReportKind = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportKind enum.
+func (e BounceReportKind) Valid() bool {
+	switch e {
+	case BounceReportKindArf:
+		return true
+	case BounceReportKindDsn:
+		return true
+	case BounceReportKindUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BounceReportOutcome.
+const (
+	BounceReportOutcomeRecorded  BounceReportOutcome = "recorded"
+	BounceReportOutcomeUnmatched BounceReportOutcome = "unmatched"
+	BounceReportOutcomeUnparsed  BounceReportOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportOutcome enum.
+func (e BounceReportOutcome) Valid() bool {
+	switch e {
+	case BounceReportOutcomeRecorded:
+		return true
+	case BounceReportOutcomeUnmatched:
+		return true
+	case BounceReportOutcomeUnparsed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionTestStepName.
 const (
 	ConnectionTestStepNameAuth    ConnectionTestStepName = "auth"
@@ -108,6 +150,27 @@ func (e ConnectionTestStepStatus) Valid() bool {
 	case ConnectionTestStepStatusOk:
 		return true
 	case ConnectionTestStepStatusSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorPausedReason.
+const (
+	ConnectorPausedReasonAuthFailed            ConnectorPausedReason = "auth.failed"
+	ConnectorPausedReasonManual                ConnectorPausedReason = "manual"
+	ConnectorPausedReasonTlsCertificateInvalid ConnectorPausedReason = "tls.certificate_invalid"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorPausedReason enum.
+func (e ConnectorPausedReason) Valid() bool {
+	switch e {
+	case ConnectorPausedReasonAuthFailed:
+		return true
+	case ConnectorPausedReasonManual:
+		return true
+	case ConnectorPausedReasonTlsCertificateInvalid:
 		return true
 	default:
 		return false
@@ -603,6 +666,75 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SuppressionCreateReason.
+const (
+	SuppressionCreateReasonComplaint   SuppressionCreateReason = "complaint"
+	SuppressionCreateReasonHardBounce  SuppressionCreateReason = "hard_bounce"
+	SuppressionCreateReasonManual      SuppressionCreateReason = "manual"
+	SuppressionCreateReasonUnsubscribe SuppressionCreateReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionCreateReason enum.
+func (e SuppressionCreateReason) Valid() bool {
+	switch e {
+	case SuppressionCreateReasonComplaint:
+		return true
+	case SuppressionCreateReasonHardBounce:
+		return true
+	case SuppressionCreateReasonManual:
+		return true
+	case SuppressionCreateReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SuppressionReason.
+const (
+	SuppressionReasonComplaint   SuppressionReason = "complaint"
+	SuppressionReasonHardBounce  SuppressionReason = "hard_bounce"
+	SuppressionReasonManual      SuppressionReason = "manual"
+	SuppressionReasonUnsubscribe SuppressionReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionReason enum.
+func (e SuppressionReason) Valid() bool {
+	switch e {
+	case SuppressionReasonComplaint:
+		return true
+	case SuppressionReasonHardBounce:
+		return true
+	case SuppressionReasonManual:
+		return true
+	case SuppressionReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListBounceReportsParamsOutcome.
+const (
+	ListBounceReportsParamsOutcomeRecorded  ListBounceReportsParamsOutcome = "recorded"
+	ListBounceReportsParamsOutcomeUnmatched ListBounceReportsParamsOutcome = "unmatched"
+	ListBounceReportsParamsOutcomeUnparsed  ListBounceReportsParamsOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the ListBounceReportsParamsOutcome enum.
+func (e ListBounceReportsParamsOutcome) Valid() bool {
+	switch e {
+	case ListBounceReportsParamsOutcomeRecorded:
+		return true
+	case ListBounceReportsParamsOutcomeUnmatched:
+		return true
+	case ListBounceReportsParamsOutcomeUnparsed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetDomainRecordsParamsFormat.
 const (
 	GetDomainRecordsParamsFormatJson GetDomainRecordsParamsFormat = "json"
@@ -759,6 +891,65 @@ type Attachment struct {
 	Filename string `json:"filename"`
 }
 
+// BounceReport One report the bounce listener received.
+type BounceReport struct {
+	// Details The parsed report: per-recipient `action`, `status`, `diagnostic_code`, or the feedback type.
+	Details map[string]interface{} `json:"details"`
+
+	// EnvelopeFrom The envelope sender (usually empty: `<>`).
+	EnvelopeFrom string `json:"envelope_from"`
+
+	// Id The report's id.
+	//
+	// Example: bnc_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Kind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+	Kind BounceReportKind `json:"kind"`
+
+	// MessageId The message it names.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Outcome What became of it.
+	Outcome BounceReportOutcome `json:"outcome"`
+
+	// Problem Why it was not recorded.
+	Problem string `json:"problem"`
+
+	// Raw The report as received (unparsed and unmatched reports only).
+	Raw *string `json:"raw,omitempty"`
+
+	// RcptTo The envelope recipient (the VERP return path).
+	RcptTo string `json:"rcpt_to"`
+
+	// ReceivedAt When it arrived.
+	ReceivedAt time.Time `json:"received_at"`
+
+	// RemoteAddr The sending server's address.
+	RemoteAddr string `json:"remote_addr"`
+
+	// SizeBytes Its size.
+	SizeBytes int `json:"size_bytes"`
+
+	// TenantId The tenant of the message it names.
+	TenantId *string `json:"tenant_id,omitempty"`
+}
+
+// BounceReportKind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+type BounceReportKind string
+
+// BounceReportOutcome What became of it.
+type BounceReportOutcome string
+
+// BounceReportList A page of bounce reports.
+type BounceReportList struct {
+	// Items The reports, newest first.
+	Items []BounceReport `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
 // ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
@@ -834,6 +1025,9 @@ type ConnectionTestStepStatus string
 
 // Connector How a tenant's mail leaves Sendwerk.
 type Connector struct {
+	// ConsecutiveFailures Delivery attempts in a row that failed with the same `auth.failed` or `tls.certificate_invalid`; any attempt that gets past the login resets it.
+	ConsecutiveFailures *int `json:"consecutive_failures,omitempty"`
+
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
@@ -851,6 +1045,9 @@ type Connector struct {
 	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
 	Kind ConnectorKind `json:"kind"`
 
+	// LastFailure The last failure the circuit breaker counted, with the upstream's reply.
+	LastFailure *ConnectorFailure `json:"last_failure,omitempty"`
+
 	// LastTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 	LastTest *ConnectionTest `json:"last_test,omitempty"`
 
@@ -861,6 +1058,16 @@ type Connector struct {
 	//
 	// Example: Office 365
 	Name string `json:"name"`
+
+	// PausedAt When it was paused.
+	PausedAt nullable.Nullable[time.Time] `json:"paused_at,omitempty"`
+
+	// PausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+	// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+	// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+	// attempts in a row failed that way. Queued messages wait; a successful connection
+	// test or a PATCH resumes the connector.
+	PausedReason nullable.Nullable[ConnectorPausedReason] `json:"paused_reason,omitempty"`
 
 	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
 	Smtp *SMTPSettings `json:"smtp,omitempty"`
@@ -874,6 +1081,13 @@ type Connector struct {
 	// Warnings Settings that work but weaken security, in words (e.g. `security` `none`, `tls_skip_verify`).
 	Warnings []string `json:"warnings"`
 }
+
+// ConnectorPausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+// attempts in a row failed that way. Queued messages wait; a successful connection
+// test or a PATCH resumes the connector.
+type ConnectorPausedReason string
 
 // ConnectorCreate A new connector.
 type ConnectorCreate struct {
@@ -897,6 +1111,32 @@ type ConnectorCreate struct {
 
 	// Status `paused` connectors accept no new messages and hold queued ones.
 	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorFailure The last failure the circuit breaker counted, with the upstream's reply.
+type ConnectorFailure struct {
+	// At When it happened.
+	At time.Time `json:"at"`
+
+	// Code `auth.failed` or `tls.certificate_invalid`.
+	//
+	// Example: auth.failed
+	Code string `json:"code"`
+
+	// EnhancedCode The enhanced status code
+	//
+	// Example: 5.7.8
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// SmtpCode The reply code
+	//
+	// Example: 535
+	SmtpCode *int `json:"smtp_code,omitempty"`
+
+	// Text The reply text or what went wrong.
+	//
+	// Example: Authentication credentials invalid
+	Text string `json:"text"`
 }
 
 // ConnectorKind `smtp`: the tenant's own server. `platform`: the operator's default relay.
@@ -1457,6 +1697,9 @@ type MessageAccepted struct {
 
 	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
 	Status MessageStatus `json:"status"`
+
+	// Suppressed Recipients left out because they are on the suppression list; the message goes to the others. Absent when none was.
+	Suppressed *[]SuppressedRecipient `json:"suppressed,omitempty"`
 }
 
 // MessageBatch Messages to send together.
@@ -2025,6 +2268,81 @@ type Sender struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// SuppressedRecipient A recipient left out of a message because it is suppressed.
+type SuppressedRecipient struct {
+	// Address The recipient.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+	Reason SuppressionReason `json:"reason"`
+}
+
+// Suppression An address the tenant's mail is not sent to.
+type Suppression struct {
+	// Address The address, lower-case, with an A-label domain.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// CreatedAt When the address was (last) suppressed.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Detail What the receiving side said (e.g. `550 5.1.1 User unknown`), or a note.
+	//
+	// Example: 550 5.1.1 <jane@example.org>: Recipient address rejected: User unknown
+	Detail string `json:"detail"`
+
+	// ExpiresAt When the entry lapses; `null`: never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Id The entry's id.
+	//
+	// Example: sup_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+	Reason SuppressionReason `json:"reason"`
+
+	// SourceMessageId The message whose bounce or complaint added the address.
+	//
+	// Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+	SourceMessageId *string `json:"source_message_id,omitempty"`
+}
+
+// SuppressionCreate An address to suppress.
+type SuppressionCreate struct {
+	// Address The address.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// Detail A note.
+	Detail *string `json:"detail,omitempty"`
+
+	// ExpiresAt When the entry lapses (in the future); absent or `null` for never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Reason Why; `manual` unless given.
+	Reason *SuppressionCreateReason `json:"reason,omitempty"`
+}
+
+// SuppressionCreateReason Why; `manual` unless given.
+type SuppressionCreateReason string
+
+// SuppressionList A page of suppressions.
+type SuppressionList struct {
+	// Items The entries, newest first.
+	Items []Suppression `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// SuppressionReason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+type SuppressionReason string
+
 // TLSInfo The negotiated TLS session and the server's certificate.
 type TLSInfo struct {
 	// CipherSuite Negotiated cipher suite.
@@ -2243,6 +2561,21 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListBounceReportsParams defines parameters for ListBounceReports.
+type ListBounceReportsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Outcome Only reports with this outcome.
+	Outcome *ListBounceReportsParamsOutcome `form:"outcome,omitempty" json:"outcome,omitempty"`
+}
+
+// ListBounceReportsParamsOutcome defines parameters for ListBounceReports.
+type ListBounceReportsParamsOutcome string
+
 // ListConnectorsParams defines parameters for ListConnectors.
 type ListConnectorsParams struct {
 	// Limit Page size.
@@ -2336,6 +2669,21 @@ type SendMessageBatchParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListSuppressionsParams defines parameters for ListSuppressions.
+type ListSuppressionsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Address Only addresses that start with this text.
+	Address *string `form:"address,omitempty" json:"address,omitempty"`
+
+	// Reason Only entries with this reason.
+	Reason *SuppressionReason `form:"reason,omitempty" json:"reason,omitempty"`
+}
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Limit Page size.
@@ -2380,6 +2728,9 @@ type SendMessageJSONRequestBody = MessageCreate
 
 // SendMessageBatchJSONRequestBody defines body for SendMessageBatch for application/json ContentType.
 type SendMessageBatchJSONRequestBody = MessageBatch
+
+// CreateSuppressionJSONRequestBody defines body for CreateSuppression for application/json ContentType.
+type CreateSuppressionJSONRequestBody = SuppressionCreate
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -2472,6 +2823,9 @@ type ServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{key_id})
 	GetApiKey(ctx echo.Context, keyId KeyID) error
+	// ListBounceReports Reports received by the bounce listener (operator)
+	// (GET /v1/bounce-reports)
+	ListBounceReports(ctx echo.Context, params ListBounceReportsParams) error
 	// TestConnectorSettings Test connector settings before saving
 	// (POST /v1/connector-tests)
 	TestConnectorSettings(ctx echo.Context) error
@@ -2547,6 +2901,18 @@ type ServerInterface interface {
 	// CancelMessage Cancel a message
 	// (POST /v1/messages/{message_id}/cancel)
 	CancelMessage(ctx echo.Context, messageId MessageID) error
+	// ListSuppressions List suppressed addresses
+	// (GET /v1/suppressions)
+	ListSuppressions(ctx echo.Context, params ListSuppressionsParams) error
+	// CreateSuppression Suppress an address
+	// (POST /v1/suppressions)
+	CreateSuppression(ctx echo.Context) error
+	// DeleteSuppression Lift a suppression
+	// (DELETE /v1/suppressions/{address})
+	DeleteSuppression(ctx echo.Context, address string) error
+	// GetSuppression Is an address suppressed?
+	// (GET /v1/suppressions/{address})
+	GetSuppression(ctx echo.Context, address string) error
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx echo.Context, params ListTenantsParams) error
@@ -2662,6 +3028,38 @@ func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiKey(ctx, keyId)
+	return err
+}
+
+// ListBounceReports converts echo context to params.
+func (w *ServerInterfaceWrapper) ListBounceReports(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBounceReportsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "outcome" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "outcome", ctx.QueryParams(), &params.Outcome, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter outcome: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListBounceReports(ctx, params)
 	return err
 }
 
@@ -3197,6 +3595,86 @@ func (w *ServerInterfaceWrapper) CancelMessage(ctx echo.Context) error {
 	return err
 }
 
+// ListSuppressions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSuppressions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSuppressionsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "address" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "address", ctx.QueryParams(), &params.Address, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter address: %s", err))
+	}
+
+	// ------------- Optional query parameter "reason" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "reason", ctx.QueryParams(), &params.Reason, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter reason: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSuppressions(ctx, params)
+	return err
+}
+
+// CreateSuppression converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSuppression(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSuppression(ctx)
+	return err
+}
+
+// DeleteSuppression converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSuppression(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "address" -------------
+	var address string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "address", ctx.Param("address"), &address, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter address: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSuppression(ctx, address)
+	return err
+}
+
+// GetSuppression converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSuppression(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "address" -------------
+	var address string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "address", ctx.Param("address"), &address, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter address: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSuppression(ctx, address)
+	return err
+}
+
 // ListTenants converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTenants(ctx echo.Context) error {
 	var err error
@@ -3447,6 +3925,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/messages/:message_id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
 	router.POST(options.BaseURL+"/v1/messages/:message_id/cancel", wrapper.CancelMessage, options.OperationMiddlewares["cancelMessage"]...)
 	router.GET(options.BaseURL+"/v1/usage", wrapper.GetUsage, options.OperationMiddlewares["getUsage"]...)
+	router.GET(options.BaseURL+"/v1/suppressions", wrapper.ListSuppressions, options.OperationMiddlewares["listSuppressions"]...)
+	router.POST(options.BaseURL+"/v1/suppressions", wrapper.CreateSuppression, options.OperationMiddlewares["createSuppression"]...)
+	router.DELETE(options.BaseURL+"/v1/suppressions/:address", wrapper.DeleteSuppression, options.OperationMiddlewares["deleteSuppression"]...)
+	router.GET(options.BaseURL+"/v1/suppressions/:address", wrapper.GetSuppression, options.OperationMiddlewares["getSuppression"]...)
+	router.GET(options.BaseURL+"/v1/bounce-reports", wrapper.ListBounceReports, options.OperationMiddlewares["listBounceReports"]...)
 
 }
 
@@ -3835,6 +4318,60 @@ func (response GetApiKey404ApplicationProblemPlusJSONResponse) VisitGetApiKeyRes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBounceReportsRequestObject struct {
+	Params ListBounceReportsParams
+}
+
+type ListBounceReportsResponseObject interface {
+	VisitListBounceReportsResponse(w http.ResponseWriter) error
+}
+
+type ListBounceReports200JSONResponse BounceReportList
+
+func (response ListBounceReports200JSONResponse) VisitListBounceReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBounceReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListBounceReports400ApplicationProblemPlusJSONResponse) VisitListBounceReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBounceReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBounceReports401ApplicationProblemPlusJSONResponse) VisitListBounceReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5996,6 +6533,296 @@ func (response CancelMessage409ApplicationProblemPlusJSONResponse) VisitCancelMe
 	return err
 }
 
+type ListSuppressionsRequestObject struct {
+	Params ListSuppressionsParams
+}
+
+type ListSuppressionsResponseObject interface {
+	VisitListSuppressionsResponse(w http.ResponseWriter) error
+}
+
+type ListSuppressions200JSONResponse SuppressionList
+
+func (response ListSuppressions200JSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListSuppressions400ApplicationProblemPlusJSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSuppressions401ApplicationProblemPlusJSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListSuppressions403ApplicationProblemPlusJSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppressionRequestObject struct {
+	Body *CreateSuppressionJSONRequestBody
+}
+
+type CreateSuppressionResponseObject interface {
+	VisitCreateSuppressionResponse(w http.ResponseWriter) error
+}
+
+type CreateSuppression201JSONResponse Suppression
+
+func (response CreateSuppression201JSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression400ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression401ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression403ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression422ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSuppressionRequestObject struct {
+	Address string `json:"address"`
+}
+
+type DeleteSuppressionResponseObject interface {
+	VisitDeleteSuppressionResponse(w http.ResponseWriter) error
+}
+
+type DeleteSuppression204Response struct {
+}
+
+func (response DeleteSuppression204Response) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSuppression401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSuppression401ApplicationProblemPlusJSONResponse) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSuppression403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSuppression403ApplicationProblemPlusJSONResponse) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSuppression404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSuppression404ApplicationProblemPlusJSONResponse) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppressionRequestObject struct {
+	Address string `json:"address"`
+}
+
+type GetSuppressionResponseObject interface {
+	VisitGetSuppressionResponse(w http.ResponseWriter) error
+}
+
+type GetSuppression200JSONResponse Suppression
+
+func (response GetSuppression200JSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppression401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSuppression401ApplicationProblemPlusJSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppression403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetSuppression403ApplicationProblemPlusJSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppression404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetSuppression404ApplicationProblemPlusJSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTenantsRequestObject struct {
 	Params ListTenantsParams
 }
@@ -6595,6 +7422,9 @@ type StrictServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{key_id})
 	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
+	// ListBounceReports Reports received by the bounce listener (operator)
+	// (GET /v1/bounce-reports)
+	ListBounceReports(ctx context.Context, request ListBounceReportsRequestObject) (ListBounceReportsResponseObject, error)
 	// TestConnectorSettings Test connector settings before saving
 	// (POST /v1/connector-tests)
 	TestConnectorSettings(ctx context.Context, request TestConnectorSettingsRequestObject) (TestConnectorSettingsResponseObject, error)
@@ -6670,6 +7500,18 @@ type StrictServerInterface interface {
 	// CancelMessage Cancel a message
 	// (POST /v1/messages/{message_id}/cancel)
 	CancelMessage(ctx context.Context, request CancelMessageRequestObject) (CancelMessageResponseObject, error)
+	// ListSuppressions List suppressed addresses
+	// (GET /v1/suppressions)
+	ListSuppressions(ctx context.Context, request ListSuppressionsRequestObject) (ListSuppressionsResponseObject, error)
+	// CreateSuppression Suppress an address
+	// (POST /v1/suppressions)
+	CreateSuppression(ctx context.Context, request CreateSuppressionRequestObject) (CreateSuppressionResponseObject, error)
+	// DeleteSuppression Lift a suppression
+	// (DELETE /v1/suppressions/{address})
+	DeleteSuppression(ctx context.Context, request DeleteSuppressionRequestObject) (DeleteSuppressionResponseObject, error)
+	// GetSuppression Is an address suppressed?
+	// (GET /v1/suppressions/{address})
+	GetSuppression(ctx context.Context, request GetSuppressionRequestObject) (GetSuppressionResponseObject, error)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx context.Context, request ListTenantsRequestObject) (ListTenantsResponseObject, error)
@@ -6872,6 +7714,31 @@ func (sh *strictHandler) GetApiKey(ctx echo.Context, keyId KeyID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiKeyResponseObject); ok {
 		return validResponse.VisitGetApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListBounceReports operation middleware
+func (sh *strictHandler) ListBounceReports(ctx echo.Context, params ListBounceReportsParams) error {
+	var request ListBounceReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBounceReports(ctx.Request().Context(), request.(ListBounceReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBounceReports")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListBounceReportsResponseObject); ok {
+		return validResponse.VisitListBounceReportsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -7681,6 +8548,127 @@ func (sh *strictHandler) CancelMessage(ctx echo.Context, messageId MessageID) er
 		return err
 	} else if validResponse, ok := response.(CancelMessageResponseObject); ok {
 		return validResponse.VisitCancelMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSuppressions operation middleware
+func (sh *strictHandler) ListSuppressions(ctx echo.Context, params ListSuppressionsParams) error {
+	var request ListSuppressionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSuppressions(ctx.Request().Context(), request.(ListSuppressionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSuppressions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSuppressionsResponseObject); ok {
+		return validResponse.VisitListSuppressionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSuppression operation middleware
+func (sh *strictHandler) CreateSuppression(ctx echo.Context) error {
+	var request CreateSuppressionRequestObject
+
+	var body CreateSuppressionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSuppression(ctx.Request().Context(), request.(CreateSuppressionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSuppression")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSuppressionResponseObject); ok {
+		return validResponse.VisitCreateSuppressionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteSuppression operation middleware
+func (sh *strictHandler) DeleteSuppression(ctx echo.Context, address string) error {
+	var request DeleteSuppressionRequestObject
+
+	request.Address = address
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSuppression(ctx.Request().Context(), request.(DeleteSuppressionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSuppression")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSuppressionResponseObject); ok {
+		return validResponse.VisitDeleteSuppressionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSuppression operation middleware
+func (sh *strictHandler) GetSuppression(ctx echo.Context, address string) error {
+	var request GetSuppressionRequestObject
+
+	request.Address = address
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSuppression(ctx.Request().Context(), request.(GetSuppressionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSuppression")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSuppressionResponseObject); ok {
+		return validResponse.VisitGetSuppressionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

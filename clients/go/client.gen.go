@@ -60,6 +60,48 @@ func (e ApiKeyCreatedStatus) Valid() bool {
 	}
 }
 
+// Defines values for BounceReportKind.
+const (
+	BounceReportKindArf     BounceReportKind = "arf"
+	BounceReportKindDsn     BounceReportKind = "dsn"
+	BounceReportKindUnknown BounceReportKind = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportKind enum.
+func (e BounceReportKind) Valid() bool {
+	switch e {
+	case BounceReportKindArf:
+		return true
+	case BounceReportKindDsn:
+		return true
+	case BounceReportKindUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BounceReportOutcome.
+const (
+	BounceReportOutcomeRecorded  BounceReportOutcome = "recorded"
+	BounceReportOutcomeUnmatched BounceReportOutcome = "unmatched"
+	BounceReportOutcomeUnparsed  BounceReportOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportOutcome enum.
+func (e BounceReportOutcome) Valid() bool {
+	switch e {
+	case BounceReportOutcomeRecorded:
+		return true
+	case BounceReportOutcomeUnmatched:
+		return true
+	case BounceReportOutcomeUnparsed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionTestStepName.
 const (
 	ConnectionTestStepNameAuth    ConnectionTestStepName = "auth"
@@ -108,6 +150,27 @@ func (e ConnectionTestStepStatus) Valid() bool {
 	case ConnectionTestStepStatusOk:
 		return true
 	case ConnectionTestStepStatusSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectorPausedReason.
+const (
+	ConnectorPausedReasonAuthFailed            ConnectorPausedReason = "auth.failed"
+	ConnectorPausedReasonManual                ConnectorPausedReason = "manual"
+	ConnectorPausedReasonTlsCertificateInvalid ConnectorPausedReason = "tls.certificate_invalid"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorPausedReason enum.
+func (e ConnectorPausedReason) Valid() bool {
+	switch e {
+	case ConnectorPausedReasonAuthFailed:
+		return true
+	case ConnectorPausedReasonManual:
+		return true
+	case ConnectorPausedReasonTlsCertificateInvalid:
 		return true
 	default:
 		return false
@@ -603,6 +666,75 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SuppressionCreateReason.
+const (
+	SuppressionCreateReasonComplaint   SuppressionCreateReason = "complaint"
+	SuppressionCreateReasonHardBounce  SuppressionCreateReason = "hard_bounce"
+	SuppressionCreateReasonManual      SuppressionCreateReason = "manual"
+	SuppressionCreateReasonUnsubscribe SuppressionCreateReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionCreateReason enum.
+func (e SuppressionCreateReason) Valid() bool {
+	switch e {
+	case SuppressionCreateReasonComplaint:
+		return true
+	case SuppressionCreateReasonHardBounce:
+		return true
+	case SuppressionCreateReasonManual:
+		return true
+	case SuppressionCreateReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SuppressionReason.
+const (
+	SuppressionReasonComplaint   SuppressionReason = "complaint"
+	SuppressionReasonHardBounce  SuppressionReason = "hard_bounce"
+	SuppressionReasonManual      SuppressionReason = "manual"
+	SuppressionReasonUnsubscribe SuppressionReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionReason enum.
+func (e SuppressionReason) Valid() bool {
+	switch e {
+	case SuppressionReasonComplaint:
+		return true
+	case SuppressionReasonHardBounce:
+		return true
+	case SuppressionReasonManual:
+		return true
+	case SuppressionReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListBounceReportsParamsOutcome.
+const (
+	ListBounceReportsParamsOutcomeRecorded  ListBounceReportsParamsOutcome = "recorded"
+	ListBounceReportsParamsOutcomeUnmatched ListBounceReportsParamsOutcome = "unmatched"
+	ListBounceReportsParamsOutcomeUnparsed  ListBounceReportsParamsOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the ListBounceReportsParamsOutcome enum.
+func (e ListBounceReportsParamsOutcome) Valid() bool {
+	switch e {
+	case ListBounceReportsParamsOutcomeRecorded:
+		return true
+	case ListBounceReportsParamsOutcomeUnmatched:
+		return true
+	case ListBounceReportsParamsOutcomeUnparsed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetDomainRecordsParamsFormat.
 const (
 	GetDomainRecordsParamsFormatJson GetDomainRecordsParamsFormat = "json"
@@ -759,6 +891,65 @@ type Attachment struct {
 	Filename string `json:"filename"`
 }
 
+// BounceReport One report the bounce listener received.
+type BounceReport struct {
+	// Details The parsed report: per-recipient `action`, `status`, `diagnostic_code`, or the feedback type.
+	Details map[string]interface{} `json:"details"`
+
+	// EnvelopeFrom The envelope sender (usually empty: `<>`).
+	EnvelopeFrom string `json:"envelope_from"`
+
+	// Id The report's id.
+	//
+	// Example: bnc_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Kind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+	Kind BounceReportKind `json:"kind"`
+
+	// MessageId The message it names.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Outcome What became of it.
+	Outcome BounceReportOutcome `json:"outcome"`
+
+	// Problem Why it was not recorded.
+	Problem string `json:"problem"`
+
+	// Raw The report as received (unparsed and unmatched reports only).
+	Raw *string `json:"raw,omitempty"`
+
+	// RcptTo The envelope recipient (the VERP return path).
+	RcptTo string `json:"rcpt_to"`
+
+	// ReceivedAt When it arrived.
+	ReceivedAt time.Time `json:"received_at"`
+
+	// RemoteAddr The sending server's address.
+	RemoteAddr string `json:"remote_addr"`
+
+	// SizeBytes Its size.
+	SizeBytes int `json:"size_bytes"`
+
+	// TenantId The tenant of the message it names.
+	TenantId *string `json:"tenant_id,omitempty"`
+}
+
+// BounceReportKind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+type BounceReportKind string
+
+// BounceReportOutcome What became of it.
+type BounceReportOutcome string
+
+// BounceReportList A page of bounce reports.
+type BounceReportList struct {
+	// Items The reports, newest first.
+	Items []BounceReport `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
 // ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
@@ -834,6 +1025,9 @@ type ConnectionTestStepStatus string
 
 // Connector How a tenant's mail leaves Sendwerk.
 type Connector struct {
+	// ConsecutiveFailures Delivery attempts in a row that failed with the same `auth.failed` or `tls.certificate_invalid`; any attempt that gets past the login resets it.
+	ConsecutiveFailures *int `json:"consecutive_failures,omitempty"`
+
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
@@ -851,6 +1045,9 @@ type Connector struct {
 	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
 	Kind ConnectorKind `json:"kind"`
 
+	// LastFailure The last failure the circuit breaker counted, with the upstream's reply.
+	LastFailure *ConnectorFailure `json:"last_failure,omitempty"`
+
 	// LastTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 	LastTest *ConnectionTest `json:"last_test,omitempty"`
 
@@ -861,6 +1058,16 @@ type Connector struct {
 	//
 	// Example: Office 365
 	Name string `json:"name"`
+
+	// PausedAt When it was paused.
+	PausedAt nullable.Nullable[time.Time] `json:"paused_at,omitempty"`
+
+	// PausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+	// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+	// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+	// attempts in a row failed that way. Queued messages wait; a successful connection
+	// test or a PATCH resumes the connector.
+	PausedReason nullable.Nullable[ConnectorPausedReason] `json:"paused_reason,omitempty"`
 
 	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
 	Smtp *SMTPSettings `json:"smtp,omitempty"`
@@ -874,6 +1081,13 @@ type Connector struct {
 	// Warnings Settings that work but weaken security, in words (e.g. `security` `none`, `tls_skip_verify`).
 	Warnings []string `json:"warnings"`
 }
+
+// ConnectorPausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+// attempts in a row failed that way. Queued messages wait; a successful connection
+// test or a PATCH resumes the connector.
+type ConnectorPausedReason string
 
 // ConnectorCreate A new connector.
 type ConnectorCreate struct {
@@ -897,6 +1111,32 @@ type ConnectorCreate struct {
 
 	// Status `paused` connectors accept no new messages and hold queued ones.
 	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorFailure The last failure the circuit breaker counted, with the upstream's reply.
+type ConnectorFailure struct {
+	// At When it happened.
+	At time.Time `json:"at"`
+
+	// Code `auth.failed` or `tls.certificate_invalid`.
+	//
+	// Example: auth.failed
+	Code string `json:"code"`
+
+	// EnhancedCode The enhanced status code
+	//
+	// Example: 5.7.8
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// SmtpCode The reply code
+	//
+	// Example: 535
+	SmtpCode *int `json:"smtp_code,omitempty"`
+
+	// Text The reply text or what went wrong.
+	//
+	// Example: Authentication credentials invalid
+	Text string `json:"text"`
 }
 
 // ConnectorKind `smtp`: the tenant's own server. `platform`: the operator's default relay.
@@ -1457,6 +1697,9 @@ type MessageAccepted struct {
 
 	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
 	Status MessageStatus `json:"status"`
+
+	// Suppressed Recipients left out because they are on the suppression list; the message goes to the others. Absent when none was.
+	Suppressed *[]SuppressedRecipient `json:"suppressed,omitempty"`
 }
 
 // MessageBatch Messages to send together.
@@ -2025,6 +2268,81 @@ type Sender struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// SuppressedRecipient A recipient left out of a message because it is suppressed.
+type SuppressedRecipient struct {
+	// Address The recipient.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+	Reason SuppressionReason `json:"reason"`
+}
+
+// Suppression An address the tenant's mail is not sent to.
+type Suppression struct {
+	// Address The address, lower-case, with an A-label domain.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// CreatedAt When the address was (last) suppressed.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Detail What the receiving side said (e.g. `550 5.1.1 User unknown`), or a note.
+	//
+	// Example: 550 5.1.1 <jane@example.org>: Recipient address rejected: User unknown
+	Detail string `json:"detail"`
+
+	// ExpiresAt When the entry lapses; `null`: never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Id The entry's id.
+	//
+	// Example: sup_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+	Reason SuppressionReason `json:"reason"`
+
+	// SourceMessageId The message whose bounce or complaint added the address.
+	//
+	// Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+	SourceMessageId *string `json:"source_message_id,omitempty"`
+}
+
+// SuppressionCreate An address to suppress.
+type SuppressionCreate struct {
+	// Address The address.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// Detail A note.
+	Detail *string `json:"detail,omitempty"`
+
+	// ExpiresAt When the entry lapses (in the future); absent or `null` for never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Reason Why; `manual` unless given.
+	Reason *SuppressionCreateReason `json:"reason,omitempty"`
+}
+
+// SuppressionCreateReason Why; `manual` unless given.
+type SuppressionCreateReason string
+
+// SuppressionList A page of suppressions.
+type SuppressionList struct {
+	// Items The entries, newest first.
+	Items []Suppression `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// SuppressionReason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+type SuppressionReason string
+
 // TLSInfo The negotiated TLS session and the server's certificate.
 type TLSInfo struct {
 	// CipherSuite Negotiated cipher suite.
@@ -2243,6 +2561,21 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListBounceReportsParams defines parameters for ListBounceReports.
+type ListBounceReportsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Outcome Only reports with this outcome.
+	Outcome *ListBounceReportsParamsOutcome `form:"outcome,omitempty" json:"outcome,omitempty"`
+}
+
+// ListBounceReportsParamsOutcome defines parameters for ListBounceReports.
+type ListBounceReportsParamsOutcome string
+
 // ListConnectorsParams defines parameters for ListConnectors.
 type ListConnectorsParams struct {
 	// Limit Page size.
@@ -2336,6 +2669,21 @@ type SendMessageBatchParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListSuppressionsParams defines parameters for ListSuppressions.
+type ListSuppressionsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Address Only addresses that start with this text.
+	Address *string `form:"address,omitempty" json:"address,omitempty"`
+
+	// Reason Only entries with this reason.
+	Reason *SuppressionReason `form:"reason,omitempty" json:"reason,omitempty"`
+}
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Limit Page size.
@@ -2380,6 +2728,9 @@ type SendMessageJSONRequestBody = MessageCreate
 
 // SendMessageBatchJSONRequestBody defines body for SendMessageBatch for application/json ContentType.
 type SendMessageBatchJSONRequestBody = MessageBatch
+
+// CreateSuppressionJSONRequestBody defines body for CreateSuppression for application/json ContentType.
+type CreateSuppressionJSONRequestBody = SuppressionCreate
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -2578,6 +2929,17 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListBounceReports Reports received by the bounce listener (operator)
+	//
+	// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+	// the operator: `recorded` reports were tied to a message (its timeline has
+	// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+	// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+	// report (`raw`, as text) for a look by hand.
+	//
+	// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+	ListBounceReports(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TestConnectorSettingsWithBody Test connector settings before saving
 	//
@@ -2939,6 +3301,59 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
 	CancelMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListSuppressions List suppressed addresses
+	//
+	// The tenant's suppression list, newest first: addresses its mail is not sent to.
+	// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+	// address (`jane@`, `jane@example.org`), case-insensitively.
+	//
+	// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+	ListSuppressions(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSuppressionWithBody Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppressionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSuppression Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppression(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSuppression Lift a suppression
+	//
+	// Removes the address from the list; mail to it is sent again.
+	//
+	// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+	DeleteSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSuppression Is an address suppressed?
+	//
+	// The address's entry; `404` when it is not suppressed.
+	//
+	// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+	GetSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTenants List tenants
 	//
 	// Lists tenants, oldest first.
@@ -3151,6 +3566,27 @@ func (c *Client) RevokeApiKey(ctx context.Context, keyId KeyID, reqEditors ...Re
 // Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 func (c *Client) GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetApiKeyRequest(c.Server, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListBounceReports Reports received by the bounce listener (operator)
+//
+// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+// the operator: `recorded` reports were tied to a message (its timeline has
+// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+// report (`raw`, as text) for a look by hand.
+//
+// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+func (c *Client) ListBounceReports(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBounceReportsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3851,6 +4287,109 @@ func (c *Client) CancelMessage(ctx context.Context, messageId MessageID, reqEdit
 	return c.Client.Do(req)
 }
 
+// ListSuppressions List suppressed addresses
+//
+// The tenant's suppression list, newest first: addresses its mail is not sent to.
+// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+// address (`jane@`, `jane@example.org`), case-insensitively.
+//
+// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+func (c *Client) ListSuppressions(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSuppressionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSuppressionWithBody Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *Client) CreateSuppressionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSuppressionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSuppression Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *Client) CreateSuppression(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSuppressionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSuppression Lift a suppression
+//
+// Removes the address from the list; mail to it is sent again.
+//
+// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+func (c *Client) DeleteSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSuppressionRequest(c.Server, address)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSuppression Is an address suppressed?
+//
+// The address's entry; `404` when it is not suppressed.
+//
+// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+func (c *Client) GetSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSuppressionRequest(c.Server, address)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTenants List tenants
 //
 // Lists tenants, oldest first.
@@ -4287,6 +4826,84 @@ func NewGetApiKeyRequest(server string, keyId KeyID) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListBounceReportsRequest constructs an http.Request for the ListBounceReports method
+func NewListBounceReportsRequest(server string, params *ListBounceReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/bounce-reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Outcome != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "outcome", *params.Outcome, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -5558,6 +6175,204 @@ func NewCancelMessageRequest(server string, messageId MessageID) (*http.Request,
 	return req, nil
 }
 
+// NewListSuppressionsRequest constructs an http.Request for the ListSuppressions method
+func NewListSuppressionsRequest(server string, params *ListSuppressionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Address != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "address", *params.Address, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Reason != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason", *params.Reason, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateSuppressionRequest calls the generic CreateSuppression builder with application/json body
+func NewCreateSuppressionRequest(server string, body CreateSuppressionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSuppressionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateSuppressionRequestWithBody constructs an http.Request for the CreateSuppression method, with any body, and a specified content type
+func NewCreateSuppressionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSuppressionRequest constructs an http.Request for the DeleteSuppression method
+func NewDeleteSuppressionRequest(server string, address string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "address", address, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSuppressionRequest constructs an http.Request for the GetSuppression method
+func NewGetSuppressionRequest(server string, address string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "address", address, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTenantsRequest constructs an http.Request for the ListTenants method
 func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Request, error) {
 	var err error
@@ -6074,6 +6889,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKeyWithResponse(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*GetApiKeyResponse, error)
 
+	// ListBounceReportsWithResponse Reports received by the bounce listener (operator)
+	//
+	// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+	// the operator: `recorded` reports were tied to a message (its timeline has
+	// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+	// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+	// report (`raw`, as text) for a look by hand.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+	ListBounceReportsWithResponse(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*ListBounceReportsResponse, error)
+
 	// TestConnectorSettingsWithBodyWithResponse Test connector settings before saving
 	//
 	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
@@ -6467,6 +7295,65 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
 	CancelMessageWithResponse(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*CancelMessageResponse, error)
+
+	// ListSuppressionsWithResponse List suppressed addresses
+	//
+	// The tenant's suppression list, newest first: addresses its mail is not sent to.
+	// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+	// address (`jane@`, `jane@example.org`), case-insensitively.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+	ListSuppressionsWithResponse(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*ListSuppressionsResponse, error)
+
+	// CreateSuppressionWithBodyWithResponse Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppressionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error)
+
+	// CreateSuppressionWithResponse Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppressionWithResponse(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error)
+
+	// DeleteSuppressionWithResponse Lift a suppression
+	//
+	// Removes the address from the list; mail to it is sent again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+	DeleteSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*DeleteSuppressionResponse, error)
+
+	// GetSuppressionWithResponse Is an address suppressed?
+	//
+	// The address's entry; `404` when it is not suppressed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+	GetSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*GetSuppressionResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -6917,6 +7804,61 @@ func (r GetApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListBounceReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BounceReportList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBounceReportsResponse) GetJSON200() *BounceReportList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListBounceReportsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListBounceReportsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBounceReportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBounceReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBounceReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBounceReportsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8651,6 +9593,254 @@ func (r CancelMessageResponse) ContentType() string {
 	return ""
 }
 
+type ListSuppressionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SuppressionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSuppressionsResponse) GetJSON200() *SuppressionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSuppressionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSuppressionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSuppressionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSuppressionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSuppressionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSuppressionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSuppressionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateSuppressionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Suppression
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSuppressionResponse) GetJSON201() *Suppression {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSuppressionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSuppressionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSuppressionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSuppressionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSuppressionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteSuppressionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteSuppressionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteSuppressionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSuppressionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSuppressionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSuppressionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSuppressionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSuppressionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Suppression
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSuppressionResponse) GetJSON200() *Suppression {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSuppressionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSuppressionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSuppressionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSuppressionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSuppressionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSuppressionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSuppressionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTenantsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9286,6 +10476,25 @@ func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, keyId K
 	return ParseGetApiKeyResponse(rsp)
 }
 
+// ListBounceReportsWithResponse Reports received by the bounce listener (operator)
+//
+// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+// the operator: `recorded` reports were tied to a message (its timeline has
+// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+// report (`raw`, as text) for a look by hand.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+func (c *ClientWithResponses) ListBounceReportsWithResponse(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*ListBounceReportsResponse, error) {
+	rsp, err := c.ListBounceReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBounceReportsResponse(rsp)
+}
+
 // TestConnectorSettingsWithBodyWithResponse Test connector settings before saving
 //
 // Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
@@ -9878,6 +11087,95 @@ func (c *ClientWithResponses) CancelMessageWithResponse(ctx context.Context, mes
 	return ParseCancelMessageResponse(rsp)
 }
 
+// ListSuppressionsWithResponse List suppressed addresses
+//
+// The tenant's suppression list, newest first: addresses its mail is not sent to.
+// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+// address (`jane@`, `jane@example.org`), case-insensitively.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+func (c *ClientWithResponses) ListSuppressionsWithResponse(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*ListSuppressionsResponse, error) {
+	rsp, err := c.ListSuppressions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSuppressionsResponse(rsp)
+}
+
+// CreateSuppressionWithBodyWithResponse Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *ClientWithResponses) CreateSuppressionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error) {
+	rsp, err := c.CreateSuppressionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSuppressionResponse(rsp)
+}
+
+// CreateSuppressionWithResponse Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *ClientWithResponses) CreateSuppressionWithResponse(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error) {
+	rsp, err := c.CreateSuppression(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSuppressionResponse(rsp)
+}
+
+// DeleteSuppressionWithResponse Lift a suppression
+//
+// Removes the address from the list; mail to it is sent again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+func (c *ClientWithResponses) DeleteSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*DeleteSuppressionResponse, error) {
+	rsp, err := c.DeleteSuppression(ctx, address, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSuppressionResponse(rsp)
+}
+
+// GetSuppressionWithResponse Is an address suppressed?
+//
+// The address's entry; `404` when it is not suppressed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+func (c *ClientWithResponses) GetSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*GetSuppressionResponse, error) {
+	rsp, err := c.GetSuppression(ctx, address, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSuppressionResponse(rsp)
+}
+
 // ListTenantsWithResponse List tenants
 //
 // Lists tenants, oldest first.
@@ -10308,6 +11606,46 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListBounceReportsResponse parses an HTTP response from a ListBounceReportsWithResponse call
+func ParseListBounceReportsResponse(rsp *http.Response) (*ListBounceReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBounceReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BounceReportList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	}
 
@@ -11754,6 +13092,197 @@ func ParseCancelMessageResponse(rsp *http.Response) (*CancelMessageResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSuppressionsResponse parses an HTTP response from a ListSuppressionsWithResponse call
+func ParseListSuppressionsResponse(rsp *http.Response) (*ListSuppressionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSuppressionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SuppressionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSuppressionResponse parses an HTTP response from a CreateSuppressionWithResponse call
+func ParseCreateSuppressionResponse(rsp *http.Response) (*CreateSuppressionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSuppressionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Suppression
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSuppressionResponse parses an HTTP response from a DeleteSuppressionWithResponse call
+func ParseDeleteSuppressionResponse(rsp *http.Response) (*DeleteSuppressionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSuppressionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSuppressionResponse parses an HTTP response from a GetSuppressionWithResponse call
+func ParseGetSuppressionResponse(rsp *http.Response) (*GetSuppressionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSuppressionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Suppression
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	}
 

@@ -138,7 +138,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		defer relayServer.Close()
 	}
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
+		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, Suppressions: suppressions, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
 	})
 	if err != nil {

@@ -708,6 +708,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/suppressions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List suppressed addresses
+         * @description The tenant's suppression list, newest first: addresses its mail is not sent to.
+         *     Entries past their `expires_at` are gone. `address` finds entries by the start of the
+         *     address (`jane@`, `jane@example.org`), case-insensitively.
+         */
+        get: operations["listSuppressions"];
+        put?: never;
+        /**
+         * Suppress an address
+         * @description Adds an address to the suppression list (or replaces its entry). From then on,
+         *     submissions leave it out of the recipients (listed in the `202` answer as
+         *     `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+         *     `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+         *     Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+         *     the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+         *     `5.7.x`), `complaint` when a recipient reports a message as spam.
+         */
+        post: operations["createSuppression"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suppressions/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The suppressed address (any case). */
+                address: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Is an address suppressed?
+         * @description The address's entry; `404` when it is not suppressed.
+         */
+        get: operations["getSuppression"];
+        put?: never;
+        post?: never;
+        /**
+         * Lift a suppression
+         * @description Removes the address from the list; mail to it is sent again.
+         */
+        delete: operations["deleteSuppression"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bounce-reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reports received by the bounce listener (operator)
+         * @description What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+         *     the operator: `recorded` reports were tied to a message (its timeline has
+         *     `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+         *     could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+         *     report (`raw`, as text) for a look by hand.
+         */
+        get: operations["listBounceReports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -935,6 +1018,23 @@ export interface components {
             warnings: string[];
             last_test?: components["schemas"]["ConnectionTest"];
             /**
+             * @description Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+             *     `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+             *     (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+             *     attempts in a row failed that way. Queued messages wait; a successful connection
+             *     test or a PATCH resumes the connector.
+             * @enum {string|null}
+             */
+            paused_reason?: "manual" | "auth.failed" | "tls.certificate_invalid" | null;
+            /**
+             * Format: date-time
+             * @description When it was paused.
+             */
+            paused_at?: string | null;
+            /** @description Delivery attempts in a row that failed with the same `auth.failed` or `tls.certificate_invalid`; any attempt that gets past the login resets it. */
+            consecutive_failures?: number;
+            last_failure?: components["schemas"]["ConnectorFailure"];
+            /**
              * Format: date-time
              * @description When it was created.
              */
@@ -944,6 +1044,34 @@ export interface components {
              * @description When it last changed.
              */
             updated_at: string;
+        };
+        /** @description The last failure the circuit breaker counted, with the upstream's reply. */
+        ConnectorFailure: {
+            /**
+             * @description `auth.failed` or `tls.certificate_invalid`.
+             * @example auth.failed
+             */
+            code: string;
+            /**
+             * @description The reply code
+             * @example 535
+             */
+            smtp_code?: number;
+            /**
+             * @description The enhanced status code
+             * @example 5.7.8
+             */
+            enhanced_code?: string;
+            /**
+             * @description The reply text or what went wrong.
+             * @example Authentication credentials invalid
+             */
+            text: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
         };
         /**
          * @description `smtp`: the tenant's own server. `platform`: the operator's default relay.
@@ -1791,6 +1919,8 @@ export interface components {
              * @example <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@acme.example>
              */
             message_id: string;
+            /** @description Recipients left out because they are on the suppression list; the message goes to the others. Absent when none was. */
+            suppressed?: components["schemas"]["SuppressedRecipient"][];
         };
         /** @description Messages to send together. */
         MessageBatch: {
@@ -1956,6 +2086,132 @@ export interface components {
             /** @description Usage per connector. */
             connectors: components["schemas"]["ConnectorUsage"][];
         };
+        /**
+         * @description `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+         * @enum {string}
+         */
+        SuppressionReason: "hard_bounce" | "complaint" | "manual" | "unsubscribe";
+        /** @description An address the tenant's mail is not sent to. */
+        Suppression: {
+            /**
+             * @description The entry's id.
+             * @example sup_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /**
+             * @description The address, lower-case, with an A-label domain.
+             * @example jane@example.org
+             */
+            address: string;
+            reason: components["schemas"]["SuppressionReason"];
+            /**
+             * @description The message whose bounce or complaint added the address.
+             * @example msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            source_message_id?: string;
+            /**
+             * @description What the receiving side said (e.g. `550 5.1.1 User unknown`), or a note.
+             * @example 550 5.1.1 <jane@example.org>: Recipient address rejected: User unknown
+             */
+            detail: string;
+            /**
+             * Format: date-time
+             * @description When the address was (last) suppressed.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the entry lapses; `null`: never.
+             */
+            expires_at?: string | null;
+        };
+        /** @description An address to suppress. */
+        SuppressionCreate: {
+            /**
+             * @description The address.
+             * @example jane@example.org
+             */
+            address: string;
+            /**
+             * @description Why; `manual` unless given.
+             * @default manual
+             * @enum {string}
+             */
+            reason?: "manual" | "unsubscribe" | "hard_bounce" | "complaint";
+            /** @description A note. */
+            detail?: string;
+            /**
+             * Format: date-time
+             * @description When the entry lapses (in the future); absent or `null` for never.
+             */
+            expires_at?: string | null;
+        };
+        /** @description A page of suppressions. */
+        SuppressionList: {
+            /** @description The entries, newest first. */
+            items: components["schemas"]["Suppression"][];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string;
+        };
+        /** @description A recipient left out of a message because it is suppressed. */
+        SuppressedRecipient: {
+            /**
+             * @description The recipient.
+             * @example jane@example.org
+             */
+            address: string;
+            reason: components["schemas"]["SuppressionReason"];
+        };
+        /** @description One report the bounce listener received. */
+        BounceReport: {
+            /**
+             * @description The report's id.
+             * @example bnc_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /**
+             * @description `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+             * @enum {string}
+             */
+            kind: "dsn" | "arf" | "unknown";
+            /**
+             * @description What became of it.
+             * @enum {string}
+             */
+            outcome: "recorded" | "unparsed" | "unmatched";
+            /** @description The tenant of the message it names. */
+            tenant_id?: string;
+            /** @description The message it names. */
+            message_id?: string;
+            /** @description The envelope sender (usually empty: `<>`). */
+            envelope_from: string;
+            /** @description The envelope recipient (the VERP return path). */
+            rcpt_to: string;
+            /** @description The sending server's address. */
+            remote_addr: string;
+            /** @description Why it was not recorded. */
+            problem: string;
+            /** @description The parsed report: per-recipient `action`, `status`, `diagnostic_code`, or the feedback type. */
+            details: {
+                [key: string]: unknown;
+            };
+            /** @description The report as received (unparsed and unmatched reports only). */
+            raw?: string;
+            /** @description Its size. */
+            size_bytes: number;
+            /**
+             * Format: date-time
+             * @description When it arrived.
+             */
+            received_at: string;
+        };
+        /** @description A page of bounce reports. */
+        BounceReportList: {
+            /** @description The reports, newest first. */
+            items: components["schemas"]["BounceReport"][];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string;
+        };
     };
     responses: {
         /** @description A sending limit or quota is reached; the problem names it, and the headers say when to come back. */
@@ -2093,6 +2349,7 @@ export type ApiKeyCreated = components['schemas']['ApiKeyCreated'];
 export type ApiKeyList = components['schemas']['ApiKeyList'];
 export type Me = components['schemas']['Me'];
 export type Connector = components['schemas']['Connector'];
+export type ConnectorFailure = components['schemas']['ConnectorFailure'];
 export type ConnectorKind = components['schemas']['ConnectorKind'];
 export type ConnectorStatus = components['schemas']['ConnectorStatus'];
 export type SmtpSecurity = components['schemas']['SMTPSecurity'];
@@ -2147,6 +2404,13 @@ export type MessageList = components['schemas']['MessageList'];
 export type UsageCounter = components['schemas']['UsageCounter'];
 export type ConnectorUsage = components['schemas']['ConnectorUsage'];
 export type Usage = components['schemas']['Usage'];
+export type SuppressionReason = components['schemas']['SuppressionReason'];
+export type Suppression = components['schemas']['Suppression'];
+export type SuppressionCreate = components['schemas']['SuppressionCreate'];
+export type SuppressionList = components['schemas']['SuppressionList'];
+export type SuppressedRecipient = components['schemas']['SuppressedRecipient'];
+export type BounceReport = components['schemas']['BounceReport'];
+export type BounceReportList = components['schemas']['BounceReportList'];
 export type ResponseLimitReached = components['responses']['LimitReached'];
 export type ResponseBadRequest = components['responses']['BadRequest'];
 export type ResponseUnauthorized = components['responses']['Unauthorized'];
@@ -3379,6 +3643,151 @@ export interface operations {
             403: components["responses"]["Forbidden"];
         };
     };
+    listSuppressions: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only addresses that start with this text. */
+                address?: string;
+                /** @description Only entries with this reason. */
+                reason?: components["schemas"]["SuppressionReason"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of suppressions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuppressionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    createSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "address": "jane@example.org",
+                 *       "reason": "unsubscribe"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SuppressionCreate"];
+            };
+        };
+        responses: {
+            /** @description The entry. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The suppressed address (any case). */
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The suppressed address (any case). */
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listBounceReports: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only reports with this outcome. */
+                outcome?: "recorded" | "unparsed" | "unmatched";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of reports. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BounceReportList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
 }
 type FlattenedDeepRequired<T> = {
     [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
@@ -3389,8 +3798,10 @@ type ReadonlyArray<T> = [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsV1DomainsDomain_idRecordsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/v1/domains/{domain_id}/records"]["get"]["parameters"]["query"]["format"]> = ["json", "zone"];
+export const pathsV1BounceReportsGetParametersQueryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<paths>["/v1/bounce-reports"]["get"]["parameters"]["query"]["outcome"]> = ["recorded", "unparsed", "unmatched"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["messages:send", "read", "manage"];
 export const apiKeyStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiKey"]["status"]> = ["active", "expired", "revoked"];
+export const connectorPaused_reasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Connector"]["paused_reason"]> = ["manual", "auth.failed", "tls.certificate_invalid"];
 export const connectorKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorKind"]> = ["smtp", "platform"];
 export const connectorStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorStatus"]> = ["active", "paused"];
 export const sMTPSecurityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPSecurity"]> = ["tls", "starttls", "none"];
@@ -3413,3 +3824,7 @@ export const domainEventTypeValues: ReadonlyArray<FlattenedDeepRequired<componen
 export const domainEventFrom_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainEvent"]["from_status"]> = ["pending", "verified", "at_risk", "revoked"];
 export const messageSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSource"]> = ["api", "smtp", "test"];
 export const messageStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageStatus"]> = ["queued", "sending", "deferred", "delivered", "failed", "cancelled"];
+export const suppressionReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SuppressionReason"]> = ["hard_bounce", "complaint", "manual", "unsubscribe"];
+export const suppressionCreateReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SuppressionCreate"]["reason"]> = ["manual", "unsubscribe", "hard_bounce", "complaint"];
+export const bounceReportKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BounceReport"]["kind"]> = ["dsn", "arf", "unknown"];
+export const bounceReportOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BounceReport"]["outcome"]> = ["recorded", "unparsed", "unmatched"];
