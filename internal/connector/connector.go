@@ -225,6 +225,7 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		if err != nil {
 			return err
 		}
+		before := c.Status
 		if err := s.apply(c, p); err != nil {
 			return err
 		}
@@ -240,8 +241,10 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		if err != nil {
 			return fmt.Errorf("error updating connector: %w", err)
 		}
-		out, err = fromRow(updated)
-		return err
+		if out, err = fromRow(updated); err != nil {
+			return err
+		}
+		return appendStatusEvent(ctx, tx, out, before, "manual", "changed through the API")
 	})
 	return out, err
 }

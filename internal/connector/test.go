@@ -59,6 +59,9 @@ func (s *Service) Test(ctx context.Context, tenantID, id string) (*TestResult, e
 	if err := s.q.ConnectorSetLastTest(ctx, dbsqlc.ConnectorSetLastTestParams{TenantID: tenantID, ID: id, LastTest: b}); err != nil {
 		return nil, fmt.Errorf("error storing test result: %w", err)
 	}
+	if err := appendTestFailed(ctx, s.db, c, res); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

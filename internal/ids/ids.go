@@ -22,6 +22,8 @@ const (
 	RelayCredential = "rel"
 	Suppression     = "sup"
 	BounceReport    = "bnc"
+	Webhook         = "whk"
+	WebhookDelivery = "whd"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

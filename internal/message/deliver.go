@@ -255,7 +255,10 @@ func (w *DeliverWorker) finish(ctx context.Context, m dbsqlc.Message, status str
 				return err
 			}
 		}
-		return addEvent(ctx, q, m.TenantID, m.ID, event, data)
+		if err := addEvent(ctx, q, m.TenantID, m.ID, event, data); err != nil {
+			return err
+		}
+		return appendMessageEvent(ctx, tx, m, event, data)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
@@ -306,7 +307,7 @@ func (s *Service) insertMessages(ctx context.Context, tx pgx.Tx, tenantID string
 		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams(queuedEvent(tenantID, p))); err != nil {
 			return fmt.Errorf("error inserting message event: %w", err)
 		}
-		return nil
+		return event.Append(ctx, tx, queuedStreamEvent(tenantID, p))
 	}
 	return s.insertMany(ctx, tx, tenantID, ps)
 }
@@ -334,7 +335,7 @@ func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps
 	if _, err := q.MessageEventInsertMany(ctx, events); err != nil {
 		return fmt.Errorf("error inserting message events: %w", err)
 	}
-	return nil
+	return event.AppendMany(ctx, tx, queuedStreamEvents(tenantID, ps))
 }
 
 func (s *Service) insertOpts(p *prepared) *river.InsertOpts {

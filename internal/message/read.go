@@ -94,6 +94,9 @@ func (s *Service) Cancel(ctx context.Context, tenantID, id string) (*Message, er
 		if err := addEvent(ctx, q, tenantID, id, "cancelled", map[string]any{"reason": "cancelled by the API"}); err != nil {
 			return err
 		}
+		if err := appendMessageEvent(ctx, tx, row, "cancelled", map[string]any{"reason": "cancelled by the API"}); err != nil {
+			return err
+		}
 		out = fromRow(row)
 		return nil
 	})

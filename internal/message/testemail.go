@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/mailaddr"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
@@ -60,7 +61,10 @@ func (s *Service) SendTest(ctx context.Context, tenantID, connectorID, to string
 		if err := q.MessageInsert(ctx, insertRow(tenantID, p)); err != nil {
 			return fmt.Errorf("error inserting test message: %w", err)
 		}
-		return q.MessageEventInsert(ctx, queuedEvent(tenantID, p))
+		if err := q.MessageEventInsert(ctx, queuedEvent(tenantID, p)); err != nil {
+			return err
+		}
+		return event.Append(ctx, tx, queuedStreamEvent(tenantID, p))
 	})
 	if err != nil {
 		return nil, err

@@ -102,13 +102,19 @@ func (s *Service) addUsage(ctx context.Context, tx pgx.Tx, tenantID string, perC
 		if tightest, err = check("connector", counts, limits, now, tightest); err != nil {
 			return nil, err
 		}
+		if err := appendQuotaEvents(ctx, tx, tenantID, conn.ID, counts, limits, n, now); err != nil {
+			return nil, err
+		}
 	}
 	limits := map[string]*int64{"month": t.MonthlyQuota}
 	counts, err := s.add(ctx, tx, tenantID, []string{"month"}, limits, now, total)
 	if err != nil {
 		return nil, err
 	}
-	return check("tenant", counts, limits, now, tightest)
+	if tightest, err = check("tenant", counts, limits, now, tightest); err != nil {
+		return nil, err
+	}
+	return tightest, appendQuotaEvents(ctx, tx, tenantID, "", counts, limits, total, now)
 }
 
 // add increments one scope's counters and returns the totals of its limited periods.

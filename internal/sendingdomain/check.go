@@ -172,6 +172,9 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 			return nil
 		}
 		s.metrics.statusChanges.WithLabelValues(change.To).Inc()
+		if err := appendStatusEvent(ctx, tx, out, change.From, change.To, change.Code, change.Reason, chk.ID, now); err != nil {
+			return err
+		}
 		return insertEvent(ctx, q, out, "status_changed", change.From, change.To, change.Code, change.Reason, &chk.ID, now)
 	})
 	if err != nil {

@@ -9,6 +9,46 @@ import (
 	"context"
 )
 
+// iteratorForEventInsertMany implements pgx.CopyFromSource.
+type iteratorForEventInsertMany struct {
+	rows                 []EventInsertManyParams
+	skippedFirstNextCall bool
+}
+
+func (r *iteratorForEventInsertMany) Next() bool {
+	if len(r.rows) == 0 {
+		return false
+	}
+	if !r.skippedFirstNextCall {
+		r.skippedFirstNextCall = true
+		return true
+	}
+	r.rows = r.rows[1:]
+	return len(r.rows) > 0
+}
+
+func (r iteratorForEventInsertMany) Values() ([]interface{}, error) {
+	return []interface{}{
+		r.rows[0].ID,
+		r.rows[0].TenantID,
+		r.rows[0].Type,
+		r.rows[0].CreatedAt,
+		r.rows[0].MessageID,
+		r.rows[0].DomainID,
+		r.rows[0].ConnectorID,
+		r.rows[0].WebhookID,
+		r.rows[0].Data,
+	}, nil
+}
+
+func (r iteratorForEventInsertMany) Err() error {
+	return nil
+}
+
+func (q *Queries) EventInsertMany(ctx context.Context, arg []EventInsertManyParams) (int64, error) {
+	return q.db.CopyFrom(ctx, []string{"events"}, []string{"id", "tenant_id", "type", "created_at", "message_id", "domain_id", "connector_id", "webhook_id", "data"}, &iteratorForEventInsertMany{rows: arg})
+}
+
 // iteratorForMessageEventInsertMany implements pgx.CopyFromSource.
 type iteratorForMessageEventInsertMany struct {
 	rows                 []MessageEventInsertManyParams

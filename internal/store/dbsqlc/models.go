@@ -7,6 +7,8 @@ package dbsqlc
 import (
 	"net/netip"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type APIKey struct {
@@ -72,6 +74,20 @@ type Connector struct {
 	FailureCode            *string
 	ConsecutiveFailures    int32
 	LastFailure            []byte
+}
+
+type Event struct {
+	ID          string
+	TenantID    string
+	Type        string
+	CreatedAt   time.Time
+	Sequence    int64
+	Xid         pgtype.Uint64
+	MessageID   *string
+	DomainID    *string
+	ConnectorID *string
+	WebhookID   *string
+	Data        []byte
 }
 
 type IdempotencyKey struct {
