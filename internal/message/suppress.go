@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/validate"
@@ -65,8 +66,16 @@ func (s *Service) dropSuppressed(ctx context.Context, tenantID string, p *prepar
 	return nil
 }
 
-// recordSuppressed adds a "suppressed" event to the timeline of each message that left
-// recipients out.
+func streamSuppressed(list []SuppressedRecipient) []event.SuppressedRecipient {
+	out := make([]event.SuppressedRecipient, len(list))
+	for i, r := range list {
+		out[i] = event.SuppressedRecipient{Address: r.Address, Reason: string(r.Reason)}
+	}
+	return out
+}
+
+// recordSuppressed adds a "suppressed" step to the timeline of each message that left
+// recipients out, and message.suppressed to the tenant's event stream.
 func (s *Service) recordSuppressed(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
 	q := s.q.WithTx(tx)
 	for _, p := range ps {
@@ -76,6 +85,11 @@ func (s *Service) recordSuppressed(ctx context.Context, tx pgx.Tx, tenantID stri
 		data, _ := json.Marshal(map[string]any{"recipients": p.suppressed})
 		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams{MessageID: p.id, TenantID: tenantID, Type: EventSuppressed, Data: data}); err != nil {
 			return fmt.Errorf("error inserting message event: %w", err)
+		}
+		ev := queuedStreamEvent(tenantID, p)
+		ev.Data = event.MessageSuppressedData{MessageInfo: ev.Data.(event.MessageQueuedData).MessageInfo, Suppressed: streamSuppressed(p.suppressed)}
+		if err := event.Append(ctx, tx, ev); err != nil {
+			return err
 		}
 	}
 	return nil

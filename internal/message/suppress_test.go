@@ -130,3 +130,19 @@ func TestDeliverySuppressesUnknownMailboxes(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, s, "a policy rejection does not suppress")
 }
+
+func TestSuppressedStreamEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce})
+	require.NoError(t, err)
+	req := request()
+	req.To = append(req.To, Address{Email: "gone@customer.example"})
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+	require.NoError(t, err)
+	var data string
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT data::text FROM events WHERE type = 'message.suppressed' AND message_id = $1", acc.ID).Scan(&data))
+	require.Contains(t, data, `"suppressed": [{"reason": "hard_bounce", "address": "gone@customer.example"}]`)
+}
