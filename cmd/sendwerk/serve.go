@@ -198,7 +198,7 @@ func newConnectorService(pool *pgxpool.Pool, cfg *config.Config) (*connector.Ser
 	}
 	policy := connector.Policy{
 		AllowNoAuth: cfg.AllowUnauthenticatedUpstreams, AllowPlaintext: cfg.AllowPlaintextUpstreams,
-		AllowPrivateAddresses: cfg.AllowPrivateUpstreams,
+		AllowPrivateAddresses: cfg.AllowPrivateUpstreams, BreakerThreshold: cfg.BreakerThreshold,
 	}
 	if cfg.UpstreamCAFile != "" {
 		roots, err := loadRoots(cfg.UpstreamCAFile)

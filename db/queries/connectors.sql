@@ -91,15 +91,20 @@ UPDATE connectors SET status = 'paused', paused_reason = @paused_reason, paused_
 WHERE tenant_id = @tenant_id AND id = @id AND status = 'active'
 RETURNING *;
 
--- ConnectorResume makes a paused connector active and forgets its failures; no row when it
--- was not paused.
--- name: ConnectorResume :one
+-- ConnectorBreakerResume makes a connector the breaker paused active again and forgets its
+-- failures; no row when it is active or was paused by hand.
+-- name: ConnectorBreakerResume :one
 UPDATE connectors SET status = 'active', paused_reason = NULL, paused_at = NULL,
     consecutive_failures = 0, failure_code = NULL, updated_at = now()
-WHERE tenant_id = @tenant_id AND id = @id AND status = 'paused'
+WHERE tenant_id = @tenant_id AND id = @id AND status = 'paused' AND paused_reason IN ('auth.failed', 'tls.certificate_invalid')
 RETURNING *;
 
--- ConnectorSetPaused records a manual pause.
--- name: ConnectorSetPaused :exec
-UPDATE connectors SET paused_reason = 'manual', paused_at = now()
-WHERE tenant_id = @tenant_id AND id = @id AND status = 'paused' AND paused_reason IS NULL;
+-- ConnectorSetPauseReason records why the connector's status changed through the API:
+-- a reason when it was paused, none (and no failures) when it was resumed.
+-- name: ConnectorSetPauseReason :one
+UPDATE connectors SET paused_reason = sqlc.narg('paused_reason'),
+    paused_at = CASE WHEN sqlc.narg('paused_reason')::text IS NULL THEN NULL ELSE now() END,
+    consecutive_failures = CASE WHEN sqlc.narg('paused_reason')::text IS NULL THEN 0 ELSE consecutive_failures END,
+    failure_code = CASE WHEN sqlc.narg('paused_reason')::text IS NULL THEN NULL ELSE failure_code END
+WHERE tenant_id = @tenant_id AND id = @id
+RETURNING *;

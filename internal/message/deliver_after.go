@@ -2,6 +2,7 @@ package message
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
@@ -11,7 +12,21 @@ import (
 // attempt found out. Both are best effort beside the attempt's own record: a failure here is
 // logged, and the message's outcome stands.
 func (w *DeliverWorker) afterAttempt(ctx context.Context, m dbsqlc.Message, conn *connector.Connector, sendErr error) {
-	if err := w.suppressGone(ctx, m, sendErr); err != nil && w.logger != nil {
-		w.logger.Error("suppressing bounced recipients failed", "message", m.ID, "error", err)
+	if err := w.suppressGone(ctx, m, sendErr); err != nil {
+		w.log().Error("suppressing bounced recipients failed", "message", m.ID, "error", err)
 	}
+	tripped, err := w.connectors.ObserveAttempt(ctx, conn, sendErr)
+	if err != nil {
+		w.log().Error("connector circuit breaker failed", "connector", conn.ID, "error", err)
+	}
+	if tripped {
+		w.log().Warn("connector paused by its circuit breaker", "tenant", conn.TenantID, "connector", conn.ID, "message", m.ID)
+	}
+}
+
+func (w *DeliverWorker) log() *slog.Logger {
+	if w.logger == nil {
+		return slog.Default()
+	}
+	return w.logger
 }

@@ -58,6 +58,60 @@ func (q *Queries) ConnectorBreakerReset(ctx context.Context, arg ConnectorBreake
 	return err
 }
 
+const connectorBreakerResume = `-- name: ConnectorBreakerResume :one
+UPDATE connectors SET status = 'active', paused_reason = NULL, paused_at = NULL,
+    consecutive_failures = 0, failure_code = NULL, updated_at = now()
+WHERE tenant_id = $1 AND id = $2 AND status = 'paused' AND paused_reason IN ('auth.failed', 'tls.certificate_invalid')
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
+`
+
+type ConnectorBreakerResumeParams struct {
+	TenantID string
+	ID       string
+}
+
+// ConnectorBreakerResume makes a connector the breaker paused active again and forgets its
+// failures; no row when it is active or was paused by hand.
+func (q *Queries) ConnectorBreakerResume(ctx context.Context, arg ConnectorBreakerResumeParams) (Connector, error) {
+	row := q.db.QueryRow(ctx, connectorBreakerResume, arg.TenantID, arg.ID)
+	var i Connector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.Name,
+		&i.Kind,
+		&i.Status,
+		&i.IsDefault,
+		&i.SmtpHost,
+		&i.SmtpPort,
+		&i.SmtpSecurity,
+		&i.SmtpAuthMechanism,
+		&i.SmtpUsername,
+		&i.SmtpPasswordKeyID,
+		&i.SmtpPasswordCiphertext,
+		&i.SmtpHeloName,
+		&i.SmtpConnectTimeoutS,
+		&i.SmtpCommandTimeoutS,
+		&i.SmtpTlsServerName,
+		&i.SmtpTlsSkipVerify,
+		&i.DefaultSenderEmail,
+		&i.DefaultSenderName,
+		&i.LimitPerMinute,
+		&i.LimitPerHour,
+		&i.LimitPerDay,
+		&i.MonthlyQuota,
+		&i.LastTest,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
+	)
+	return i, err
+}
+
 const connectorBreakerTrip = `-- name: ConnectorBreakerTrip :one
 UPDATE connectors SET status = 'paused', paused_reason = $1, paused_at = now(), updated_at = now()
 WHERE tenant_id = $2 AND id = $3 AND status = 'active'
@@ -476,60 +530,6 @@ func (q *Queries) ConnectorPromoteOldest(ctx context.Context, tenantID string) e
 	return err
 }
 
-const connectorResume = `-- name: ConnectorResume :one
-UPDATE connectors SET status = 'active', paused_reason = NULL, paused_at = NULL,
-    consecutive_failures = 0, failure_code = NULL, updated_at = now()
-WHERE tenant_id = $1 AND id = $2 AND status = 'paused'
-RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
-`
-
-type ConnectorResumeParams struct {
-	TenantID string
-	ID       string
-}
-
-// ConnectorResume makes a paused connector active and forgets its failures; no row when it
-// was not paused.
-func (q *Queries) ConnectorResume(ctx context.Context, arg ConnectorResumeParams) (Connector, error) {
-	row := q.db.QueryRow(ctx, connectorResume, arg.TenantID, arg.ID)
-	var i Connector
-	err := row.Scan(
-		&i.ID,
-		&i.TenantID,
-		&i.Name,
-		&i.Kind,
-		&i.Status,
-		&i.IsDefault,
-		&i.SmtpHost,
-		&i.SmtpPort,
-		&i.SmtpSecurity,
-		&i.SmtpAuthMechanism,
-		&i.SmtpUsername,
-		&i.SmtpPasswordKeyID,
-		&i.SmtpPasswordCiphertext,
-		&i.SmtpHeloName,
-		&i.SmtpConnectTimeoutS,
-		&i.SmtpCommandTimeoutS,
-		&i.SmtpTlsServerName,
-		&i.SmtpTlsSkipVerify,
-		&i.DefaultSenderEmail,
-		&i.DefaultSenderName,
-		&i.LimitPerMinute,
-		&i.LimitPerHour,
-		&i.LimitPerDay,
-		&i.MonthlyQuota,
-		&i.LastTest,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.PausedReason,
-		&i.PausedAt,
-		&i.FailureCode,
-		&i.ConsecutiveFailures,
-		&i.LastFailure,
-	)
-	return i, err
-}
-
 const connectorSetDefault = `-- name: ConnectorSetDefault :one
 UPDATE connectors SET is_default = true, updated_at = now()
 WHERE tenant_id = $1 AND id = $2
@@ -597,20 +597,61 @@ func (q *Queries) ConnectorSetLastTest(ctx context.Context, arg ConnectorSetLast
 	return err
 }
 
-const connectorSetPaused = `-- name: ConnectorSetPaused :exec
-UPDATE connectors SET paused_reason = 'manual', paused_at = now()
-WHERE tenant_id = $1 AND id = $2 AND status = 'paused' AND paused_reason IS NULL
+const connectorSetPauseReason = `-- name: ConnectorSetPauseReason :one
+UPDATE connectors SET paused_reason = $1,
+    paused_at = CASE WHEN $1::text IS NULL THEN NULL ELSE now() END,
+    consecutive_failures = CASE WHEN $1::text IS NULL THEN 0 ELSE consecutive_failures END,
+    failure_code = CASE WHEN $1::text IS NULL THEN NULL ELSE failure_code END
+WHERE tenant_id = $2 AND id = $3
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
 `
 
-type ConnectorSetPausedParams struct {
-	TenantID string
-	ID       string
+type ConnectorSetPauseReasonParams struct {
+	PausedReason *string
+	TenantID     string
+	ID           string
 }
 
-// ConnectorSetPaused records a manual pause.
-func (q *Queries) ConnectorSetPaused(ctx context.Context, arg ConnectorSetPausedParams) error {
-	_, err := q.db.Exec(ctx, connectorSetPaused, arg.TenantID, arg.ID)
-	return err
+// ConnectorSetPauseReason records why the connector's status changed through the API:
+// a reason when it was paused, none (and no failures) when it was resumed.
+func (q *Queries) ConnectorSetPauseReason(ctx context.Context, arg ConnectorSetPauseReasonParams) (Connector, error) {
+	row := q.db.QueryRow(ctx, connectorSetPauseReason, arg.PausedReason, arg.TenantID, arg.ID)
+	var i Connector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.Name,
+		&i.Kind,
+		&i.Status,
+		&i.IsDefault,
+		&i.SmtpHost,
+		&i.SmtpPort,
+		&i.SmtpSecurity,
+		&i.SmtpAuthMechanism,
+		&i.SmtpUsername,
+		&i.SmtpPasswordKeyID,
+		&i.SmtpPasswordCiphertext,
+		&i.SmtpHeloName,
+		&i.SmtpConnectTimeoutS,
+		&i.SmtpCommandTimeoutS,
+		&i.SmtpTlsServerName,
+		&i.SmtpTlsSkipVerify,
+		&i.DefaultSenderEmail,
+		&i.DefaultSenderName,
+		&i.LimitPerMinute,
+		&i.LimitPerHour,
+		&i.LimitPerDay,
+		&i.MonthlyQuota,
+		&i.LastTest,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
+	)
+	return i, err
 }
 
 const connectorUpdate = `-- name: ConnectorUpdate :one

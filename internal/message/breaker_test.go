@@ -1,0 +1,130 @@
+package message
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/smtptest"
+)
+
+// TestCircuitBreakerPausesOnWrongPassword: after three attempts in a row answered 535, the
+// connector is paused, no further login reaches the server and the messages wait; fixing
+// the password resumes it and they deliver.
+func TestCircuitBreakerPausesOnWrongPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	srv := smtptest.NewServer(t, smtptest.Opts{Auth: true, RequireAuth: true})
+	conns := b.svc.connectors
+	conn, err := conns.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port, plain := srv.Port(), string(delivery.AuthPlain)
+	user, wrong := connector.Optional[string]{Value: ptr(smtptest.DefaultUsername)}, connector.Optional[string]{Value: ptr("wrong password")}
+	_, err = conns.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port, AuthMechanism: &plain, Username: &user, Password: &wrong}})
+	require.NoError(t, err)
+
+	w := b.svc.deliverer
+	var ids []string
+	for range 2 {
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+		require.NoError(t, err)
+		ids = append(ids, acc.ID)
+	}
+	work := func(id string, attempt int) error {
+		return w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: 12}, Args: DeliverArgs{MessageID: id, TenantID: b.tenantID}})
+	}
+
+	// Three attempts across the two messages, each a failed login.
+	for i, id := range []string{ids[0], ids[1], ids[0]} {
+		err := work(id, i/2+1)
+		require.ErrorContains(t, err, "auth.failed")
+		var snooze *river.JobSnoozeError
+		require.False(t, errors.As(err, &snooze))
+	}
+	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
+	require.NoError(t, err)
+	require.Equal(t, connector.StatusPaused, conn.Status)
+	require.Equal(t, connector.PausedAuthFailed, conn.Breaker.PausedReason)
+	require.Equal(t, 3, conn.Breaker.ConsecutiveFailures)
+	require.Equal(t, 535, conn.Breaker.LastFailure.SMTPCode, "the last reply is kept: %+v", conn.Breaker.LastFailure)
+	var paused string
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT data->>'reason' FROM events WHERE type = 'connector.paused' AND connector_id = $1", conn.ID).Scan(&paused))
+	require.Equal(t, "auth.failed", paused)
+
+	logins := srv.Connections()
+	for _, id := range ids {
+		var snooze *river.JobSnoozeError
+		require.True(t, errors.As(work(id, 3), &snooze), "a paused connector's messages wait")
+	}
+	require.Equal(t, logins, srv.Connections(), "no further login reaches the server")
+	for _, id := range ids {
+		m, err := b.svc.Get(ctx, b.tenantID, id)
+		require.NoError(t, err)
+		require.NotEqual(t, StatusFailed, m.Status)
+	}
+
+	// The tenant fixes the password: the PATCH resumes the connector.
+	right := connector.Optional[string]{Value: ptr(smtptest.DefaultPassword)}
+	conn, err = conns.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Password: &right}})
+	require.NoError(t, err)
+	require.Equal(t, connector.StatusActive, conn.Status)
+	require.Zero(t, conn.Breaker.ConsecutiveFailures)
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT data->>'name' FROM events WHERE type = 'connector.resumed' AND connector_id = $1", conn.ID).Scan(new(string)))
+	for _, id := range ids {
+		require.NoError(t, work(id, 3))
+		m, err := b.svc.Get(ctx, b.tenantID, id)
+		require.NoError(t, err)
+		require.Equal(t, StatusDelivered, m.Status)
+	}
+	require.Len(t, srv.WaitMessages(t, 2, 5*time.Second), 2)
+}
+
+// TestCircuitBreakerResetsOnSuccess: failures must be consecutive.
+func TestCircuitBreakerResetsOnSuccess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	conns := b.svc.connectors
+	conn, err := conns.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	authErr := &delivery.Error{Outcome: delivery.Outcome{Class: delivery.ClassConfig, Code: delivery.CodeAuthFailed, SMTPCode: 535, Text: "bad credentials"}, Stage: delivery.StageConnect}
+	for range 2 {
+		tripped, err := conns.ObserveAttempt(ctx, conn, authErr)
+		require.NoError(t, err)
+		require.False(t, tripped)
+	}
+	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, conn.Breaker.ConsecutiveFailures)
+	_, err = conns.ObserveAttempt(ctx, conn, nil)
+	require.NoError(t, err)
+	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
+	require.NoError(t, err)
+	require.Zero(t, conn.Breaker.ConsecutiveFailures)
+	tripped, err := conns.ObserveAttempt(ctx, conn, authErr)
+	require.NoError(t, err)
+	require.False(t, tripped, "one failure after a success is not three in a row")
+
+	t.Run("CertificateThatStoppedVerifying", func(t *testing.T) {
+		tlsErr := &delivery.Error{Outcome: delivery.Outcome{Class: delivery.ClassTemporary, Code: delivery.CodeTLSCertificateInvalid, Text: "expired"}, Stage: delivery.StageConnect}
+		var tripped bool
+		for range 3 {
+			tripped, err = conns.ObserveAttempt(ctx, conn, tlsErr)
+			require.NoError(t, err)
+		}
+		require.True(t, tripped, "a different kind starts over, and three in a row pause")
+		conn, err = conns.Get(ctx, b.tenantID, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, connector.PausedTLSInvalid, conn.Breaker.PausedReason)
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
