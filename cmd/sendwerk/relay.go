@@ -21,6 +21,8 @@ type listenAddrs struct {
 	HTTP  string
 	SMTP  string
 	SMTPS string
+	// Bounce is the bounce listener's address, when it runs.
+	Bounce string
 	// SelfSignedCert is the path of the generated development certificate, when one is used.
 	SelfSignedCert string
 }

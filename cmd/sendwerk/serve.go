@@ -106,7 +106,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
 	suppressions := suppression.NewService(pool)
-	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Suppressions: suppressions}, logger)
+	bounces, returnPaths, err := newBounceService(pool, cfg, suppressions, logger)
+	if err != nil {
+		return err
+	}
+	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{
+		RetrySchedule: cfg.RetrySchedule, Suppressions: suppressions, ReturnPaths: returnPaths,
+	}, logger)
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
 		Deliver:         deliverer,
@@ -138,11 +144,18 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		defer relayServer.Close()
 	}
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, Suppressions: suppressions, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
+		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, Suppressions: suppressions, Bounces: bounces, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
 	})
 	if err != nil {
 		return err
+	}
+	bounceListener, err := startBounceListener(cfg, bounces)
+	if err != nil {
+		return err
+	}
+	if bounceListener != nil {
+		defer bounceListener.Close()
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -158,6 +171,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	addrs := listenAddrs{HTTP: ln.Addr().String(), SelfSignedCert: selfSigned}
 	if relayServer != nil {
 		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
+	}
+	if bounceListener != nil {
+		addrs.Bounce = bounceListener.Addr()
 	}
 	printBanner(stdout, cfg, addrs, generated)
 	if onReady != nil {

@@ -13,4 +13,4 @@ LIMIT @max;
 -- MessageGetForBounce finds a message by id alone: the bounce token that names it is
 -- HMAC-signed, so only Sendwerk can have made it, and it carries no tenant.
 -- name: MessageGetForBounce :one
-SELECT id, tenant_id, recipients, status FROM messages WHERE id = @id;
+SELECT * FROM messages WHERE id = @id;

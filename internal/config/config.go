@@ -85,6 +85,10 @@ type Config struct {
 	DomainCheckVerified       time.Duration
 	DomainChecksInFlight      int
 	DomainManualCheckInterval time.Duration
+
+	// Bounce intake for platform connectors.
+	BounceDomain   string
+	BounceSMTPAddr string
 }
 
 // Var is one row of the settings table.
@@ -157,6 +161,16 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPTimeout, v) }},
 		{Name: "SENDWERK_SMTP_AUTH_FAILURE_LIMIT", Default: "5", Help: "Failed SMTP logins one client address may make within 5 minutes (one user name: twice as many); further logins get 454 until the window passes.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPAuthFailureLimit, v, 1) }},
+		{Name: "SENDWERK_BOUNCE_DOMAIN", Help: "The operator's bounce domain (e.g. `bounces.sendwerk.example`): `platform` connectors send with the return path `bounces+<token>@` it, and the bounce listener takes DSNs and complaints for it. Its MX must point at `SENDWERK_BOUNCE_SMTP_ADDR`. Unset: platform mail keeps the sender's return path and no bounces are taken in.",
+			set: func(c *Config, v string) error {
+				c.BounceDomain = strings.ToLower(strings.TrimSuffix(v, "."))
+				if v != "" && !strings.Contains(c.BounceDomain, ".") {
+					return fmt.Errorf("%q is not a domain name", v)
+				}
+				return nil
+			}},
+		{Name: "SENDWERK_BOUNCE_SMTP_ADDR", Help: "Listen address of the bounce listener (SMTP without AUTH, only for `SENDWERK_BOUNCE_DOMAIN`, reports up to 2 MB), e.g. `:25`. Unset or `off`: no listener.",
+			set: func(c *Config, v string) error { return parseListenAddr(&c.BounceSMTPAddr, v) }},
 		{Name: "SENDWERK_DNS_SERVERS", Help: "Comma-separated DNS resolvers (`host:port`) for sender-domain checks. Unset: the nameservers of `/etc/resolv.conf`.",
 			set: func(c *Config, v string) error { return parseServers(&c.DNSServers, v) }},
 		{Name: "SENDWERK_DNS_TIMEOUT", Default: "2s", Help: "Wait for one DNS answer; each lookup tries every server twice, over TCP when an answer is truncated.",
@@ -263,6 +277,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE and SENDWERK_TLS_KEY_FILE: set both or neither"))
+	}
+	if c.BounceSMTPAddr != "" && c.BounceDomain == "" {
+		errs = append(errs, errors.New("SENDWERK_BOUNCE_SMTP_ADDR: needs SENDWERK_BOUNCE_DOMAIN, the domain it takes bounces for"))
 	}
 	if c.Env != EnvProduction {
 		return errors.Join(errs...)

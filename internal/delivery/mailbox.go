@@ -1,6 +1,9 @@
 package delivery
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // MailboxGone reports a permanent per-recipient reply that means the mailbox does not exist
 // or no longer takes mail, so sending to the address again cannot succeed: the cases that
@@ -42,4 +45,15 @@ var unknownUserPhrases = []string{
 	"user unknown", "unknown user", "no such user", "no such mailbox", "mailbox not found",
 	"recipient not found", "mailbox does not exist", "address does not exist", "user does not exist",
 	"recipient address rejected: user unknown", "account has been disabled", "mailbox unavailable: user unknown",
+}
+
+// DiagnosticGone is MailboxGone for the SMTP reply a DSN quotes in its Diagnostic-Code
+// ("550 5.1.1 <jane@example.org>: User unknown", "550 user unknown").
+func DiagnosticGone(diagnostic string) bool {
+	first, rest, _ := strings.Cut(strings.TrimSpace(diagnostic), " ")
+	code, err := strconv.Atoi(first)
+	if err != nil {
+		return false
+	}
+	return MailboxGone(parseReply(code, rest))
 }

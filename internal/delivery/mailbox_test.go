@@ -32,3 +32,12 @@ func TestMailboxGone(t *testing.T) {
 		})
 	}
 }
+
+func TestDiagnosticGone(t *testing.T) {
+	t.Parallel()
+	require.True(t, DiagnosticGone("550 5.1.1 <jane@customer.example>: Recipient address rejected: User unknown"))
+	require.True(t, DiagnosticGone("550 user unknown"))
+	require.False(t, DiagnosticGone("550 5.7.1 Message rejected as spam"))
+	require.False(t, DiagnosticGone("426 connection timed out"))
+	require.False(t, DiagnosticGone("X-Postfix; mail for example.org loops back to myself"))
+}

@@ -50,6 +50,14 @@ type DeliverConfig struct {
 	PausedSnooze time.Duration
 	// Suppressions, when set, learns of recipients the upstream refused as non-existent.
 	Suppressions *suppression.Service
+	// ReturnPaths, when set, gives platform-connector mail a VERP return path at the
+	// operator's bounce domain, so bounces come back to Sendwerk tied to their message.
+	ReturnPaths ReturnPaths
+}
+
+// ReturnPaths makes the envelope sender for a message; internal/bounce implements it.
+type ReturnPaths interface {
+	ReturnPath(messageID string) string
 }
 
 // DeliverWorker sends one message per job: DKIM-signs it with the sender domain's key and
@@ -150,7 +158,7 @@ func (w *DeliverWorker) try(ctx context.Context, job *river.Job[DeliverArgs], ro
 		return &attemptResult{outcome: delivery.Outcome{Class: delivery.ClassConfig, Code: delivery.CodeSettingsInvalid, Text: err.Error()}},
 			w.fail(ctx, started, "the connector's settings are invalid: "+err.Error(), nil)
 	}
-	res, sendErr := pool.Send(ctx, delivery.Envelope{From: started.EnvelopeFrom, To: started.Recipients}, raw)
+	res, sendErr := pool.Send(ctx, delivery.Envelope{From: w.returnPath(conn, started), To: started.Recipients}, raw)
 	ar := &attemptResult{outcome: delivery.Classify(sendErr), result: res, sendErr: sendErr}
 	w.afterAttempt(ctx, started, conn, sendErr)
 	return ar, w.record(ctx, job, started, settings, res, sendErr)

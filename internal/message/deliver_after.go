@@ -30,3 +30,13 @@ func (w *DeliverWorker) log() *slog.Logger {
 	}
 	return w.logger
 }
+
+// returnPath is the envelope sender of an attempt: the VERP return path at the bounce
+// domain for platform connectors (the operator's relay, whose bounces Sendwerk must take
+// in), the message's own for smtp connectors (the tenant's server keeps the return path).
+func (w *DeliverWorker) returnPath(conn *connector.Connector, m dbsqlc.Message) string {
+	if w.cfg.ReturnPaths == nil || conn.Kind != connector.KindPlatform {
+		return m.EnvelopeFrom
+	}
+	return w.cfg.ReturnPaths.ReturnPath(m.ID)
+}

@@ -97,26 +97,42 @@ func (q *Queries) BounceReportList(ctx context.Context, arg BounceReportListPara
 }
 
 const messageGetForBounce = `-- name: MessageGetForBounce :one
-SELECT id, tenant_id, recipients, status FROM messages WHERE id = $1
+SELECT id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from, recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, attempts, next_attempt_at, last_reply, status_reason, job_id, created_at, updated_at, completed_at, body_purged_at FROM messages WHERE id = $1
 `
-
-type MessageGetForBounceRow struct {
-	ID         string
-	TenantID   string
-	Recipients []string
-	Status     string
-}
 
 // MessageGetForBounce finds a message by id alone: the bounce token that names it is
 // HMAC-signed, so only Sendwerk can have made it, and it carries no tenant.
-func (q *Queries) MessageGetForBounce(ctx context.Context, id string) (MessageGetForBounceRow, error) {
+func (q *Queries) MessageGetForBounce(ctx context.Context, id string) (Message, error) {
 	row := q.db.QueryRow(ctx, messageGetForBounce, id)
-	var i MessageGetForBounceRow
+	var i Message
 	err := row.Scan(
 		&i.ID,
 		&i.TenantID,
-		&i.Recipients,
+		&i.ConnectorID,
+		&i.Source,
 		&i.Status,
+		&i.FromEmail,
+		&i.FromName,
+		&i.EnvelopeFrom,
+		&i.Recipients,
+		&i.ToAddrs,
+		&i.CcAddrs,
+		&i.Subject,
+		&i.MessageID,
+		&i.Tags,
+		&i.Metadata,
+		&i.Mime,
+		&i.SizeBytes,
+		&i.SendAt,
+		&i.Attempts,
+		&i.NextAttemptAt,
+		&i.LastReply,
+		&i.StatusReason,
+		&i.JobID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.CompletedAt,
+		&i.BodyPurgedAt,
 	)
 	return i, err
 }
