@@ -167,5 +167,7 @@ func (s *session) Logout() error { return nil }
 // errorLog sends go-smtp's own messages to the structured log.
 type errorLog struct{ logger *slog.Logger }
 
-func (e errorLog) Printf(format string, v ...any) { e.logger.Warn("bounce listener", "message", fmt.Sprintf(format, v...)) }
-func (e errorLog) Println(v ...any)               { e.logger.Warn("bounce listener", "message", fmt.Sprint(v...)) }
+func (e errorLog) Printf(format string, v ...any) {
+	e.logger.Warn("bounce listener", "message", fmt.Sprintf(format, v...))
+}
+func (e errorLog) Println(v ...any) { e.logger.Warn("bounce listener", "message", fmt.Sprint(v...)) }
