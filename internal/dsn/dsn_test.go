@@ -56,6 +56,18 @@ func TestParseDSN(t *testing.T) {
 		}}, r.Recipients)
 		require.Equal(t, "msg_06h0a1b2c3d4e5f6g7h8j9k0mn@acme.example", r.OriginalMessageID)
 	})
+	t.Run("PostfixCaptured", func(t *testing.T) {
+		t.Parallel()
+		// Postfix 3.7's bounce as TestPostfixBouncesToListener (internal/bounce) received it.
+		r, err := Parse(sample(t, "postfix-captured.eml"))
+		require.NoError(t, err)
+		require.Equal(t, "postfix.test", r.ReportingMTA)
+		require.Len(t, r.Recipients, 1)
+		require.Equal(t, "gone@customer.example", r.Recipients[0].FinalRecipient)
+		require.Equal(t, "5.1.1", r.Recipients[0].Status)
+		require.Equal(t, "550 5.1.1 <gone@customer.example>: Recipient address rejected: User unknown in virtual mailbox table", r.Recipients[0].DiagnosticCode)
+		require.Equal(t, "msg_06h2h97abxtmseg4146897kmpm@acme.example", r.OriginalMessageID, "from the returned message/rfc822")
+	})
 	t.Run("Base64DeliveryStatus", func(t *testing.T) {
 		t.Parallel()
 		raw := "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n" +
