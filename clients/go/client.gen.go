@@ -1123,12 +1123,12 @@ type ConnectorFailure struct {
 	// Example: auth.failed
 	Code string `json:"code"`
 
-	// EnhancedCode The enhanced status code
+	// EnhancedCode The enhanced status code, when given.
 	//
 	// Example: 5.7.8
 	EnhancedCode *string `json:"enhanced_code,omitempty"`
 
-	// SmtpCode The reply code
+	// SmtpCode The reply code, when there was a reply.
 	//
 	// Example: 535
 	SmtpCode *int `json:"smtp_code,omitempty"`

@@ -1053,12 +1053,12 @@ export interface components {
              */
             code: string;
             /**
-             * @description The reply code
+             * @description The reply code, when there was a reply.
              * @example 535
              */
             smtp_code?: number;
             /**
-             * @description The enhanced status code
+             * @description The enhanced status code, when given.
              * @example 5.7.8
              */
             enhanced_code?: string;
