@@ -30,7 +30,9 @@ func (anySenders) DKIMSigner(context.Context, string, string) (string, crypto.Si
 
 type verp struct{}
 
-func (verp) ReturnPath(id string) string { return "bounces+" + strings.TrimPrefix(id, "msg_") + "@bounces.sendwerk.test" }
+func (verp) ReturnPath(id string) string {
+	return "bounces+" + strings.TrimPrefix(id, "msg_") + "@bounces.sendwerk.test"
+}
 
 // TestReturnPath: platform-connector mail leaves with the VERP return path, smtp-connector
 // mail with the sender's own.
