@@ -123,7 +123,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
-		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1, Suppressions: suppressions,
+		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions,
 	})
 	if err := riverClient.Start(ctx); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
@@ -408,4 +409,12 @@ func smtpEndpoints(a listenAddrs) string {
 		parts = append(parts, a.SMTPS+" (implicit TLS)")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// committers maps the setting (0 = off) to message.Config's (negative = off).
+func committers(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
