@@ -480,6 +480,75 @@ func (e DomainStatus) Valid() bool {
 	}
 }
 
+// Defines values for EventType.
+const (
+	EventTypeConnectorPaused     EventType = "connector.paused"
+	EventTypeConnectorResumed    EventType = "connector.resumed"
+	EventTypeConnectorTestFailed EventType = "connector.test_failed"
+	EventTypeDomainAtRisk        EventType = "domain.at_risk"
+	EventTypeDomainRestored      EventType = "domain.restored"
+	EventTypeDomainRevoked       EventType = "domain.revoked"
+	EventTypeDomainVerified      EventType = "domain.verified"
+	EventTypeMessageBounced      EventType = "message.bounced"
+	EventTypeMessageCancelled    EventType = "message.cancelled"
+	EventTypeMessageComplained   EventType = "message.complained"
+	EventTypeMessageDeferred     EventType = "message.deferred"
+	EventTypeMessageDelivered    EventType = "message.delivered"
+	EventTypeMessageFailed       EventType = "message.failed"
+	EventTypeMessageQueued       EventType = "message.queued"
+	EventTypeMessageSuppressed   EventType = "message.suppressed"
+	EventTypePlatformChanged     EventType = "platform.changed"
+	EventTypeQuotaThreshold      EventType = "quota.threshold"
+	EventTypeWebhookDisabled     EventType = "webhook.disabled"
+	EventTypeWebhookTest         EventType = "webhook.test"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeConnectorPaused:
+		return true
+	case EventTypeConnectorResumed:
+		return true
+	case EventTypeConnectorTestFailed:
+		return true
+	case EventTypeDomainAtRisk:
+		return true
+	case EventTypeDomainRestored:
+		return true
+	case EventTypeDomainRevoked:
+		return true
+	case EventTypeDomainVerified:
+		return true
+	case EventTypeMessageBounced:
+		return true
+	case EventTypeMessageCancelled:
+		return true
+	case EventTypeMessageComplained:
+		return true
+	case EventTypeMessageDeferred:
+		return true
+	case EventTypeMessageDelivered:
+		return true
+	case EventTypeMessageFailed:
+		return true
+	case EventTypeMessageQueued:
+		return true
+	case EventTypeMessageSuppressed:
+		return true
+	case EventTypePlatformChanged:
+		return true
+	case EventTypeQuotaThreshold:
+		return true
+	case EventTypeWebhookDisabled:
+		return true
+	case EventTypeWebhookTest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MessageSource.
 const (
 	MessageSourceApi  MessageSource = "api"
@@ -525,6 +594,78 @@ func (e MessageStatus) Valid() bool {
 	case MessageStatusQueued:
 		return true
 	case MessageStatusSending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PlatformRelayHostSecurity.
+const (
+	PlatformRelayHostSecurityStarttls PlatformRelayHostSecurity = "starttls"
+	PlatformRelayHostSecurityTls      PlatformRelayHostSecurity = "tls"
+)
+
+// Valid indicates whether the value is a known member of the PlatformRelayHostSecurity enum.
+func (e PlatformRelayHostSecurity) Valid() bool {
+	switch e {
+	case PlatformRelayHostSecurityStarttls:
+		return true
+	case PlatformRelayHostSecurityTls:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaThresholdDataPeriod.
+const (
+	QuotaThresholdDataPeriodMonth QuotaThresholdDataPeriod = "month"
+)
+
+// Valid indicates whether the value is a known member of the QuotaThresholdDataPeriod enum.
+func (e QuotaThresholdDataPeriod) Valid() bool {
+	switch e {
+	case QuotaThresholdDataPeriodMonth:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaThresholdDataScope.
+const (
+	QuotaThresholdDataScopeConnector QuotaThresholdDataScope = "connector"
+	QuotaThresholdDataScopeTenant    QuotaThresholdDataScope = "tenant"
+)
+
+// Valid indicates whether the value is a known member of the QuotaThresholdDataScope enum.
+func (e QuotaThresholdDataScope) Valid() bool {
+	switch e {
+	case QuotaThresholdDataScopeConnector:
+		return true
+	case QuotaThresholdDataScopeTenant:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaThresholdDataThresholdPercent.
+const (
+	QuotaThresholdDataThresholdPercentN100 QuotaThresholdDataThresholdPercent = 100
+	QuotaThresholdDataThresholdPercentN80  QuotaThresholdDataThresholdPercent = 80
+	QuotaThresholdDataThresholdPercentN90  QuotaThresholdDataThresholdPercent = 90
+)
+
+// Valid indicates whether the value is a known member of the QuotaThresholdDataThresholdPercent enum.
+func (e QuotaThresholdDataThresholdPercent) Valid() bool {
+	switch e {
+	case QuotaThresholdDataThresholdPercentN100:
+		return true
+	case QuotaThresholdDataThresholdPercentN80:
+		return true
+	case QuotaThresholdDataThresholdPercentN90:
 		return true
 	default:
 		return false
@@ -708,6 +849,27 @@ func (e SuppressionReason) Valid() bool {
 	case SuppressionReasonManual:
 		return true
 	case SuppressionReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryStatus.
+const (
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryStatusSucceeded WebhookDeliveryStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryStatus enum.
+func (e WebhookDeliveryStatus) Valid() bool {
+	switch e {
+	case WebhookDeliveryStatusFailed:
+		return true
+	case WebhookDeliveryStatusPending:
+		return true
+	case WebhookDeliveryStatusSucceeded:
 		return true
 	default:
 		return false
@@ -1166,8 +1328,150 @@ type ConnectorList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// ConnectorPausedData Data of `connector.paused`.
+type ConnectorPausedData struct {
+	// LastReply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	LastReply nullable.Nullable[EventReply] `json:"last_reply"`
+
+	// Message Why, in plain words.
+	Message string `json:"message"`
+
+	// Name The connector's name.
+	Name string `json:"name"`
+
+	// Reason Stable code: `manual` (through the API), `auth.failed`, `tls.failed`, …
+	//
+	// Example: manual
+	Reason string `json:"reason"`
+}
+
+// ConnectorPausedEvent `connector.paused`: The connector stopped sending; queued messages wait.
+type ConnectorPausedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `connector.paused`.
+	Data ConnectorPausedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `connector.paused`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// ConnectorResumedData Data of `connector.resumed`.
+type ConnectorResumedData struct {
+	// Name The connector's name.
+	Name string `json:"name"`
+
+	// Reason Stable code: `manual`, `test.passed`, …
+	Reason string `json:"reason"`
+}
+
+// ConnectorResumedEvent `connector.resumed`: The connector sends again.
+type ConnectorResumedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `connector.resumed`.
+	Data ConnectorResumedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `connector.resumed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
 type ConnectorStatus string
+
+// ConnectorTestFailedData Data of `connector.test_failed`.
+type ConnectorTestFailedData struct {
+	// Code The test's failure code (see ConnectionTest.code).
+	//
+	// Example: auth.failed
+	Code string `json:"code"`
+
+	// Host The server tested.
+	Host string `json:"host"`
+
+	// Message What went wrong, in plain words.
+	Message string `json:"message"`
+
+	// Name The connector's name.
+	Name string `json:"name"`
+
+	// Port The port tested.
+	Port int `json:"port"`
+}
+
+// ConnectorTestFailedEvent `connector.test_failed`: A connection test of a stored connector failed.
+type ConnectorTestFailedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `connector.test_failed`.
+	Data ConnectorTestFailedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `connector.test_failed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
 
 // ConnectorUpdate Fields to change; absent fields keep their value.
 type ConnectorUpdate struct {
@@ -1308,6 +1612,61 @@ type Domain struct {
 
 // DomainSpfStatus The last conclusive SPF result; `null` before one (or when the platform checks no SPF). Sending through a `platform` connector needs `pass`.
 type DomainSpfStatus string
+
+// DomainAtRiskEvent `domain.at_risk`: A verified domain's records fail; it keeps sending during the grace period.
+type DomainAtRiskEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.at_risk`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// DomainChangeData Data of the `domain.*` events.
+type DomainChangeData struct {
+	// CheckId The check that caused it.
+	CheckId string `json:"check_id"`
+
+	// Code The stable code of the cause (a check code).
+	Code string `json:"code"`
+
+	// Domain The domain name.
+	//
+	// Example: example.com
+	Domain string `json:"domain"`
+
+	// FromStatus The status before.
+	FromStatus string `json:"from_status"`
+
+	// Reason Why, in plain words.
+	Reason string `json:"reason"`
+
+	// ToStatus The status now.
+	ToStatus string `json:"to_status"`
+}
 
 // DomainCheck One recorded check of a domain.
 type DomainCheck struct {
@@ -1569,12 +1928,108 @@ type DomainRecords struct {
 	Status DomainStatus `json:"status"`
 }
 
+// DomainRestoredEvent `domain.restored`: An at-risk or revoked domain passes its checks again.
+type DomainRestoredEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.restored`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// DomainRevokedEvent `domain.revoked`: The domain lost its send rights.
+type DomainRevokedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.revoked`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // DomainStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
 // `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
 // send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
 // number of consecutive failed checks); may not send until the records pass again, which
 // makes it `verified` at once. DNS timeouts and server failures never change the status.
 type DomainStatus string
+
+// DomainVerifiedEvent `domain.verified`: A pending domain passed its checks and may send.
+type DomainVerifiedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.verified`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
 
 // EmailAddress An address, as a string (`jane@example.com`) or an object with a display name.
 type EmailAddress struct {
@@ -1583,6 +2038,68 @@ type EmailAddress struct {
 
 // EmailAddress0 Example: jane@customer.example
 type EmailAddress0 = string
+
+// Event One event of the tenant's stream, discriminated by `type`: each type has its own
+// `data` schema. Ordering across events is not promised (webhooks retry independently);
+// order one resource's events by `sequence`, and deduplicate by `id` (the `webhook-id`
+// header of a delivery).
+type Event struct {
+	union json.RawMessage
+}
+
+// EventBase What every event carries besides `type` and `data`.
+type EventBase struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// EventPage A page of the event stream, oldest first.
+type EventPage struct {
+	// Items The events on this page.
+	Items []Event `json:"items"`
+
+	// NextCursor Pass as `cursor` to read on. Always present, also on an empty page, so a poller keeps it and asks again later.
+	NextCursor string `json:"next_cursor"`
+}
+
+// EventReply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+type EventReply struct {
+	// Code The reply code.
+	//
+	// Example: 250
+	Code int `json:"code"`
+
+	// EnhancedCode The RFC 3463 enhanced status code.
+	//
+	// Example: 2.0.0
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// Text The reply text.
+	Text string `json:"text"`
+}
+
+// EventType An event type.
+type EventType string
 
 // FieldError One rule a field broke.
 type FieldError struct {
@@ -1738,6 +2255,192 @@ type MessageBatchResult struct {
 	Rejected int `json:"rejected"`
 }
 
+// MessageBouncedData Data of `message.bounced`.
+type MessageBouncedData struct {
+	// Action The DSN's Action (`failed`, `delayed`, …).
+	Action string `json:"action"`
+
+	// DiagnosticCode The DSN's Diagnostic-Code.
+	DiagnosticCode string `json:"diagnostic_code"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Permanent A hard bounce.
+	Permanent bool `json:"permanent"`
+
+	// Recipient The recipient that bounced.
+	Recipient string `json:"recipient"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Status The DSN's Status (RFC 3463), e.g. `5.1.1`.
+	Status string `json:"status"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageBouncedEvent `message.bounced`: A delivery status notification reported a recipient undeliverable after the upstream accepted the message.
+type MessageBouncedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.bounced`.
+	Data MessageBouncedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.bounced`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageCancelledData Data of `message.cancelled`.
+type MessageCancelledData struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Reason Why.
+	Reason string `json:"reason"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageCancelledEvent `message.cancelled`: The message was cancelled before delivery.
+type MessageCancelledEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.cancelled`.
+	Data MessageCancelledData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.cancelled`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageComplainedData Data of `message.complained`.
+type MessageComplainedData struct {
+	// FeedbackType The ARF Feedback-Type, e.g. `abuse`.
+	FeedbackType string `json:"feedback_type"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipient Who complained.
+	Recipient string `json:"recipient"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageComplainedEvent `message.complained`: A recipient reported the message as spam (feedback loop).
+type MessageComplainedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.complained`.
+	Data MessageComplainedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.complained`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // MessageCreate A message to send.
 type MessageCreate struct {
 	// Attachments Files; one with a `content_id` is inline (reference it in html as `cid:<content_id>`).
@@ -1783,6 +2486,135 @@ type MessageCreate struct {
 
 	// To Recipients shown in To.
 	To *[]EmailAddress `json:"to,omitempty"`
+}
+
+// MessageDeferredData Data of `message.deferred`.
+type MessageDeferredData struct {
+	// Attempt The attempt that failed (1-based).
+	Attempt int `json:"attempt"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAttemptAt When the next attempt is due.
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+
+	// Reason Stable code of the failure, e.g. `smtp.temporary`, `tcp.refused`.
+	Reason string `json:"reason"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Reply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	Reply nullable.Nullable[EventReply] `json:"reply"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageDeferredEvent `message.deferred`: An attempt met a temporary failure; another follows at `next_attempt_at`.
+type MessageDeferredEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.deferred`.
+	Data MessageDeferredData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.deferred`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageDeliveredData Data of `message.delivered`.
+type MessageDeliveredData struct {
+	// Attempt The attempt that succeeded (1-based).
+	Attempt int `json:"attempt"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// QueueId The upstream's queue id, when its reply named one.
+	QueueId string `json:"queue_id"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Reply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	Reply nullable.Nullable[EventReply] `json:"reply"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageDeliveredEvent `message.delivered`: The upstream SMTP server accepted the message.
+type MessageDeliveredEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.delivered`.
+	Data MessageDeliveredData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.delivered`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
 // MessageDetail A message with its event timeline.
@@ -1871,6 +2703,91 @@ type MessageEvent struct {
 	Type string `json:"type"`
 }
 
+// MessageFailedData Data of `message.failed`.
+type MessageFailedData struct {
+	// Attempt The last attempt (0 when none could be made).
+	Attempt int `json:"attempt"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Reason Stable code and text of the failure.
+	Reason string `json:"reason"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Reply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	Reply nullable.Nullable[EventReply] `json:"reply"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageFailedEvent `message.failed`: The message will not be delivered: a permanent failure, or the retry schedule is spent.
+type MessageFailedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.failed`.
+	Data MessageFailedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.failed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageInfo In every message event, so a receiver can file it without a lookup.
+type MessageInfo struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
 // MessageList A page of messages, newest first.
 type MessageList struct {
 	// Items The messages on this page, newest first.
@@ -1880,11 +2797,263 @@ type MessageList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// MessageQueuedData Data of `message.queued`.
+type MessageQueuedData struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// SendAt When delivery was scheduled for; `null`: now.
+	SendAt nullable.Nullable[time.Time] `json:"send_at"`
+
+	// SizeBytes Size of the rendered message.
+	SizeBytes int `json:"size_bytes"`
+
+	// Source How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+	Source MessageSource `json:"source"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageQueuedEvent `message.queued`: The message was accepted and waits for delivery.
+type MessageQueuedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.queued`.
+	Data MessageQueuedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.queued`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // MessageSource How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
 type MessageSource string
 
 // MessageStatus `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
 type MessageStatus string
+
+// MessageSuppressedData Data of `message.suppressed`.
+type MessageSuppressedData struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Suppressed The recipients left out.
+	Suppressed []SuppressedRecipient `json:"suppressed"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageSuppressedEvent `message.suppressed`: Recipients were left out because they are on the suppression list.
+type MessageSuppressedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.suppressed`.
+	Data MessageSuppressedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.suppressed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// Platform The platform's published facts and webhook delivery policy.
+type Platform struct {
+	// BounceDomain The domain bounces return to; empty when not configured.
+	//
+	// Example: bounces.sendwerk.example
+	BounceDomain string `json:"bounce_domain"`
+
+	// EgressNetworks Networks (CIDRs) the platform sends from; allow them on your own SMTP server.
+	EgressNetworks []string `json:"egress_networks"`
+
+	// RelayHosts The SMTP relay host's names and ports.
+	RelayHosts []PlatformRelayHost `json:"relay_hosts"`
+
+	// SpfInclude The SPF include for your domain's SPF record; empty when none.
+	//
+	// Example: _spf.sendwerk.example
+	SpfInclude string `json:"spf_include"`
+
+	// Webhooks How webhooks are delivered here.
+	Webhooks PlatformWebhooks `json:"webhooks"`
+}
+
+// PlatformChangedData Data of `platform.changed`.
+type PlatformChangedData struct {
+	// Changed The fields that differ, e.g. `egress_networks`.
+	Changed []string `json:"changed"`
+
+	// Current What the operator publishes for customers' firewalls and DNS.
+	Current PlatformFacts `json:"current"`
+
+	// Previous What the operator publishes for customers' firewalls and DNS.
+	Previous PlatformFacts `json:"previous"`
+}
+
+// PlatformChangedEvent `platform.changed`: The operator changed what customers must allow or publish (egress networks, SPF include, relay hosts, bounce domain).
+type PlatformChangedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `platform.changed`.
+	Data PlatformChangedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `platform.changed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// PlatformFacts What the operator publishes for customers' firewalls and DNS.
+type PlatformFacts struct {
+	// BounceDomain The domain bounces return to; empty when not configured.
+	//
+	// Example: bounces.sendwerk.example
+	BounceDomain string `json:"bounce_domain"`
+
+	// EgressNetworks Networks (CIDRs) the platform sends from; allow them on your own SMTP server.
+	EgressNetworks []string `json:"egress_networks"`
+
+	// RelayHosts The SMTP relay host's names and ports.
+	RelayHosts []PlatformRelayHost `json:"relay_hosts"`
+
+	// SpfInclude The SPF include for your domain's SPF record; empty when none.
+	//
+	// Example: _spf.sendwerk.example
+	SpfInclude string `json:"spf_include"`
+}
+
+// PlatformRelayHost A relay host name and port.
+type PlatformRelayHost struct {
+	// Host Host name.
+	//
+	// Example: smtp.sendwerk.example
+	Host string `json:"host"`
+
+	// Port Port.
+	//
+	// Example: 587
+	Port int `json:"port"`
+
+	// Security `starttls` (587) or implicit `tls` (465).
+	Security PlatformRelayHostSecurity `json:"security"`
+}
+
+// PlatformRelayHostSecurity `starttls` (587) or implicit `tls` (465).
+type PlatformRelayHostSecurity string
+
+// PlatformWebhooks How webhooks are delivered here.
+type PlatformWebhooks struct {
+	// DisableAfterSeconds An endpoint failing this long without a success is disabled.
+	//
+	// Example: 432000
+	DisableAfterSeconds int `json:"disable_after_seconds"`
+
+	// MaxAttempts Attempts per delivery.
+	//
+	// Example: 8
+	MaxAttempts int `json:"max_attempts"`
+
+	// RetryScheduleSeconds Waits after each failed attempt, in seconds.
+	//
+	// Example: [5,300,1800,7200,18000,36000,36000]
+	RetryScheduleSeconds []int `json:"retry_schedule_seconds"`
+
+	// SecretOverlapSeconds Default time both secrets sign after a rotation.
+	//
+	// Example: 86400
+	SecretOverlapSeconds int `json:"secret_overlap_seconds"`
+
+	// TimeoutSeconds Time an endpoint has to answer.
+	//
+	// Example: 10
+	TimeoutSeconds int `json:"timeout_seconds"`
+}
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -1922,6 +3091,68 @@ type Problem struct {
 	//
 	// Example: urn:sendwerk:problem:validation
 	Type string `json:"type"`
+}
+
+// QuotaThresholdData Data of `quota.threshold`.
+type QuotaThresholdData struct {
+	// Limit The quota.
+	Limit int64 `json:"limit"`
+
+	// Period The quota's period.
+	Period QuotaThresholdDataPeriod `json:"period"`
+
+	// ResetsAt When the period ends.
+	ResetsAt time.Time `json:"resets_at"`
+
+	// Scope Whose quota: a connector's (the event's `connector_id`) or the tenant's.
+	Scope QuotaThresholdDataScope `json:"scope"`
+
+	// ThresholdPercent The share of the quota reached.
+	ThresholdPercent QuotaThresholdDataThresholdPercent `json:"threshold_percent"`
+
+	// Used Messages counted in the period so far.
+	Used int64 `json:"used"`
+}
+
+// QuotaThresholdDataPeriod The quota's period.
+type QuotaThresholdDataPeriod string
+
+// QuotaThresholdDataScope Whose quota: a connector's (the event's `connector_id`) or the tenant's.
+type QuotaThresholdDataScope string
+
+// QuotaThresholdDataThresholdPercent The share of the quota reached.
+type QuotaThresholdDataThresholdPercent int
+
+// QuotaThresholdEvent `quota.threshold`: Usage of a monthly quota (a connector's, or the tenant's) reached 80, 90 or 100 %.
+type QuotaThresholdEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `quota.threshold`.
+	Data QuotaThresholdData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `quota.threshold`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
 // RelayCredential A login for the SMTP relay host that sends through one connector; the password is never returned after creation.
@@ -2268,15 +3499,13 @@ type Sender struct {
 	Name *string `json:"name,omitempty"`
 }
 
-// SuppressedRecipient A recipient left out of a message because it is suppressed.
+// SuppressedRecipient A recipient left out because of the suppression list.
 type SuppressedRecipient struct {
-	// Address The recipient.
-	//
-	// Example: jane@example.org
+	// Address The address.
 	Address string `json:"address"`
 
-	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
-	Reason SuppressionReason `json:"reason"`
+	// Reason Why it is suppressed: `hard_bounce`, `complaint`, `manual` or `unsubscribe`.
+	Reason string `json:"reason"`
 }
 
 // Suppression An address the tenant's mail is not sent to.
@@ -2498,6 +3727,286 @@ type UsageCounter struct {
 	ResetsAt time.Time `json:"resets_at"`
 }
 
+// Webhook An endpoint that receives the tenant's events, signed per Standard Webhooks. The secret is never shown again after creation or rotation.
+type Webhook struct {
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Description A note for people.
+	Description string `json:"description"`
+
+	// DisabledAt When Sendwerk disabled it.
+	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at"`
+
+	// DisabledReason Why Sendwerk disabled it (empty when it did not).
+	DisabledReason string `json:"disabled_reason"`
+
+	// Enabled Whether events are sent.
+	Enabled bool `json:"enabled"`
+
+	// EventTypes The event types sent; empty means every type.
+	EventTypes []EventType `json:"event_types"`
+
+	// FailingSince The first failed attempt since the last success; `null` when the last attempt succeeded.
+	FailingSince nullable.Nullable[time.Time] `json:"failing_since"`
+
+	// Id The webhook's id.
+	//
+	// Example: whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// PreviousSecretExpiresAt After a rotation, until when the previous secret still signs beside the new one.
+	PreviousSecretExpiresAt nullable.Nullable[time.Time] `json:"previous_secret_expires_at"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Url The endpoint.
+	//
+	// Example: https://app.example.com/hooks/sendwerk
+	Url string `json:"url"`
+}
+
+// WebhookAttempt One request to the endpoint and its answer.
+type WebhookAttempt struct {
+	// Attempt The attempt's number within its delivery (1-based).
+	Attempt *int `json:"attempt,omitempty"`
+
+	// AttemptedAt When it was sent.
+	AttemptedAt time.Time `json:"attempted_at"`
+
+	// Error Why it failed; empty on success (2xx).
+	Error string `json:"error"`
+
+	// LatencyMs Time to the answer.
+	LatencyMs int `json:"latency_ms"`
+
+	// ResponseBody The first KiB of the answer's body.
+	ResponseBody string `json:"response_body"`
+
+	// ResponseHeaders The answer's headers (lower-case names).
+	ResponseHeaders map[string]string `json:"response_headers"`
+
+	// StatusCode The HTTP status; 0 when no answer came (refused, reset, timeout, address policy).
+	StatusCode int `json:"status_code"`
+}
+
+// WebhookCreate A new webhook.
+type WebhookCreate struct {
+	// Description A note for people.
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Whether events are sent.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// EventTypes The event types to send; omitted or empty means every type.
+	EventTypes *[]EventType `json:"event_types,omitempty"`
+
+	// Url The endpoint: https (http only where the operator allows it, e.g. development); not a private or loopback address in production.
+	Url string `json:"url"`
+}
+
+// WebhookDelivery One event for one webhook, with every attempt made.
+type WebhookDelivery struct {
+	// Attempts Every attempt, oldest first.
+	Attempts []WebhookAttempt `json:"attempts"`
+
+	// CreatedAt When the event was dispatched to this webhook.
+	CreatedAt time.Time `json:"created_at"`
+
+	// EventId The event (the `webhook-id` header).
+	EventId string `json:"event_id"`
+
+	// EventType The event's type.
+	EventType string `json:"event_type"`
+
+	// Id The delivery's id.
+	//
+	// Example: whd_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// NextAttemptAt When the next attempt is due, while `pending` after a failure.
+	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at"`
+
+	// Status `pending` (not yet or again to be attempted), `succeeded` (a 2xx answer), `failed` (the retry schedule is spent).
+	Status WebhookDeliveryStatus `json:"status"`
+
+	// UpdatedAt When the delivery last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// WebhookId The webhook.
+	WebhookId string `json:"webhook_id"`
+}
+
+// WebhookDeliveryList A page of deliveries, newest first.
+type WebhookDeliveryList struct {
+	// Items The deliveries on this page.
+	Items []WebhookDelivery `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// WebhookDeliveryStatus `pending` (not yet or again to be attempted), `succeeded` (a 2xx answer), `failed` (the retry schedule is spent).
+type WebhookDeliveryStatus string
+
+// WebhookDisabledData Data of `webhook.disabled`.
+type WebhookDisabledData struct {
+	// FailingSince The first failed attempt since the last success.
+	FailingSince time.Time `json:"failing_since"`
+
+	// Reason Why it was disabled.
+	Reason string `json:"reason"`
+
+	// Url The endpoint.
+	Url string `json:"url"`
+}
+
+// WebhookDisabledEvent `webhook.disabled`: An endpoint failed for too long and was disabled; enable it with `PATCH /v1/webhooks/{webhook_id}`.
+type WebhookDisabledEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `webhook.disabled`.
+	Data WebhookDisabledData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `webhook.disabled`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId string `json:"webhook_id"`
+}
+
+// WebhookList A page of webhooks, oldest first.
+type WebhookList struct {
+	// Items The webhooks on this page.
+	Items []Webhook `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// WebhookRotateSecret How long the previous secret keeps signing.
+type WebhookRotateSecret struct {
+	// OverlapSeconds Seconds during which both secrets sign; omitted or 0: the platform's default (`GET /v1/platform`).
+	OverlapSeconds *int `json:"overlap_seconds,omitempty"`
+}
+
+// WebhookTestData Data of `webhook.test`.
+type WebhookTestData struct {
+	// Message A fixed text.
+	Message string `json:"message"`
+}
+
+// WebhookTestEvent `webhook.test`: Sent by `POST /v1/webhooks/{webhook_id}/test`; never in the feed.
+type WebhookTestEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `webhook.test`.
+	Data WebhookTestData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `webhook.test`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId string `json:"webhook_id"`
+}
+
+// WebhookUpdate Changes to a webhook; omitted fields stay. Enabling a disabled webhook clears its reason and failure streak.
+type WebhookUpdate struct {
+	// Description A note for people.
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Whether events are sent.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// EventTypes The event types to send; empty means every type.
+	EventTypes *[]EventType `json:"event_types,omitempty"`
+
+	// Url The endpoint.
+	Url *string `json:"url,omitempty"`
+}
+
+// WebhookWithSecret A webhook and its signing secret, shown this once.
+type WebhookWithSecret struct {
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Description A note for people.
+	Description string `json:"description"`
+
+	// DisabledAt When Sendwerk disabled it.
+	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at"`
+
+	// DisabledReason Why Sendwerk disabled it (empty when it did not).
+	DisabledReason string `json:"disabled_reason"`
+
+	// Enabled Whether events are sent.
+	Enabled bool `json:"enabled"`
+
+	// EventTypes The event types sent; empty means every type.
+	EventTypes []EventType `json:"event_types"`
+
+	// FailingSince The first failed attempt since the last success; `null` when the last attempt succeeded.
+	FailingSince nullable.Nullable[time.Time] `json:"failing_since"`
+
+	// Id The webhook's id.
+	//
+	// Example: whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// PreviousSecretExpiresAt After a rotation, until when the previous secret still signs beside the new one.
+	PreviousSecretExpiresAt nullable.Nullable[time.Time] `json:"previous_secret_expires_at"`
+
+	// Secret The signing secret (`whsec_` and base64): verify deliveries with it.
+	//
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	Secret string `json:"secret"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Url The endpoint.
+	//
+	// Example: https://app.example.com/hooks/sendwerk
+	Url string `json:"url"`
+}
+
 // ConnectorID Example: con_06h08583y1r596y07grz39yhqm
 type ConnectorID = string
 
@@ -2524,6 +4033,9 @@ type MessageID = string
 
 // TenantID Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 type TenantID = string
+
+// WebhookID Example: whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+type WebhookID = string
 
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
@@ -2630,6 +4142,27 @@ type GetDomainRecordsParams struct {
 // GetDomainRecordsParamsFormat defines parameters for GetDomainRecords.
 type GetDomainRecordsParamsFormat string
 
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// Cursor The `next_cursor` of the previous read; omitted, the oldest kept event.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Type Only these types (repeat the parameter for several).
+	Type *[]EventType `form:"type,omitempty" json:"type,omitempty"`
+
+	// ResourceId Only events about this message, domain, connector or webhook (a connector's id also matches its messages' events).
+	ResourceId *string `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
+	// CreatedAfter Only events at or after this time.
+	CreatedAfter *time.Time `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only events before this time.
+	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
+}
+
 // ListMessagesParams defines parameters for ListMessages.
 type ListMessagesParams struct {
 	// Limit Page size.
@@ -2702,6 +4235,27 @@ type ListTenantApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListWebhooksParams defines parameters for ListWebhooks.
+type ListWebhooksParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only deliveries in this status.
+	Status *WebhookDeliveryStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = ApiKeyCreate
 
@@ -2740,6 +4294,15 @@ type UpdateTenantJSONRequestBody = TenantUpdate
 
 // CreateTenantApiKeyJSONRequestBody defines body for CreateTenantApiKey for application/json ContentType.
 type CreateTenantApiKeyJSONRequestBody = ApiKeyCreate
+
+// CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
+type CreateWebhookJSONRequestBody = WebhookCreate
+
+// UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
+type UpdateWebhookJSONRequestBody = WebhookUpdate
+
+// RotateWebhookSecretJSONRequestBody defines body for RotateWebhookSecret for application/json ContentType.
+type RotateWebhookSecretJSONRequestBody = WebhookRotateSecret
 
 // AsEmailAddress0 returns the union data inside the EmailAddress as a EmailAddress0
 func (t EmailAddress) AsEmailAddress0() (EmailAddress0, error) {
@@ -2799,6 +4362,719 @@ func (t EmailAddress) MarshalJSON() ([]byte, error) {
 }
 
 func (t *EmailAddress) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsMessageQueuedEvent returns the union data inside the Event as a MessageQueuedEvent
+func (t Event) AsMessageQueuedEvent() (MessageQueuedEvent, error) {
+	var body MessageQueuedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageQueuedEvent overwrites any union data inside the Event as the provided MessageQueuedEvent
+func (t *Event) FromMessageQueuedEvent(v MessageQueuedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.queued"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageQueuedEvent performs a merge with any union data inside the Event, using the provided MessageQueuedEvent
+func (t *Event) MergeMessageQueuedEvent(v MessageQueuedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.queued"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageDeferredEvent returns the union data inside the Event as a MessageDeferredEvent
+func (t Event) AsMessageDeferredEvent() (MessageDeferredEvent, error) {
+	var body MessageDeferredEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageDeferredEvent overwrites any union data inside the Event as the provided MessageDeferredEvent
+func (t *Event) FromMessageDeferredEvent(v MessageDeferredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.deferred"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageDeferredEvent performs a merge with any union data inside the Event, using the provided MessageDeferredEvent
+func (t *Event) MergeMessageDeferredEvent(v MessageDeferredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.deferred"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageDeliveredEvent returns the union data inside the Event as a MessageDeliveredEvent
+func (t Event) AsMessageDeliveredEvent() (MessageDeliveredEvent, error) {
+	var body MessageDeliveredEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageDeliveredEvent overwrites any union data inside the Event as the provided MessageDeliveredEvent
+func (t *Event) FromMessageDeliveredEvent(v MessageDeliveredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.delivered"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageDeliveredEvent performs a merge with any union data inside the Event, using the provided MessageDeliveredEvent
+func (t *Event) MergeMessageDeliveredEvent(v MessageDeliveredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.delivered"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageFailedEvent returns the union data inside the Event as a MessageFailedEvent
+func (t Event) AsMessageFailedEvent() (MessageFailedEvent, error) {
+	var body MessageFailedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageFailedEvent overwrites any union data inside the Event as the provided MessageFailedEvent
+func (t *Event) FromMessageFailedEvent(v MessageFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.failed"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageFailedEvent performs a merge with any union data inside the Event, using the provided MessageFailedEvent
+func (t *Event) MergeMessageFailedEvent(v MessageFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.failed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageCancelledEvent returns the union data inside the Event as a MessageCancelledEvent
+func (t Event) AsMessageCancelledEvent() (MessageCancelledEvent, error) {
+	var body MessageCancelledEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageCancelledEvent overwrites any union data inside the Event as the provided MessageCancelledEvent
+func (t *Event) FromMessageCancelledEvent(v MessageCancelledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.cancelled"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageCancelledEvent performs a merge with any union data inside the Event, using the provided MessageCancelledEvent
+func (t *Event) MergeMessageCancelledEvent(v MessageCancelledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.cancelled"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageBouncedEvent returns the union data inside the Event as a MessageBouncedEvent
+func (t Event) AsMessageBouncedEvent() (MessageBouncedEvent, error) {
+	var body MessageBouncedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageBouncedEvent overwrites any union data inside the Event as the provided MessageBouncedEvent
+func (t *Event) FromMessageBouncedEvent(v MessageBouncedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.bounced"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageBouncedEvent performs a merge with any union data inside the Event, using the provided MessageBouncedEvent
+func (t *Event) MergeMessageBouncedEvent(v MessageBouncedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.bounced"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageComplainedEvent returns the union data inside the Event as a MessageComplainedEvent
+func (t Event) AsMessageComplainedEvent() (MessageComplainedEvent, error) {
+	var body MessageComplainedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageComplainedEvent overwrites any union data inside the Event as the provided MessageComplainedEvent
+func (t *Event) FromMessageComplainedEvent(v MessageComplainedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.complained"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageComplainedEvent performs a merge with any union data inside the Event, using the provided MessageComplainedEvent
+func (t *Event) MergeMessageComplainedEvent(v MessageComplainedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.complained"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageSuppressedEvent returns the union data inside the Event as a MessageSuppressedEvent
+func (t Event) AsMessageSuppressedEvent() (MessageSuppressedEvent, error) {
+	var body MessageSuppressedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageSuppressedEvent overwrites any union data inside the Event as the provided MessageSuppressedEvent
+func (t *Event) FromMessageSuppressedEvent(v MessageSuppressedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.suppressed"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageSuppressedEvent performs a merge with any union data inside the Event, using the provided MessageSuppressedEvent
+func (t *Event) MergeMessageSuppressedEvent(v MessageSuppressedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.suppressed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainVerifiedEvent returns the union data inside the Event as a DomainVerifiedEvent
+func (t Event) AsDomainVerifiedEvent() (DomainVerifiedEvent, error) {
+	var body DomainVerifiedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainVerifiedEvent overwrites any union data inside the Event as the provided DomainVerifiedEvent
+func (t *Event) FromDomainVerifiedEvent(v DomainVerifiedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.verified"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainVerifiedEvent performs a merge with any union data inside the Event, using the provided DomainVerifiedEvent
+func (t *Event) MergeDomainVerifiedEvent(v DomainVerifiedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.verified"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainAtRiskEvent returns the union data inside the Event as a DomainAtRiskEvent
+func (t Event) AsDomainAtRiskEvent() (DomainAtRiskEvent, error) {
+	var body DomainAtRiskEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainAtRiskEvent overwrites any union data inside the Event as the provided DomainAtRiskEvent
+func (t *Event) FromDomainAtRiskEvent(v DomainAtRiskEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.at_risk"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainAtRiskEvent performs a merge with any union data inside the Event, using the provided DomainAtRiskEvent
+func (t *Event) MergeDomainAtRiskEvent(v DomainAtRiskEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.at_risk"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainRevokedEvent returns the union data inside the Event as a DomainRevokedEvent
+func (t Event) AsDomainRevokedEvent() (DomainRevokedEvent, error) {
+	var body DomainRevokedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainRevokedEvent overwrites any union data inside the Event as the provided DomainRevokedEvent
+func (t *Event) FromDomainRevokedEvent(v DomainRevokedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.revoked"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainRevokedEvent performs a merge with any union data inside the Event, using the provided DomainRevokedEvent
+func (t *Event) MergeDomainRevokedEvent(v DomainRevokedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.revoked"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainRestoredEvent returns the union data inside the Event as a DomainRestoredEvent
+func (t Event) AsDomainRestoredEvent() (DomainRestoredEvent, error) {
+	var body DomainRestoredEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainRestoredEvent overwrites any union data inside the Event as the provided DomainRestoredEvent
+func (t *Event) FromDomainRestoredEvent(v DomainRestoredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.restored"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainRestoredEvent performs a merge with any union data inside the Event, using the provided DomainRestoredEvent
+func (t *Event) MergeDomainRestoredEvent(v DomainRestoredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.restored"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsConnectorPausedEvent returns the union data inside the Event as a ConnectorPausedEvent
+func (t Event) AsConnectorPausedEvent() (ConnectorPausedEvent, error) {
+	var body ConnectorPausedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConnectorPausedEvent overwrites any union data inside the Event as the provided ConnectorPausedEvent
+func (t *Event) FromConnectorPausedEvent(v ConnectorPausedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.paused"}`))
+	t.union = b
+	return err
+}
+
+// MergeConnectorPausedEvent performs a merge with any union data inside the Event, using the provided ConnectorPausedEvent
+func (t *Event) MergeConnectorPausedEvent(v ConnectorPausedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.paused"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsConnectorResumedEvent returns the union data inside the Event as a ConnectorResumedEvent
+func (t Event) AsConnectorResumedEvent() (ConnectorResumedEvent, error) {
+	var body ConnectorResumedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConnectorResumedEvent overwrites any union data inside the Event as the provided ConnectorResumedEvent
+func (t *Event) FromConnectorResumedEvent(v ConnectorResumedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.resumed"}`))
+	t.union = b
+	return err
+}
+
+// MergeConnectorResumedEvent performs a merge with any union data inside the Event, using the provided ConnectorResumedEvent
+func (t *Event) MergeConnectorResumedEvent(v ConnectorResumedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.resumed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsConnectorTestFailedEvent returns the union data inside the Event as a ConnectorTestFailedEvent
+func (t Event) AsConnectorTestFailedEvent() (ConnectorTestFailedEvent, error) {
+	var body ConnectorTestFailedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConnectorTestFailedEvent overwrites any union data inside the Event as the provided ConnectorTestFailedEvent
+func (t *Event) FromConnectorTestFailedEvent(v ConnectorTestFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.test_failed"}`))
+	t.union = b
+	return err
+}
+
+// MergeConnectorTestFailedEvent performs a merge with any union data inside the Event, using the provided ConnectorTestFailedEvent
+func (t *Event) MergeConnectorTestFailedEvent(v ConnectorTestFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.test_failed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsQuotaThresholdEvent returns the union data inside the Event as a QuotaThresholdEvent
+func (t Event) AsQuotaThresholdEvent() (QuotaThresholdEvent, error) {
+	var body QuotaThresholdEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQuotaThresholdEvent overwrites any union data inside the Event as the provided QuotaThresholdEvent
+func (t *Event) FromQuotaThresholdEvent(v QuotaThresholdEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"quota.threshold"}`))
+	t.union = b
+	return err
+}
+
+// MergeQuotaThresholdEvent performs a merge with any union data inside the Event, using the provided QuotaThresholdEvent
+func (t *Event) MergeQuotaThresholdEvent(v QuotaThresholdEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"quota.threshold"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookDisabledEvent returns the union data inside the Event as a WebhookDisabledEvent
+func (t Event) AsWebhookDisabledEvent() (WebhookDisabledEvent, error) {
+	var body WebhookDisabledEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookDisabledEvent overwrites any union data inside the Event as the provided WebhookDisabledEvent
+func (t *Event) FromWebhookDisabledEvent(v WebhookDisabledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.disabled"}`))
+	t.union = b
+	return err
+}
+
+// MergeWebhookDisabledEvent performs a merge with any union data inside the Event, using the provided WebhookDisabledEvent
+func (t *Event) MergeWebhookDisabledEvent(v WebhookDisabledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.disabled"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookTestEvent returns the union data inside the Event as a WebhookTestEvent
+func (t Event) AsWebhookTestEvent() (WebhookTestEvent, error) {
+	var body WebhookTestEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookTestEvent overwrites any union data inside the Event as the provided WebhookTestEvent
+func (t *Event) FromWebhookTestEvent(v WebhookTestEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.test"}`))
+	t.union = b
+	return err
+}
+
+// MergeWebhookTestEvent performs a merge with any union data inside the Event, using the provided WebhookTestEvent
+func (t *Event) MergeWebhookTestEvent(v WebhookTestEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.test"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsPlatformChangedEvent returns the union data inside the Event as a PlatformChangedEvent
+func (t Event) AsPlatformChangedEvent() (PlatformChangedEvent, error) {
+	var body PlatformChangedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromPlatformChangedEvent overwrites any union data inside the Event as the provided PlatformChangedEvent
+func (t *Event) FromPlatformChangedEvent(v PlatformChangedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"platform.changed"}`))
+	t.union = b
+	return err
+}
+
+// MergePlatformChangedEvent performs a merge with any union data inside the Event, using the provided PlatformChangedEvent
+func (t *Event) MergePlatformChangedEvent(v PlatformChangedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"platform.changed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Event) Discriminator() (string, error) {
+	var discriminator struct {
+		Discriminator string `json:"type"`
+	}
+	err := json.Unmarshal(t.union, &discriminator)
+	return discriminator.Discriminator, err
+}
+
+func (t Event) ValueByDiscriminator() (interface{}, error) {
+	discriminator, err := t.Discriminator()
+	if err != nil {
+		return nil, err
+	}
+	switch discriminator {
+	case "connector.paused":
+		return t.AsConnectorPausedEvent()
+	case "connector.resumed":
+		return t.AsConnectorResumedEvent()
+	case "connector.test_failed":
+		return t.AsConnectorTestFailedEvent()
+	case "domain.at_risk":
+		return t.AsDomainAtRiskEvent()
+	case "domain.restored":
+		return t.AsDomainRestoredEvent()
+	case "domain.revoked":
+		return t.AsDomainRevokedEvent()
+	case "domain.verified":
+		return t.AsDomainVerifiedEvent()
+	case "message.bounced":
+		return t.AsMessageBouncedEvent()
+	case "message.cancelled":
+		return t.AsMessageCancelledEvent()
+	case "message.complained":
+		return t.AsMessageComplainedEvent()
+	case "message.deferred":
+		return t.AsMessageDeferredEvent()
+	case "message.delivered":
+		return t.AsMessageDeliveredEvent()
+	case "message.failed":
+		return t.AsMessageFailedEvent()
+	case "message.queued":
+		return t.AsMessageQueuedEvent()
+	case "message.suppressed":
+		return t.AsMessageSuppressedEvent()
+	case "platform.changed":
+		return t.AsPlatformChangedEvent()
+	case "quota.threshold":
+		return t.AsQuotaThresholdEvent()
+	case "webhook.disabled":
+		return t.AsWebhookDisabledEvent()
+	case "webhook.test":
+		return t.AsWebhookTestEvent()
+	default:
+		return nil, errors.New("unknown discriminator value: " + discriminator)
+	}
+}
+
+func (t Event) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Event) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -2883,6 +5159,9 @@ type ServerInterface interface {
 	// GetDomainRecords Records to publish
 	// (GET /v1/domains/{domain_id}/records)
 	GetDomainRecords(ctx echo.Context, domainId DomainID, params GetDomainRecordsParams) error
+	// ListEvents Read the event stream
+	// (GET /v1/events)
+	ListEvents(ctx echo.Context, params ListEventsParams) error
 	// GetMe Describe the calling API key
 	// (GET /v1/me)
 	GetMe(ctx echo.Context) error
@@ -2901,6 +5180,9 @@ type ServerInterface interface {
 	// CancelMessage Cancel a message
 	// (POST /v1/messages/{message_id}/cancel)
 	CancelMessage(ctx echo.Context, messageId MessageID) error
+	// GetPlatform Platform facts
+	// (GET /v1/platform)
+	GetPlatform(ctx echo.Context) error
 	// ListSuppressions List suppressed addresses
 	// (GET /v1/suppressions)
 	ListSuppressions(ctx echo.Context, params ListSuppressionsParams) error
@@ -2940,6 +5222,33 @@ type ServerInterface interface {
 	// GetUsage Usage against limits and quotas
 	// (GET /v1/usage)
 	GetUsage(ctx echo.Context) error
+	// ListWebhooks List webhooks
+	// (GET /v1/webhooks)
+	ListWebhooks(ctx echo.Context, params ListWebhooksParams) error
+	// CreateWebhook Add a webhook
+	// (POST /v1/webhooks)
+	CreateWebhook(ctx echo.Context) error
+	// DeleteWebhook Delete a webhook
+	// (DELETE /v1/webhooks/{webhook_id})
+	DeleteWebhook(ctx echo.Context, webhookId WebhookID) error
+	// GetWebhook Get a webhook
+	// (GET /v1/webhooks/{webhook_id})
+	GetWebhook(ctx echo.Context, webhookId WebhookID) error
+	// UpdateWebhook Change a webhook
+	// (PATCH /v1/webhooks/{webhook_id})
+	UpdateWebhook(ctx echo.Context, webhookId WebhookID) error
+	// ListWebhookDeliveries Delivery log
+	// (GET /v1/webhooks/{webhook_id}/deliveries)
+	ListWebhookDeliveries(ctx echo.Context, webhookId WebhookID, params ListWebhookDeliveriesParams) error
+	// RedeliverWebhookDelivery Send a delivery again
+	// (POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver)
+	RedeliverWebhookDelivery(ctx echo.Context, webhookId WebhookID, deliveryId string) error
+	// RotateWebhookSecret Rotate the signing secret
+	// (POST /v1/webhooks/{webhook_id}/rotate-secret)
+	RotateWebhookSecret(ctx echo.Context, webhookId WebhookID) error
+	// TestWebhook Send a test event
+	// (POST /v1/webhooks/{webhook_id}/test)
+	TestWebhook(ctx echo.Context, webhookId WebhookID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3429,6 +5738,59 @@ func (w *ServerInterfaceWrapper) GetDomainRecords(ctx echo.Context) error {
 	return err
 }
 
+// ListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListEventsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", ctx.QueryParams(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_after", ctx.QueryParams(), &params.CreatedAfter, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_after: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_before", ctx.QueryParams(), &params.CreatedBefore, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_before: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListEvents(ctx, params)
+	return err
+}
+
 // GetMe converts echo context to params.
 func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 	var err error
@@ -3592,6 +5954,15 @@ func (w *ServerInterfaceWrapper) CancelMessage(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CancelMessage(ctx, messageId)
+	return err
+}
+
+// GetPlatform converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPlatform(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPlatform(ctx)
 	return err
 }
 
@@ -3838,6 +6209,183 @@ func (w *ServerInterfaceWrapper) GetUsage(ctx echo.Context) error {
 	return err
 }
 
+// ListWebhooks converts echo context to params.
+func (w *ServerInterfaceWrapper) ListWebhooks(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhooksParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListWebhooks(ctx, params)
+	return err
+}
+
+// CreateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateWebhook(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateWebhook(ctx)
+	return err
+}
+
+// DeleteWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteWebhook(ctx, webhookId)
+	return err
+}
+
+// GetWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) GetWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetWebhook(ctx, webhookId)
+	return err
+}
+
+// UpdateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateWebhook(ctx, webhookId)
+	return err
+}
+
+// ListWebhookDeliveries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListWebhookDeliveries(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookDeliveriesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListWebhookDeliveries(ctx, webhookId, params)
+	return err
+}
+
+// RedeliverWebhookDelivery converts echo context to params.
+func (w *ServerInterfaceWrapper) RedeliverWebhookDelivery(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// ------------- Path parameter "delivery_id" -------------
+	var deliveryId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "delivery_id", ctx.Param("delivery_id"), &deliveryId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter delivery_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RedeliverWebhookDelivery(ctx, webhookId, deliveryId)
+	return err
+}
+
+// RotateWebhookSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateWebhookSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateWebhookSecret(ctx, webhookId)
+	return err
+}
+
+// TestWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) TestWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TestWebhook(ctx, webhookId)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -3925,6 +6473,17 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/messages/:message_id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
 	router.POST(options.BaseURL+"/v1/messages/:message_id/cancel", wrapper.CancelMessage, options.OperationMiddlewares["cancelMessage"]...)
 	router.GET(options.BaseURL+"/v1/usage", wrapper.GetUsage, options.OperationMiddlewares["getUsage"]...)
+	router.GET(options.BaseURL+"/v1/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
+	router.GET(options.BaseURL+"/v1/webhooks", wrapper.ListWebhooks, options.OperationMiddlewares["listWebhooks"]...)
+	router.POST(options.BaseURL+"/v1/webhooks", wrapper.CreateWebhook, options.OperationMiddlewares["createWebhook"]...)
+	router.DELETE(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
+	router.PATCH(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/rotate-secret", wrapper.RotateWebhookSecret, options.OperationMiddlewares["rotateWebhookSecret"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/test", wrapper.TestWebhook, options.OperationMiddlewares["testWebhook"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.RedeliverWebhookDelivery, options.OperationMiddlewares["redeliverWebhookDelivery"]...)
+	router.GET(options.BaseURL+"/v1/platform", wrapper.GetPlatform, options.OperationMiddlewares["getPlatform"]...)
 	router.GET(options.BaseURL+"/v1/suppressions", wrapper.ListSuppressions, options.OperationMiddlewares["listSuppressions"]...)
 	router.POST(options.BaseURL+"/v1/suppressions", wrapper.CreateSuppression, options.OperationMiddlewares["createSuppression"]...)
 	router.DELETE(options.BaseURL+"/v1/suppressions/:address", wrapper.DeleteSuppression, options.OperationMiddlewares["deleteSuppression"]...)
@@ -5956,6 +8515,92 @@ func (response GetDomainRecords404ApplicationProblemPlusJSONResponse) VisitGetDo
 	return err
 }
 
+type ListEventsRequestObject struct {
+	Params ListEventsParams
+}
+
+type ListEventsResponseObject interface {
+	VisitListEventsResponse(w http.ResponseWriter) error
+}
+
+type ListEvents200JSONResponse EventPage
+
+func (response ListEvents200JSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents400ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents401ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents403ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents422ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMeRequestObject struct {
 }
 
@@ -6529,6 +9174,43 @@ func (response CancelMessage409ApplicationProblemPlusJSONResponse) VisitCancelMe
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPlatformRequestObject struct {
+}
+
+type GetPlatformResponseObject interface {
+	VisitGetPlatformResponse(w http.ResponseWriter) error
+}
+
+type GetPlatform200JSONResponse Platform
+
+func (response GetPlatform200JSONResponse) VisitGetPlatformResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPlatform401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetPlatform401ApplicationProblemPlusJSONResponse) VisitGetPlatformResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7402,6 +10084,730 @@ func (response GetUsage403ApplicationProblemPlusJSONResponse) VisitGetUsageRespo
 	return err
 }
 
+type ListWebhooksRequestObject struct {
+	Params ListWebhooksParams
+}
+
+type ListWebhooksResponseObject interface {
+	VisitListWebhooksResponse(w http.ResponseWriter) error
+}
+
+type ListWebhooks200JSONResponse WebhookList
+
+func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks400ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks401ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks403ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookRequestObject struct {
+	Body *CreateWebhookJSONRequestBody
+}
+
+type CreateWebhookResponseObject interface {
+	VisitCreateWebhookResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhook201JSONResponse WebhookWithSecret
+
+func (response CreateWebhook201JSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook400ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook401ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook403ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook422ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+}
+
+type DeleteWebhookResponseObject interface {
+	VisitDeleteWebhookResponse(w http.ResponseWriter) error
+}
+
+type DeleteWebhook204Response struct {
+}
+
+func (response DeleteWebhook204Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook401ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook403ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook404ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+}
+
+type GetWebhookResponseObject interface {
+	VisitGetWebhookResponse(w http.ResponseWriter) error
+}
+
+type GetWebhook200JSONResponse Webhook
+
+func (response GetWebhook200JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook401ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook403ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook404ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Body      *UpdateWebhookJSONRequestBody
+}
+
+type UpdateWebhookResponseObject interface {
+	VisitUpdateWebhookResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhook200JSONResponse Webhook
+
+func (response UpdateWebhook200JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook400ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook401ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook403ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook404ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook422ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Params    ListWebhookDeliveriesParams
+}
+
+type ListWebhookDeliveriesResponseObject interface {
+	VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookDeliveries200JSONResponse WebhookDeliveryList
+
+func (response ListWebhookDeliveries200JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries400ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries401ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries403ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries404ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhookDeliveryRequestObject struct {
+	WebhookId  WebhookID `json:"webhook_id"`
+	DeliveryId string    `json:"delivery_id"`
+}
+
+type RedeliverWebhookDeliveryResponseObject interface {
+	VisitRedeliverWebhookDeliveryResponse(w http.ResponseWriter) error
+}
+
+type RedeliverWebhookDelivery202JSONResponse WebhookDelivery
+
+func (response RedeliverWebhookDelivery202JSONResponse) VisitRedeliverWebhookDeliveryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhookDelivery401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhookDelivery401ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookDeliveryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhookDelivery403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhookDelivery403ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookDeliveryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhookDelivery404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhookDelivery404ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookDeliveryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecretRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Body      *RotateWebhookSecretJSONRequestBody
+}
+
+type RotateWebhookSecretResponseObject interface {
+	VisitRotateWebhookSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateWebhookSecret200JSONResponse WebhookWithSecret
+
+func (response RotateWebhookSecret200JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateWebhookSecret400ApplicationProblemPlusJSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateWebhookSecret401ApplicationProblemPlusJSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RotateWebhookSecret403ApplicationProblemPlusJSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateWebhookSecret404ApplicationProblemPlusJSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateWebhookSecret422ApplicationProblemPlusJSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+}
+
+type TestWebhookResponseObject interface {
+	VisitTestWebhookResponse(w http.ResponseWriter) error
+}
+
+type TestWebhook200JSONResponse WebhookAttempt
+
+func (response TestWebhook200JSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook401ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook403ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook404ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetHealth Liveness probe
@@ -7482,6 +10888,9 @@ type StrictServerInterface interface {
 	// GetDomainRecords Records to publish
 	// (GET /v1/domains/{domain_id}/records)
 	GetDomainRecords(ctx context.Context, request GetDomainRecordsRequestObject) (GetDomainRecordsResponseObject, error)
+	// ListEvents Read the event stream
+	// (GET /v1/events)
+	ListEvents(ctx context.Context, request ListEventsRequestObject) (ListEventsResponseObject, error)
 	// GetMe Describe the calling API key
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
@@ -7500,6 +10909,9 @@ type StrictServerInterface interface {
 	// CancelMessage Cancel a message
 	// (POST /v1/messages/{message_id}/cancel)
 	CancelMessage(ctx context.Context, request CancelMessageRequestObject) (CancelMessageResponseObject, error)
+	// GetPlatform Platform facts
+	// (GET /v1/platform)
+	GetPlatform(ctx context.Context, request GetPlatformRequestObject) (GetPlatformResponseObject, error)
 	// ListSuppressions List suppressed addresses
 	// (GET /v1/suppressions)
 	ListSuppressions(ctx context.Context, request ListSuppressionsRequestObject) (ListSuppressionsResponseObject, error)
@@ -7539,6 +10951,33 @@ type StrictServerInterface interface {
 	// GetUsage Usage against limits and quotas
 	// (GET /v1/usage)
 	GetUsage(ctx context.Context, request GetUsageRequestObject) (GetUsageResponseObject, error)
+	// ListWebhooks List webhooks
+	// (GET /v1/webhooks)
+	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
+	// CreateWebhook Add a webhook
+	// (POST /v1/webhooks)
+	CreateWebhook(ctx context.Context, request CreateWebhookRequestObject) (CreateWebhookResponseObject, error)
+	// DeleteWebhook Delete a webhook
+	// (DELETE /v1/webhooks/{webhook_id})
+	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
+	// GetWebhook Get a webhook
+	// (GET /v1/webhooks/{webhook_id})
+	GetWebhook(ctx context.Context, request GetWebhookRequestObject) (GetWebhookResponseObject, error)
+	// UpdateWebhook Change a webhook
+	// (PATCH /v1/webhooks/{webhook_id})
+	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// ListWebhookDeliveries Delivery log
+	// (GET /v1/webhooks/{webhook_id}/deliveries)
+	ListWebhookDeliveries(ctx context.Context, request ListWebhookDeliveriesRequestObject) (ListWebhookDeliveriesResponseObject, error)
+	// RedeliverWebhookDelivery Send a delivery again
+	// (POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver)
+	RedeliverWebhookDelivery(ctx context.Context, request RedeliverWebhookDeliveryRequestObject) (RedeliverWebhookDeliveryResponseObject, error)
+	// RotateWebhookSecret Rotate the signing secret
+	// (POST /v1/webhooks/{webhook_id}/rotate-secret)
+	RotateWebhookSecret(ctx context.Context, request RotateWebhookSecretRequestObject) (RotateWebhookSecretResponseObject, error)
+	// TestWebhook Send a test event
+	// (POST /v1/webhooks/{webhook_id}/test)
+	TestWebhook(ctx context.Context, request TestWebhookRequestObject) (TestWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -8360,6 +11799,31 @@ func (sh *strictHandler) GetDomainRecords(ctx echo.Context, domainId DomainID, p
 	return nil
 }
 
+// ListEvents operation middleware
+func (sh *strictHandler) ListEvents(ctx echo.Context, params ListEventsParams) error {
+	var request ListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListEvents(ctx.Request().Context(), request.(ListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListEventsResponseObject); ok {
+		return validResponse.VisitListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetMe operation middleware
 func (sh *strictHandler) GetMe(ctx echo.Context) error {
 	var request GetMeRequestObject
@@ -8548,6 +12012,29 @@ func (sh *strictHandler) CancelMessage(ctx echo.Context, messageId MessageID) er
 		return err
 	} else if validResponse, ok := response.(CancelMessageResponseObject); ok {
 		return validResponse.VisitCancelMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPlatform operation middleware
+func (sh *strictHandler) GetPlatform(ctx echo.Context) error {
+	var request GetPlatformRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPlatform(ctx.Request().Context(), request.(GetPlatformRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPlatform")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPlatformResponseObject); ok {
+		return validResponse.VisitGetPlatformResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8961,6 +12448,303 @@ func (sh *strictHandler) GetUsage(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetUsageResponseObject); ok {
 		return validResponse.VisitGetUsageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListWebhooks operation middleware
+func (sh *strictHandler) ListWebhooks(ctx echo.Context, params ListWebhooksParams) error {
+	var request ListWebhooksRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhooks(ctx.Request().Context(), request.(ListWebhooksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhooks")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListWebhooksResponseObject); ok {
+		return validResponse.VisitListWebhooksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateWebhook operation middleware
+func (sh *strictHandler) CreateWebhook(ctx echo.Context) error {
+	var request CreateWebhookRequestObject
+
+	var body CreateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhook(ctx.Request().Context(), request.(CreateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateWebhookResponseObject); ok {
+		return validResponse.VisitCreateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteWebhook operation middleware
+func (sh *strictHandler) DeleteWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request DeleteWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteWebhook(ctx.Request().Context(), request.(DeleteWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteWebhookResponseObject); ok {
+		return validResponse.VisitDeleteWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetWebhook operation middleware
+func (sh *strictHandler) GetWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request GetWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWebhook(ctx.Request().Context(), request.(GetWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetWebhookResponseObject); ok {
+		return validResponse.VisitGetWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateWebhook operation middleware
+func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request UpdateWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	var body UpdateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhook(ctx.Request().Context(), request.(UpdateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateWebhookResponseObject); ok {
+		return validResponse.VisitUpdateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListWebhookDeliveries operation middleware
+func (sh *strictHandler) ListWebhookDeliveries(ctx echo.Context, webhookId WebhookID, params ListWebhookDeliveriesParams) error {
+	var request ListWebhookDeliveriesRequestObject
+
+	request.WebhookId = webhookId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookDeliveries(ctx.Request().Context(), request.(ListWebhookDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookDeliveries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListWebhookDeliveriesResponseObject); ok {
+		return validResponse.VisitListWebhookDeliveriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RedeliverWebhookDelivery operation middleware
+func (sh *strictHandler) RedeliverWebhookDelivery(ctx echo.Context, webhookId WebhookID, deliveryId string) error {
+	var request RedeliverWebhookDeliveryRequestObject
+
+	request.WebhookId = webhookId
+	request.DeliveryId = deliveryId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RedeliverWebhookDelivery(ctx.Request().Context(), request.(RedeliverWebhookDeliveryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RedeliverWebhookDelivery")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RedeliverWebhookDeliveryResponseObject); ok {
+		return validResponse.VisitRedeliverWebhookDeliveryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateWebhookSecret operation middleware
+func (sh *strictHandler) RotateWebhookSecret(ctx echo.Context, webhookId WebhookID) error {
+	var request RotateWebhookSecretRequestObject
+
+	request.WebhookId = webhookId
+
+	var body RotateWebhookSecretJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateWebhookSecret(ctx.Request().Context(), request.(RotateWebhookSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateWebhookSecret")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateWebhookSecretResponseObject); ok {
+		return validResponse.VisitRotateWebhookSecretResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TestWebhook operation middleware
+func (sh *strictHandler) TestWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request TestWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TestWebhook(ctx.Request().Context(), request.(TestWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TestWebhookResponseObject); ok {
+		return validResponse.VisitTestWebhookResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

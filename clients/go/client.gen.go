@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -480,6 +481,75 @@ func (e DomainStatus) Valid() bool {
 	}
 }
 
+// Defines values for EventType.
+const (
+	EventTypeConnectorPaused     EventType = "connector.paused"
+	EventTypeConnectorResumed    EventType = "connector.resumed"
+	EventTypeConnectorTestFailed EventType = "connector.test_failed"
+	EventTypeDomainAtRisk        EventType = "domain.at_risk"
+	EventTypeDomainRestored      EventType = "domain.restored"
+	EventTypeDomainRevoked       EventType = "domain.revoked"
+	EventTypeDomainVerified      EventType = "domain.verified"
+	EventTypeMessageBounced      EventType = "message.bounced"
+	EventTypeMessageCancelled    EventType = "message.cancelled"
+	EventTypeMessageComplained   EventType = "message.complained"
+	EventTypeMessageDeferred     EventType = "message.deferred"
+	EventTypeMessageDelivered    EventType = "message.delivered"
+	EventTypeMessageFailed       EventType = "message.failed"
+	EventTypeMessageQueued       EventType = "message.queued"
+	EventTypeMessageSuppressed   EventType = "message.suppressed"
+	EventTypePlatformChanged     EventType = "platform.changed"
+	EventTypeQuotaThreshold      EventType = "quota.threshold"
+	EventTypeWebhookDisabled     EventType = "webhook.disabled"
+	EventTypeWebhookTest         EventType = "webhook.test"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeConnectorPaused:
+		return true
+	case EventTypeConnectorResumed:
+		return true
+	case EventTypeConnectorTestFailed:
+		return true
+	case EventTypeDomainAtRisk:
+		return true
+	case EventTypeDomainRestored:
+		return true
+	case EventTypeDomainRevoked:
+		return true
+	case EventTypeDomainVerified:
+		return true
+	case EventTypeMessageBounced:
+		return true
+	case EventTypeMessageCancelled:
+		return true
+	case EventTypeMessageComplained:
+		return true
+	case EventTypeMessageDeferred:
+		return true
+	case EventTypeMessageDelivered:
+		return true
+	case EventTypeMessageFailed:
+		return true
+	case EventTypeMessageQueued:
+		return true
+	case EventTypeMessageSuppressed:
+		return true
+	case EventTypePlatformChanged:
+		return true
+	case EventTypeQuotaThreshold:
+		return true
+	case EventTypeWebhookDisabled:
+		return true
+	case EventTypeWebhookTest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MessageSource.
 const (
 	MessageSourceApi  MessageSource = "api"
@@ -525,6 +595,78 @@ func (e MessageStatus) Valid() bool {
 	case MessageStatusQueued:
 		return true
 	case MessageStatusSending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PlatformRelayHostSecurity.
+const (
+	PlatformRelayHostSecurityStarttls PlatformRelayHostSecurity = "starttls"
+	PlatformRelayHostSecurityTls      PlatformRelayHostSecurity = "tls"
+)
+
+// Valid indicates whether the value is a known member of the PlatformRelayHostSecurity enum.
+func (e PlatformRelayHostSecurity) Valid() bool {
+	switch e {
+	case PlatformRelayHostSecurityStarttls:
+		return true
+	case PlatformRelayHostSecurityTls:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaThresholdDataPeriod.
+const (
+	QuotaThresholdDataPeriodMonth QuotaThresholdDataPeriod = "month"
+)
+
+// Valid indicates whether the value is a known member of the QuotaThresholdDataPeriod enum.
+func (e QuotaThresholdDataPeriod) Valid() bool {
+	switch e {
+	case QuotaThresholdDataPeriodMonth:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaThresholdDataScope.
+const (
+	QuotaThresholdDataScopeConnector QuotaThresholdDataScope = "connector"
+	QuotaThresholdDataScopeTenant    QuotaThresholdDataScope = "tenant"
+)
+
+// Valid indicates whether the value is a known member of the QuotaThresholdDataScope enum.
+func (e QuotaThresholdDataScope) Valid() bool {
+	switch e {
+	case QuotaThresholdDataScopeConnector:
+		return true
+	case QuotaThresholdDataScopeTenant:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaThresholdDataThresholdPercent.
+const (
+	QuotaThresholdDataThresholdPercentN100 QuotaThresholdDataThresholdPercent = 100
+	QuotaThresholdDataThresholdPercentN80  QuotaThresholdDataThresholdPercent = 80
+	QuotaThresholdDataThresholdPercentN90  QuotaThresholdDataThresholdPercent = 90
+)
+
+// Valid indicates whether the value is a known member of the QuotaThresholdDataThresholdPercent enum.
+func (e QuotaThresholdDataThresholdPercent) Valid() bool {
+	switch e {
+	case QuotaThresholdDataThresholdPercentN100:
+		return true
+	case QuotaThresholdDataThresholdPercentN80:
+		return true
+	case QuotaThresholdDataThresholdPercentN90:
 		return true
 	default:
 		return false
@@ -708,6 +850,27 @@ func (e SuppressionReason) Valid() bool {
 	case SuppressionReasonManual:
 		return true
 	case SuppressionReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryStatus.
+const (
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryStatusSucceeded WebhookDeliveryStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryStatus enum.
+func (e WebhookDeliveryStatus) Valid() bool {
+	switch e {
+	case WebhookDeliveryStatusFailed:
+		return true
+	case WebhookDeliveryStatusPending:
+		return true
+	case WebhookDeliveryStatusSucceeded:
 		return true
 	default:
 		return false
@@ -1166,8 +1329,150 @@ type ConnectorList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// ConnectorPausedData Data of `connector.paused`.
+type ConnectorPausedData struct {
+	// LastReply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	LastReply nullable.Nullable[EventReply] `json:"last_reply"`
+
+	// Message Why, in plain words.
+	Message string `json:"message"`
+
+	// Name The connector's name.
+	Name string `json:"name"`
+
+	// Reason Stable code: `manual` (through the API), `auth.failed`, `tls.failed`, …
+	//
+	// Example: manual
+	Reason string `json:"reason"`
+}
+
+// ConnectorPausedEvent `connector.paused`: The connector stopped sending; queued messages wait.
+type ConnectorPausedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `connector.paused`.
+	Data ConnectorPausedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `connector.paused`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// ConnectorResumedData Data of `connector.resumed`.
+type ConnectorResumedData struct {
+	// Name The connector's name.
+	Name string `json:"name"`
+
+	// Reason Stable code: `manual`, `test.passed`, …
+	Reason string `json:"reason"`
+}
+
+// ConnectorResumedEvent `connector.resumed`: The connector sends again.
+type ConnectorResumedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `connector.resumed`.
+	Data ConnectorResumedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `connector.resumed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
 type ConnectorStatus string
+
+// ConnectorTestFailedData Data of `connector.test_failed`.
+type ConnectorTestFailedData struct {
+	// Code The test's failure code (see ConnectionTest.code).
+	//
+	// Example: auth.failed
+	Code string `json:"code"`
+
+	// Host The server tested.
+	Host string `json:"host"`
+
+	// Message What went wrong, in plain words.
+	Message string `json:"message"`
+
+	// Name The connector's name.
+	Name string `json:"name"`
+
+	// Port The port tested.
+	Port int `json:"port"`
+}
+
+// ConnectorTestFailedEvent `connector.test_failed`: A connection test of a stored connector failed.
+type ConnectorTestFailedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `connector.test_failed`.
+	Data ConnectorTestFailedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `connector.test_failed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
 
 // ConnectorUpdate Fields to change; absent fields keep their value.
 type ConnectorUpdate struct {
@@ -1308,6 +1613,61 @@ type Domain struct {
 
 // DomainSpfStatus The last conclusive SPF result; `null` before one (or when the platform checks no SPF). Sending through a `platform` connector needs `pass`.
 type DomainSpfStatus string
+
+// DomainAtRiskEvent `domain.at_risk`: A verified domain's records fail; it keeps sending during the grace period.
+type DomainAtRiskEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.at_risk`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// DomainChangeData Data of the `domain.*` events.
+type DomainChangeData struct {
+	// CheckId The check that caused it.
+	CheckId string `json:"check_id"`
+
+	// Code The stable code of the cause (a check code).
+	Code string `json:"code"`
+
+	// Domain The domain name.
+	//
+	// Example: example.com
+	Domain string `json:"domain"`
+
+	// FromStatus The status before.
+	FromStatus string `json:"from_status"`
+
+	// Reason Why, in plain words.
+	Reason string `json:"reason"`
+
+	// ToStatus The status now.
+	ToStatus string `json:"to_status"`
+}
 
 // DomainCheck One recorded check of a domain.
 type DomainCheck struct {
@@ -1569,12 +1929,108 @@ type DomainRecords struct {
 	Status DomainStatus `json:"status"`
 }
 
+// DomainRestoredEvent `domain.restored`: An at-risk or revoked domain passes its checks again.
+type DomainRestoredEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.restored`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// DomainRevokedEvent `domain.revoked`: The domain lost its send rights.
+type DomainRevokedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.revoked`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // DomainStatus `pending`: records not yet verified. `verified`: ownership and DKIM pass; may send.
 // `at_risk`: a verified domain's record is authoritatively missing or wrong; it may still
 // send until `revokes_at`. `revoked`: the failure outlasted the grace period (time and a
 // number of consecutive failed checks); may not send until the records pass again, which
 // makes it `verified` at once. DNS timeouts and server failures never change the status.
 type DomainStatus string
+
+// DomainVerifiedEvent `domain.verified`: A pending domain passed its checks and may send.
+type DomainVerifiedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of the `domain.*` events.
+	Data DomainChangeData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId string `json:"domain_id"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `domain.verified`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
 
 // EmailAddress An address, as a string (`jane@example.com`) or an object with a display name.
 type EmailAddress struct {
@@ -1583,6 +2039,68 @@ type EmailAddress struct {
 
 // EmailAddress0 Example: jane@customer.example
 type EmailAddress0 = string
+
+// Event One event of the tenant's stream, discriminated by `type`: each type has its own
+// `data` schema. Ordering across events is not promised (webhooks retry independently);
+// order one resource's events by `sequence`, and deduplicate by `id` (the `webhook-id`
+// header of a delivery).
+type Event struct {
+	union json.RawMessage
+}
+
+// EventBase What every event carries besides `type` and `data`.
+type EventBase struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// EventPage A page of the event stream, oldest first.
+type EventPage struct {
+	// Items The events on this page.
+	Items []Event `json:"items"`
+
+	// NextCursor Pass as `cursor` to read on. Always present, also on an empty page, so a poller keeps it and asks again later.
+	NextCursor string `json:"next_cursor"`
+}
+
+// EventReply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+type EventReply struct {
+	// Code The reply code.
+	//
+	// Example: 250
+	Code int `json:"code"`
+
+	// EnhancedCode The RFC 3463 enhanced status code.
+	//
+	// Example: 2.0.0
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// Text The reply text.
+	Text string `json:"text"`
+}
+
+// EventType An event type.
+type EventType string
 
 // FieldError One rule a field broke.
 type FieldError struct {
@@ -1738,6 +2256,192 @@ type MessageBatchResult struct {
 	Rejected int `json:"rejected"`
 }
 
+// MessageBouncedData Data of `message.bounced`.
+type MessageBouncedData struct {
+	// Action The DSN's Action (`failed`, `delayed`, …).
+	Action string `json:"action"`
+
+	// DiagnosticCode The DSN's Diagnostic-Code.
+	DiagnosticCode string `json:"diagnostic_code"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Permanent A hard bounce.
+	Permanent bool `json:"permanent"`
+
+	// Recipient The recipient that bounced.
+	Recipient string `json:"recipient"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Status The DSN's Status (RFC 3463), e.g. `5.1.1`.
+	Status string `json:"status"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageBouncedEvent `message.bounced`: A delivery status notification reported a recipient undeliverable after the upstream accepted the message.
+type MessageBouncedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.bounced`.
+	Data MessageBouncedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.bounced`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageCancelledData Data of `message.cancelled`.
+type MessageCancelledData struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Reason Why.
+	Reason string `json:"reason"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageCancelledEvent `message.cancelled`: The message was cancelled before delivery.
+type MessageCancelledEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.cancelled`.
+	Data MessageCancelledData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.cancelled`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageComplainedData Data of `message.complained`.
+type MessageComplainedData struct {
+	// FeedbackType The ARF Feedback-Type, e.g. `abuse`.
+	FeedbackType string `json:"feedback_type"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipient Who complained.
+	Recipient string `json:"recipient"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageComplainedEvent `message.complained`: A recipient reported the message as spam (feedback loop).
+type MessageComplainedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.complained`.
+	Data MessageComplainedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.complained`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // MessageCreate A message to send.
 type MessageCreate struct {
 	// Attachments Files; one with a `content_id` is inline (reference it in html as `cid:<content_id>`).
@@ -1783,6 +2487,135 @@ type MessageCreate struct {
 
 	// To Recipients shown in To.
 	To *[]EmailAddress `json:"to,omitempty"`
+}
+
+// MessageDeferredData Data of `message.deferred`.
+type MessageDeferredData struct {
+	// Attempt The attempt that failed (1-based).
+	Attempt int `json:"attempt"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAttemptAt When the next attempt is due.
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+
+	// Reason Stable code of the failure, e.g. `smtp.temporary`, `tcp.refused`.
+	Reason string `json:"reason"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Reply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	Reply nullable.Nullable[EventReply] `json:"reply"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageDeferredEvent `message.deferred`: An attempt met a temporary failure; another follows at `next_attempt_at`.
+type MessageDeferredEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.deferred`.
+	Data MessageDeferredData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.deferred`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageDeliveredData Data of `message.delivered`.
+type MessageDeliveredData struct {
+	// Attempt The attempt that succeeded (1-based).
+	Attempt int `json:"attempt"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// QueueId The upstream's queue id, when its reply named one.
+	QueueId string `json:"queue_id"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Reply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	Reply nullable.Nullable[EventReply] `json:"reply"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageDeliveredEvent `message.delivered`: The upstream SMTP server accepted the message.
+type MessageDeliveredEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.delivered`.
+	Data MessageDeliveredData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.delivered`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
 // MessageDetail A message with its event timeline.
@@ -1871,6 +2704,91 @@ type MessageEvent struct {
 	Type string `json:"type"`
 }
 
+// MessageFailedData Data of `message.failed`.
+type MessageFailedData struct {
+	// Attempt The last attempt (0 when none could be made).
+	Attempt int `json:"attempt"`
+
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Reason Stable code and text of the failure.
+	Reason string `json:"reason"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Reply An SMTP server's reply; `null` when there was none (no connection, a timeout).
+	Reply nullable.Nullable[EventReply] `json:"reply"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageFailedEvent `message.failed`: The message will not be delivered: a permanent failure, or the retry schedule is spent.
+type MessageFailedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.failed`.
+	Data MessageFailedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.failed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// MessageInfo In every message event, so a receiver can file it without a lookup.
+type MessageInfo struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
 // MessageList A page of messages, newest first.
 type MessageList struct {
 	// Items The messages on this page, newest first.
@@ -1880,11 +2798,263 @@ type MessageList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// MessageQueuedData Data of `message.queued`.
+type MessageQueuedData struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// SendAt When delivery was scheduled for; `null`: now.
+	SendAt nullable.Nullable[time.Time] `json:"send_at"`
+
+	// SizeBytes Size of the rendered message.
+	SizeBytes int `json:"size_bytes"`
+
+	// Source How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
+	Source MessageSource `json:"source"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageQueuedEvent `message.queued`: The message was accepted and waits for delivery.
+type MessageQueuedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.queued`.
+	Data MessageQueuedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.queued`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
 // MessageSource How a message arrived: the REST API, SMTP submission (relay host), or a connector's test e-mail.
 type MessageSource string
 
 // MessageStatus `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
 type MessageStatus string
+
+// MessageSuppressedData Data of `message.suppressed`.
+type MessageSuppressedData struct {
+	// From The From address.
+	//
+	// Example: noreply@example.com
+	From string `json:"from"`
+
+	// MessageIdHeader The Message-ID header.
+	//
+	// Example: <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+	MessageIdHeader string `json:"message_id_header"`
+
+	// Metadata The submission's metadata.
+	Metadata map[string]string `json:"metadata"`
+
+	// Recipients Envelope recipients (to, cc and bcc).
+	Recipients []string `json:"recipients"`
+
+	// Suppressed The recipients left out.
+	Suppressed []SuppressedRecipient `json:"suppressed"`
+
+	// Tags The submission's tags.
+	Tags []string `json:"tags"`
+}
+
+// MessageSuppressedEvent `message.suppressed`: Recipients were left out because they are on the suppression list.
+type MessageSuppressedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId string `json:"connector_id"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `message.suppressed`.
+	Data MessageSuppressedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId string `json:"message_id"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `message.suppressed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// Platform The platform's published facts and webhook delivery policy.
+type Platform struct {
+	// BounceDomain The domain bounces return to; empty when not configured.
+	//
+	// Example: bounces.sendwerk.example
+	BounceDomain string `json:"bounce_domain"`
+
+	// EgressNetworks Networks (CIDRs) the platform sends from; allow them on your own SMTP server.
+	EgressNetworks []string `json:"egress_networks"`
+
+	// RelayHosts The SMTP relay host's names and ports.
+	RelayHosts []PlatformRelayHost `json:"relay_hosts"`
+
+	// SpfInclude The SPF include for your domain's SPF record; empty when none.
+	//
+	// Example: _spf.sendwerk.example
+	SpfInclude string `json:"spf_include"`
+
+	// Webhooks How webhooks are delivered here.
+	Webhooks PlatformWebhooks `json:"webhooks"`
+}
+
+// PlatformChangedData Data of `platform.changed`.
+type PlatformChangedData struct {
+	// Changed The fields that differ, e.g. `egress_networks`.
+	Changed []string `json:"changed"`
+
+	// Current What the operator publishes for customers' firewalls and DNS.
+	Current PlatformFacts `json:"current"`
+
+	// Previous What the operator publishes for customers' firewalls and DNS.
+	Previous PlatformFacts `json:"previous"`
+}
+
+// PlatformChangedEvent `platform.changed`: The operator changed what customers must allow or publish (egress networks, SPF include, relay hosts, bounce domain).
+type PlatformChangedEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `platform.changed`.
+	Data PlatformChangedData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `platform.changed`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
+}
+
+// PlatformFacts What the operator publishes for customers' firewalls and DNS.
+type PlatformFacts struct {
+	// BounceDomain The domain bounces return to; empty when not configured.
+	//
+	// Example: bounces.sendwerk.example
+	BounceDomain string `json:"bounce_domain"`
+
+	// EgressNetworks Networks (CIDRs) the platform sends from; allow them on your own SMTP server.
+	EgressNetworks []string `json:"egress_networks"`
+
+	// RelayHosts The SMTP relay host's names and ports.
+	RelayHosts []PlatformRelayHost `json:"relay_hosts"`
+
+	// SpfInclude The SPF include for your domain's SPF record; empty when none.
+	//
+	// Example: _spf.sendwerk.example
+	SpfInclude string `json:"spf_include"`
+}
+
+// PlatformRelayHost A relay host name and port.
+type PlatformRelayHost struct {
+	// Host Host name.
+	//
+	// Example: smtp.sendwerk.example
+	Host string `json:"host"`
+
+	// Port Port.
+	//
+	// Example: 587
+	Port int `json:"port"`
+
+	// Security `starttls` (587) or implicit `tls` (465).
+	Security PlatformRelayHostSecurity `json:"security"`
+}
+
+// PlatformRelayHostSecurity `starttls` (587) or implicit `tls` (465).
+type PlatformRelayHostSecurity string
+
+// PlatformWebhooks How webhooks are delivered here.
+type PlatformWebhooks struct {
+	// DisableAfterSeconds An endpoint failing this long without a success is disabled.
+	//
+	// Example: 432000
+	DisableAfterSeconds int `json:"disable_after_seconds"`
+
+	// MaxAttempts Attempts per delivery.
+	//
+	// Example: 8
+	MaxAttempts int `json:"max_attempts"`
+
+	// RetryScheduleSeconds Waits after each failed attempt, in seconds.
+	//
+	// Example: [5,300,1800,7200,18000,36000,36000]
+	RetryScheduleSeconds []int `json:"retry_schedule_seconds"`
+
+	// SecretOverlapSeconds Default time both secrets sign after a rotation.
+	//
+	// Example: 86400
+	SecretOverlapSeconds int `json:"secret_overlap_seconds"`
+
+	// TimeoutSeconds Time an endpoint has to answer.
+	//
+	// Example: 10
+	TimeoutSeconds int `json:"timeout_seconds"`
+}
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -1922,6 +3092,68 @@ type Problem struct {
 	//
 	// Example: urn:sendwerk:problem:validation
 	Type string `json:"type"`
+}
+
+// QuotaThresholdData Data of `quota.threshold`.
+type QuotaThresholdData struct {
+	// Limit The quota.
+	Limit int64 `json:"limit"`
+
+	// Period The quota's period.
+	Period QuotaThresholdDataPeriod `json:"period"`
+
+	// ResetsAt When the period ends.
+	ResetsAt time.Time `json:"resets_at"`
+
+	// Scope Whose quota: a connector's (the event's `connector_id`) or the tenant's.
+	Scope QuotaThresholdDataScope `json:"scope"`
+
+	// ThresholdPercent The share of the quota reached.
+	ThresholdPercent QuotaThresholdDataThresholdPercent `json:"threshold_percent"`
+
+	// Used Messages counted in the period so far.
+	Used int64 `json:"used"`
+}
+
+// QuotaThresholdDataPeriod The quota's period.
+type QuotaThresholdDataPeriod string
+
+// QuotaThresholdDataScope Whose quota: a connector's (the event's `connector_id`) or the tenant's.
+type QuotaThresholdDataScope string
+
+// QuotaThresholdDataThresholdPercent The share of the quota reached.
+type QuotaThresholdDataThresholdPercent int
+
+// QuotaThresholdEvent `quota.threshold`: Usage of a monthly quota (a connector's, or the tenant's) reached 80, 90 or 100 %.
+type QuotaThresholdEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `quota.threshold`.
+	Data QuotaThresholdData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `quota.threshold`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
 // RelayCredential A login for the SMTP relay host that sends through one connector; the password is never returned after creation.
@@ -2268,15 +3500,13 @@ type Sender struct {
 	Name *string `json:"name,omitempty"`
 }
 
-// SuppressedRecipient A recipient left out of a message because it is suppressed.
+// SuppressedRecipient A recipient left out because of the suppression list.
 type SuppressedRecipient struct {
-	// Address The recipient.
-	//
-	// Example: jane@example.org
+	// Address The address.
 	Address string `json:"address"`
 
-	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
-	Reason SuppressionReason `json:"reason"`
+	// Reason Why it is suppressed: `hard_bounce`, `complaint`, `manual` or `unsubscribe`.
+	Reason string `json:"reason"`
 }
 
 // Suppression An address the tenant's mail is not sent to.
@@ -2498,6 +3728,286 @@ type UsageCounter struct {
 	ResetsAt time.Time `json:"resets_at"`
 }
 
+// Webhook An endpoint that receives the tenant's events, signed per Standard Webhooks. The secret is never shown again after creation or rotation.
+type Webhook struct {
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Description A note for people.
+	Description string `json:"description"`
+
+	// DisabledAt When Sendwerk disabled it.
+	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at"`
+
+	// DisabledReason Why Sendwerk disabled it (empty when it did not).
+	DisabledReason string `json:"disabled_reason"`
+
+	// Enabled Whether events are sent.
+	Enabled bool `json:"enabled"`
+
+	// EventTypes The event types sent; empty means every type.
+	EventTypes []EventType `json:"event_types"`
+
+	// FailingSince The first failed attempt since the last success; `null` when the last attempt succeeded.
+	FailingSince nullable.Nullable[time.Time] `json:"failing_since"`
+
+	// Id The webhook's id.
+	//
+	// Example: whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// PreviousSecretExpiresAt After a rotation, until when the previous secret still signs beside the new one.
+	PreviousSecretExpiresAt nullable.Nullable[time.Time] `json:"previous_secret_expires_at"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Url The endpoint.
+	//
+	// Example: https://app.example.com/hooks/sendwerk
+	Url string `json:"url"`
+}
+
+// WebhookAttempt One request to the endpoint and its answer.
+type WebhookAttempt struct {
+	// Attempt The attempt's number within its delivery (1-based).
+	Attempt *int `json:"attempt,omitempty"`
+
+	// AttemptedAt When it was sent.
+	AttemptedAt time.Time `json:"attempted_at"`
+
+	// Error Why it failed; empty on success (2xx).
+	Error string `json:"error"`
+
+	// LatencyMs Time to the answer.
+	LatencyMs int `json:"latency_ms"`
+
+	// ResponseBody The first KiB of the answer's body.
+	ResponseBody string `json:"response_body"`
+
+	// ResponseHeaders The answer's headers (lower-case names).
+	ResponseHeaders map[string]string `json:"response_headers"`
+
+	// StatusCode The HTTP status; 0 when no answer came (refused, reset, timeout, address policy).
+	StatusCode int `json:"status_code"`
+}
+
+// WebhookCreate A new webhook.
+type WebhookCreate struct {
+	// Description A note for people.
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Whether events are sent.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// EventTypes The event types to send; omitted or empty means every type.
+	EventTypes *[]EventType `json:"event_types,omitempty"`
+
+	// Url The endpoint: https (http only where the operator allows it, e.g. development); not a private or loopback address in production.
+	Url string `json:"url"`
+}
+
+// WebhookDelivery One event for one webhook, with every attempt made.
+type WebhookDelivery struct {
+	// Attempts Every attempt, oldest first.
+	Attempts []WebhookAttempt `json:"attempts"`
+
+	// CreatedAt When the event was dispatched to this webhook.
+	CreatedAt time.Time `json:"created_at"`
+
+	// EventId The event (the `webhook-id` header).
+	EventId string `json:"event_id"`
+
+	// EventType The event's type.
+	EventType string `json:"event_type"`
+
+	// Id The delivery's id.
+	//
+	// Example: whd_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// NextAttemptAt When the next attempt is due, while `pending` after a failure.
+	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at"`
+
+	// Status `pending` (not yet or again to be attempted), `succeeded` (a 2xx answer), `failed` (the retry schedule is spent).
+	Status WebhookDeliveryStatus `json:"status"`
+
+	// UpdatedAt When the delivery last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// WebhookId The webhook.
+	WebhookId string `json:"webhook_id"`
+}
+
+// WebhookDeliveryList A page of deliveries, newest first.
+type WebhookDeliveryList struct {
+	// Items The deliveries on this page.
+	Items []WebhookDelivery `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// WebhookDeliveryStatus `pending` (not yet or again to be attempted), `succeeded` (a 2xx answer), `failed` (the retry schedule is spent).
+type WebhookDeliveryStatus string
+
+// WebhookDisabledData Data of `webhook.disabled`.
+type WebhookDisabledData struct {
+	// FailingSince The first failed attempt since the last success.
+	FailingSince time.Time `json:"failing_since"`
+
+	// Reason Why it was disabled.
+	Reason string `json:"reason"`
+
+	// Url The endpoint.
+	Url string `json:"url"`
+}
+
+// WebhookDisabledEvent `webhook.disabled`: An endpoint failed for too long and was disabled; enable it with `PATCH /v1/webhooks/{webhook_id}`.
+type WebhookDisabledEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `webhook.disabled`.
+	Data WebhookDisabledData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `webhook.disabled`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId string `json:"webhook_id"`
+}
+
+// WebhookList A page of webhooks, oldest first.
+type WebhookList struct {
+	// Items The webhooks on this page.
+	Items []Webhook `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// WebhookRotateSecret How long the previous secret keeps signing.
+type WebhookRotateSecret struct {
+	// OverlapSeconds Seconds during which both secrets sign; omitted or 0: the platform's default (`GET /v1/platform`).
+	OverlapSeconds *int `json:"overlap_seconds,omitempty"`
+}
+
+// WebhookTestData Data of `webhook.test`.
+type WebhookTestData struct {
+	// Message A fixed text.
+	Message string `json:"message"`
+}
+
+// WebhookTestEvent `webhook.test`: Sent by `POST /v1/webhooks/{webhook_id}/test`; never in the feed.
+type WebhookTestEvent struct {
+	// ConnectorId The connector it is about, or the message's connector (`con_…`).
+	ConnectorId *string `json:"connector_id,omitempty"`
+
+	// CreatedAt When it happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Data of `webhook.test`.
+	Data WebhookTestData `json:"data"`
+
+	// DomainId The sender domain it is about (`dom_…`).
+	DomainId *string `json:"domain_id,omitempty"`
+
+	// Id The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+	//
+	// Example: evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// MessageId The message it is about (`msg_…`).
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Sequence Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+	Sequence int64 `json:"sequence"`
+
+	// Type The event type: `webhook.test`.
+	Type string `json:"type"`
+
+	// WebhookId The webhook it is about (`whk_…`).
+	WebhookId string `json:"webhook_id"`
+}
+
+// WebhookUpdate Changes to a webhook; omitted fields stay. Enabling a disabled webhook clears its reason and failure streak.
+type WebhookUpdate struct {
+	// Description A note for people.
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Whether events are sent.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// EventTypes The event types to send; empty means every type.
+	EventTypes *[]EventType `json:"event_types,omitempty"`
+
+	// Url The endpoint.
+	Url *string `json:"url,omitempty"`
+}
+
+// WebhookWithSecret A webhook and its signing secret, shown this once.
+type WebhookWithSecret struct {
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Description A note for people.
+	Description string `json:"description"`
+
+	// DisabledAt When Sendwerk disabled it.
+	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at"`
+
+	// DisabledReason Why Sendwerk disabled it (empty when it did not).
+	DisabledReason string `json:"disabled_reason"`
+
+	// Enabled Whether events are sent.
+	Enabled bool `json:"enabled"`
+
+	// EventTypes The event types sent; empty means every type.
+	EventTypes []EventType `json:"event_types"`
+
+	// FailingSince The first failed attempt since the last success; `null` when the last attempt succeeded.
+	FailingSince nullable.Nullable[time.Time] `json:"failing_since"`
+
+	// Id The webhook's id.
+	//
+	// Example: whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// PreviousSecretExpiresAt After a rotation, until when the previous secret still signs beside the new one.
+	PreviousSecretExpiresAt nullable.Nullable[time.Time] `json:"previous_secret_expires_at"`
+
+	// Secret The signing secret (`whsec_` and base64): verify deliveries with it.
+	//
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	Secret string `json:"secret"`
+
+	// UpdatedAt When it last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Url The endpoint.
+	//
+	// Example: https://app.example.com/hooks/sendwerk
+	Url string `json:"url"`
+}
+
 // ConnectorID Example: con_06h08583y1r596y07grz39yhqm
 type ConnectorID = string
 
@@ -2524,6 +4034,9 @@ type MessageID = string
 
 // TenantID Example: ten_01jd3v8m5q0c7s2k9x4r6t1w3y
 type TenantID = string
+
+// WebhookID Example: whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+type WebhookID = string
 
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
@@ -2630,6 +4143,27 @@ type GetDomainRecordsParams struct {
 // GetDomainRecordsParamsFormat defines parameters for GetDomainRecords.
 type GetDomainRecordsParamsFormat string
 
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// Cursor The `next_cursor` of the previous read; omitted, the oldest kept event.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Type Only these types (repeat the parameter for several).
+	Type *[]EventType `form:"type,omitempty" json:"type,omitempty"`
+
+	// ResourceId Only events about this message, domain, connector or webhook (a connector's id also matches its messages' events).
+	ResourceId *string `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
+	// CreatedAfter Only events at or after this time.
+	CreatedAfter *time.Time `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only events before this time.
+	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
+}
+
 // ListMessagesParams defines parameters for ListMessages.
 type ListMessagesParams struct {
 	// Limit Page size.
@@ -2702,6 +4236,27 @@ type ListTenantApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListWebhooksParams defines parameters for ListWebhooks.
+type ListWebhooksParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only deliveries in this status.
+	Status *WebhookDeliveryStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = ApiKeyCreate
 
@@ -2740,6 +4295,15 @@ type UpdateTenantJSONRequestBody = TenantUpdate
 
 // CreateTenantApiKeyJSONRequestBody defines body for CreateTenantApiKey for application/json ContentType.
 type CreateTenantApiKeyJSONRequestBody = ApiKeyCreate
+
+// CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
+type CreateWebhookJSONRequestBody = WebhookCreate
+
+// UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
+type UpdateWebhookJSONRequestBody = WebhookUpdate
+
+// RotateWebhookSecretJSONRequestBody defines body for RotateWebhookSecret for application/json ContentType.
+type RotateWebhookSecretJSONRequestBody = WebhookRotateSecret
 
 // AsEmailAddress0 returns the union data inside the EmailAddress as a EmailAddress0
 func (t EmailAddress) AsEmailAddress0() (EmailAddress0, error) {
@@ -2799,6 +4363,719 @@ func (t EmailAddress) MarshalJSON() ([]byte, error) {
 }
 
 func (t *EmailAddress) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsMessageQueuedEvent returns the union data inside the Event as a MessageQueuedEvent
+func (t Event) AsMessageQueuedEvent() (MessageQueuedEvent, error) {
+	var body MessageQueuedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageQueuedEvent overwrites any union data inside the Event as the provided MessageQueuedEvent
+func (t *Event) FromMessageQueuedEvent(v MessageQueuedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.queued"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageQueuedEvent performs a merge with any union data inside the Event, using the provided MessageQueuedEvent
+func (t *Event) MergeMessageQueuedEvent(v MessageQueuedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.queued"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageDeferredEvent returns the union data inside the Event as a MessageDeferredEvent
+func (t Event) AsMessageDeferredEvent() (MessageDeferredEvent, error) {
+	var body MessageDeferredEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageDeferredEvent overwrites any union data inside the Event as the provided MessageDeferredEvent
+func (t *Event) FromMessageDeferredEvent(v MessageDeferredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.deferred"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageDeferredEvent performs a merge with any union data inside the Event, using the provided MessageDeferredEvent
+func (t *Event) MergeMessageDeferredEvent(v MessageDeferredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.deferred"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageDeliveredEvent returns the union data inside the Event as a MessageDeliveredEvent
+func (t Event) AsMessageDeliveredEvent() (MessageDeliveredEvent, error) {
+	var body MessageDeliveredEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageDeliveredEvent overwrites any union data inside the Event as the provided MessageDeliveredEvent
+func (t *Event) FromMessageDeliveredEvent(v MessageDeliveredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.delivered"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageDeliveredEvent performs a merge with any union data inside the Event, using the provided MessageDeliveredEvent
+func (t *Event) MergeMessageDeliveredEvent(v MessageDeliveredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.delivered"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageFailedEvent returns the union data inside the Event as a MessageFailedEvent
+func (t Event) AsMessageFailedEvent() (MessageFailedEvent, error) {
+	var body MessageFailedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageFailedEvent overwrites any union data inside the Event as the provided MessageFailedEvent
+func (t *Event) FromMessageFailedEvent(v MessageFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.failed"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageFailedEvent performs a merge with any union data inside the Event, using the provided MessageFailedEvent
+func (t *Event) MergeMessageFailedEvent(v MessageFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.failed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageCancelledEvent returns the union data inside the Event as a MessageCancelledEvent
+func (t Event) AsMessageCancelledEvent() (MessageCancelledEvent, error) {
+	var body MessageCancelledEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageCancelledEvent overwrites any union data inside the Event as the provided MessageCancelledEvent
+func (t *Event) FromMessageCancelledEvent(v MessageCancelledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.cancelled"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageCancelledEvent performs a merge with any union data inside the Event, using the provided MessageCancelledEvent
+func (t *Event) MergeMessageCancelledEvent(v MessageCancelledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.cancelled"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageBouncedEvent returns the union data inside the Event as a MessageBouncedEvent
+func (t Event) AsMessageBouncedEvent() (MessageBouncedEvent, error) {
+	var body MessageBouncedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageBouncedEvent overwrites any union data inside the Event as the provided MessageBouncedEvent
+func (t *Event) FromMessageBouncedEvent(v MessageBouncedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.bounced"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageBouncedEvent performs a merge with any union data inside the Event, using the provided MessageBouncedEvent
+func (t *Event) MergeMessageBouncedEvent(v MessageBouncedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.bounced"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageComplainedEvent returns the union data inside the Event as a MessageComplainedEvent
+func (t Event) AsMessageComplainedEvent() (MessageComplainedEvent, error) {
+	var body MessageComplainedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageComplainedEvent overwrites any union data inside the Event as the provided MessageComplainedEvent
+func (t *Event) FromMessageComplainedEvent(v MessageComplainedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.complained"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageComplainedEvent performs a merge with any union data inside the Event, using the provided MessageComplainedEvent
+func (t *Event) MergeMessageComplainedEvent(v MessageComplainedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.complained"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageSuppressedEvent returns the union data inside the Event as a MessageSuppressedEvent
+func (t Event) AsMessageSuppressedEvent() (MessageSuppressedEvent, error) {
+	var body MessageSuppressedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageSuppressedEvent overwrites any union data inside the Event as the provided MessageSuppressedEvent
+func (t *Event) FromMessageSuppressedEvent(v MessageSuppressedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.suppressed"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageSuppressedEvent performs a merge with any union data inside the Event, using the provided MessageSuppressedEvent
+func (t *Event) MergeMessageSuppressedEvent(v MessageSuppressedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"message.suppressed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainVerifiedEvent returns the union data inside the Event as a DomainVerifiedEvent
+func (t Event) AsDomainVerifiedEvent() (DomainVerifiedEvent, error) {
+	var body DomainVerifiedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainVerifiedEvent overwrites any union data inside the Event as the provided DomainVerifiedEvent
+func (t *Event) FromDomainVerifiedEvent(v DomainVerifiedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.verified"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainVerifiedEvent performs a merge with any union data inside the Event, using the provided DomainVerifiedEvent
+func (t *Event) MergeDomainVerifiedEvent(v DomainVerifiedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.verified"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainAtRiskEvent returns the union data inside the Event as a DomainAtRiskEvent
+func (t Event) AsDomainAtRiskEvent() (DomainAtRiskEvent, error) {
+	var body DomainAtRiskEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainAtRiskEvent overwrites any union data inside the Event as the provided DomainAtRiskEvent
+func (t *Event) FromDomainAtRiskEvent(v DomainAtRiskEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.at_risk"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainAtRiskEvent performs a merge with any union data inside the Event, using the provided DomainAtRiskEvent
+func (t *Event) MergeDomainAtRiskEvent(v DomainAtRiskEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.at_risk"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainRevokedEvent returns the union data inside the Event as a DomainRevokedEvent
+func (t Event) AsDomainRevokedEvent() (DomainRevokedEvent, error) {
+	var body DomainRevokedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainRevokedEvent overwrites any union data inside the Event as the provided DomainRevokedEvent
+func (t *Event) FromDomainRevokedEvent(v DomainRevokedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.revoked"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainRevokedEvent performs a merge with any union data inside the Event, using the provided DomainRevokedEvent
+func (t *Event) MergeDomainRevokedEvent(v DomainRevokedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.revoked"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDomainRestoredEvent returns the union data inside the Event as a DomainRestoredEvent
+func (t Event) AsDomainRestoredEvent() (DomainRestoredEvent, error) {
+	var body DomainRestoredEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDomainRestoredEvent overwrites any union data inside the Event as the provided DomainRestoredEvent
+func (t *Event) FromDomainRestoredEvent(v DomainRestoredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.restored"}`))
+	t.union = b
+	return err
+}
+
+// MergeDomainRestoredEvent performs a merge with any union data inside the Event, using the provided DomainRestoredEvent
+func (t *Event) MergeDomainRestoredEvent(v DomainRestoredEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"domain.restored"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsConnectorPausedEvent returns the union data inside the Event as a ConnectorPausedEvent
+func (t Event) AsConnectorPausedEvent() (ConnectorPausedEvent, error) {
+	var body ConnectorPausedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConnectorPausedEvent overwrites any union data inside the Event as the provided ConnectorPausedEvent
+func (t *Event) FromConnectorPausedEvent(v ConnectorPausedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.paused"}`))
+	t.union = b
+	return err
+}
+
+// MergeConnectorPausedEvent performs a merge with any union data inside the Event, using the provided ConnectorPausedEvent
+func (t *Event) MergeConnectorPausedEvent(v ConnectorPausedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.paused"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsConnectorResumedEvent returns the union data inside the Event as a ConnectorResumedEvent
+func (t Event) AsConnectorResumedEvent() (ConnectorResumedEvent, error) {
+	var body ConnectorResumedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConnectorResumedEvent overwrites any union data inside the Event as the provided ConnectorResumedEvent
+func (t *Event) FromConnectorResumedEvent(v ConnectorResumedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.resumed"}`))
+	t.union = b
+	return err
+}
+
+// MergeConnectorResumedEvent performs a merge with any union data inside the Event, using the provided ConnectorResumedEvent
+func (t *Event) MergeConnectorResumedEvent(v ConnectorResumedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.resumed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsConnectorTestFailedEvent returns the union data inside the Event as a ConnectorTestFailedEvent
+func (t Event) AsConnectorTestFailedEvent() (ConnectorTestFailedEvent, error) {
+	var body ConnectorTestFailedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConnectorTestFailedEvent overwrites any union data inside the Event as the provided ConnectorTestFailedEvent
+func (t *Event) FromConnectorTestFailedEvent(v ConnectorTestFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.test_failed"}`))
+	t.union = b
+	return err
+}
+
+// MergeConnectorTestFailedEvent performs a merge with any union data inside the Event, using the provided ConnectorTestFailedEvent
+func (t *Event) MergeConnectorTestFailedEvent(v ConnectorTestFailedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"connector.test_failed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsQuotaThresholdEvent returns the union data inside the Event as a QuotaThresholdEvent
+func (t Event) AsQuotaThresholdEvent() (QuotaThresholdEvent, error) {
+	var body QuotaThresholdEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQuotaThresholdEvent overwrites any union data inside the Event as the provided QuotaThresholdEvent
+func (t *Event) FromQuotaThresholdEvent(v QuotaThresholdEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"quota.threshold"}`))
+	t.union = b
+	return err
+}
+
+// MergeQuotaThresholdEvent performs a merge with any union data inside the Event, using the provided QuotaThresholdEvent
+func (t *Event) MergeQuotaThresholdEvent(v QuotaThresholdEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"quota.threshold"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookDisabledEvent returns the union data inside the Event as a WebhookDisabledEvent
+func (t Event) AsWebhookDisabledEvent() (WebhookDisabledEvent, error) {
+	var body WebhookDisabledEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookDisabledEvent overwrites any union data inside the Event as the provided WebhookDisabledEvent
+func (t *Event) FromWebhookDisabledEvent(v WebhookDisabledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.disabled"}`))
+	t.union = b
+	return err
+}
+
+// MergeWebhookDisabledEvent performs a merge with any union data inside the Event, using the provided WebhookDisabledEvent
+func (t *Event) MergeWebhookDisabledEvent(v WebhookDisabledEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.disabled"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookTestEvent returns the union data inside the Event as a WebhookTestEvent
+func (t Event) AsWebhookTestEvent() (WebhookTestEvent, error) {
+	var body WebhookTestEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookTestEvent overwrites any union data inside the Event as the provided WebhookTestEvent
+func (t *Event) FromWebhookTestEvent(v WebhookTestEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.test"}`))
+	t.union = b
+	return err
+}
+
+// MergeWebhookTestEvent performs a merge with any union data inside the Event, using the provided WebhookTestEvent
+func (t *Event) MergeWebhookTestEvent(v WebhookTestEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"webhook.test"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsPlatformChangedEvent returns the union data inside the Event as a PlatformChangedEvent
+func (t Event) AsPlatformChangedEvent() (PlatformChangedEvent, error) {
+	var body PlatformChangedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromPlatformChangedEvent overwrites any union data inside the Event as the provided PlatformChangedEvent
+func (t *Event) FromPlatformChangedEvent(v PlatformChangedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"platform.changed"}`))
+	t.union = b
+	return err
+}
+
+// MergePlatformChangedEvent performs a merge with any union data inside the Event, using the provided PlatformChangedEvent
+func (t *Event) MergePlatformChangedEvent(v PlatformChangedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"platform.changed"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Event) Discriminator() (string, error) {
+	var discriminator struct {
+		Discriminator string `json:"type"`
+	}
+	err := json.Unmarshal(t.union, &discriminator)
+	return discriminator.Discriminator, err
+}
+
+func (t Event) ValueByDiscriminator() (interface{}, error) {
+	discriminator, err := t.Discriminator()
+	if err != nil {
+		return nil, err
+	}
+	switch discriminator {
+	case "connector.paused":
+		return t.AsConnectorPausedEvent()
+	case "connector.resumed":
+		return t.AsConnectorResumedEvent()
+	case "connector.test_failed":
+		return t.AsConnectorTestFailedEvent()
+	case "domain.at_risk":
+		return t.AsDomainAtRiskEvent()
+	case "domain.restored":
+		return t.AsDomainRestoredEvent()
+	case "domain.revoked":
+		return t.AsDomainRevokedEvent()
+	case "domain.verified":
+		return t.AsDomainVerifiedEvent()
+	case "message.bounced":
+		return t.AsMessageBouncedEvent()
+	case "message.cancelled":
+		return t.AsMessageCancelledEvent()
+	case "message.complained":
+		return t.AsMessageComplainedEvent()
+	case "message.deferred":
+		return t.AsMessageDeferredEvent()
+	case "message.delivered":
+		return t.AsMessageDeliveredEvent()
+	case "message.failed":
+		return t.AsMessageFailedEvent()
+	case "message.queued":
+		return t.AsMessageQueuedEvent()
+	case "message.suppressed":
+		return t.AsMessageSuppressedEvent()
+	case "platform.changed":
+		return t.AsPlatformChangedEvent()
+	case "quota.threshold":
+		return t.AsQuotaThresholdEvent()
+	case "webhook.disabled":
+		return t.AsWebhookDisabledEvent()
+	case "webhook.test":
+		return t.AsWebhookTestEvent()
+	default:
+		return nil, errors.New("unknown discriminator value: " + discriminator)
+	}
+}
+
+func (t Event) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Event) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -3209,6 +5486,17 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id}/records (the `GetDomainRecords` operationId).
 	GetDomainRecords(ctx context.Context, domainId DomainID, params *GetDomainRecordsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListEvents Read the event stream
+	//
+	// The tenant's events, oldest first, from a cursor: poll with `next_cursor` to hear about
+	// every change, or replay after an outage (events are kept for
+	// `SENDWERK_EVENT_RETENTION`). An event is listed once the transaction that wrote it has
+	// committed and no older transaction can still add one before it, so a cursor never
+	// skips an event. Filters: type(s), a resource id, and a time range.
+	//
+	// Corresponds with GET /v1/events (the `ListEvents` operationId).
+	ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMe Describe the calling API key
 	//
 	// Returns the tenant and the key behind the bearer token; a cheap way to check a key works.
@@ -3300,6 +5588,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
 	CancelMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPlatform Platform facts
+	//
+	// What the operator publishes: the networks mail leaves from (allow them on your own SMTP
+	// server), the SPF include, the relay host names and ports, the bounce domain, and how
+	// webhooks are delivered. When the operator changes them, every tenant gets a
+	// `platform.changed` event.
+	//
+	// Corresponds with GET /v1/platform (the `GetPlatform` operationId).
+	GetPlatform(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSuppressions List suppressed addresses
 	//
@@ -3451,6 +5749,118 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/usage (the `GetUsage` operationId).
 	GetUsage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListWebhooks List webhooks
+	//
+	// The tenant's webhooks, oldest first.
+	//
+	// Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
+	ListWebhooks(ctx context.Context, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateWebhookWithBody Add a webhook
+	//
+	// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+	// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+	// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+	// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+	// Answer `2xx` within the timeout; anything else is retried on the schedule in
+	// `GET /v1/platform`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+	CreateWebhookWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateWebhook Add a webhook
+	//
+	// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+	// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+	// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+	// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+	// Answer `2xx` within the timeout; anything else is retried on the schedule in
+	// `GET /v1/platform`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+	CreateWebhook(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteWebhook Delete a webhook
+	//
+	// Deletes the webhook and its delivery log; pending deliveries are dropped.
+	//
+	// Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
+	DeleteWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhook Get a webhook
+	//
+	// The webhook, with why it was disabled when Sendwerk disabled it.
+	//
+	// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
+	GetWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateWebhookWithBody Change a webhook
+	//
+	// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateWebhook Change a webhook
+	//
+	// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhook(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListWebhookDeliveries Delivery log
+	//
+	// The webhook's deliveries, newest first, each with every attempt (time, HTTP status, latency, response headers, the first KiB of the body, error).
+	//
+	// Corresponds with GET /v1/webhooks/{webhook_id}/deliveries (the `ListWebhookDeliveries` operationId).
+	ListWebhookDeliveries(ctx context.Context, webhookId WebhookID, params *ListWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RedeliverWebhookDelivery Send a delivery again
+	//
+	// Sends the delivery's event again now (same `webhook-id`, fresh signature), with a fresh retry schedule. The event must still be kept (`SENDWERK_EVENT_RETENTION`).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhookDelivery` operationId).
+	RedeliverWebhookDelivery(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateWebhookSecretWithBody Rotate the signing secret
+	//
+	// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+	// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+	// still has the old secret, or already the new one, verifies. Rotating again within the
+	// overlap ends the oldest secret at once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecretWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateWebhookSecret Rotate the signing secret
+	//
+	// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+	// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+	// still has the old secret, or already the new one, verifies. Rotating again within the
+	// overlap ends the oldest secret at once.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecret(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestWebhook Send a test event
+	//
+	// Sends a signed `webhook.test` event to the endpoint now (also when it is disabled) and returns its answer. It is not retried, kept in the feed or in the delivery log.
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/test (the `TestWebhook` operationId).
+	TestWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealth Liveness probe
@@ -4115,6 +6525,27 @@ func (c *Client) GetDomainRecords(ctx context.Context, domainId DomainID, params
 	return c.Client.Do(req)
 }
 
+// ListEvents Read the event stream
+//
+// The tenant's events, oldest first, from a cursor: poll with `next_cursor` to hear about
+// every change, or replay after an outage (events are kept for
+// `SENDWERK_EVENT_RETENTION`). An event is listed once the transaction that wrote it has
+// committed and no older transaction can still add one before it, so a cursor never
+// skips an event. Filters: type(s), a resource id, and a time range.
+//
+// Corresponds with GET /v1/events (the `ListEvents` operationId).
+func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMe Describe the calling API key
 //
 // Returns the tenant and the key behind the bearer token; a cheap way to check a key works.
@@ -4277,6 +6708,26 @@ func (c *Client) GetMessage(ctx context.Context, messageId MessageID, reqEditors
 // Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
 func (c *Client) CancelMessage(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCancelMessageRequest(c.Server, messageId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPlatform Platform facts
+//
+// What the operator publishes: the networks mail leaves from (allow them on your own SMTP
+// server), the SPF include, the relay host names and ports, the bounce domain, and how
+// webhooks are delivered. When the operator changes them, every tenant gets a
+// `platform.changed` event.
+//
+// Corresponds with GET /v1/platform (the `GetPlatform` operationId).
+func (c *Client) GetPlatform(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPlatformRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4598,6 +7049,238 @@ func (c *Client) RevokeTenantApiKey(ctx context.Context, tenantId TenantID, keyI
 // Corresponds with GET /v1/usage (the `GetUsage` operationId).
 func (c *Client) GetUsage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetUsageRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListWebhooks List webhooks
+//
+// The tenant's webhooks, oldest first.
+//
+// Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
+func (c *Client) ListWebhooks(ctx context.Context, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListWebhooksRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateWebhookWithBody Add a webhook
+//
+// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+// Answer `2xx` within the timeout; anything else is retried on the schedule in
+// `GET /v1/platform`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateWebhookRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateWebhook Add a webhook
+//
+// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+// Answer `2xx` within the timeout; anything else is retried on the schedule in
+// `GET /v1/platform`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+func (c *Client) CreateWebhook(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateWebhookRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteWebhook Delete a webhook
+//
+// Deletes the webhook and its delivery log; pending deliveries are dropped.
+//
+// Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
+func (c *Client) DeleteWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteWebhookRequest(c.Server, webhookId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhook Get a webhook
+//
+// The webhook, with why it was disabled when Sendwerk disabled it.
+//
+// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
+func (c *Client) GetWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookRequest(c.Server, webhookId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateWebhookWithBody Change a webhook
+//
+// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookRequestWithBody(c.Server, webhookId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateWebhook Change a webhook
+//
+// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *Client) UpdateWebhook(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListWebhookDeliveries Delivery log
+//
+// The webhook's deliveries, newest first, each with every attempt (time, HTTP status, latency, response headers, the first KiB of the body, error).
+//
+// Corresponds with GET /v1/webhooks/{webhook_id}/deliveries (the `ListWebhookDeliveries` operationId).
+func (c *Client) ListWebhookDeliveries(ctx context.Context, webhookId WebhookID, params *ListWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListWebhookDeliveriesRequest(c.Server, webhookId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RedeliverWebhookDelivery Send a delivery again
+//
+// Sends the delivery's event again now (same `webhook-id`, fresh signature), with a fresh retry schedule. The event must still be kept (`SENDWERK_EVENT_RETENTION`).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhookDelivery` operationId).
+func (c *Client) RedeliverWebhookDelivery(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRedeliverWebhookDeliveryRequest(c.Server, webhookId, deliveryId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateWebhookSecretWithBody Rotate the signing secret
+//
+// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+// still has the old secret, or already the new one, verifies. Rotating again within the
+// overlap ends the oldest secret at once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *Client) RotateWebhookSecretWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateWebhookSecretRequestWithBody(c.Server, webhookId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateWebhookSecret Rotate the signing secret
+//
+// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+// still has the old secret, or already the new one, verifies. Rotating again within the
+// overlap ends the oldest secret at once.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *Client) RotateWebhookSecret(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateWebhookSecretRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestWebhook Send a test event
+//
+// Sends a signed `webhook.test` event to the endpoint now (also when it is disabled) and returns its answer. It is not retried, kept in the feed or in the delivery log.
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/test (the `TestWebhook` operationId).
+func (c *Client) TestWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestWebhookRequest(c.Server, webhookId)
 	if err != nil {
 		return nil, err
 	}
@@ -5832,6 +8515,120 @@ func NewGetDomainRecordsRequest(server string, domainId DomainID, params *GetDom
 	return req, nil
 }
 
+// NewListEventsRequest constructs an http.Request for the ListEvents method
+func NewListEventsRequest(server string, params *ListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_id", *params.ResourceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CreatedAfter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_after", *params.CreatedAfter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CreatedBefore != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_before", *params.CreatedBefore, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string) (*http.Request, error) {
 	var err error
@@ -6168,6 +8965,33 @@ func NewCancelMessageRequest(server string, messageId MessageID) (*http.Request,
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPlatformRequest constructs an http.Request for the GetPlatform method
+func NewGetPlatformRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -6782,6 +9606,434 @@ func NewGetUsageRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListWebhooksRequest constructs an http.Request for the ListWebhooks method
+func NewListWebhooksRequest(server string, params *ListWebhooksParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateWebhookRequest calls the generic CreateWebhook builder with application/json body
+func NewCreateWebhookRequest(server string, body CreateWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateWebhookRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateWebhookRequestWithBody constructs an http.Request for the CreateWebhook method, with any body, and a specified content type
+func NewCreateWebhookRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteWebhookRequest constructs an http.Request for the DeleteWebhook method
+func NewDeleteWebhookRequest(server string, webhookId WebhookID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebhookRequest constructs an http.Request for the GetWebhook method
+func NewGetWebhookRequest(server string, webhookId WebhookID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateWebhookRequest calls the generic UpdateWebhook builder with application/json body
+func NewUpdateWebhookRequest(server string, webhookId WebhookID, body UpdateWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateWebhookRequestWithBody(server, webhookId, "application/json", bodyReader)
+}
+
+// NewUpdateWebhookRequestWithBody constructs an http.Request for the UpdateWebhook method, with any body, and a specified content type
+func NewUpdateWebhookRequestWithBody(server string, webhookId WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListWebhookDeliveriesRequest constructs an http.Request for the ListWebhookDeliveries method
+func NewListWebhookDeliveriesRequest(server string, webhookId WebhookID, params *ListWebhookDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRedeliverWebhookDeliveryRequest constructs an http.Request for the RedeliverWebhookDelivery method
+func NewRedeliverWebhookDeliveryRequest(server string, webhookId WebhookID, deliveryId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "delivery_id", deliveryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/deliveries/%s/redeliver", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRotateWebhookSecretRequest calls the generic RotateWebhookSecret builder with application/json body
+func NewRotateWebhookSecretRequest(server string, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateWebhookSecretRequestWithBody(server, webhookId, "application/json", bodyReader)
+}
+
+// NewRotateWebhookSecretRequestWithBody constructs an http.Request for the RotateWebhookSecret method, with any body, and a specified content type
+func NewRotateWebhookSecretRequestWithBody(server string, webhookId WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/rotate-secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewTestWebhookRequest constructs an http.Request for the TestWebhook method
+func NewTestWebhookRequest(server string, webhookId WebhookID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -7196,6 +10448,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id}/records (the `GetDomainRecords` operationId).
 	GetDomainRecordsWithResponse(ctx context.Context, domainId DomainID, params *GetDomainRecordsParams, reqEditors ...RequestEditorFn) (*GetDomainRecordsResponse, error)
 
+	// ListEventsWithResponse Read the event stream
+	//
+	// The tenant's events, oldest first, from a cursor: poll with `next_cursor` to hear about
+	// every change, or replay after an outage (events are kept for
+	// `SENDWERK_EVENT_RETENTION`). An event is listed once the transaction that wrote it has
+	// committed and no older transaction can still add one before it, so a cursor never
+	// skips an event. Filters: type(s), a resource id, and a time range.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events (the `ListEvents` operationId).
+	ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error)
+
 	// GetMeWithResponse Describe the calling API key
 	//
 	// Returns the tenant and the key behind the bearer token; a cheap way to check a key works.
@@ -7295,6 +10560,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/messages/{message_id}/cancel (the `CancelMessage` operationId).
 	CancelMessageWithResponse(ctx context.Context, messageId MessageID, reqEditors ...RequestEditorFn) (*CancelMessageResponse, error)
+
+	// GetPlatformWithResponse Platform facts
+	//
+	// What the operator publishes: the networks mail leaves from (allow them on your own SMTP
+	// server), the SPF include, the relay host names and ports, the bounce domain, and how
+	// webhooks are delivered. When the operator changes them, every tenant gets a
+	// `platform.changed` event.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/platform (the `GetPlatform` operationId).
+	GetPlatformWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPlatformResponse, error)
 
 	// ListSuppressionsWithResponse List suppressed addresses
 	//
@@ -7464,6 +10741,130 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/usage (the `GetUsage` operationId).
 	GetUsageWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetUsageResponse, error)
+
+	// ListWebhooksWithResponse List webhooks
+	//
+	// The tenant's webhooks, oldest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
+	ListWebhooksWithResponse(ctx context.Context, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*ListWebhooksResponse, error)
+
+	// CreateWebhookWithBodyWithResponse Add a webhook
+	//
+	// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+	// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+	// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+	// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+	// Answer `2xx` within the timeout; anything else is retried on the schedule in
+	// `GET /v1/platform`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+	CreateWebhookWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error)
+
+	// CreateWebhookWithResponse Add a webhook
+	//
+	// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+	// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+	// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+	// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+	// Answer `2xx` within the timeout; anything else is retried on the schedule in
+	// `GET /v1/platform`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+	CreateWebhookWithResponse(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error)
+
+	// DeleteWebhookWithResponse Delete a webhook
+	//
+	// Deletes the webhook and its delivery log; pending deliveries are dropped.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
+	DeleteWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error)
+
+	// GetWebhookWithResponse Get a webhook
+	//
+	// The webhook, with why it was disabled when Sendwerk disabled it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
+	GetWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookResponse, error)
+
+	// UpdateWebhookWithBodyWithResponse Change a webhook
+	//
+	// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// UpdateWebhookWithResponse Change a webhook
+	//
+	// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithResponse(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// ListWebhookDeliveriesWithResponse Delivery log
+	//
+	// The webhook's deliveries, newest first, each with every attempt (time, HTTP status, latency, response headers, the first KiB of the body, error).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/{webhook_id}/deliveries (the `ListWebhookDeliveries` operationId).
+	ListWebhookDeliveriesWithResponse(ctx context.Context, webhookId WebhookID, params *ListWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*ListWebhookDeliveriesResponse, error)
+
+	// RedeliverWebhookDeliveryWithResponse Send a delivery again
+	//
+	// Sends the delivery's event again now (same `webhook-id`, fresh signature), with a fresh retry schedule. The event must still be kept (`SENDWERK_EVENT_RETENTION`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhookDelivery` operationId).
+	RedeliverWebhookDeliveryWithResponse(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*RedeliverWebhookDeliveryResponse, error)
+
+	// RotateWebhookSecretWithBodyWithResponse Rotate the signing secret
+	//
+	// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+	// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+	// still has the old secret, or already the new one, verifies. Rotating again within the
+	// overlap ends the oldest secret at once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecretWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+
+	// RotateWebhookSecretWithResponse Rotate the signing secret
+	//
+	// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+	// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+	// still has the old secret, or already the new one, verifies. Rotating again within the
+	// overlap ends the oldest secret at once.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecretWithResponse(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+
+	// TestWebhookWithResponse Send a test event
+	//
+	// Sends a signed `webhook.test` event to the endpoint now (also when it is disabled) and returns its answer. It is not retried, kept in the feed or in the delivery log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/test (the `TestWebhook` operationId).
+	TestWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookResponse, error)
 }
 
 type GetHealthResponse struct {
@@ -9141,6 +12542,75 @@ func (r GetDomainRecordsResponse) ContentType() string {
 	return ""
 }
 
+type ListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventsResponse) GetJSON200() *EventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEventsResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9587,6 +13057,54 @@ func (r CancelMessageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CancelMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPlatformResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Platform
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPlatformResponse) GetJSON200() *Platform {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPlatformResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPlatformResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPlatformResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPlatformResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPlatformResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10371,6 +13889,599 @@ func (r GetUsageResponse) ContentType() string {
 	return ""
 }
 
+type ListWebhooksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListWebhooksResponse) GetJSON200() *WebhookList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListWebhooksResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListWebhooksResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListWebhooksResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListWebhooksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListWebhooksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListWebhooksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListWebhooksResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *WebhookWithSecret
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateWebhookResponse) GetJSON201() *WebhookWithSecret {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateWebhookResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateWebhookResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteWebhookResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteWebhookResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetWebhookResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetWebhookResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateWebhookResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateWebhookResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateWebhookResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateWebhookResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListWebhookDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookDeliveryList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListWebhookDeliveriesResponse) GetJSON200() *WebhookDeliveryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListWebhookDeliveriesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListWebhookDeliveriesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListWebhookDeliveriesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListWebhookDeliveriesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r ListWebhookDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListWebhookDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListWebhookDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListWebhookDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RedeliverWebhookDeliveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *WebhookDelivery
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RedeliverWebhookDeliveryResponse) GetJSON202() *WebhookDelivery {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RedeliverWebhookDeliveryResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RedeliverWebhookDeliveryResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RedeliverWebhookDeliveryResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r RedeliverWebhookDeliveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RedeliverWebhookDeliveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RedeliverWebhookDeliveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RedeliverWebhookDeliveryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RotateWebhookSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookWithSecret
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON200() *WebhookWithSecret {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateWebhookSecretResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateWebhookSecretResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateWebhookSecretResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateWebhookSecretResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RotateWebhookSecretResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateWebhookSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateWebhookSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateWebhookSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateWebhookSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookAttempt
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestWebhookResponse) GetJSON200() *WebhookAttempt {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestWebhookResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r TestWebhookResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r TestWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetHealthWithResponse Liveness probe
 //
 // Answers 200 while the process serves HTTP. Does not touch the database.
@@ -10939,6 +15050,25 @@ func (c *ClientWithResponses) GetDomainRecordsWithResponse(ctx context.Context, 
 	return ParseGetDomainRecordsResponse(rsp)
 }
 
+// ListEventsWithResponse Read the event stream
+//
+// The tenant's events, oldest first, from a cursor: poll with `next_cursor` to hear about
+// every change, or replay after an outage (events are kept for
+// `SENDWERK_EVENT_RETENTION`). An event is listed once the transaction that wrote it has
+// committed and no older transaction can still add one before it, so a cursor never
+// skips an event. Filters: type(s), a resource id, and a time range.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events (the `ListEvents` operationId).
+func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error) {
+	rsp, err := c.ListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventsResponse(rsp)
+}
+
 // GetMeWithResponse Describe the calling API key
 //
 // Returns the tenant and the key behind the bearer token; a cheap way to check a key works.
@@ -11085,6 +15215,24 @@ func (c *ClientWithResponses) CancelMessageWithResponse(ctx context.Context, mes
 		return nil, err
 	}
 	return ParseCancelMessageResponse(rsp)
+}
+
+// GetPlatformWithResponse Platform facts
+//
+// What the operator publishes: the networks mail leaves from (allow them on your own SMTP
+// server), the SPF include, the relay host names and ports, the bounce domain, and how
+// webhooks are delivered. When the operator changes them, every tenant gets a
+// `platform.changed` event.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/platform (the `GetPlatform` operationId).
+func (c *ClientWithResponses) GetPlatformWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPlatformResponse, error) {
+	rsp, err := c.GetPlatform(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPlatformResponse(rsp)
 }
 
 // ListSuppressionsWithResponse List suppressed addresses
@@ -11356,6 +15504,202 @@ func (c *ClientWithResponses) GetUsageWithResponse(ctx context.Context, reqEdito
 		return nil, err
 	}
 	return ParseGetUsageResponse(rsp)
+}
+
+// ListWebhooksWithResponse List webhooks
+//
+// The tenant's webhooks, oldest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
+func (c *ClientWithResponses) ListWebhooksWithResponse(ctx context.Context, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*ListWebhooksResponse, error) {
+	rsp, err := c.ListWebhooks(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListWebhooksResponse(rsp)
+}
+
+// CreateWebhookWithBodyWithResponse Add a webhook
+//
+// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+// Answer `2xx` within the timeout; anything else is retried on the schedule in
+// `GET /v1/platform`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error) {
+	rsp, err := c.CreateWebhookWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateWebhookResponse(rsp)
+}
+
+// CreateWebhookWithResponse Add a webhook
+//
+// Adds an endpoint for the tenant's events (all types, or those listed). Events that
+// happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+// HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+// Answer `2xx` within the timeout; anything else is retried on the schedule in
+// `GET /v1/platform`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks (the `CreateWebhook` operationId).
+func (c *ClientWithResponses) CreateWebhookWithResponse(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error) {
+	rsp, err := c.CreateWebhook(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateWebhookResponse(rsp)
+}
+
+// DeleteWebhookWithResponse Delete a webhook
+//
+// Deletes the webhook and its delivery log; pending deliveries are dropped.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
+func (c *ClientWithResponses) DeleteWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error) {
+	rsp, err := c.DeleteWebhook(ctx, webhookId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteWebhookResponse(rsp)
+}
+
+// GetWebhookWithResponse Get a webhook
+//
+// The webhook, with why it was disabled when Sendwerk disabled it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
+func (c *ClientWithResponses) GetWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookResponse, error) {
+	rsp, err := c.GetWebhook(ctx, webhookId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookResponse(rsp)
+}
+
+// UpdateWebhookWithBodyWithResponse Change a webhook
+//
+// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error) {
+	rsp, err := c.UpdateWebhookWithBody(ctx, webhookId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateWebhookResponse(rsp)
+}
+
+// UpdateWebhookWithResponse Change a webhook
+//
+// Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error) {
+	rsp, err := c.UpdateWebhook(ctx, webhookId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateWebhookResponse(rsp)
+}
+
+// ListWebhookDeliveriesWithResponse Delivery log
+//
+// The webhook's deliveries, newest first, each with every attempt (time, HTTP status, latency, response headers, the first KiB of the body, error).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/{webhook_id}/deliveries (the `ListWebhookDeliveries` operationId).
+func (c *ClientWithResponses) ListWebhookDeliveriesWithResponse(ctx context.Context, webhookId WebhookID, params *ListWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*ListWebhookDeliveriesResponse, error) {
+	rsp, err := c.ListWebhookDeliveries(ctx, webhookId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListWebhookDeliveriesResponse(rsp)
+}
+
+// RedeliverWebhookDeliveryWithResponse Send a delivery again
+//
+// Sends the delivery's event again now (same `webhook-id`, fresh signature), with a fresh retry schedule. The event must still be kept (`SENDWERK_EVENT_RETENTION`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhookDelivery` operationId).
+func (c *ClientWithResponses) RedeliverWebhookDeliveryWithResponse(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*RedeliverWebhookDeliveryResponse, error) {
+	rsp, err := c.RedeliverWebhookDelivery(ctx, webhookId, deliveryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRedeliverWebhookDeliveryResponse(rsp)
+}
+
+// RotateWebhookSecretWithBodyWithResponse Rotate the signing secret
+//
+// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+// still has the old secret, or already the new one, verifies. Rotating again within the
+// overlap ends the oldest secret at once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *ClientWithResponses) RotateWebhookSecretWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error) {
+	rsp, err := c.RotateWebhookSecretWithBody(ctx, webhookId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// RotateWebhookSecretWithResponse Rotate the signing secret
+//
+// Makes a new secret and returns it (this once). The previous one keeps signing beside it
+// for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+// still has the old secret, or already the new one, verifies. Rotating again within the
+// overlap ends the oldest secret at once.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error) {
+	rsp, err := c.RotateWebhookSecret(ctx, webhookId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// TestWebhookWithResponse Send a test event
+//
+// Sends a signed `webhook.test` event to the endpoint now (also when it is disabled) and returns its answer. It is not retried, kept in the feed or in the delivery log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/test (the `TestWebhook` operationId).
+func (c *ClientWithResponses) TestWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookResponse, error) {
+	rsp, err := c.TestWebhook(ctx, webhookId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestWebhookResponse(rsp)
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
@@ -12658,6 +17002,60 @@ func ParseGetDomainRecordsResponse(rsp *http.Response) (*GetDomainRecordsRespons
 	return response, nil
 }
 
+// ParseListEventsResponse parses an HTTP response from a ListEventsWithResponse call
+func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13092,6 +17490,39 @@ func ParseCancelMessageResponse(rsp *http.Response) (*CancelMessageResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPlatformResponse parses an HTTP response from a GetPlatformWithResponse call
+func ParseGetPlatformResponse(rsp *http.Response) (*GetPlatformResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPlatformResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Platform
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	}
 
@@ -13681,6 +18112,467 @@ func ParseGetUsageResponse(rsp *http.Response) (*GetUsageResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListWebhooksResponse parses an HTTP response from a ListWebhooksWithResponse call
+func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListWebhooksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateWebhookResponse parses an HTTP response from a CreateWebhookWithResponse call
+func ParseCreateWebhookResponse(rsp *http.Response) (*CreateWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest WebhookWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteWebhookResponse parses an HTTP response from a DeleteWebhookWithResponse call
+func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookResponse parses an HTTP response from a GetWebhookWithResponse call
+func ParseGetWebhookResponse(rsp *http.Response) (*GetWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateWebhookResponse parses an HTTP response from a UpdateWebhookWithResponse call
+func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListWebhookDeliveriesResponse parses an HTTP response from a ListWebhookDeliveriesWithResponse call
+func ParseListWebhookDeliveriesResponse(rsp *http.Response) (*ListWebhookDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListWebhookDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookDeliveryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRedeliverWebhookDeliveryResponse parses an HTTP response from a RedeliverWebhookDeliveryWithResponse call
+func ParseRedeliverWebhookDeliveryResponse(rsp *http.Response) (*RedeliverWebhookDeliveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RedeliverWebhookDeliveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest WebhookDelivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRotateWebhookSecretResponse parses an HTTP response from a RotateWebhookSecretWithResponse call
+func ParseRotateWebhookSecretResponse(rsp *http.Response) (*RotateWebhookSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateWebhookSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestWebhookResponse parses an HTTP response from a TestWebhookWithResponse call
+func ParseTestWebhookResponse(rsp *http.Response) (*TestWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookAttempt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	}
 

@@ -26,16 +26,19 @@ import (
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/dnscheck"
+	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/httpapi"
 	"github.com/sendwerk/sendwerk/internal/jobs"
 	"github.com/sendwerk/sendwerk/internal/logging"
 	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/pgembed"
+	"github.com/sendwerk/sendwerk/internal/platform"
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/webhook"
 )
 
 // embeddedDatabase is the database the embedded cluster serves Sendwerk from.
@@ -113,15 +116,24 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{
 		RetrySchedule: cfg.RetrySchedule, Suppressions: suppressions, ReturnPaths: returnPaths,
 	}, logger)
+	whBox, err := secret.NewBox(cfg.SecretKey, cfg.PreviousSecretKeys...)
+	if err != nil {
+		return fmt.Errorf("SENDWERK_SECRET_KEY: %w", err)
+	}
+	whCfg := webhookConfig(cfg)
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
 		Deliver:         deliverer,
 		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
 		DeliveryWorkers: cfg.DeliveryWorkers,
+		Webhooks:        webhook.NewDeliverWorker(pool, whBox, whCfg, logger),
+		WebhookWorkers:  cfg.WebhookWorkers,
+		EventRetention:  event.NewRetentionWorker(pool, cfg.EventRetention),
 	})
 	if err != nil {
 		return err
 	}
+	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
 		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions,
@@ -129,6 +141,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err := riverClient.Start(ctx); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
 	}
+	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatchDone := make(chan struct{})
+	go func() {
+		defer close(dispatchDone)
+		webhook.NewDispatcher(pool, riverClient, whCfg, 0, logger).Run(dispatchCtx)
+	}()
+	defer func() { stopDispatch(); <-dispatchDone }()
 	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
 	if err != nil {
 		return err
@@ -144,8 +163,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if relayServer != nil {
 		defer relayServer.Close()
 	}
+	facts := platformFacts(cfg)
+	if changed, err := platform.Publish(ctx, pool, facts, time.Now()); err != nil {
+		return err
+	} else if len(changed) > 0 {
+		logger.Info("platform facts changed; every tenant gets a platform.changed event", "changed", changed)
+	}
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, Suppressions: suppressions, Bounces: bounces, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
+		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, Suppressions: suppressions, Bounces: bounces, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), Webhooks: webhooks, Platform: facts, AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
 	})
 	if err != nil {

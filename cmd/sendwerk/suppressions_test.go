@@ -47,7 +47,7 @@ func TestSuppressionList(t *testing.T) {
 	t.Run("OthersAreStillSent", func(t *testing.T) {
 		r := s.send(t, simpleMessage("never@customer.example", "fine@customer.example"))
 		require.Equal(t, 202, r.StatusCode(), string(r.Body))
-		require.Equal(t, []sendwerk.SuppressedRecipient{{Address: "never@customer.example", Reason: sendwerk.SuppressionReasonHardBounce}}, *r.JSON202.Suppressed)
+		require.Equal(t, []sendwerk.SuppressedRecipient{{Address: "never@customer.example", Reason: "hard_bounce"}}, *r.JSON202.Suppressed)
 		m := s.waitStatus(t, r.JSON202.Id, sendwerk.MessageStatusDelivered, 15*time.Second)
 		require.Equal(t, []string{"queued", "suppressed", "attempt", "delivered"}, eventTypes(m))
 		require.Equal(t, []string{"fine@customer.example"}, m.Recipients)

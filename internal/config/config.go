@@ -90,6 +90,15 @@ type Config struct {
 	// Bounce intake for platform connectors.
 	BounceDomain   string
 	BounceSMTPAddr string
+	// Events, webhooks and platform facts.
+	EventRetention       time.Duration
+	WebhookRetrySchedule []time.Duration
+	WebhookTimeout       time.Duration
+	WebhookDisableAfter  time.Duration
+	WebhookSecretOverlap time.Duration
+	WebhookWorkers       int
+	EgressNetworks       []netip.Prefix
+	RelayPublicHost      string
 }
 
 // Var is one row of the settings table.
@@ -162,13 +171,10 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPTimeout, v) }},
 		{Name: "SENDWERK_SMTP_AUTH_FAILURE_LIMIT", Default: "5", Help: "Failed SMTP logins one client address may make within 5 minutes (one user name: twice as many); further logins get 454 until the window passes.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPAuthFailureLimit, v, 1) }},
-		{Name: "SENDWERK_BOUNCE_DOMAIN", Help: "The operator's bounce domain (e.g. `bounces.sendwerk.example`): `platform` connectors send with the return path `bounces+<token>@` it, and the bounce listener takes DSNs and complaints for it. Its MX must point at `SENDWERK_BOUNCE_SMTP_ADDR`. Unset: platform mail keeps the sender's return path and no bounces are taken in.",
+		{Name: "SENDWERK_BOUNCE_DOMAIN", Help: "The operator's bounce domain (e.g. `bounces.sendwerk.example`): `platform` connectors send with the return path `bounces+<token>@` it, and the bounce listener takes DSNs and complaints for it. Its MX must point at `SENDWERK_BOUNCE_SMTP_ADDR`; published at `GET /v1/platform`. Unset: platform mail keeps the sender's return path and no bounces are taken in.",
 			set: func(c *Config, v string) error {
 				c.BounceDomain = strings.ToLower(strings.TrimSuffix(v, "."))
-				if v != "" && !strings.Contains(c.BounceDomain, ".") {
-					return fmt.Errorf("%q is not a domain name", v)
-				}
-				return nil
+				return checkHostName(c.BounceDomain)
 			}},
 		{Name: "SENDWERK_BOUNCE_SMTP_ADDR", Help: "Listen address of the bounce listener (SMTP without AUTH, only for `SENDWERK_BOUNCE_DOMAIN`, reports up to 2 MB), e.g. `:25`. Unset or `off`: no listener.",
 			set: func(c *Config, v string) error { return parseListenAddr(&c.BounceSMTPAddr, v) }},
@@ -201,6 +207,25 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.DomainChecksInFlight, v, 1) }},
 		{Name: "SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL", Default: "10s", Help: "Least time between two `POST /v1/domains/{id}/check` of one domain; sooner ones get 429.",
 			set: func(c *Config, v string) error { return parseDuration(&c.DomainManualCheckInterval, v) }},
+		{Name: "SENDWERK_EVENT_RETENTION", Default: "720h", Help: "Events stay readable at `GET /v1/events` (and redeliverable) this long.",
+			set: func(c *Config, v string) error { return parseDuration(&c.EventRetention, v) }},
+		{Name: "SENDWERK_WEBHOOK_RETRY_SCHEDULE", Default: "5s,5m,30m,2h,5h,10h,10h", Help: "Waits after each failed webhook attempt; its length + 1 is the number of attempts per delivery.",
+			set: func(c *Config, v string) error { return parseDurations(&c.WebhookRetrySchedule, v) }},
+		{Name: "SENDWERK_WEBHOOK_TIMEOUT", Default: "10s", Help: "Time a webhook endpoint has to connect and answer.",
+			set: func(c *Config, v string) error { return parseDuration(&c.WebhookTimeout, v) }},
+		{Name: "SENDWERK_WEBHOOK_DISABLE_AFTER", Default: "120h", Help: "A webhook whose attempts all fail for this long is disabled (with a `webhook.disabled` event and the reason).",
+			set: func(c *Config, v string) error { return parseDuration(&c.WebhookDisableAfter, v) }},
+		{Name: "SENDWERK_WEBHOOK_SECRET_OVERLAP", Default: "24h", Help: "Default time a rotated-out webhook secret keeps signing beside the new one.",
+			set: func(c *Config, v string) error { return parseDuration(&c.WebhookSecretOverlap, v) }},
+		{Name: "SENDWERK_WEBHOOK_WORKERS", Default: "20", Help: "Webhook requests this process makes at once (the webhooks queue).",
+			set: func(c *Config, v string) error { return parseInt(&c.WebhookWorkers, v, 1) }},
+		{Name: "SENDWERK_EGRESS_NETWORKS", Help: "Comma-separated CIDRs Sendwerk connects to tenants' SMTP servers from, published at `GET /v1/platform` for their firewalls. A change notifies every tenant (`platform.changed`).",
+			set: func(c *Config, v string) error { return parsePrefixes(&c.EgressNetworks, v) }},
+		{Name: "SENDWERK_RELAY_PUBLIC_HOST", Help: "The relay host's name as customers configure it, published at `GET /v1/platform` with the listeners' ports. Unset: `SENDWERK_SMTP_HOSTNAME`.",
+			set: func(c *Config, v string) error {
+				c.RelayPublicHost = strings.TrimSuffix(v, ".")
+				return checkHostName(c.RelayPublicHost)
+			}},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",

@@ -25,11 +25,16 @@ func (e *AddressError) Error() string {
 // after DNS resolution, so a host name that resolves (or later re-resolves) to a forbidden
 // address is refused too.
 func (s Settings) dialer() *net.Dialer {
-	d := &net.Dialer{Timeout: s.ConnectTimeout, Resolver: s.Resolver}
-	if s.AllowAddrFunc == nil {
+	return GuardDialer(&net.Dialer{Timeout: s.ConnectTimeout, Resolver: s.Resolver}, s.AllowAddrFunc)
+}
+
+// GuardDialer makes d refuse, with an *AddressError, every address allow rejects, checked
+// on the address actually dialed (after DNS). Webhook delivery uses it with the same policy
+// as upstream SMTP servers. A nil allow leaves d as it is.
+func GuardDialer(d *net.Dialer, allow func(netip.Addr) bool) *net.Dialer {
+	if allow == nil {
 		return d
 	}
-	allow := s.AllowAddrFunc
 	d.Control = func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {

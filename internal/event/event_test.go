@@ -117,7 +117,7 @@ func TestAppendAndList(t *testing.T) {
 		var ve *validate.Error
 		_, err := event.List(ctx, tx, "ten_x", event.Filter{After: "!!", Limit: 1})
 		require.ErrorAs(t, err, &ve)
-		require.Equal(t, "after", ve.Fields[0].Field)
+		require.Equal(t, "cursor", ve.Fields[0].Field)
 		_, err = event.List(ctx, tx, "ten_x", event.Filter{Types: []event.Type{"message.nope"}, Limit: 1})
 		require.ErrorAs(t, err, &ve)
 		_, err = event.List(ctx, tx, "ten_x", event.Filter{ResourceID: "ten_01", Limit: 1})
@@ -157,4 +157,23 @@ func TestWireFormat(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, event.MessageQueued, back.Type())
 	require.Equal(t, "api", back.Data.(*event.MessageQueuedData).Source)
+}
+
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	ten, err := tenant.NewService(pool).Create(ctx, "Acme", nil)
+	require.NoError(t, err)
+	old := queued(ten.ID, ids.New(ids.Message))
+	old.CreatedAt = time.Now().Add(-31 * 24 * time.Hour)
+	require.NoError(t, event.Append(ctx, pool, old))
+	require.NoError(t, event.Append(ctx, pool, queued(ten.ID, ids.New(ids.Message))))
+	n, err := event.DeleteExpired(ctx, pool, time.Now().Add(-event.DefaultRetention), 100)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	p, err := event.List(ctx, pool, ten.ID, event.Filter{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, p.Events, 1)
+	require.NotEqual(t, old.ID, p.Events[0].ID)
 }

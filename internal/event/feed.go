@@ -41,7 +41,7 @@ func List(ctx context.Context, db DB, tenantID string, f Filter) (*Page, error) 
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore}
 	var err error
 	if p.AfterXid, p.AfterSequence, err = decodeCursor(f.After); err != nil {
-		return nil, validate.Field("after", "is not a cursor returned by this API")
+		return nil, validate.Field("cursor", "is not a cursor returned by this API")
 	}
 	for i, t := range f.Types {
 		if !Known(t) {
@@ -90,6 +90,9 @@ func resourceFilter(p *dbsqlc.EventListParams, id string) error {
 	}
 	return nil
 }
+
+// FromRow maps a stored event (also for packages that join events into their own reads).
+func FromRow(r dbsqlc.EventGetRow) (*Event, error) { return fromRow(r) }
 
 func fromRow(r dbsqlc.EventGetRow) (*Event, error) {
 	d, err := decode(Type(r.Type), r.Data)

@@ -27,9 +27,11 @@ import (
 	"github.com/sendwerk/sendwerk/internal/bounce"
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/platform"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/webhook"
 )
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -45,6 +47,9 @@ type Options struct {
 	// received (nil: no listener).
 	Suppressions *suppression.Service
 	Bounces      *bounce.Service
+	Webhooks     *webhook.Service
+	// Platform is what GET /v1/platform publishes.
+	Platform platform.Facts
 	// RelayCredentials are the SMTP relay host's logins; RelayHost says where it listens.
 	RelayCredentials *connector.RelayCredentials
 	RelayHost        RelayHost
@@ -71,6 +76,8 @@ type Server struct {
 	messages     *message.Service
 	suppressions *suppression.Service
 	bounces      *bounce.Service
+	webhooks     *webhook.Service
+	platform     platform.Facts
 	relayCreds   *connector.RelayCredentials
 	relayHost    RelayHost
 	adminToken   string
@@ -81,6 +88,7 @@ type Server struct {
 func New(opts Options) (http.Handler, error) {
 	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, domains: opts.Domains, messages: opts.Messages, adminToken: opts.AdminToken,
 		relayCreds: opts.RelayCredentials, relayHost: opts.RelayHost, suppressions: opts.Suppressions, bounces: opts.Bounces,
+		webhooks: opts.Webhooks, platform: opts.Platform,
 		limiter: newKeyLimiter(opts.APIKeyRequestsPerSec)}
 	spec, err := loadSpec()
 	if err != nil {

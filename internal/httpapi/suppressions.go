@@ -118,7 +118,7 @@ func toAPISuppressed(list []message.SuppressedRecipient) *[]api.SuppressedRecipi
 	}
 	out := make([]api.SuppressedRecipient, len(list))
 	for i, r := range list {
-		out[i] = api.SuppressedRecipient{Address: r.Address, Reason: api.SuppressionReason(r.Reason)}
+		out[i] = api.SuppressedRecipient{Address: r.Address, Reason: string(r.Reason)}
 	}
 	return &out
 }

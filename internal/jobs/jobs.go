@@ -14,9 +14,11 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/webhook"
 )
 
 // QueueDefault carries housekeeping jobs.
@@ -45,6 +47,11 @@ type Deps struct {
 	// checks this process runs at once (the domain_checks queue).
 	Domains              *sendingdomain.Service
 	DomainChecksInFlight int
+	// Webhooks makes webhook attempts (the webhooks queue, WebhookWorkers at once);
+	// EventRetention deletes expired events hourly.
+	Webhooks       *webhook.DeliverWorker
+	WebhookWorkers int
+	EventRetention *event.RetentionWorker
 }
 
 // NewClient builds a River client with every Sendwerk worker and periodic job registered.
@@ -80,6 +87,9 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		queues[sendingdomain.QueueChecks] = river.QueueConfig{MaxWorkers: max(deps.DomainChecksInFlight, 1)}
 		periodic = append(periodic, deps.Domains.PeriodicJobs()...)
 	}
+	if err := addEventWorkers(workers, queues, &periodic, deps); err != nil {
+		return nil, err
+	}
 	rc := &river.Config{
 		Logger:                      deps.Logger,
 		Queues:                      queues,
@@ -95,6 +105,25 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		return nil, fmt.Errorf("error creating river client: %w", err)
 	}
 	return client, nil
+}
+
+// addEventWorkers registers webhook delivery and event retention.
+func addEventWorkers(workers *river.Workers, queues map[string]river.QueueConfig, periodic *[]*river.PeriodicJob, deps Deps) error {
+	if deps.Webhooks != nil {
+		if err := river.AddWorkerSafely(workers, deps.Webhooks); err != nil {
+			return fmt.Errorf("error adding webhook worker: %w", err)
+		}
+		queues[webhook.QueueWebhooks] = river.QueueConfig{MaxWorkers: max(deps.WebhookWorkers, 1)}
+	}
+	if deps.EventRetention != nil {
+		if err := river.AddWorkerSafely(workers, deps.EventRetention); err != nil {
+			return fmt.Errorf("error adding event retention worker: %w", err)
+		}
+		*periodic = append(*periodic, river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return event.RetentionArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "event_retention", RunOnStart: true}))
+	}
+	return nil
 }
 
 // periodicJobs run on the elected leader only, so many processes on one database do not

@@ -10,6 +10,7 @@ import type { paths } from "./schema.js";
 // array (connectorKindValues, sMTPSecurityValues, …) for select inputs.
 export * from "./schema.js";
 export * from "./problem.js";
+export { verifyWebhook, WebhookVerificationError, type VerifyOptions, type WebhookHeaders } from "./webhook.js";
 export { paginate, type ListItem, type ListPath, type PageInit } from "./paginate.js";
 
 /** SendwerkClient is an openapi-fetch client for the Sendwerk API: `client.GET("/v1/connectors")`. */

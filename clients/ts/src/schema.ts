@@ -708,6 +708,210 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the event stream
+         * @description The tenant's events, oldest first, from a cursor: poll with `next_cursor` to hear about
+         *     every change, or replay after an outage (events are kept for
+         *     `SENDWERK_EVENT_RETENTION`). An event is listed once the transaction that wrote it has
+         *     committed and no older transaction can still add one before it, so a cursor never
+         *     skips an event. Filters: type(s), a resource id, and a time range.
+         */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhooks
+         * @description The tenant's webhooks, oldest first.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Add a webhook
+         * @description Adds an endpoint for the tenant's events (all types, or those listed). Events that
+         *     happen from now on are sent to it, each as a JSON `POST` signed per Standard Webhooks:
+         *     `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature: v1,<base64
+         *     HMAC-SHA256 of "id.timestamp.body">`. The signing secret is in this answer only.
+         *     Answer `2xx` within the timeout; anything else is retried on the schedule in
+         *     `GET /v1/platform`.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a webhook
+         * @description The webhook, with why it was disabled when Sendwerk disabled it.
+         */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook
+         * @description Deletes the webhook and its delivery log; pending deliveries are dropped.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a webhook
+         * @description Changes the URL, description, event types or `enabled`. Enabling a webhook Sendwerk disabled clears its reason and failure streak; events that happened meanwhile are not sent (read them from `GET /v1/events`).
+         */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing secret
+         * @description Makes a new secret and returns it (this once). The previous one keeps signing beside it
+         *     for the overlap: each delivery then carries two `v1,` signatures, so a receiver that
+         *     still has the old secret, or already the new one, verifies. Rotating again within the
+         *     overlap ends the oldest secret at once.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event
+         * @description Sends a signed `webhook.test` event to the endpoint now (also when it is disabled) and returns its answer. It is not retried, kept in the feed or in the delivery log.
+         */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Delivery log
+         * @description The webhook's deliveries, newest first, each with every attempt (time, HTTP status, latency, response headers, the first KiB of the body, error).
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+                /** @description The delivery's id. */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again
+         * @description Sends the delivery's event again now (same `webhook-id`, fresh signature), with a fresh retry schedule. The event must still be kept (`SENDWERK_EVENT_RETENTION`).
+         */
+        post: operations["redeliverWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform facts
+         * @description What the operator publishes: the networks mail leaves from (allow them on your own SMTP
+         *     server), the SPF include, the relay host names and ports, the bounce domain, and how
+         *     webhooks are delivered. When the operator changes them, every tenant gets a
+         *     `platform.changed` event.
+         */
+        get: operations["getPlatform"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/suppressions": {
         parameters: {
             query?: never;
@@ -2087,6 +2291,735 @@ export interface components {
             connectors: components["schemas"]["ConnectorUsage"][];
         };
         /**
+         * @description One event of the tenant's stream, discriminated by `type`: each type has its own
+         *     `data` schema. Ordering across events is not promised (webhooks retry independently);
+         *     order one resource's events by `sequence`, and deduplicate by `id` (the `webhook-id`
+         *     header of a delivery).
+         */
+        Event: components["schemas"]["MessageQueuedEvent"] | components["schemas"]["MessageDeferredEvent"] | components["schemas"]["MessageDeliveredEvent"] | components["schemas"]["MessageFailedEvent"] | components["schemas"]["MessageCancelledEvent"] | components["schemas"]["MessageBouncedEvent"] | components["schemas"]["MessageComplainedEvent"] | components["schemas"]["MessageSuppressedEvent"] | components["schemas"]["DomainVerifiedEvent"] | components["schemas"]["DomainAtRiskEvent"] | components["schemas"]["DomainRevokedEvent"] | components["schemas"]["DomainRestoredEvent"] | components["schemas"]["ConnectorPausedEvent"] | components["schemas"]["ConnectorResumedEvent"] | components["schemas"]["ConnectorTestFailedEvent"] | components["schemas"]["QuotaThresholdEvent"] | components["schemas"]["WebhookDisabledEvent"] | components["schemas"]["WebhookTestEvent"] | components["schemas"]["PlatformChangedEvent"];
+        /**
+         * @description An event type.
+         * @enum {string}
+         */
+        EventType: "message.queued" | "message.deferred" | "message.delivered" | "message.failed" | "message.cancelled" | "message.bounced" | "message.complained" | "message.suppressed" | "domain.verified" | "domain.at_risk" | "domain.revoked" | "domain.restored" | "connector.paused" | "connector.resumed" | "connector.test_failed" | "quota.threshold" | "webhook.disabled" | "webhook.test" | "platform.changed";
+        /** @description What every event carries besides `type` and `data`. */
+        EventBase: {
+            /**
+             * @description The event's id (`evt_…`, time-ordered); the `webhook-id` of its deliveries.
+             * @example evt_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Grows with every event; a later event of the same resource has a larger one, so receivers can order what arrives out of order. Gaps are normal.
+             */
+            sequence: number;
+            /** @description The message it is about (`msg_…`). */
+            message_id?: string;
+            /** @description The sender domain it is about (`dom_…`). */
+            domain_id?: string;
+            /** @description The connector it is about, or the message's connector (`con_…`). */
+            connector_id?: string;
+            /** @description The webhook it is about (`whk_…`). */
+            webhook_id?: string;
+        };
+        /** @description `message.queued`: The message was accepted and waits for delivery. */
+        MessageQueuedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.queued`. */
+            type: string;
+            data: components["schemas"]["MessageQueuedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.queued";
+        };
+        /** @description `message.deferred`: An attempt met a temporary failure; another follows at `next_attempt_at`. */
+        MessageDeferredEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.deferred`. */
+            type: string;
+            data: components["schemas"]["MessageDeferredData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.deferred";
+        };
+        /** @description `message.delivered`: The upstream SMTP server accepted the message. */
+        MessageDeliveredEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.delivered`. */
+            type: string;
+            data: components["schemas"]["MessageDeliveredData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.delivered";
+        };
+        /** @description `message.failed`: The message will not be delivered: a permanent failure, or the retry schedule is spent. */
+        MessageFailedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.failed`. */
+            type: string;
+            data: components["schemas"]["MessageFailedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.failed";
+        };
+        /** @description `message.cancelled`: The message was cancelled before delivery. */
+        MessageCancelledEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.cancelled`. */
+            type: string;
+            data: components["schemas"]["MessageCancelledData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.cancelled";
+        };
+        /** @description `message.bounced`: A delivery status notification reported a recipient undeliverable after the upstream accepted the message. */
+        MessageBouncedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.bounced`. */
+            type: string;
+            data: components["schemas"]["MessageBouncedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.bounced";
+        };
+        /** @description `message.complained`: A recipient reported the message as spam (feedback loop). */
+        MessageComplainedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.complained`. */
+            type: string;
+            data: components["schemas"]["MessageComplainedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.complained";
+        };
+        /** @description `message.suppressed`: Recipients were left out because they are on the suppression list. */
+        MessageSuppressedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `message.suppressed`. */
+            type: string;
+            data: components["schemas"]["MessageSuppressedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.suppressed";
+        };
+        /** @description `domain.verified`: A pending domain passed its checks and may send. */
+        DomainVerifiedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `domain.verified`. */
+            type: string;
+            data: components["schemas"]["DomainChangeData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "domain.verified";
+        };
+        /** @description `domain.at_risk`: A verified domain's records fail; it keeps sending during the grace period. */
+        DomainAtRiskEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `domain.at_risk`. */
+            type: string;
+            data: components["schemas"]["DomainChangeData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "domain.at_risk";
+        };
+        /** @description `domain.revoked`: The domain lost its send rights. */
+        DomainRevokedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `domain.revoked`. */
+            type: string;
+            data: components["schemas"]["DomainChangeData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "domain.revoked";
+        };
+        /** @description `domain.restored`: An at-risk or revoked domain passes its checks again. */
+        DomainRestoredEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `domain.restored`. */
+            type: string;
+            data: components["schemas"]["DomainChangeData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "domain.restored";
+        };
+        /** @description `connector.paused`: The connector stopped sending; queued messages wait. */
+        ConnectorPausedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `connector.paused`. */
+            type: string;
+            data: components["schemas"]["ConnectorPausedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "connector.paused";
+        };
+        /** @description `connector.resumed`: The connector sends again. */
+        ConnectorResumedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `connector.resumed`. */
+            type: string;
+            data: components["schemas"]["ConnectorResumedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "connector.resumed";
+        };
+        /** @description `connector.test_failed`: A connection test of a stored connector failed. */
+        ConnectorTestFailedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `connector.test_failed`. */
+            type: string;
+            data: components["schemas"]["ConnectorTestFailedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "connector.test_failed";
+        };
+        /** @description `quota.threshold`: Usage of a monthly quota (a connector's, or the tenant's) reached 80, 90 or 100 %. */
+        QuotaThresholdEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `quota.threshold`. */
+            type: string;
+            data: components["schemas"]["QuotaThresholdData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "quota.threshold";
+        };
+        /** @description `webhook.disabled`: An endpoint failed for too long and was disabled; enable it with `PATCH /v1/webhooks/{webhook_id}`. */
+        WebhookDisabledEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `webhook.disabled`. */
+            type: string;
+            data: components["schemas"]["WebhookDisabledData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "webhook.disabled";
+        };
+        /** @description `webhook.test`: Sent by `POST /v1/webhooks/{webhook_id}/test`; never in the feed. */
+        WebhookTestEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `webhook.test`. */
+            type: string;
+            data: components["schemas"]["WebhookTestData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "webhook.test";
+        };
+        /** @description `platform.changed`: The operator changed what customers must allow or publish (egress networks, SPF include, relay hosts, bounce domain). */
+        PlatformChangedEvent: components["schemas"]["EventBase"] & {
+            /** @description The event type: `platform.changed`. */
+            type: string;
+            data: components["schemas"]["PlatformChangedData"];
+        } & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "platform.changed";
+        };
+        /** @description An SMTP server's reply; `null` when there was none (no connection, a timeout). */
+        EventReply: {
+            /**
+             * @description The reply code.
+             * @example 250
+             */
+            code: number;
+            /**
+             * @description The RFC 3463 enhanced status code.
+             * @example 2.0.0
+             */
+            enhanced_code?: string;
+            /** @description The reply text. */
+            text: string;
+        } | null;
+        /** @description In every message event, so a receiver can file it without a lookup. */
+        MessageInfo: {
+            /**
+             * @description The From address.
+             * @example noreply@example.com
+             */
+            from: string;
+            /** @description Envelope recipients (to, cc and bcc). */
+            recipients: string[];
+            /**
+             * @description The Message-ID header.
+             * @example <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@example.com>
+             */
+            message_id_header: string;
+            /** @description The submission's tags. */
+            tags: string[];
+            /** @description The submission's metadata. */
+            metadata: {
+                [key: string]: string;
+            };
+        };
+        /** @description Data of `message.queued`. */
+        MessageQueuedData: components["schemas"]["MessageInfo"] & {
+            source: components["schemas"]["MessageSource"];
+            /** @description Size of the rendered message. */
+            size_bytes: number;
+            /**
+             * Format: date-time
+             * @description When delivery was scheduled for; `null`: now.
+             */
+            send_at: string | null;
+        };
+        /** @description Data of `message.deferred`. */
+        MessageDeferredData: components["schemas"]["MessageInfo"] & {
+            /** @description The attempt that failed (1-based). */
+            attempt: number;
+            /** @description Stable code of the failure, e.g. `smtp.temporary`, `tcp.refused`. */
+            reason: string;
+            reply: components["schemas"]["EventReply"];
+            /**
+             * Format: date-time
+             * @description When the next attempt is due.
+             */
+            next_attempt_at: string;
+        };
+        /** @description Data of `message.delivered`. */
+        MessageDeliveredData: components["schemas"]["MessageInfo"] & {
+            /** @description The attempt that succeeded (1-based). */
+            attempt: number;
+            reply: components["schemas"]["EventReply"];
+            /** @description The upstream's queue id, when its reply named one. */
+            queue_id: string;
+        };
+        /** @description Data of `message.failed`. */
+        MessageFailedData: components["schemas"]["MessageInfo"] & {
+            /** @description The last attempt (0 when none could be made). */
+            attempt: number;
+            /** @description Stable code and text of the failure. */
+            reason: string;
+            reply: components["schemas"]["EventReply"];
+        };
+        /** @description Data of `message.cancelled`. */
+        MessageCancelledData: components["schemas"]["MessageInfo"] & {
+            /** @description Why. */
+            reason: string;
+        };
+        /** @description Data of `message.bounced`. */
+        MessageBouncedData: components["schemas"]["MessageInfo"] & {
+            /** @description The recipient that bounced. */
+            recipient: string;
+            /** @description The DSN's Action (`failed`, `delayed`, …). */
+            action: string;
+            /** @description The DSN's Status (RFC 3463), e.g. `5.1.1`. */
+            status: string;
+            /** @description The DSN's Diagnostic-Code. */
+            diagnostic_code: string;
+            /** @description A hard bounce. */
+            permanent: boolean;
+        };
+        /** @description Data of `message.complained`. */
+        MessageComplainedData: components["schemas"]["MessageInfo"] & {
+            /** @description Who complained. */
+            recipient: string;
+            /** @description The ARF Feedback-Type, e.g. `abuse`. */
+            feedback_type: string;
+        };
+        /** @description A recipient left out because of the suppression list. */
+        SuppressedRecipient: {
+            /** @description The address. */
+            address: string;
+            /** @description Why it is suppressed: `hard_bounce`, `complaint`, `manual` or `unsubscribe`. */
+            reason: string;
+        };
+        /** @description Data of `message.suppressed`. */
+        MessageSuppressedData: components["schemas"]["MessageInfo"] & {
+            /** @description The recipients left out. */
+            suppressed: components["schemas"]["SuppressedRecipient"][];
+        };
+        /** @description Data of the `domain.*` events. */
+        DomainChangeData: {
+            /**
+             * @description The domain name.
+             * @example example.com
+             */
+            domain: string;
+            /** @description The status before. */
+            from_status: string;
+            /** @description The status now. */
+            to_status: string;
+            /** @description The stable code of the cause (a check code). */
+            code: string;
+            /** @description Why, in plain words. */
+            reason: string;
+            /** @description The check that caused it. */
+            check_id: string;
+        };
+        /** @description Data of `connector.paused`. */
+        ConnectorPausedData: {
+            /** @description The connector's name. */
+            name: string;
+            /**
+             * @description Stable code: `manual` (through the API), `auth.failed`, `tls.failed`, …
+             * @example manual
+             */
+            reason: string;
+            /** @description Why, in plain words. */
+            message: string;
+            last_reply: components["schemas"]["EventReply"];
+        };
+        /** @description Data of `connector.resumed`. */
+        ConnectorResumedData: {
+            /** @description The connector's name. */
+            name: string;
+            /** @description Stable code: `manual`, `test.passed`, … */
+            reason: string;
+        };
+        /** @description Data of `connector.test_failed`. */
+        ConnectorTestFailedData: {
+            /** @description The connector's name. */
+            name: string;
+            /**
+             * @description The test's failure code (see ConnectionTest.code).
+             * @example auth.failed
+             */
+            code: string;
+            /** @description What went wrong, in plain words. */
+            message: string;
+            /** @description The server tested. */
+            host: string;
+            /** @description The port tested. */
+            port: number;
+        };
+        /** @description Data of `quota.threshold`. */
+        QuotaThresholdData: {
+            /**
+             * @description Whose quota: a connector's (the event's `connector_id`) or the tenant's.
+             * @enum {string}
+             */
+            scope: "connector" | "tenant";
+            /**
+             * @description The quota's period.
+             * @enum {string}
+             */
+            period: "month";
+            /**
+             * @description The share of the quota reached.
+             * @enum {integer}
+             */
+            threshold_percent: 80 | 90 | 100;
+            /**
+             * Format: int64
+             * @description The quota.
+             */
+            limit: number;
+            /**
+             * Format: int64
+             * @description Messages counted in the period so far.
+             */
+            used: number;
+            /**
+             * Format: date-time
+             * @description When the period ends.
+             */
+            resets_at: string;
+        };
+        /** @description Data of `webhook.disabled`. */
+        WebhookDisabledData: {
+            /** @description The endpoint. */
+            url: string;
+            /** @description Why it was disabled. */
+            reason: string;
+            /**
+             * Format: date-time
+             * @description The first failed attempt since the last success.
+             */
+            failing_since: string;
+        };
+        /** @description Data of `webhook.test`. */
+        WebhookTestData: {
+            /** @description A fixed text. */
+            message: string;
+        };
+        /** @description Data of `platform.changed`. */
+        PlatformChangedData: {
+            previous: components["schemas"]["PlatformFacts"];
+            current: components["schemas"]["PlatformFacts"];
+            /** @description The fields that differ, e.g. `egress_networks`. */
+            changed: string[];
+        };
+        /** @description A page of the event stream, oldest first. */
+        EventPage: {
+            /** @description The events on this page. */
+            items: components["schemas"]["Event"][];
+            /** @description Pass as `cursor` to read on. Always present, also on an empty page, so a poller keeps it and asks again later. */
+            next_cursor: string;
+        };
+        /** @description An endpoint that receives the tenant's events, signed per Standard Webhooks. The secret is never shown again after creation or rotation. */
+        Webhook: {
+            /**
+             * @description The webhook's id.
+             * @example whk_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /**
+             * @description The endpoint.
+             * @example https://app.example.com/hooks/sendwerk
+             */
+            url: string;
+            /** @description A note for people. */
+            description: string;
+            /** @description The event types sent; empty means every type. */
+            event_types: components["schemas"]["EventType"][];
+            /** @description Whether events are sent. */
+            enabled: boolean;
+            /** @description Why Sendwerk disabled it (empty when it did not). */
+            disabled_reason: string;
+            /**
+             * Format: date-time
+             * @description When Sendwerk disabled it.
+             */
+            disabled_at: string | null;
+            /**
+             * Format: date-time
+             * @description The first failed attempt since the last success; `null` when the last attempt succeeded.
+             */
+            failing_since: string | null;
+            /**
+             * Format: date-time
+             * @description After a rotation, until when the previous secret still signs beside the new one.
+             */
+            previous_secret_expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
+        /** @description A new webhook. */
+        WebhookCreate: {
+            /** @description The endpoint: https (http only where the operator allows it, e.g. development); not a private or loopback address in production. */
+            url: string;
+            /** @description A note for people. */
+            description?: string;
+            /** @description The event types to send; omitted or empty means every type. */
+            event_types?: components["schemas"]["EventType"][];
+            /**
+             * @description Whether events are sent.
+             * @default true
+             */
+            enabled?: boolean;
+        };
+        /** @description Changes to a webhook; omitted fields stay. Enabling a disabled webhook clears its reason and failure streak. */
+        WebhookUpdate: {
+            /** @description The endpoint. */
+            url?: string;
+            /** @description A note for people. */
+            description?: string;
+            /** @description The event types to send; empty means every type. */
+            event_types?: components["schemas"]["EventType"][];
+            /** @description Whether events are sent. */
+            enabled?: boolean;
+        };
+        /** @description A webhook and its signing secret, shown this once. */
+        WebhookWithSecret: components["schemas"]["Webhook"] & {
+            /**
+             * @description The signing secret (`whsec_` and base64): verify deliveries with it.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        /** @description How long the previous secret keeps signing. */
+        WebhookRotateSecret: {
+            /** @description Seconds during which both secrets sign; omitted or 0: the platform's default (`GET /v1/platform`). */
+            overlap_seconds?: number;
+        };
+        /** @description A page of webhooks, oldest first. */
+        WebhookList: {
+            /** @description The webhooks on this page. */
+            items: components["schemas"]["Webhook"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /** @description One request to the endpoint and its answer. */
+        WebhookAttempt: {
+            /** @description The attempt's number within its delivery (1-based). */
+            attempt?: number;
+            /**
+             * Format: date-time
+             * @description When it was sent.
+             */
+            attempted_at: string;
+            /** @description The HTTP status; 0 when no answer came (refused, reset, timeout, address policy). */
+            status_code: number;
+            /** @description Time to the answer. */
+            latency_ms: number;
+            /** @description The answer's headers (lower-case names). */
+            response_headers: {
+                [key: string]: string;
+            };
+            /** @description The first KiB of the answer's body. */
+            response_body: string;
+            /** @description Why it failed; empty on success (2xx). */
+            error: string;
+        };
+        /** @description One event for one webhook, with every attempt made. */
+        WebhookDelivery: {
+            /**
+             * @description The delivery's id.
+             * @example whd_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /** @description The webhook. */
+            webhook_id: string;
+            /** @description The event (the `webhook-id` header). */
+            event_id: string;
+            /** @description The event's type. */
+            event_type: string;
+            status: components["schemas"]["WebhookDeliveryStatus"];
+            /** @description Every attempt, oldest first. */
+            attempts: components["schemas"]["WebhookAttempt"][];
+            /**
+             * Format: date-time
+             * @description When the next attempt is due, while `pending` after a failure.
+             */
+            next_attempt_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the event was dispatched to this webhook.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the delivery last changed.
+             */
+            updated_at: string;
+        };
+        /**
+         * @description `pending` (not yet or again to be attempted), `succeeded` (a 2xx answer), `failed` (the retry schedule is spent).
+         * @enum {string}
+         */
+        WebhookDeliveryStatus: "pending" | "succeeded" | "failed";
+        /** @description A page of deliveries, newest first. */
+        WebhookDeliveryList: {
+            /** @description The deliveries on this page. */
+            items: components["schemas"]["WebhookDelivery"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /** @description What the operator publishes for customers' firewalls and DNS. */
+        PlatformFacts: {
+            /** @description Networks (CIDRs) the platform sends from; allow them on your own SMTP server. */
+            egress_networks: string[];
+            /**
+             * @description The SPF include for your domain's SPF record; empty when none.
+             * @example _spf.sendwerk.example
+             */
+            spf_include: string;
+            /** @description The SMTP relay host's names and ports. */
+            relay_hosts: components["schemas"]["PlatformRelayHost"][];
+            /**
+             * @description The domain bounces return to; empty when not configured.
+             * @example bounces.sendwerk.example
+             */
+            bounce_domain: string;
+        };
+        /** @description A relay host name and port. */
+        PlatformRelayHost: {
+            /**
+             * @description Host name.
+             * @example smtp.sendwerk.example
+             */
+            host: string;
+            /**
+             * @description Port.
+             * @example 587
+             */
+            port: number;
+            /**
+             * @description `starttls` (587) or implicit `tls` (465).
+             * @enum {string}
+             */
+            security: "starttls" | "tls";
+        };
+        /** @description The platform's published facts and webhook delivery policy. */
+        Platform: components["schemas"]["PlatformFacts"] & {
+            webhooks: components["schemas"]["PlatformWebhooks"];
+        };
+        /** @description How webhooks are delivered here. */
+        PlatformWebhooks: {
+            /**
+             * @description Waits after each failed attempt, in seconds.
+             * @example [
+             *       5,
+             *       300,
+             *       1800,
+             *       7200,
+             *       18000,
+             *       36000,
+             *       36000
+             *     ]
+             */
+            retry_schedule_seconds: number[];
+            /**
+             * @description Attempts per delivery.
+             * @example 8
+             */
+            max_attempts: number;
+            /**
+             * @description Time an endpoint has to answer.
+             * @example 10
+             */
+            timeout_seconds: number;
+            /**
+             * @description An endpoint failing this long without a success is disabled.
+             * @example 432000
+             */
+            disable_after_seconds: number;
+            /**
+             * @description Default time both secrets sign after a rotation.
+             * @example 86400
+             */
+            secret_overlap_seconds: number;
+        };
+        /**
          * @description `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
          * @enum {string}
          */
@@ -2152,15 +3085,6 @@ export interface components {
             items: components["schemas"]["Suppression"][];
             /** @description Pass as `cursor` for the next page; absent on the last. */
             next_cursor?: string;
-        };
-        /** @description A recipient left out of a message because it is suppressed. */
-        SuppressedRecipient: {
-            /**
-             * @description The recipient.
-             * @example jane@example.org
-             */
-            address: string;
-            reason: components["schemas"]["SuppressionReason"];
         };
         /** @description One report the bounce listener received. */
         BounceReport: {
@@ -2317,6 +3241,8 @@ export interface components {
         CredentialID: string;
         /** @description The API key's id. */
         KeyID: string;
+        /** @description The webhook's id. */
+        WebhookID: string;
         /** @description Page size. */
         Limit: number;
         /** @description The `next_cursor` of the previous page. */
@@ -2404,11 +3330,66 @@ export type MessageList = components['schemas']['MessageList'];
 export type UsageCounter = components['schemas']['UsageCounter'];
 export type ConnectorUsage = components['schemas']['ConnectorUsage'];
 export type Usage = components['schemas']['Usage'];
+export type Event = components['schemas']['Event'];
+export type EventType = components['schemas']['EventType'];
+export type EventBase = components['schemas']['EventBase'];
+export type MessageQueuedEvent = components['schemas']['MessageQueuedEvent'];
+export type MessageDeferredEvent = components['schemas']['MessageDeferredEvent'];
+export type MessageDeliveredEvent = components['schemas']['MessageDeliveredEvent'];
+export type MessageFailedEvent = components['schemas']['MessageFailedEvent'];
+export type MessageCancelledEvent = components['schemas']['MessageCancelledEvent'];
+export type MessageBouncedEvent = components['schemas']['MessageBouncedEvent'];
+export type MessageComplainedEvent = components['schemas']['MessageComplainedEvent'];
+export type MessageSuppressedEvent = components['schemas']['MessageSuppressedEvent'];
+export type DomainVerifiedEvent = components['schemas']['DomainVerifiedEvent'];
+export type DomainAtRiskEvent = components['schemas']['DomainAtRiskEvent'];
+export type DomainRevokedEvent = components['schemas']['DomainRevokedEvent'];
+export type DomainRestoredEvent = components['schemas']['DomainRestoredEvent'];
+export type ConnectorPausedEvent = components['schemas']['ConnectorPausedEvent'];
+export type ConnectorResumedEvent = components['schemas']['ConnectorResumedEvent'];
+export type ConnectorTestFailedEvent = components['schemas']['ConnectorTestFailedEvent'];
+export type QuotaThresholdEvent = components['schemas']['QuotaThresholdEvent'];
+export type WebhookDisabledEvent = components['schemas']['WebhookDisabledEvent'];
+export type WebhookTestEvent = components['schemas']['WebhookTestEvent'];
+export type PlatformChangedEvent = components['schemas']['PlatformChangedEvent'];
+export type EventReply = components['schemas']['EventReply'];
+export type MessageInfo = components['schemas']['MessageInfo'];
+export type MessageQueuedData = components['schemas']['MessageQueuedData'];
+export type MessageDeferredData = components['schemas']['MessageDeferredData'];
+export type MessageDeliveredData = components['schemas']['MessageDeliveredData'];
+export type MessageFailedData = components['schemas']['MessageFailedData'];
+export type MessageCancelledData = components['schemas']['MessageCancelledData'];
+export type MessageBouncedData = components['schemas']['MessageBouncedData'];
+export type MessageComplainedData = components['schemas']['MessageComplainedData'];
+export type SuppressedRecipient = components['schemas']['SuppressedRecipient'];
+export type MessageSuppressedData = components['schemas']['MessageSuppressedData'];
+export type DomainChangeData = components['schemas']['DomainChangeData'];
+export type ConnectorPausedData = components['schemas']['ConnectorPausedData'];
+export type ConnectorResumedData = components['schemas']['ConnectorResumedData'];
+export type ConnectorTestFailedData = components['schemas']['ConnectorTestFailedData'];
+export type QuotaThresholdData = components['schemas']['QuotaThresholdData'];
+export type WebhookDisabledData = components['schemas']['WebhookDisabledData'];
+export type WebhookTestData = components['schemas']['WebhookTestData'];
+export type PlatformChangedData = components['schemas']['PlatformChangedData'];
+export type EventPage = components['schemas']['EventPage'];
+export type Webhook = components['schemas']['Webhook'];
+export type WebhookCreate = components['schemas']['WebhookCreate'];
+export type WebhookUpdate = components['schemas']['WebhookUpdate'];
+export type WebhookWithSecret = components['schemas']['WebhookWithSecret'];
+export type WebhookRotateSecret = components['schemas']['WebhookRotateSecret'];
+export type WebhookList = components['schemas']['WebhookList'];
+export type WebhookAttempt = components['schemas']['WebhookAttempt'];
+export type WebhookDelivery = components['schemas']['WebhookDelivery'];
+export type WebhookDeliveryStatus = components['schemas']['WebhookDeliveryStatus'];
+export type WebhookDeliveryList = components['schemas']['WebhookDeliveryList'];
+export type PlatformFacts = components['schemas']['PlatformFacts'];
+export type PlatformRelayHost = components['schemas']['PlatformRelayHost'];
+export type Platform = components['schemas']['Platform'];
+export type PlatformWebhooks = components['schemas']['PlatformWebhooks'];
 export type SuppressionReason = components['schemas']['SuppressionReason'];
 export type Suppression = components['schemas']['Suppression'];
 export type SuppressionCreate = components['schemas']['SuppressionCreate'];
 export type SuppressionList = components['schemas']['SuppressionList'];
-export type SuppressedRecipient = components['schemas']['SuppressedRecipient'];
 export type BounceReport = components['schemas']['BounceReport'];
 export type BounceReportList = components['schemas']['BounceReportList'];
 export type ResponseLimitReached = components['responses']['LimitReached'];
@@ -2427,6 +3408,7 @@ export type ParameterConnectorId = components['parameters']['ConnectorID'];
 export type ParameterDomainId = components['parameters']['DomainID'];
 export type ParameterCredentialId = components['parameters']['CredentialID'];
 export type ParameterKeyId = components['parameters']['KeyID'];
+export type ParameterWebhookId = components['parameters']['WebhookID'];
 export type ParameterLimit = components['parameters']['Limit'];
 export type ParameterCursor = components['parameters']['Cursor'];
 export type HeaderRateLimitLimit = components['headers']['RateLimitLimit'];
@@ -3643,6 +4625,341 @@ export interface operations {
             403: components["responses"]["Forbidden"];
         };
     };
+    listEvents: {
+        parameters: {
+            query?: {
+                /** @description The `next_cursor` of the previous read; omitted, the oldest kept event. */
+                cursor?: string;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Only these types (repeat the parameter for several). */
+                type?: components["schemas"]["EventType"][];
+                /** @description Only events about this message, domain, connector or webhook (a connector's id also matches its messages' events). */
+                resource_id?: string;
+                /** @description Only events at or after this time. */
+                created_after?: string;
+                /** @description Only events before this time. */
+                created_before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of webhooks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://app.example.com/hooks/sendwerk",
+                 *       "event_types": [
+                 *         "message.delivered",
+                 *         "message.failed"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description The webhook and its secret, shown this once. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "enabled": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description The changed webhook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "overlap_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookRotateSecret"];
+            };
+        };
+        responses: {
+            /** @description The webhook and its new secret. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint's answer; `status_code` 0 and `error` when none came. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAttempt"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only deliveries in this status. */
+                status?: components["schemas"]["WebhookDeliveryStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    redeliverWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhook_id: components["parameters"]["WebhookID"];
+                /** @description The delivery's id. */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued; its attempts appear in the delivery log. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    getPlatform: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The facts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Platform"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     listSuppressions: {
         parameters: {
             query?: {
@@ -3824,6 +5141,31 @@ export const domainEventTypeValues: ReadonlyArray<FlattenedDeepRequired<componen
 export const domainEventFrom_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainEvent"]["from_status"]> = ["pending", "verified", "at_risk", "revoked"];
 export const messageSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSource"]> = ["api", "smtp", "test"];
 export const messageStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageStatus"]> = ["queued", "sending", "deferred", "delivered", "failed", "cancelled"];
+export const eventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EventType"]> = ["message.queued", "message.deferred", "message.delivered", "message.failed", "message.cancelled", "message.bounced", "message.complained", "message.suppressed", "domain.verified", "domain.at_risk", "domain.revoked", "domain.restored", "connector.paused", "connector.resumed", "connector.test_failed", "quota.threshold", "webhook.disabled", "webhook.test", "platform.changed"];
+export const messageQueuedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageQueuedEvent"]["type"]> = ["message.queued"];
+export const messageDeferredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageDeferredEvent"]["type"]> = ["message.deferred"];
+export const messageDeliveredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageDeliveredEvent"]["type"]> = ["message.delivered"];
+export const messageFailedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageFailedEvent"]["type"]> = ["message.failed"];
+export const messageCancelledEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageCancelledEvent"]["type"]> = ["message.cancelled"];
+export const messageBouncedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageBouncedEvent"]["type"]> = ["message.bounced"];
+export const messageComplainedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageComplainedEvent"]["type"]> = ["message.complained"];
+export const messageSuppressedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSuppressedEvent"]["type"]> = ["message.suppressed"];
+export const domainVerifiedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainVerifiedEvent"]["type"]> = ["domain.verified"];
+export const domainAtRiskEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainAtRiskEvent"]["type"]> = ["domain.at_risk"];
+export const domainRevokedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRevokedEvent"]["type"]> = ["domain.revoked"];
+export const domainRestoredEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRestoredEvent"]["type"]> = ["domain.restored"];
+export const connectorPausedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorPausedEvent"]["type"]> = ["connector.paused"];
+export const connectorResumedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorResumedEvent"]["type"]> = ["connector.resumed"];
+export const connectorTestFailedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorTestFailedEvent"]["type"]> = ["connector.test_failed"];
+export const quotaThresholdEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdEvent"]["type"]> = ["quota.threshold"];
+export const webhookDisabledEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookDisabledEvent"]["type"]> = ["webhook.disabled"];
+export const webhookTestEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookTestEvent"]["type"]> = ["webhook.test"];
+export const platformChangedEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["PlatformChangedEvent"]["type"]> = ["platform.changed"];
+export const quotaThresholdDataScopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdData"]["scope"]> = ["connector", "tenant"];
+export const quotaThresholdDataPeriodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdData"]["period"]> = ["month"];
+export const quotaThresholdDataThreshold_percentValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdData"]["threshold_percent"]> = [80, 90, 100];
+export const webhookDeliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookDeliveryStatus"]> = ["pending", "succeeded", "failed"];
+export const platformRelayHostSecurityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["PlatformRelayHost"]["security"]> = ["starttls", "tls"];
 export const suppressionReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SuppressionReason"]> = ["hard_bounce", "complaint", "manual", "unsubscribe"];
 export const suppressionCreateReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SuppressionCreate"]["reason"]> = ["manual", "unsubscribe", "hard_bounce", "complaint"];
 export const bounceReportKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BounceReport"]["kind"]> = ["dsn", "arf", "unknown"];

@@ -133,3 +133,40 @@ func (r iteratorForMessageInsertMany) Err() error {
 func (q *Queries) MessageInsertMany(ctx context.Context, arg []MessageInsertManyParams) (int64, error) {
 	return q.db.CopyFrom(ctx, []string{"messages"}, []string{"id", "tenant_id", "connector_id", "source", "status", "from_email", "from_name", "envelope_from", "recipients", "to_addrs", "cc_addrs", "subject", "message_id", "tags", "metadata", "mime", "size_bytes", "send_at", "job_id"}, &iteratorForMessageInsertMany{rows: arg})
 }
+
+// iteratorForWebhookDeliveryInsertMany implements pgx.CopyFromSource.
+type iteratorForWebhookDeliveryInsertMany struct {
+	rows                 []WebhookDeliveryInsertManyParams
+	skippedFirstNextCall bool
+}
+
+func (r *iteratorForWebhookDeliveryInsertMany) Next() bool {
+	if len(r.rows) == 0 {
+		return false
+	}
+	if !r.skippedFirstNextCall {
+		r.skippedFirstNextCall = true
+		return true
+	}
+	r.rows = r.rows[1:]
+	return len(r.rows) > 0
+}
+
+func (r iteratorForWebhookDeliveryInsertMany) Values() ([]interface{}, error) {
+	return []interface{}{
+		r.rows[0].ID,
+		r.rows[0].TenantID,
+		r.rows[0].WebhookID,
+		r.rows[0].EventID,
+		r.rows[0].EventType,
+		r.rows[0].Status,
+	}, nil
+}
+
+func (r iteratorForWebhookDeliveryInsertMany) Err() error {
+	return nil
+}
+
+func (q *Queries) WebhookDeliveryInsertMany(ctx context.Context, arg []WebhookDeliveryInsertManyParams) (int64, error) {
+	return q.db.CopyFrom(ctx, []string{"webhook_deliveries"}, []string{"id", "tenant_id", "webhook_id", "event_id", "event_type", "status"}, &iteratorForWebhookDeliveryInsertMany{rows: arg})
+}

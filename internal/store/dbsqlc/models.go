@@ -138,6 +138,12 @@ type MessageEvent struct {
 	Data      []byte
 }
 
+type PlatformFact struct {
+	ID        int32
+	Facts     []byte
+	UpdatedAt time.Time
+}
+
 type RelayCredential struct {
 	ID           string
 	TenantID     string
@@ -224,4 +230,55 @@ type UsageCounter struct {
 	PeriodStart time.Time
 	Count       int64
 	Shard       int16
+}
+
+type Webhook struct {
+	ID                      string
+	TenantID                string
+	Url                     string
+	Description             string
+	EventTypes              []string
+	Enabled                 bool
+	Secret                  []byte
+	SecretKeyID             string
+	PreviousSecret          []byte
+	PreviousSecretKeyID     *string
+	PreviousSecretExpiresAt *time.Time
+	FailingSince            *time.Time
+	DisabledReason          string
+	DisabledAt              *time.Time
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+type WebhookAttempt struct {
+	ID              int64
+	DeliveryID      string
+	Attempt         int32
+	AttemptedAt     time.Time
+	StatusCode      int32
+	LatencyMs       int32
+	ResponseHeaders []byte
+	ResponseBody    string
+	Error           string
+}
+
+type WebhookDelivery struct {
+	ID             string
+	TenantID       string
+	WebhookID      string
+	EventID        string
+	EventType      string
+	Status         string
+	Attempts       int32
+	LastStatusCode *int32
+	NextAttemptAt  *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type WebhookDispatch struct {
+	ID            int32
+	AfterXid      string
+	AfterSequence int64
 }
