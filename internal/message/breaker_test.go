@@ -12,6 +12,7 @@ import (
 
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/smtptest"
 )
 
@@ -128,3 +129,41 @@ func TestCircuitBreakerResetsOnSuccess(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCircuitBreakerPausesOnExpiredCertificate: a server whose certificate worked and then
+// expired is retried as temporary by delivery, but three attempts in a row pause the
+// connector with tls.certificate_invalid.
+func TestCircuitBreakerPausesOnExpiredCertificate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	ca := smtptest.NewCA(t)
+	srv := smtptest.NewServer(t, smtptest.Opts{StartTLS: true, CA: ca})
+	box, err := secret.NewBox("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	require.NoError(t, err)
+	conns := connector.NewService(b.pool, box, connector.Policy{AllowNoAuth: true, AllowPlaintext: true, AllowPrivateAddresses: true, RootCAs: ca.Pool()})
+	conn, err := conns.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port, starttls := srv.Port(), string(delivery.SecurityStartTLS)
+	_, err = conns.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port, Security: &starttls}})
+	require.NoError(t, err)
+	w := NewDeliverWorker(b.pool, conns, noSenders{}, NewPools(&delivery.PoolConfig{IdleTimeout: time.Millisecond}), DeliverConfig{}, nil)
+	svc := NewService(b.pool, b.svc.jobs, conns, noSenders{}, w, Config{})
+	work := func(attempt int) error {
+		acc, _, err := svc.Submit(ctx, b.tenantID, request(), nil)
+		require.NoError(t, err)
+		return w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: 12}, Args: DeliverArgs{MessageID: acc.ID, TenantID: b.tenantID}})
+	}
+	require.NoError(t, work(1), "the certificate verifies at first")
+
+	srv.SetCertificate(ca.Issue(t, smtptest.CertOpts{NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}))
+	time.Sleep(50 * time.Millisecond) // the idle connection with the old certificate is closed
+	for i := range 3 {
+		require.ErrorContains(t, work(i+1), "tls.certificate_invalid")
+	}
+	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
+	require.NoError(t, err)
+	require.Equal(t, connector.StatusPaused, conn.Status)
+	require.Equal(t, connector.PausedTLSInvalid, conn.Breaker.PausedReason)
+	require.Contains(t, conn.Breaker.LastFailure.Text, "expired")
+}

@@ -102,6 +102,25 @@ const (
 	EventComplained = "complained"
 )
 
+// goneRecipients lists the recipients an upstream refused as non-existent: each rejected
+// RCPT that says so, or the message's only recipient when the reply to DATA does.
+func goneRecipients(m dbsqlc.Message, de *delivery.Error) []delivery.RecipientResult {
+	var out []delivery.RecipientResult
+	for _, r := range de.Recipients {
+		if !r.Accepted && r.Reply != nil && delivery.MailboxGone(*r.Reply) {
+			out = append(out, r)
+		}
+	}
+	o := de.Outcome
+	if de.Stage == delivery.StageData && len(m.Recipients) == 1 && o.SMTPCode != 0 {
+		reply := delivery.Reply{Code: o.SMTPCode, EnhancedCode: o.EnhancedCode, Text: o.Text}
+		if delivery.MailboxGone(reply) {
+			out = append(out, delivery.RecipientResult{Address: m.Recipients[0], Reply: &reply})
+		}
+	}
+	return out
+}
+
 // suppressGone adds the recipients an upstream refused as non-existent to the tenant's
 // suppression list (an upsert, so a repeated attempt changes nothing).
 func (w *DeliverWorker) suppressGone(ctx context.Context, m dbsqlc.Message, sendErr error) error {
@@ -109,10 +128,7 @@ func (w *DeliverWorker) suppressGone(ctx context.Context, m dbsqlc.Message, send
 	if w.cfg.Suppressions == nil || !errors.As(sendErr, &de) {
 		return nil
 	}
-	for _, r := range de.Recipients {
-		if r.Accepted || r.Reply == nil || !delivery.MailboxGone(*r.Reply) {
-			continue
-		}
+	for _, r := range goneRecipients(m, de) {
 		_, err := w.cfg.Suppressions.Add(ctx, m.TenantID, suppression.Entry{
 			Address: r.Address, Reason: suppression.ReasonHardBounce, SourceMessageID: m.ID, Detail: strings.TrimSpace(r.Reply.String()),
 		})

@@ -146,3 +146,31 @@ func TestSuppressedStreamEvent(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT data::text FROM events WHERE type = 'message.suppressed' AND message_id = $1", acc.ID).Scan(&data))
 	require.Contains(t, data, `"suppressed": [{"reason": "hard_bounce", "address": "gone@customer.example"}]`)
 }
+
+// TestDeliverySuppressesOnDataReply: a single-recipient message refused after DATA with
+// 5.1.1 (servers that check recipients late) suppresses its recipient too.
+func TestDeliverySuppressesOnDataReply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	srv := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{DataFunc: func(smtptest.Message) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Mailbox does not exist"}
+	}}})
+	conn, err := b.svc.connectors.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port := srv.Port()
+	_, err = b.svc.connectors.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port}})
+	require.NoError(t, err)
+	w := b.svc.deliverer
+	w.cfg.Suppressions = sup
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+	require.NoError(t, err)
+	err = w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: DeliverArgs{MessageID: acc.ID, TenantID: b.tenantID}})
+	var cancel *river.JobCancelError
+	require.True(t, errors.As(err, &cancel), "%v", err)
+	s, err := sup.Check(ctx, b.tenantID, "jane@customer.example")
+	require.NoError(t, err)
+	require.NotNil(t, s)
+	require.Contains(t, s.Detail, "550 5.1.1 Mailbox does not exist")
+}
