@@ -14,3 +14,7 @@ LIMIT @max;
 -- HMAC-signed, so only Sendwerk can have made it, and it carries no tenant.
 -- name: MessageGetForBounce :one
 SELECT * FROM messages WHERE id = @id;
+
+-- BounceReportPurge deletes reports received before the cutoff (they may hold whole messages).
+-- name: BounceReportPurge :execrows
+DELETE FROM bounce_reports WHERE received_at < @before;

@@ -174,3 +174,22 @@ func TestDeliverySuppressesOnDataReply(t *testing.T) {
 	require.NotNil(t, s)
 	require.Contains(t, s.Detail, "550 5.1.1 Mailbox does not exist")
 }
+
+func TestRetentionPurgesBounceReportsAndExpiredSuppressions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	for _, a := range []string{"old@customer.example", "live@customer.example"} {
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: a, Reason: suppression.ReasonManual})
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(ctx, "UPDATE suppressions SET expires_at = now() - interval '1 minute' WHERE address = 'old@customer.example'")
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO bounce_reports (id, kind, outcome, raw, size_bytes, received_at) VALUES
+		('bnc_old', 'unknown', 'unparsed', 'x', 1, now() - interval '40 days'), ('bnc_new', 'unknown', 'unparsed', 'y', 1, now())`)
+	require.NoError(t, err)
+	require.NoError(t, NewRetentionWorker(b.pool, 0).Work(ctx, &river.Job[RetentionArgs]{JobRow: &rivertype.JobRow{}}))
+	require.Equal(t, 1, b.count(t, "suppressions"))
+	require.Equal(t, 1, b.count(t, "bounce_reports"))
+}

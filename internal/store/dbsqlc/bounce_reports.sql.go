@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 )
 
 const bounceReportInsert = `-- name: BounceReportInsert :exec
@@ -94,6 +95,19 @@ func (q *Queries) BounceReportList(ctx context.Context, arg BounceReportListPara
 		return nil, err
 	}
 	return items, nil
+}
+
+const bounceReportPurge = `-- name: BounceReportPurge :execrows
+DELETE FROM bounce_reports WHERE received_at < $1
+`
+
+// BounceReportPurge deletes reports received before the cutoff (they may hold whole messages).
+func (q *Queries) BounceReportPurge(ctx context.Context, before time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, bounceReportPurge, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const messageGetForBounce = `-- name: MessageGetForBounce :one
