@@ -42,6 +42,8 @@ type testBundle struct {
 	smtpAddr, smtpsAddr string
 	// devInbox and devDNS are the development mail catcher's and DNS server's addresses.
 	devInbox, devDNS string
+	// bounceAddr is the bounce listener's, when the test set SENDWERK_BOUNCE_SMTP_ADDR.
+	bounceAddr string
 }
 
 type syncBuffer struct {
@@ -111,7 +113,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS}
+	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, bounceAddr: addrs.Bounce}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }
