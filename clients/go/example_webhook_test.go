@@ -47,7 +47,7 @@ func ExampleVerifyWebhook() {
 	if err != nil {
 		panic(err)
 	}
-	client, _ := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	var secret string
 	got := make(chan any, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
