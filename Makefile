@@ -51,8 +51,9 @@ lint: $(TS)/node_modules/.package-lock.json ## golangci-lint (.golangci.yml, pin
 	cd $(TS) && npm run --silent lint:openapi
 
 .PHONY: test
-test: test-ts ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests
+test: test-ts ## run all tests against real PostgreSQL, SMTP and DNS servers started by the tests, then the short chaos run
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) chaos CHAOS_QUICK=1
 
 .PHONY: test-ts
 test-ts: $(TS)/node_modules/.package-lock.json ## the TypeScript client's tests (vitest) against a real `sendwerk serve`
@@ -66,6 +67,11 @@ test-race: ## the tests with the race detector
 bench: ## benchmark against pgbench and Postfix on loopback (root; ~10 min, BENCH_QUICK=1 for a smoke run): table + bench/results.json
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk
 	$(GO) run ./bench -bin bin/sendwerk
+
+.PHONY: chaos
+chaos: ## fault injection against real `sendwerk serve` processes: kill -9, PostgreSQL restarts, SIGTERM, upstream faults (~8 min; CHAOS_QUICK=1: ~3 min)
+	$(GO) build -o bin/sendwerk ./cmd/sendwerk
+	$(GO) run ./chaos -bin bin/sendwerk $(if $(CHAOS_QUICK),-quick)
 
 .PHONY: build
 build: ## build bin/sendwerk

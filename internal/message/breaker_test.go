@@ -2,12 +2,9 @@ package message
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
@@ -39,16 +36,17 @@ func TestCircuitBreakerPausesOnWrongPassword(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, acc.ID)
 	}
-	work := func(id string, attempt int) error {
-		return w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: 12}, Args: DeliverArgs{MessageID: id, TenantID: b.tenantID}})
+	work := func(id string) *Attempt {
+		a, err := w.Attempt(ctx, b.tenantID, id, AttemptOpts{RetryAt: time.Now().Add(time.Minute)})
+		require.NoError(t, err)
+		return a
 	}
 
 	// Three attempts across the two messages, each a failed login.
-	for i, id := range []string{ids[0], ids[1], ids[0]} {
-		err := work(id, i/2+1)
-		require.ErrorContains(t, err, "auth.failed")
-		var snooze *river.JobSnoozeError
-		require.False(t, errors.As(err, &snooze))
+	for _, id := range []string{ids[0], ids[1], ids[0]} {
+		a := work(id)
+		require.Equal(t, VerdictDeferred, a.Verdict)
+		require.Equal(t, delivery.CodeAuthFailed, a.Outcome.Code)
 	}
 	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
 	require.NoError(t, err)
@@ -62,8 +60,7 @@ func TestCircuitBreakerPausesOnWrongPassword(t *testing.T) {
 
 	logins := srv.Connections()
 	for _, id := range ids {
-		var snooze *river.JobSnoozeError
-		require.True(t, errors.As(work(id, 3), &snooze), "a paused connector's messages wait")
+		require.Equal(t, VerdictPaused, work(id).Verdict, "a paused connector's messages wait")
 	}
 	require.Equal(t, logins, srv.Connections(), "no further login reaches the server")
 	for _, id := range ids {
@@ -80,7 +77,7 @@ func TestCircuitBreakerPausesOnWrongPassword(t *testing.T) {
 	require.Zero(t, conn.Breaker.ConsecutiveFailures)
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT data->>'name' FROM events WHERE type = 'connector.resumed' AND connector_id = $1", conn.ID).Scan(new(string)))
 	for _, id := range ids {
-		require.NoError(t, work(id, 3))
+		require.Equal(t, VerdictDelivered, work(id).Verdict)
 		m, err := b.svc.Get(ctx, b.tenantID, id)
 		require.NoError(t, err)
 		require.Equal(t, StatusDelivered, m.Status)
@@ -147,19 +144,23 @@ func TestCircuitBreakerPausesOnExpiredCertificate(t *testing.T) {
 	port, starttls := srv.Port(), string(delivery.SecurityStartTLS)
 	_, err = conns.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port, Security: &starttls}})
 	require.NoError(t, err)
-	w := NewDeliverWorker(b.pool, conns, noSenders{}, NewPools(&delivery.PoolConfig{IdleTimeout: time.Millisecond}), DeliverConfig{}, nil)
-	svc := NewService(b.pool, b.svc.jobs, conns, noSenders{}, w, Config{})
-	work := func(attempt int) error {
+	d := NewDeliverer(b.pool, conns, noSenders{}, NewPools(&delivery.PoolConfig{IdleTimeout: time.Millisecond}), nil, nil)
+	svc := NewService(b.pool, b.svc.jobs, conns, noSenders{}, d, Config{})
+	work := func() *Attempt {
 		acc, _, err := svc.Submit(ctx, b.tenantID, request(), nil)
 		require.NoError(t, err)
-		return w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: 12}, Args: DeliverArgs{MessageID: acc.ID, TenantID: b.tenantID}})
+		a, err := d.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{RetryAt: time.Now().Add(time.Minute)})
+		require.NoError(t, err)
+		return a
 	}
-	require.NoError(t, work(1), "the certificate verifies at first")
+	require.Equal(t, VerdictDelivered, work().Verdict, "the certificate verifies at first")
 
 	srv.SetCertificate(ca.Issue(t, smtptest.CertOpts{NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}))
 	time.Sleep(50 * time.Millisecond) // the idle connection with the old certificate is closed
-	for i := range 3 {
-		require.ErrorContains(t, work(i+1), "tls.certificate_invalid")
+	for range 3 {
+		a := work()
+		require.Equal(t, VerdictDeferred, a.Verdict, "a certificate problem on an upstream that worked is temporary for the message")
+		require.Equal(t, delivery.CodeTLSCertificateInvalid, a.Outcome.Code)
 	}
 	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
 	require.NoError(t, err)

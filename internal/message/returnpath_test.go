@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
@@ -53,19 +50,17 @@ func TestReturnPath(t *testing.T) {
 		SMTP: &connector.SMTPInput{Host: up.Host(), Port: up.Port(), Security: string(delivery.SecurityNone)}})
 	require.NoError(t, err)
 
-	w := NewDeliverWorker(b.pool, conns, anySenders{}, NewPools(nil), DeliverConfig{ReturnPaths: verp{}}, nil)
-	workers := river.NewWorkers()
-	river.AddWorker(workers, w)
-	client, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{Workers: workers})
-	require.NoError(t, err)
-	svc := NewService(b.pool, client, conns, anySenders{}, w, Config{})
+	d := NewDeliverer(b.pool, conns, anySenders{}, NewPools(nil), nil, &DelivererOptions{ReturnPaths: verp{}})
+	svc := NewService(b.pool, b.svc.jobs, conns, anySenders{}, d, Config{})
 
 	for _, c := range []*connector.Connector{pc, own} {
 		req := request()
 		req.ConnectorID = c.ID
 		acc, _, err := svc.Submit(ctx, ten.ID, req, nil)
 		require.NoError(t, err)
-		require.NoError(t, w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: DeliverArgs{MessageID: acc.ID, TenantID: ten.ID}}))
+		a, err := d.Attempt(ctx, ten.ID, acc.ID, AttemptOpts{RetryAt: time.Now()})
+		require.NoError(t, err)
+		require.Equal(t, VerdictDelivered, a.Verdict)
 	}
 	msgs := up.WaitMessages(t, 2, 5*time.Second)
 	require.True(t, strings.HasPrefix(msgs[0].From, "bounces+") && strings.HasSuffix(msgs[0].From, "@bounces.sendwerk.test"), msgs[0].From)

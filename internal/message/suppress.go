@@ -123,13 +123,13 @@ func goneRecipients(m dbsqlc.Message, de *delivery.Error) []delivery.RecipientRe
 
 // suppressGone adds the recipients an upstream refused as non-existent to the tenant's
 // suppression list (an upsert, so a repeated attempt changes nothing).
-func (w *DeliverWorker) suppressGone(ctx context.Context, m dbsqlc.Message, sendErr error) error {
+func (d *Deliverer) suppressGone(ctx context.Context, m dbsqlc.Message, sendErr error) error {
 	var de *delivery.Error
-	if w.cfg.Suppressions == nil || !errors.As(sendErr, &de) {
+	if d.opts.Suppressions == nil || !errors.As(sendErr, &de) {
 		return nil
 	}
 	for _, r := range goneRecipients(m, de) {
-		_, err := w.cfg.Suppressions.Add(ctx, m.TenantID, suppression.Entry{
+		_, err := d.opts.Suppressions.Add(ctx, m.TenantID, suppression.Entry{
 			Address: r.Address, Reason: suppression.ReasonHardBounce, SourceMessageID: m.ID, Detail: strings.TrimSpace(r.Reply.String()),
 		})
 		var ve *validate.Error

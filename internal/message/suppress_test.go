@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/riverqueue/river"
@@ -109,16 +110,16 @@ func TestDeliverySuppressesUnknownMailboxes(t *testing.T) {
 	port := srv.Port()
 	_, err = b.svc.connectors.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port}})
 	require.NoError(t, err)
-	w := b.svc.deliverer
-	w.cfg.Suppressions = sup
+	d := b.svc.deliverer
+	d.opts.Suppressions = sup
 
 	req := request()
 	req.To = []Address{{Email: "gone@customer.example"}, {Email: "picky@customer.example"}}
 	acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
 	require.NoError(t, err)
-	err = w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: DeliverArgs{MessageID: acc.ID, TenantID: b.tenantID}})
-	var cancel *river.JobCancelError
-	require.True(t, errors.As(err, &cancel), "a permanent rejection cancels the job: %v", err)
+	a, err := d.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{RetryAt: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, VerdictFailed, a.Verdict, "a permanent rejection fails the message")
 
 	s, err := sup.Check(ctx, b.tenantID, "gone@customer.example")
 	require.NoError(t, err)
@@ -162,13 +163,13 @@ func TestDeliverySuppressesOnDataReply(t *testing.T) {
 	port := srv.Port()
 	_, err = b.svc.connectors.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port}})
 	require.NoError(t, err)
-	w := b.svc.deliverer
-	w.cfg.Suppressions = sup
+	d := b.svc.deliverer
+	d.opts.Suppressions = sup
 	acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
 	require.NoError(t, err)
-	err = w.Work(ctx, &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: DeliverArgs{MessageID: acc.ID, TenantID: b.tenantID}})
-	var cancel *river.JobCancelError
-	require.True(t, errors.As(err, &cancel), "%v", err)
+	a, err := d.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{RetryAt: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, VerdictFailed, a.Verdict)
 	s, err := sup.Check(ctx, b.tenantID, "jane@customer.example")
 	require.NoError(t, err)
 	require.NotNil(t, s)
