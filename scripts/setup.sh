@@ -28,6 +28,9 @@ command -v saslpasswd2 >/dev/null || missing+=(sasl2-bin)
 compgen -G '/usr/lib/*/sasl2/libsasldb.so*' >/dev/null || missing+=(libsasl2-modules-db)
 compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || missing+=(libsasl2-modules)
 command -v swaks >/dev/null || missing+=(swaks)
+# deploy/sendwerk.service is checked by systemd's own verifier (systemd-analyze verify and
+# security --offline), which works without systemd running as PID 1.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: system packages present"

@@ -88,6 +88,8 @@ type Deliverer struct {
 	opts       DelivererOptions
 	logger     *slog.Logger
 	NowFunc    func() time.Time
+	// Observer, when set, learns every attempt's outcome (metrics; see observe.go).
+	Observer delivery.Observer
 }
 
 // DelivererOptions are what an attempt tells others and how it addresses bounces.
@@ -204,6 +206,7 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 	if err != nil {
 		return d.fail(ctx, m, "the connector's settings are invalid: "+err.Error())
 	}
+	sendStart := time.Now()
 	res, sendErr := pool.Send(ctx, delivery.Envelope{From: d.returnPath(conn, m), To: m.Recipients}, raw)
 	d.afterSend(ctx, m, conn, sendErr)
 	a := &Attempt{Number: int(m.Attempts), Outcome: delivery.Classify(sendErr), Result: res, Err: sendErr}
@@ -216,6 +219,7 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 		a.Outcome = delivery.Outcome{Class: delivery.ClassTemporary, Code: OutcomeUnknown, Text: why}
 	}
 	d.logOutcome(m, settings, a)
+	d.observe(a, time.Since(sendStart), m)
 	return d.record(ctx, m, settings, a, opts)
 }
 

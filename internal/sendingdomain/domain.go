@@ -332,7 +332,7 @@ func (s *Service) Create(ctx context.Context, tenantID, name string) (*Domain, e
 		return nil, fmt.Errorf("error encoding dkim private key: %w", err)
 	}
 	id, now := ids.New(ids.Domain), s.now()
-	keyID, sealed := s.box.Seal(der, dkimKeyContext(id))
+	keyID, sealed := s.box.Seal(der, DKIMKeyContext(id))
 	params := dbsqlc.SendingDomainInsertParams{
 		ID: id, TenantID: tenantID, Domain: ascii, VerificationToken: randomHex(16),
 		DkimSelector: s.cfg.Selector, DkimPublicKey: base64.StdEncoding.EncodeToString(pub),
@@ -380,7 +380,8 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
-func dkimKeyContext(domainID string) string { return "domain:" + domainID + ":dkim_key" }
+// DKIMKeyContext binds a domain's sealed DKIM private key to its row (secret.Box context).
+func DKIMKeyContext(domainID string) string { return "domain:" + domainID + ":dkim_key" }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

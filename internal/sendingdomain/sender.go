@@ -91,7 +91,7 @@ func (s *Service) DKIMSigner(ctx context.Context, tenantID, domain string) (stri
 	if err != nil {
 		return "", nil, err
 	}
-	der, err := s.box.Open(d.dkimKeyID, d.dkimKey, dkimKeyContext(d.ID))
+	der, err := s.box.Open(d.dkimKeyID, d.dkimKey, DKIMKeyContext(d.ID))
 	if err != nil {
 		return "", nil, fmt.Errorf("error opening dkim key of %s: %w", d.Name, err)
 	}
