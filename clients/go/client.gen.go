@@ -1073,7 +1073,7 @@ type Attachment struct {
 	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
 	ContentId *string `json:"content_id,omitempty"`
 
-	// ContentType The MIME type; guessed from the file name when absent.
+	// ContentType The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
 	//
 	// Example: application/pdf
 	ContentType *string `json:"content_type,omitempty"`
@@ -1282,7 +1282,7 @@ type Connector struct {
 // test or a PATCH resumes the connector.
 type ConnectorPausedReason string
 
-// ConnectorCreate A new connector.
+// ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
@@ -1504,7 +1504,7 @@ type ConnectorTestFailedEvent struct {
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
-// ConnectorUpdate Fields to change; absent fields keep their value.
+// ConnectorUpdate Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate.
 type ConnectorUpdate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender *Sender `json:"default_sender,omitempty"`
@@ -4115,7 +4115,7 @@ type ListApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4124,7 +4124,7 @@ type ListBounceReportsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Outcome Only reports with this outcome.
@@ -4139,7 +4139,7 @@ type ListConnectorsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4148,7 +4148,7 @@ type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4157,7 +4157,7 @@ type ListDomainsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4166,7 +4166,7 @@ type ListDomainChecksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4175,7 +4175,7 @@ type ListDomainEventsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4214,7 +4214,7 @@ type ListMessagesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only messages in this status.
@@ -4253,7 +4253,7 @@ type ListSuppressionsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Address Only addresses that start with this text.
@@ -4268,7 +4268,7 @@ type ListTenantsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4277,7 +4277,7 @@ type ListTenantApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4286,7 +4286,7 @@ type ListWebhooksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -4295,7 +4295,7 @@ type ListWebhookDeliveriesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only deliveries in this status.
@@ -5624,7 +5624,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -5644,7 +5646,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -6693,7 +6697,9 @@ func (c *Client) ListMessages(ctx context.Context, params *ListMessagesParams, r
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -6723,7 +6729,9 @@ func (c *Client) SendMessageWithBody(ctx context.Context, params *SendMessagePar
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -10592,7 +10600,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -10612,7 +10622,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -15212,7 +15224,9 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, para
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -15238,7 +15252,9 @@ func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Contex
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.

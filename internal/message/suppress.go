@@ -22,8 +22,9 @@ type SuppressedRecipient struct {
 	Reason  suppression.Reason `json:"reason"`
 }
 
-// SuppressedError refuses a submission whose every recipient is suppressed. It unwraps to a
-// validate.Error on "recipients", so front doors that know only field errors answer 422.
+// SuppressedError refuses a submission whose every recipient is suppressed: a refusal like
+// those in refusal.go, naming each address under "recipients" (422 over HTTP); the relay
+// answers it at RCPT with 550 5.1.1 or 5.7.1.
 type SuppressedError struct {
 	Recipients []SuppressedRecipient
 }
@@ -32,6 +33,9 @@ func (e *SuppressedError) Error() string { return e.fields().Error() }
 
 // Unwrap exposes the field error.
 func (e *SuppressedError) Unwrap() error { return e.fields() }
+
+// FieldErrors names each suppressed recipient under "recipients", like the other refusals.
+func (e *SuppressedError) FieldErrors() []validate.FieldError { return e.fields().Fields }
 
 func (e *SuppressedError) fields() *validate.Error {
 	v := &validate.Error{}

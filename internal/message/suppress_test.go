@@ -83,8 +83,9 @@ func TestSubmitLeavesSuppressedRecipientsOut(t *testing.T) {
 		other.To = []Address{{Email: "joe@customer.example"}}
 		items, _, err := b.svc.SubmitBatch(ctx, b.tenantID, []*Request{request(), other}, nil)
 		require.NoError(t, err)
-		require.NotNil(t, items[0].Problem)
-		require.Equal(t, 422, items[0].Problem.Status)
+		require.NotNil(t, items[0].Refusal)
+		require.Equal(t, RefusalInvalid, items[0].Refusal.Reason)
+		require.Equal(t, "recipients", items[0].Refusal.Errors[0].Field)
 		require.NotNil(t, items[1].Accepted)
 	})
 }

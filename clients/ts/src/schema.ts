@@ -603,7 +603,9 @@ export interface paths {
          *     the message and its delivery job are committed: it will be delivered or reported as
          *     failed, never lost. The sender must be allowed by the connector: a `platform`
          *     connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-         *     connector from such a domain or exactly its default sender.
+         *     connector from such a domain or exactly its default sender — unless that address is
+         *     at a domain another tenant has verified and this one has not (`422` naming
+         *     `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
          *
          *     With an `Idempotency-Key`, repeating the same request within 24 hours returns the
          *     first answer; the same key with a different body is a `409`.
@@ -1436,7 +1438,7 @@ export interface components {
              */
             monthly_quota?: number | null;
         };
-        /** @description A new connector. */
+        /** @description A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`). */
         ConnectorCreate: {
             /** @description A label. */
             name: string;
@@ -1448,7 +1450,7 @@ export interface components {
             /** @description Make this the tenant's default connector (the first connector always is). */
             is_default?: boolean;
         };
-        /** @description Fields to change; absent fields keep their value. */
+        /** @description Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate. */
         ConnectorUpdate: {
             /** @description A label. */
             name?: string;
@@ -2109,7 +2111,7 @@ export interface components {
             /** @description The file's bytes in base64. */
             content: string;
             /**
-             * @description The MIME type; guessed from the file name when absent.
+             * @description The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
              * @example application/pdf
              */
             content_type?: string;
@@ -3252,7 +3254,7 @@ export interface components {
         WebhookID: string;
         /** @description Page size. */
         Limit: number;
-        /** @description The `next_cursor` of the previous page. */
+        /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
         Cursor: string;
     };
     requestBodies: never;
@@ -3502,7 +3504,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3646,7 +3648,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3745,7 +3747,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3864,7 +3866,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4098,7 +4100,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4195,7 +4197,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4370,7 +4372,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4402,7 +4404,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4434,7 +4436,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only messages in this status. */
                 status?: components["schemas"]["MessageStatus"];
@@ -4674,7 +4676,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4889,7 +4891,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only deliveries in this status. */
                 status?: components["schemas"]["WebhookDeliveryStatus"];
@@ -4972,7 +4974,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only addresses that start with this text. */
                 address?: string;
@@ -5088,7 +5090,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only reports with this outcome. */
                 outcome?: "recorded" | "unparsed" | "unmatched";
