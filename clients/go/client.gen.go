@@ -4199,7 +4199,7 @@ type ListEventsParams struct {
 	// Type Only these types (repeat the parameter for several).
 	Type *[]EventType `form:"type,omitempty" json:"type,omitempty"`
 
-	// ResourceId Only events about this message, domain, connector or webhook (a connector's id also matches its messages' events).
+	// ResourceId Only events about this message, domain, connector or webhook (for a connector: its own events — paused, resumed, test failed, its quota).
 	ResourceId *string `form:"resource_id,omitempty" json:"resource_id,omitempty"`
 
 	// CreatedAfter Only events at or after this time.

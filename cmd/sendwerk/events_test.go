@@ -231,6 +231,21 @@ func TestEventsAndWebhooks(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, r.status, r.body)
 		r = s.do(t, "POST", "/v1/webhooks/"+hook.Id+"/test", otherKey, "", "")
 		require.Equal(t, http.StatusNotFound, r.status, r.body)
+		r = s.do(t, "GET", "/v1/events", otherKey, "", "")
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		require.Contains(t, string(r.body), `"items":[]`, "another tenant's feed is its own")
+	})
+
+	t.Run("SecretStaysHidden", func(t *testing.T) {
+		var row string
+		require.NoError(t, s.pool.QueryRow(ctx, "SELECT w::text FROM webhooks w WHERE id = $1", hook.Id).Scan(&row))
+		raw := strings.TrimPrefix(hook.Secret, "whsec_")
+		require.NotContains(t, row, raw)
+		list, err := s.c.ListWebhooksWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Len(t, list.JSON200.Items, 1)
+		require.NotContains(t, string(list.Body), "whsec_")
+		require.NotContains(t, s.logs.String(), raw)
 	})
 
 	t.Run("PlatformFactsAndTheirChange", func(t *testing.T) {
@@ -324,4 +339,35 @@ func TestReadmeEvents(t *testing.T) {
 	require.Equal(t, "verified", run(first.body, secret))
 	require.Equal(t, "signature mismatch", run(append([]byte(" "), first.body...), secret))
 	require.Equal(t, "signature mismatch", run(first.body, "whsec_"+base64.StdEncoding.EncodeToString([]byte("another secret of 32 bytes......"))))
+}
+
+// TestWebhookAddressPolicy: with private upstreams forbidden (production's default), webhooks
+// cannot reach the operator's network: literal addresses are refused when saved, and names
+// that resolve to them are refused when dialed.
+func TestWebhookAddressPolicy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]string{"SENDWERK_ALLOW_PRIVATE_UPSTREAMS": "false"})
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage)
+	for _, u := range []string{"http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://[::1]:9/x", "http://169.254.169.254/latest/meta-data/"} {
+		r := b.do(t, "POST", "/v1/webhooks", key, "application/json", `{"url": "`+u+`"}`)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %s", u, r.body)
+		require.Contains(t, string(r.body), "does not deliver to")
+	}
+	hit := make(chan struct{}, 1)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hit <- struct{}{} }))
+	t.Cleanup(rcv.Close)
+	_, port, _ := strings.Cut(strings.TrimPrefix(rcv.URL, "http://"), ":")
+	c := b.client(t, key)
+	hook, err := c.CreateWebhookWithResponse(context.Background(), sendwerk.WebhookCreate{Url: "http://localhost:" + port + "/x"})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, hook.StatusCode(), string(hook.Body))
+	test, err := c.TestWebhookWithResponse(context.Background(), hook.JSON201.Id)
+	require.NoError(t, err)
+	require.Zero(t, test.JSON200.StatusCode)
+	require.Contains(t, test.JSON200.Error, "not allowed by this platform's policy")
+	select {
+	case <-hit:
+		t.Fatal("the loopback receiver was reached")
+	default:
+	}
 }

@@ -23,7 +23,7 @@ WHERE tenant_id = @tenant_id
   AND (cardinality(@types::text[]) = 0 OR type = ANY(@types::text[]))
   AND (sqlc.narg('message_id')::text IS NULL OR message_id = sqlc.narg('message_id'))
   AND (sqlc.narg('domain_id')::text IS NULL OR domain_id = sqlc.narg('domain_id'))
-  AND (sqlc.narg('connector_id')::text IS NULL OR connector_id = sqlc.narg('connector_id'))
+  AND (sqlc.narg('connector_id')::text IS NULL OR (connector_id = sqlc.narg('connector_id') AND message_id IS NULL))
   AND (sqlc.narg('webhook_id')::text IS NULL OR webhook_id = sqlc.narg('webhook_id'))
   AND (sqlc.narg('created_after')::timestamptz IS NULL OR created_at >= sqlc.narg('created_after'))
   AND (sqlc.narg('created_before')::timestamptz IS NULL OR created_at < sqlc.narg('created_before'))
@@ -44,6 +44,6 @@ LIMIT @max;
 SELECT id, tenant_id, type, created_at, sequence, xid::text AS xid, message_id, domain_id, connector_id, webhook_id, data
 FROM events WHERE tenant_id = @tenant_id AND id = @id;
 
--- EventDeleteExpired drops events older than the retention, in batches.
+-- EventDeleteExpired drops events whose (time-ordered) id is below before_id, in batches.
 -- name: EventDeleteExpired :execrows
-DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < @before LIMIT @max);
+DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < @before_id ORDER BY e.id LIMIT @max);

@@ -71,6 +71,10 @@ UPDATE webhook_deliveries SET status = @status, attempts = attempts + 1, last_st
     next_attempt_at = sqlc.narg('next_attempt_at'), updated_at = now()
 WHERE id = @id;
 
+-- WebhookDeliveryDrop ends a delivery that will not be attempted (its webhook is disabled).
+-- name: WebhookDeliveryDrop :exec
+UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now() WHERE id = @id;
+
 -- name: WebhookDeliveryReset :exec
 UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now() WHERE id = @id;
 

@@ -352,11 +352,15 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 // LoadEnv loads from the process environment.
 func LoadEnv() (*Config, error) { return Load(os.Getenv, os.ReadFile) }
 
-// Validate checks rules that span variables.
 // outcomeRecording is how long a delivery attempt may take to record its outcome after the
 // attempt timeout (message.RecordTimeout; config does not import message).
 const outcomeRecording = 15 * time.Second
 
+// webhookRecording bounds the bookkeeping around one webhook request (webhook.DeliverWorker's
+// timeout is the request's plus this).
+const webhookRecording = 5 * time.Second
+
+// Validate checks rules that span variables.
 func (c *Config) Validate() error {
 	var errs []error
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
@@ -364,6 +368,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BounceSMTPAddr != "" && c.BounceDomain == "" {
 		errs = append(errs, errors.New("SENDWERK_BOUNCE_SMTP_ADDR: needs SENDWERK_BOUNCE_DOMAIN, the domain it takes bounces for"))
+	}
+	if c.WebhookTimeout > 0 && c.JobRescueAfter > 0 && c.JobRescueAfter <= c.WebhookTimeout+webhookRecording {
+		errs = append(errs, fmt.Errorf("SENDWERK_WEBHOOK_TIMEOUT: must be shorter than SENDWERK_JOB_RESCUE_AFTER minus %s, or webhook attempts would be retried while they still run", webhookRecording))
 	}
 	if c.AttemptTimeout > 0 && c.JobRescueAfter <= c.AttemptTimeout+outcomeRecording {
 		errs = append(errs, fmt.Errorf("SENDWERK_JOB_RESCUE_AFTER: must be longer than SENDWERK_DELIVERY_ATTEMPT_TIMEOUT plus %s (recording the outcome), or attempts would be retried while they still run", outcomeRecording))

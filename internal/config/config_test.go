@@ -59,6 +59,8 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 3*time.Minute, c.JobRescueAfter)
 		_, err = load(map[string]string{"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "5m"}, nil)
 		require.ErrorContains(t, err, "SENDWERK_JOB_RESCUE_AFTER: must be longer than SENDWERK_DELIVERY_ATTEMPT_TIMEOUT plus 15s")
+		_, err = load(map[string]string{"SENDWERK_WEBHOOK_TIMEOUT": "175s"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_WEBHOOK_TIMEOUT: must be shorter than SENDWERK_JOB_RESCUE_AFTER")
 		_, err = load(map[string]string{"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "5s", "SENDWERK_JOB_RESCUE_AFTER": "25s"}, nil)
 		require.NoError(t, err)
 	})

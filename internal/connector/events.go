@@ -10,14 +10,12 @@ import (
 // from before, in the transaction that changed it. reason is a code ("manual" for the API,
 // "auth.failed" for the circuit breaker, …) and message says it for people.
 func appendStatusEvent(ctx context.Context, db event.DB, c *Connector, before, reason, message string) error {
-	var d event.Data
-	switch {
-	case c.Status == before:
+	if c.Status == before {
 		return nil
-	case c.Status == StatusPaused:
+	}
+	var d event.Data = event.ConnectorResumedData{Name: c.Name, Reason: reason}
+	if c.Status == StatusPaused {
 		d = event.ConnectorPausedData{Name: c.Name, Reason: reason, Message: message}
-	default:
-		d = event.ConnectorResumedData{Name: c.Name, Reason: reason}
 	}
 	return event.Append(ctx, db, &event.Event{TenantID: c.TenantID, ConnectorID: c.ID, Data: d})
 }

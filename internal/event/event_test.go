@@ -166,7 +166,7 @@ func TestRetention(t *testing.T) {
 	ten, err := tenant.NewService(pool).Create(ctx, "Acme", nil)
 	require.NoError(t, err)
 	old := queued(ten.ID, ids.New(ids.Message))
-	old.CreatedAt = time.Now().Add(-31 * 24 * time.Hour)
+	old.ID = ids.Floor(ids.Event, time.Now().Add(-31*24*time.Hour)) // appended 31 days ago
 	require.NoError(t, event.Append(ctx, pool, old))
 	require.NoError(t, event.Append(ctx, pool, queued(ten.ID, ids.New(ids.Message))))
 	n, err := event.DeleteExpired(ctx, pool, time.Now().Add(-event.DefaultRetention), 100)

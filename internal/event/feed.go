@@ -19,7 +19,9 @@ type Filter struct {
 	// After is the cursor of the last event read ("" = from the oldest kept event).
 	After string
 	Types []Type
-	// ResourceID is a message, domain, connector or webhook id.
+	// ResourceID is a message, domain, connector or webhook id; a connector's id matches the
+	// events about the connector itself (its messages' events name it too, but are found by
+	// message).
 	ResourceID    string
 	CreatedAfter  *time.Time
 	CreatedBefore *time.Time
@@ -178,9 +180,10 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// DeleteExpired removes events created before the cutoff, at most max of them.
+// DeleteExpired removes events appended before the cutoff, at most max of them. It goes by
+// the time-ordered id (the primary key), so retention needs no index of its own.
 func DeleteExpired(ctx context.Context, db DB, before time.Time, max int) (int64, error) {
-	n, err := dbsqlc.New(db).EventDeleteExpired(ctx, dbsqlc.EventDeleteExpiredParams{Before: before, Max: int32(max)})
+	n, err := dbsqlc.New(db).EventDeleteExpired(ctx, dbsqlc.EventDeleteExpiredParams{BeforeID: ids.Floor(ids.Event, before), Max: int32(max)})
 	if err != nil {
 		return 0, fmt.Errorf("error deleting expired events: %w", err)
 	}

@@ -114,7 +114,7 @@ type MessageInfo struct {
 	Metadata        map[string]string `json:"metadata"`
 }
 
-// MessageQueuedData: the message was accepted and waits for delivery.
+// MessageQueuedData is the payload of an event when the message was accepted and waits for delivery.
 type MessageQueuedData struct {
 	MessageInfo
 	Source    string     `json:"source"`
@@ -122,7 +122,7 @@ type MessageQueuedData struct {
 	SendAt    *time.Time `json:"send_at"`
 }
 
-// MessageDeferredData: an attempt met a temporary failure; another follows at NextAttemptAt.
+// MessageDeferredData is the payload of an event when an attempt met a temporary failure; another follows at NextAttemptAt.
 type MessageDeferredData struct {
 	MessageInfo
 	Attempt       int       `json:"attempt"`
@@ -131,7 +131,7 @@ type MessageDeferredData struct {
 	NextAttemptAt time.Time `json:"next_attempt_at"`
 }
 
-// MessageDeliveredData: the upstream server accepted the message.
+// MessageDeliveredData is the payload of an event when the upstream server accepted the message.
 type MessageDeliveredData struct {
 	MessageInfo
 	Attempt int    `json:"attempt"`
@@ -139,7 +139,7 @@ type MessageDeliveredData struct {
 	QueueID string `json:"queue_id"`
 }
 
-// MessageFailedData: the message will not be delivered (permanent failure, or retries spent).
+// MessageFailedData is the payload of an event when the message will not be delivered (permanent failure, or retries spent).
 type MessageFailedData struct {
 	MessageInfo
 	Attempt int    `json:"attempt"`
@@ -147,13 +147,13 @@ type MessageFailedData struct {
 	Reply   *Reply `json:"reply"`
 }
 
-// MessageCancelledData: the message was cancelled before delivery.
+// MessageCancelledData is the payload of an event when the message was cancelled before delivery.
 type MessageCancelledData struct {
 	MessageInfo
 	Reason string `json:"reason"`
 }
 
-// MessageBouncedData: a delivery status notification reported a recipient undeliverable
+// MessageBouncedData is the payload of an event when a delivery status notification reported a recipient undeliverable
 // after the upstream accepted the message.
 type MessageBouncedData struct {
 	MessageInfo
@@ -164,7 +164,7 @@ type MessageBouncedData struct {
 	Permanent      bool   `json:"permanent"`
 }
 
-// MessageComplainedData: a recipient reported the message as spam (feedback loop).
+// MessageComplainedData is the payload of an event when a recipient reported the message as spam (feedback loop).
 type MessageComplainedData struct {
 	MessageInfo
 	Recipient    string `json:"recipient"`
@@ -177,7 +177,7 @@ type SuppressedRecipient struct {
 	Reason  string `json:"reason"`
 }
 
-// MessageSuppressedData: recipients were not sent to because they are suppressed.
+// MessageSuppressedData is the payload of an event when recipients were not sent to because they are suppressed.
 type MessageSuppressedData struct {
 	MessageInfo
 	Suppressed []SuppressedRecipient `json:"suppressed"`
@@ -202,16 +202,16 @@ type DomainChange struct {
 	CheckID    string `json:"check_id"`
 }
 
-// DomainVerifiedData: a pending domain passed its checks and may send.
+// DomainVerifiedData is the payload of an event when a pending domain passed its checks and may send.
 type DomainVerifiedData struct{ DomainChange }
 
-// DomainAtRiskData: a verified domain's records fail; it keeps sending during the grace period.
+// DomainAtRiskData is the payload of an event when a verified domain's records fail; it keeps sending during the grace period.
 type DomainAtRiskData struct{ DomainChange }
 
-// DomainRevokedData: the domain lost its send rights.
+// DomainRevokedData is the payload of an event when the domain lost its send rights.
 type DomainRevokedData struct{ DomainChange }
 
-// DomainRestoredData: an at-risk or revoked domain passes its checks again.
+// DomainRestoredData is the payload of an event when an at-risk or revoked domain passes its checks again.
 type DomainRestoredData struct{ DomainChange }
 
 func (DomainVerifiedData) EventType() Type { return DomainVerified }
@@ -235,7 +235,7 @@ func DomainChangeData(c DomainChange) Data {
 	return nil
 }
 
-// ConnectorPausedData: the connector stopped sending; queued messages wait.
+// ConnectorPausedData is the payload of an event when the connector stopped sending; queued messages wait.
 type ConnectorPausedData struct {
 	Name string `json:"name"`
 	// Reason is a code: "manual" (paused through the API), "auth.failed", "tls.failed", …
@@ -244,13 +244,13 @@ type ConnectorPausedData struct {
 	LastReply *Reply `json:"last_reply"`
 }
 
-// ConnectorResumedData: the connector sends again.
+// ConnectorResumedData is the payload of an event when the connector sends again.
 type ConnectorResumedData struct {
 	Name   string `json:"name"`
 	Reason string `json:"reason"`
 }
 
-// ConnectorTestFailedData: a connection test of a stored connector failed.
+// ConnectorTestFailedData is the payload of an event when a connection test of a stored connector failed.
 type ConnectorTestFailedData struct {
 	Name    string `json:"name"`
 	Code    string `json:"code"`
@@ -263,7 +263,7 @@ func (ConnectorPausedData) EventType() Type     { return ConnectorPaused }
 func (ConnectorResumedData) EventType() Type    { return ConnectorResumed }
 func (ConnectorTestFailedData) EventType() Type { return ConnectorTestFailed }
 
-// QuotaThresholdData: usage of a monthly quota reached a threshold (80, 90 or 100 %).
+// QuotaThresholdData is the payload of an event when usage of a monthly quota reached a threshold (80, 90 or 100 %).
 type QuotaThresholdData struct {
 	// Scope is "connector" (ConnectorID names it) or "tenant".
 	Scope            string    `json:"scope"`
@@ -276,7 +276,7 @@ type QuotaThresholdData struct {
 
 func (QuotaThresholdData) EventType() Type { return QuotaThreshold }
 
-// WebhookDisabledData: an endpoint failed for too long and gets no more events until it is
+// WebhookDisabledData is the payload of an event when an endpoint failed for too long and gets no more events until it is
 // enabled again.
 type WebhookDisabledData struct {
 	URL          string    `json:"url"`
@@ -307,7 +307,7 @@ type RelayHost struct {
 	Security string `json:"security"`
 }
 
-// PlatformChangedData: the operator changed what customers must allow or publish.
+// PlatformChangedData is the payload of an event when the operator changed what customers must allow or publish.
 type PlatformChangedData struct {
 	Previous PlatformFacts `json:"previous"`
 	Current  PlatformFacts `json:"current"`

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -34,6 +35,17 @@ func New(prefix string) string {
 	if err != nil {
 		// NewV7 fails only when the system's random source does; nothing can go on then.
 		panic(fmt.Sprintf("error making uuidv7: %v", err))
+	}
+	return prefix + "_" + encoding.EncodeToString(u[:])
+}
+
+// Floor returns the smallest id of the given prefix made at or after t: ids made before t
+// sort below it (retention deletes by id range).
+func Floor(prefix string, t time.Time) string {
+	var u uuid.UUID
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
 	}
 	return prefix + "_" + encoding.EncodeToString(u[:])
 }

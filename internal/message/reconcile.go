@@ -143,7 +143,10 @@ func (w *ReconcileWorker) repair(ctx context.Context, o orphan) error {
 		if _, err := q.MessageFinish(ctx, dbsqlc.MessageFinishParams{TenantID: m.TenantID, ID: m.ID, Status: StatusFailed, LastReply: m.LastReply, StatusReason: reason}); err != nil {
 			return fmt.Errorf("error failing message: %w", err)
 		}
-		return addEvent(ctx, q, m.TenantID, m.ID, "failed", map[string]any{"reason": reason})
+		if err := addEvent(ctx, q, m.TenantID, m.ID, "failed", map[string]any{"reason": reason}); err != nil {
+			return err
+		}
+		return appendMessageEvent(ctx, tx, m, "failed", map[string]any{"reason": reason})
 	})
 }
 

@@ -62,9 +62,10 @@ func (s *core) insertOpts() *river.InsertOpts {
 	return &river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: s.MaxAttempts()}
 }
 
-// Timeout covers the request and the bookkeeping around it.
+// Timeout covers the request and the bookkeeping around it; config.Validate keeps it below
+// River's rescue time.
 func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.svc.cfg.Timeout + 30*time.Second
+	return w.svc.cfg.Timeout + 5*time.Second
 }
 
 // NextRetry follows the published schedule.
@@ -88,6 +89,9 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		return fmt.Errorf("error loading webhook delivery: %w", err)
 	}
 	if !row.Webhook.Enabled {
+		if err := s.q.WebhookDeliveryDrop(ctx, row.WebhookDelivery.ID); err != nil {
+			return fmt.Errorf("error dropping webhook delivery: %w", err)
+		}
 		return river.JobCancel(errors.New("the webhook is disabled"))
 	}
 	ev, err := event.FromRow(dbsqlc.EventGetRow{
@@ -102,13 +106,17 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		return err
 	}
 	last := job.Attempt >= job.MaxAttempts
-	if err := s.record(ctx, row.Webhook, row.WebhookDelivery, job.Attempt, a, last); err != nil {
+	disabled, err := s.record(ctx, row.Webhook, row.WebhookDelivery, job.Attempt, a, last)
+	if err != nil {
 		return err
 	}
 	w.logger.InfoContext(ctx, "webhook attempt", "webhook_id", row.Webhook.ID, "delivery_id", row.WebhookDelivery.ID,
 		"event_type", ev.Type(), "attempt", job.Attempt, "status", a.StatusCode, "latency_ms", a.Latency.Milliseconds(), "error", a.Error)
-	if a.OK() {
+	switch {
+	case a.OK():
 		return nil
+	case disabled:
+		return river.JobCancel(fmt.Errorf("webhook attempt failed and the webhook was disabled: %s", a.Error))
 	}
 	return fmt.Errorf("webhook attempt failed: %s", a.Error)
 }
@@ -128,10 +136,12 @@ func (s *core) send(ctx context.Context, w dbsqlc.Webhook, ev *event.Event) (*An
 }
 
 // record logs an attempt and moves the delivery and the endpoint's failure streak in one
-// transaction; an endpoint failing longer than DisableAfter is disabled, with an event.
-func (s *core) record(ctx context.Context, w dbsqlc.Webhook, d dbsqlc.WebhookDelivery, attempt int, a *Answer, last bool) error {
+// transaction; an endpoint failing longer than DisableAfter is disabled, with an event, and
+// the delivery ends as failed (it reports whether that happened).
+func (s *core) record(ctx context.Context, w dbsqlc.Webhook, d dbsqlc.WebhookDelivery, attempt int, a *Answer, last bool) (bool, error) {
 	headers, _ := json.Marshal(a.Headers)
-	return store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	var disabled bool
+	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if err := q.WebhookAttemptInsert(ctx, dbsqlc.WebhookAttemptInsertParams{
 			DeliveryID: d.ID, Attempt: int32(attempt), AttemptedAt: a.AttemptedAt, StatusCode: int32(a.StatusCode),
@@ -152,26 +162,33 @@ func (s *core) record(ctx context.Context, w dbsqlc.Webhook, d dbsqlc.WebhookDel
 		if a.OK() {
 			return q.WebhookRecordSuccess(ctx, w.ID)
 		}
-		return s.recordFailure(ctx, tx, w, a.AttemptedAt)
+		var err error
+		if disabled, err = s.recordFailure(ctx, tx, w, a.AttemptedAt); err != nil || !disabled {
+			return err
+		}
+		return q.WebhookDeliveryDrop(ctx, d.ID)
 	})
+	return disabled, err
 }
 
-func (s *core) recordFailure(ctx context.Context, tx pgx.Tx, w dbsqlc.Webhook, at time.Time) error {
+// recordFailure extends the endpoint's failure streak and disables it (with an event) once
+// the streak is longer than DisableAfter; it reports whether it disabled it.
+func (s *core) recordFailure(ctx context.Context, tx pgx.Tx, w dbsqlc.Webhook, at time.Time) (bool, error) {
 	q := s.q.WithTx(tx)
 	r, err := q.WebhookRecordFailure(ctx, dbsqlc.WebhookRecordFailureParams{ID: w.ID, At: &at})
 	if err != nil {
-		return fmt.Errorf("error recording webhook failure: %w", err)
+		return false, fmt.Errorf("error recording webhook failure: %w", err)
 	}
 	if r.FailingSince == nil || !r.Enabled || at.Sub(*r.FailingSince) < s.cfg.DisableAfter {
-		return nil
+		return false, nil
 	}
 	reason := fmt.Sprintf("every attempt since %s failed (longer than %s); enable it again once the endpoint works",
 		r.FailingSince.UTC().Format(time.RFC3339), s.cfg.DisableAfter)
 	n, err := q.WebhookDisable(ctx, dbsqlc.WebhookDisableParams{ID: w.ID, Reason: reason, At: &at})
 	if err != nil || n == 0 {
-		return err
+		return false, err
 	}
-	return event.Append(ctx, tx, &event.Event{TenantID: w.TenantID, WebhookID: w.ID, Data: event.WebhookDisabledData{
+	return true, event.Append(ctx, tx, &event.Event{TenantID: w.TenantID, WebhookID: w.ID, Data: event.WebhookDisabledData{
 		URL: r.Url, Reason: reason, FailingSince: r.FailingSince.UTC(),
 	}})
 }

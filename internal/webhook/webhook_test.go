@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -103,7 +104,7 @@ func setup(t testing.TB, cfg webhook.Config) *testBundle {
 	ten, err := tenant.NewService(pool).Create(ctx, "Acme", nil)
 	require.NoError(t, err)
 	b := &testBundle{pool: pool, box: box, cfg: cfg, tenantID: ten.ID}
-	b.worker = webhook.NewDeliverWorker(pool, box, cfg, nil)
+	b.worker = webhook.NewDeliverWorker(pool, box, cfg, slog.New(slog.DiscardHandler))
 	b.client = b.newClient(t)
 	b.svc = webhook.NewService(pool, box, b.client, cfg)
 	b.dispatch = webhook.NewDispatcher(pool, b.client, cfg, 20*time.Millisecond, nil)
@@ -330,11 +331,19 @@ func TestDelivery(t *testing.T) {
 		require.Len(t, page.Events, 1)
 		require.Equal(t, w.ID, page.Events[0].WebhookID)
 
-		// A disabled endpoint gets nothing more.
+		// A disabled endpoint gets nothing more; what was still pending ends as failed.
 		before := len(rcv.received())
 		b.appendEvent(t, ids.New(ids.Message))
 		time.Sleep(300 * time.Millisecond)
 		require.Len(t, rcv.received(), before)
+		require.Eventually(t, func() bool {
+			for _, d := range b.deliveries(t, w.ID) {
+				if d.Status == webhook.StatusPending {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, 20*time.Millisecond)
 
 		// Enabling it again clears the reason and the streak.
 		on := true

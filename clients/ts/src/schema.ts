@@ -4643,7 +4643,7 @@ export interface operations {
                 limit?: number;
                 /** @description Only these types (repeat the parameter for several). */
                 type?: components["schemas"]["EventType"][];
-                /** @description Only events about this message, domain, connector or webhook (a connector's id also matches its messages' events). */
+                /** @description Only events about this message, domain, connector or webhook (for a connector: its own events — paused, resumed, test failed, its quota). */
                 resource_id?: string;
                 /** @description Only events at or after this time. */
                 created_after?: string;

@@ -11,17 +11,17 @@ import (
 )
 
 const eventDeleteExpired = `-- name: EventDeleteExpired :execrows
-DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1 LIMIT $2)
+DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < $1 ORDER BY e.id LIMIT $2)
 `
 
 type EventDeleteExpiredParams struct {
-	Before time.Time
-	Max    int32
+	BeforeID string
+	Max      int32
 }
 
-// EventDeleteExpired drops events older than the retention, in batches.
+// EventDeleteExpired drops events whose (time-ordered) id is below before_id, in batches.
 func (q *Queries) EventDeleteExpired(ctx context.Context, arg EventDeleteExpiredParams) (int64, error) {
-	result, err := q.db.Exec(ctx, eventDeleteExpired, arg.Before, arg.Max)
+	result, err := q.db.Exec(ctx, eventDeleteExpired, arg.BeforeID, arg.Max)
 	if err != nil {
 		return 0, err
 	}
@@ -127,7 +127,7 @@ WHERE tenant_id = $1
   AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
   AND ($5::text IS NULL OR message_id = $5)
   AND ($6::text IS NULL OR domain_id = $6)
-  AND ($7::text IS NULL OR connector_id = $7)
+  AND ($7::text IS NULL OR (connector_id = $7 AND message_id IS NULL))
   AND ($8::text IS NULL OR webhook_id = $8)
   AND ($9::timestamptz IS NULL OR created_at >= $9)
   AND ($10::timestamptz IS NULL OR created_at < $10)

@@ -112,6 +112,16 @@ func (q *Queries) WebhookDelete(ctx context.Context, arg WebhookDeleteParams) (i
 	return result.RowsAffected(), nil
 }
 
+const webhookDeliveryDrop = `-- name: WebhookDeliveryDrop :exec
+UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now() WHERE id = $1
+`
+
+// WebhookDeliveryDrop ends a delivery that will not be attempted (its webhook is disabled).
+func (q *Queries) WebhookDeliveryDrop(ctx context.Context, id string) error {
+	_, err := q.db.Exec(ctx, webhookDeliveryDrop, id)
+	return err
+}
+
 const webhookDeliveryFinish = `-- name: WebhookDeliveryFinish :exec
 UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status_code = $2,
     next_attempt_at = $3, updated_at = now()
