@@ -28,6 +28,16 @@ command -v saslpasswd2 >/dev/null || missing+=(sasl2-bin)
 compgen -G '/usr/lib/*/sasl2/libsasldb.so*' >/dev/null || missing+=(libsasl2-modules-db)
 compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || missing+=(libsasl2-modules)
 command -v swaks >/dev/null || missing+=(swaks)
+# DKIM signatures are verified by verifiers that did not sign them: dkimpy (with PyNaCl for
+# ed25519-sha256, imported from Debian's own python3) and OpenDKIM's opendkim-testmsg, which
+# reads keys through the system resolver and so runs in a private network namespace (ip).
+/usr/bin/python3 -c 'import dkim, nacl.signing' 2>/dev/null || missing+=(python3-dkim python3-nacl)
+command -v opendkim-testmsg >/dev/null || missing+=(opendkim-tools)
+command -v ip >/dev/null || missing+=(iproute2)
+# Key-record variants are served by a real authoritative server (Knot DNS), and delegated
+# _domainkey sub-zones resolve through a real recursive resolver (unbound with stub zones).
+command -v knotd >/dev/null || missing+=(knot)
+command -v unbound >/dev/null || missing+=(unbound)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: system packages present"
