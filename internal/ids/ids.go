@@ -20,6 +20,7 @@ const (
 	Message         = "msg"
 	Event           = "evt"
 	RelayCredential = "rel"
+	DKIMKey         = "dkk"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

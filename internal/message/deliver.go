@@ -158,14 +158,14 @@ type attemptResult struct {
 // the tenant's server is then the one to sign it.
 func (w *DeliverWorker) sign(ctx context.Context, m dbsqlc.Message) ([]byte, error) {
 	domain := m.FromEmail[strings.LastIndexByte(m.FromEmail, '@')+1:]
-	selector, signer, err := w.senders.DKIMSigner(ctx, m.TenantID, domain)
+	signers, err := w.senders.DKIMSigners(ctx, m.TenantID, domain)
 	if errors.Is(err, store.ErrNotFound) {
 		return m.Mime, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("error loading dkim key: %w", err)
 	}
-	signed, err := delivery.SignDKIM(m.Mime, delivery.DKIMOptions{Domain: domain, Selector: selector, Signer: signer})
+	signed, err := delivery.SignDKIM(m.Mime, signers...)
 	if err != nil {
 		return nil, fmt.Errorf("error signing message: %w", err)
 	}

@@ -69,7 +69,7 @@ func (s *Service) Check(ctx context.Context, tenantID, id string) (*Domain, *Che
 		}
 		return nil, nil, &RateLimitError{RetryAfter: wait}
 	}
-	d, err := fromRow(row)
+	d, err := s.withKeys(ctx, row)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,19 +103,26 @@ func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) 
 func (s *Service) runChecks(ctx context.Context, d *Domain) []dnscheck.CheckResult {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
+	return s.runChecksWith(ctx, s.checker, d)
+}
+
+// runChecksWith runs the checks with checker: the live one, or a preview's over records
+// the tenant has not published yet. Every active and pending DKIM key is checked.
+func (s *Service) runChecksWith(ctx context.Context, checker *dnscheck.Checker, d *Domain) []dnscheck.CheckResult {
 	checks := []func() dnscheck.CheckResult{
 		func() dnscheck.CheckResult {
-			return s.checker.CheckOwnership(ctx, d.Name, s.cfg.VerificationPrefix+"="+d.VerificationToken)
+			return checker.CheckOwnership(ctx, d.Name, s.cfg.VerificationPrefix+"="+d.VerificationToken)
 		},
-		func() dnscheck.CheckResult {
-			return s.checker.CheckSPFNetworks(ctx, d.Name, s.cfg.SPFNetworks, s.cfg.SPFInclude)
-		},
-		func() dnscheck.CheckResult { return s.checker.CheckDKIM(ctx, d.DKIMSelector, d.Name, d.DKIMPublicKey) },
-		func() dnscheck.CheckResult { return s.checker.CheckDMARC(ctx, d.Name) },
 	}
-	if !s.cfg.SPFChecked() {
-		checks = append(checks[:1], checks[2:]...)
+	if s.cfg.SPFChecked() {
+		checks = append(checks, func() dnscheck.CheckResult {
+			return checker.CheckSPFNetworks(ctx, d.Name, s.cfg.SPFNetworks, s.cfg.SPFInclude)
+		})
 	}
+	for _, k := range d.checkedKeys() {
+		checks = append(checks, func() dnscheck.CheckResult { return checker.CheckDKIMKey(ctx, d.Name, k.spec()) })
+	}
+	checks = append(checks, func() dnscheck.CheckResult { return checker.CheckDMARC(ctx, d.Name) })
 	results := make([]dnscheck.CheckResult, len(checks))
 	var wg sync.WaitGroup
 	for i, check := range checks {
@@ -140,12 +147,12 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 		if err != nil {
 			return fmt.Errorf("error locking domain: %w", store.MapError(err))
 		}
-		d, err := fromRow(row)
+		d, err := s.withKeysTx(ctx, q, row)
 		if err != nil {
 			return err
 		}
 		now := s.now()
-		v := judge(results)
+		v := judge(requiredResults(results, d.DKIMKeys))
 		st, change := s.cfg.next(stateOf(d), v, now)
 		chk = &Check{
 			ID: ids.New(ids.DomainCheck), DomainID: id, Trigger: trigger, Outcome: v.outcome,
@@ -168,11 +175,23 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 		if out, err = fromRow(updated); err != nil {
 			return err
 		}
-		if change == nil {
-			return nil
+		out.DKIMKeys = d.DKIMKeys
+		if change != nil {
+			s.metrics.statusChanges.WithLabelValues(change.To).Inc()
+			if err := insertEvent(ctx, q, out, "status_changed", change.From, change.To, change.Code, change.Reason, &chk.ID, now); err != nil {
+				return err
+			}
 		}
-		s.metrics.statusChanges.WithLabelValues(change.To).Inc()
-		return insertEvent(ctx, q, out, "status_changed", change.From, change.To, change.Code, change.Reason, &chk.ID, now)
+		events, err := s.advanceKeys(ctx, q, out, results, now)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			if err := insertEvent(ctx, q, out, e.typ, "", out.Status, e.code, e.reason, &chk.ID, now); err != nil {
+				return err
+			}
+		}
+		return s.loadKeys(ctx, q, out)
 	})
 	if err != nil {
 		return nil, nil, err

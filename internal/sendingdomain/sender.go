@@ -2,8 +2,6 @@ package sendingdomain
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
@@ -45,11 +43,15 @@ func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requ
 	if err != nil {
 		return nil, &SenderError{Domain: domain, Rule: RuleUnknown, Message: fmt.Sprintf("%q is not a valid sender domain", domain)}
 	}
-	d, err := s.GetByName(ctx, tenantID, name)
+	row, err := s.rowByName(ctx, tenantID, name)
 	if IsNotFound(err) {
 		return nil, &SenderError{Domain: name, Rule: RuleUnknown, Message: fmt.Sprintf(
 			"domain %s is not a sender domain of this account: add it with POST /v1/domains, publish its records and check it (each subdomain is added on its own)", name)}
 	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := fromRow(row)
 	if err != nil {
 		return nil, err
 	}
@@ -82,26 +84,4 @@ func causeOf(d *Domain) string {
 		return ""
 	}
 	return " (" + v.cause.Code + ")"
-}
-
-// DKIMSigner returns the selector and private key messages from domain are signed with.
-// It does not judge the domain's status: CheckSender does, when a message is accepted.
-func (s *Service) DKIMSigner(ctx context.Context, tenantID, domain string) (string, crypto.Signer, error) {
-	d, err := s.GetByName(ctx, tenantID, domain)
-	if err != nil {
-		return "", nil, err
-	}
-	der, err := s.box.Open(d.dkimKeyID, d.dkimKey, dkimKeyContext(d.ID))
-	if err != nil {
-		return "", nil, fmt.Errorf("error opening dkim key of %s: %w", d.Name, err)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return "", nil, fmt.Errorf("error parsing dkim key of %s: %w", d.Name, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return "", nil, fmt.Errorf("dkim key of %s is a %T, not a signer", d.Name, key)
-	}
-	return d.DKIMSelector, signer, nil
 }

@@ -119,10 +119,6 @@ type SendingDomain struct {
 	Domain              string
 	Status              string
 	VerificationToken   string
-	DkimSelector        string
-	DkimPublicKey       string
-	DkimPrivateKeyID    string
-	DkimPrivateKey      []byte
 	LastResults         []byte
 	SpfStatus           *string
 	VerifiedAt          *time.Time
@@ -134,6 +130,9 @@ type SendingDomain struct {
 	LastManualCheckAt   *time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	DkimEd25519         bool
+	DkimRotationDays    *int32
+	DkimGeneration      int32
 }
 
 type SendingDomainCheck struct {
@@ -147,6 +146,21 @@ type SendingDomainCheck struct {
 	Results      []byte
 	StartedAt    time.Time
 	DurationMs   int64
+}
+
+type SendingDomainDkimKey struct {
+	ID           string
+	TenantID     string
+	DomainID     string
+	Selector     string
+	Algorithm    string
+	PublicKey    string
+	PrivateKeyID string
+	PrivateKey   []byte
+	State        string
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
+	RetireAfter  *time.Time
 }
 
 type SendingDomainEvent struct {
