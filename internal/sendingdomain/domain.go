@@ -211,6 +211,8 @@ type Service struct {
 	q       *dbsqlc.Queries
 	box     *secret.Box
 	checker *dnscheck.Checker
+	// lookuper is the live DNS under a preview's intended records.
+	lookuper dnscheck.Lookuper
 	cfg     Config
 	// inserter enqueues check jobs in callers' transactions; it never works jobs.
 	inserter *river.Client[pgx.Tx]
@@ -230,7 +232,7 @@ func NewService(db store.DB, box *secret.Box, lookuper dnscheck.Lookuper, cfg *C
 		return nil, fmt.Errorf("error creating job inserter: %w", err)
 	}
 	s := &Service{db: db, q: dbsqlc.New(db), box: box, cfg: c.withDefaults(), inserter: inserter, metrics: newMetrics(), NowFunc: time.Now}
-	s.checker = dnscheck.NewChecker(lookuper)
+	s.checker, s.lookuper = dnscheck.NewChecker(lookuper), lookuper
 	s.checker.NowFunc = s.now
 	return s, nil
 }
