@@ -213,7 +213,7 @@ type Service struct {
 	checker *dnscheck.Checker
 	// lookuper is the live DNS under a preview's intended records.
 	lookuper dnscheck.Lookuper
-	cfg     Config
+	cfg      Config
 	// inserter enqueues check jobs in callers' transactions; it never works jobs.
 	inserter *river.Client[pgx.Tx]
 	metrics  *metrics
