@@ -30,6 +30,7 @@ type results struct {
 	Batch   *batchResult `json:"batch,omitempty"`
 	Relay   *relayResult `json:"relay,omitempty"`
 	Latency *latencyRes  `json:"latency,omitempty"`
+	DKIM    *dkimResult  `json:"dkim,omitempty"`
 }
 
 type machine struct {
@@ -123,6 +124,9 @@ type latencyRes struct {
 func newResults(e *env) *results {
 	r := &results{GeneratedAt: time.Now().UTC().Truncate(time.Second), Plan: e.plan, ServerEnv: map[string]string{}}
 	r.Machine = machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Model: cpuModel(), Kernel: firstLine("/proc/sys/kernel/osrelease"), LoadAvg: firstLine("/proc/loadavg"), MemoryGB: memGB()}
+	if e.srv == nil {
+		return r // only in-process phases (dkim): no server, cluster or Postfix
+	}
 	for k, v := range e.srv.env {
 		switch k {
 		case "SENDWERK_ADMIN_TOKEN", "SENDWERK_SECRET_KEY", "DATABASE_URL", "SENDWERK_HTTP_ADDR", "SENDWERK_DATA_DIR", "SENDWERK_DNS_SERVERS",
@@ -243,6 +247,12 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(tw, "Postfix (SMTP)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Postfix.N, l.Postfix.P50ms, l.Postfix.P99ms, l.Postfix.Maxms, l.PostfixAccept.P50ms, l.PostfixAccept.P99ms)
 		_ = tw.Flush()
 		fmt.Fprintln(w)
+	}
+	if r.DKIM != nil {
+		r.DKIM.print(w)
+	}
+	if r.CPUMethod.Sendwerk == "" {
+		return // only in-process phases ran
 	}
 	fmt.Fprintf(w, "5. CPU: Sendwerk = %s\n        Postfix  = %s\n", r.CPUMethod.Sendwerk, r.CPUMethod.Postfix)
 	for _, n := range r.Notes {
