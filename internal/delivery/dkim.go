@@ -39,15 +39,6 @@ func unsignedHeader(name string) bool {
 	return false
 }
 
-// DefaultDKIMHeaders is kept for callers that pass an explicit list: the fields a
-// receiver shows or that change how the body is read.
-func DefaultDKIMHeaders() []string {
-	return []string{
-		"From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To",
-		"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
-	}
-}
-
 // DKIMOptions selects the signing key and the header fields.
 type DKIMOptions struct {
 	Domain   string

@@ -55,6 +55,9 @@ func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requ
 	if err != nil {
 		return nil, err
 	}
+	if d.Status == StatusRevoked || (requireSPF && s.cfg.SPFChecked() && d.SPFStatus != string(dnscheck.StatusPass)) {
+		_ = s.loadKeys(ctx, s.q, d) // the refusal quotes its cause, which must not be a key still pending
+	}
 	records := fmt.Sprintf("GET /v1/domains/%s/records", d.ID)
 	check := fmt.Sprintf("POST /v1/domains/%s/check", d.ID)
 	switch d.Status {
@@ -76,7 +79,7 @@ func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requ
 
 // causeOf quotes the failing check of d, if any, for an error message.
 func causeOf(d *Domain) string {
-	v := judge(d.Results)
+	v := judge(requiredResults(d.Results, d.DKIMKeys))
 	if v.cause == nil {
 		if r := d.Result(CheckSPF); r != nil && r.Status == dnscheck.StatusFail {
 			return " (" + r.Code + ")"
