@@ -141,10 +141,7 @@ func dkimHeaderKeys(raw []byte, wanted []string) ([]string, error) {
 			}
 		}
 	}
-	for _, n := range OversignedHeaders() {
-		keys = append(keys, n)
-	}
-	return keys, nil
+	return append(keys, OversignedHeaders()...), nil
 }
 
 // headerNames returns the field names of the message header in order (continuation
