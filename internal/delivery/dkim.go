@@ -28,7 +28,7 @@ func unsignedHeader(name string) bool {
 	n := strings.ToLower(name)
 	switch n {
 	case "return-path", "received", "received-spf", "authentication-results", "dkim-signature",
-		"delivered-to", "x-original-to", "bcc", "comments", "keywords", "precedence":
+		"delivered-to", "x-original-to", "bcc":
 		return true
 	}
 	for _, prefix := range []string{"arc-", "x-spam-", "x-virus-", "x-ms-exchange-", "x-google-", "x-received", "x-forwarded-"} {
