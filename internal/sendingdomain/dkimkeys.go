@@ -121,6 +121,29 @@ func (c Config) selectorFor(generation int, algorithm string) string {
 	return sel
 }
 
+// nextGeneration numbers the next selectors of d, skipping any whose selector one of d's
+// keys already has (possible when the configured selector ends in other digits).
+func (s *Service) nextGeneration(ctx context.Context, q *dbsqlc.Queries, d *Domain, algorithms ...string) (int, error) {
+	taken := map[string]bool{}
+	for _, k := range d.DKIMKeys {
+		taken[k.Selector] = true
+	}
+	for range 20 {
+		gen, err := q.SendingDomainNextDKIMGeneration(ctx, dbsqlc.SendingDomainNextDKIMGenerationParams{TenantID: d.TenantID, ID: d.ID})
+		if err != nil {
+			return 0, fmt.Errorf("error numbering dkim selector: %w", store.MapError(err))
+		}
+		free := true
+		for _, alg := range algorithms {
+			free = free && !taken[s.cfg.selectorFor(int(gen), alg)]
+		}
+		if free {
+			return int(gen), nil
+		}
+	}
+	return 0, errors.New("error numbering dkim selector: no free selector")
+}
+
 // insertKey seals m and stores it as a key of d.
 func (s *Service) insertKey(ctx context.Context, q *dbsqlc.Queries, d *Domain, m keyMaterial, selector, state string, now time.Time) (DKIMKey, error) {
 	keyID, sealed := s.box.Seal(m.pkcs8, dkimKeyContext(d.ID))
@@ -237,14 +260,14 @@ func (s *Service) Rotate(ctx context.Context, tenantID, id, algorithm string) (*
 	}
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
-		gen, err := q.SendingDomainNextDKIMGeneration(ctx, dbsqlc.SendingDomainNextDKIMGenerationParams{TenantID: tenantID, ID: id})
+		gen, err := s.nextGeneration(ctx, q, d, algs...)
 		if err != nil {
-			return fmt.Errorf("error numbering dkim selector: %w", store.MapError(err))
+			return err
 		}
 		for _, m := range material {
-			if _, err := s.insertKey(ctx, q, d, m, s.cfg.selectorFor(int(gen), m.algorithm), KeyPending, s.now()); err != nil {
-				if errors.Is(err, store.ErrConflict) {
-					return &RotationPendingError{Selector: s.cfg.selectorFor(int(gen), m.algorithm)}
+			if _, err := s.insertKey(ctx, q, d, m, s.cfg.selectorFor(gen, m.algorithm), KeyPending, s.now()); err != nil {
+				if errors.Is(err, store.ErrConflict) { // a concurrent rotation won
+					return &RotationPendingError{Selector: s.cfg.selectorFor(gen, m.algorithm)}
 				}
 				return err
 			}
@@ -273,19 +296,18 @@ func (s *Service) UpdateDKIMPolicy(ctx context.Context, tenantID, id string, p D
 	if p.RotationDays != nil && *p.RotationDays != nil && (**p.RotationDays < 30 || **p.RotationDays > 3650) {
 		return nil, validate.Field("dkim_rotation_days", "must be from 30 to 3650 days, or null for no scheduled rotation")
 	}
-	d, err := s.Get(ctx, tenantID, id)
-	if err != nil {
+	if _, err := s.Get(ctx, tenantID, id); err != nil {
 		return nil, err
 	}
 	var material *keyMaterial
-	if p.Ed25519 != nil && *p.Ed25519 && !d.DKIMEd25519 {
+	if p.Ed25519 != nil && *p.Ed25519 { // generated even if already on: the row is read again under lock
 		m, err := generateKey(AlgorithmEd25519, 0)
 		if err != nil {
 			return nil, err
 		}
 		material = &m
 	}
-	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.SendingDomainGetForUpdate(ctx, dbsqlc.SendingDomainGetForUpdateParams{TenantID: tenantID, ID: id})
 		if err != nil {
@@ -330,15 +352,15 @@ func (s *Service) switchEd25519(ctx context.Context, q *dbsqlc.Queries, d *Domai
 		if d.DKIMEd25519 || m == nil {
 			return nil
 		}
-		gen, err := q.SendingDomainNextDKIMGeneration(ctx, dbsqlc.SendingDomainNextDKIMGenerationParams{TenantID: d.TenantID, ID: d.ID})
+		gen, err := s.nextGeneration(ctx, q, d, AlgorithmEd25519)
 		if err != nil {
-			return fmt.Errorf("error numbering dkim selector: %w", err)
+			return err
 		}
 		state := KeyPending
 		if d.Status == StatusPending {
 			state = KeyActive // not sending yet: the key is verified with the domain
 		}
-		_, err = s.insertKey(ctx, q, d, *m, s.cfg.selectorFor(int(gen), AlgorithmEd25519), state, now)
+		_, err = s.insertKey(ctx, q, d, *m, s.cfg.selectorFor(gen, AlgorithmEd25519), state, now)
 		return err
 	}
 	retire := now.Add(s.cfg.KeyOverlap)
@@ -423,11 +445,11 @@ func (s *Service) scheduleRotation(ctx context.Context, q *dbsqlc.Queries, d *Do
 		if err != nil {
 			return nil, err
 		}
-		gen, err := q.SendingDomainNextDKIMGeneration(ctx, dbsqlc.SendingDomainNextDKIMGenerationParams{TenantID: d.TenantID, ID: d.ID})
+		gen, err := s.nextGeneration(ctx, q, d, k.Algorithm)
 		if err != nil {
-			return nil, fmt.Errorf("error numbering dkim selector: %w", err)
+			return nil, err
 		}
-		next, err := s.insertKey(ctx, q, d, m, s.cfg.selectorFor(int(gen), k.Algorithm), KeyPending, now)
+		next, err := s.insertKey(ctx, q, d, m, s.cfg.selectorFor(gen, k.Algorithm), KeyPending, now)
 		if err != nil {
 			return nil, err
 		}
