@@ -91,7 +91,11 @@ func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) 
 	results := s.runChecks(ctx, d)
 	took := time.Since(began)
 	s.metrics.inFlight.Dec()
-	out, chk, err := s.apply(ctx, d.TenantID, d.ID, trigger, results, start, took)
+	material, err := s.rotationMaterial(d, s.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	out, chk, err := s.apply(ctx, d.TenantID, d.ID, trigger, results, material, start, took)
 	if err == nil {
 		s.metrics.checks.WithLabelValues(trigger, chk.Outcome).Inc()
 	}
@@ -134,7 +138,7 @@ func (s *Service) runChecksWith(ctx context.Context, checker *dnscheck.Checker, 
 
 // apply records a check and moves the domain's state, on the row locked as it is now (a
 // concurrent check may have moved it since the DNS queries began).
-func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, results []dnscheck.CheckResult, start time.Time, took time.Duration) (*Domain, *Check, error) {
+func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, results []dnscheck.CheckResult, material map[string]keyMaterial, start time.Time, took time.Duration) (*Domain, *Check, error) {
 	raw, err := json.Marshal(results)
 	if err != nil {
 		return nil, nil, fmt.Errorf("error encoding check results: %w", err)
@@ -182,7 +186,7 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 				return err
 			}
 		}
-		events, err := s.advanceKeys(ctx, q, out, results, now)
+		events, err := s.advanceKeys(ctx, q, out, results, material, now)
 		if err != nil {
 			return err
 		}

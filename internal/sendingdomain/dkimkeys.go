@@ -384,7 +384,7 @@ type keyEvent struct {
 // a pending key whose record passed becomes active and the active key of its algorithm
 // starts retiring; retiring keys past their RetireAfter are deleted; with a rotation
 // policy, a key whose rotation is due within RotationNotice gets its successor as pending.
-func (s *Service) advanceKeys(ctx context.Context, q *dbsqlc.Queries, d *Domain, results []dnscheck.CheckResult, now time.Time) ([]keyEvent, error) {
+func (s *Service) advanceKeys(ctx context.Context, q *dbsqlc.Queries, d *Domain, results []dnscheck.CheckResult, material map[string]keyMaterial, now time.Time) ([]keyEvent, error) {
 	var events []keyEvent
 	for _, k := range d.DKIMKeys {
 		switch {
@@ -402,7 +402,7 @@ func (s *Service) advanceKeys(ctx context.Context, q *dbsqlc.Queries, d *Domain,
 				"The DKIM key %s (%s) is retired; its record at %s._domainkey.%s may be removed.", k.Selector, k.Algorithm, k.Selector, d.Name)})
 		}
 	}
-	due, err := s.scheduleRotation(ctx, q, d, now)
+	due, err := s.scheduleRotation(ctx, q, d, material, now)
 	return append(events, due...), err
 }
 
@@ -422,13 +422,19 @@ func (s *Service) activate(ctx context.Context, q *dbsqlc.Queries, d *Domain, k 
 	return keyEvent{"dkim_key_activated", "dkim.key_activated", reason}, nil
 }
 
-// scheduleRotation creates the successor of each active key whose scheduled rotation is
-// due within RotationNotice, so the tenant can publish it before the date.
-func (s *Service) scheduleRotation(ctx context.Context, q *dbsqlc.Queries, d *Domain, now time.Time) ([]keyEvent, error) {
+// rotationDue is an active key whose scheduled rotation is due within RotationNotice.
+type rotationDue struct {
+	key DKIMKey
+	due time.Time
+}
+
+// rotationsDue lists d's active keys due for scheduled rotation at now that have no
+// successor yet.
+func (s *Service) rotationsDue(d *Domain, now time.Time) []rotationDue {
 	if d.DKIMRotationDays == nil {
-		return nil, nil
+		return nil
 	}
-	var events []keyEvent
+	var out []rotationDue
 	for _, k := range d.DKIMKeys {
 		if k.State != KeyActive || d.key(KeyPending, k.Algorithm) != nil {
 			continue
@@ -438,24 +444,48 @@ func (s *Service) scheduleRotation(ctx context.Context, q *dbsqlc.Queries, d *Do
 			since = *k.ActivatedAt
 		}
 		due := since.Add(time.Duration(*d.DKIMRotationDays) * 24 * time.Hour)
-		if now.Before(due.Add(-s.cfg.RotationNotice)) {
+		if !now.Before(due.Add(-s.cfg.RotationNotice)) {
+			out = append(out, rotationDue{key: k, due: due})
+		}
+	}
+	return out
+}
+
+// rotationMaterial generates the successors' key pairs of the rotations due, before the
+// check's transaction locks the domain (an RSA key takes a while to generate).
+func (s *Service) rotationMaterial(d *Domain, now time.Time) (map[string]keyMaterial, error) {
+	out := map[string]keyMaterial{}
+	for _, r := range s.rotationsDue(d, now) {
+		m, err := generateKey(r.key.Algorithm, s.cfg.KeyBits)
+		if err != nil {
+			return nil, err
+		}
+		out[r.key.Algorithm] = m
+	}
+	return out, nil
+}
+
+// scheduleRotation creates the successor of each active key whose scheduled rotation is
+// due within RotationNotice, so the tenant can publish it before the date. A rotation
+// that became due after material was generated waits for the next check.
+func (s *Service) scheduleRotation(ctx context.Context, q *dbsqlc.Queries, d *Domain, material map[string]keyMaterial, now time.Time) ([]keyEvent, error) {
+	var events []keyEvent
+	for _, r := range s.rotationsDue(d, now) {
+		m, ok := material[r.key.Algorithm]
+		if !ok {
 			continue
 		}
-		m, err := generateKey(k.Algorithm, s.cfg.KeyBits)
+		gen, err := s.nextGeneration(ctx, q, d, r.key.Algorithm)
 		if err != nil {
 			return nil, err
 		}
-		gen, err := s.nextGeneration(ctx, q, d, k.Algorithm)
-		if err != nil {
-			return nil, err
-		}
-		next, err := s.insertKey(ctx, q, d, m, s.cfg.selectorFor(gen, k.Algorithm), KeyPending, now)
+		next, err := s.insertKey(ctx, q, d, m, s.cfg.selectorFor(gen, r.key.Algorithm), KeyPending, now)
 		if err != nil {
 			return nil, err
 		}
 		events = append(events, keyEvent{"dkim_rotation_due", "dkim.rotation_due", fmt.Sprintf(
 			"The DKIM key %s (%s) is due for rotation on %s (every %d days). Publish the new key's record at %s._domainkey.%s (see the records list): once it verifies, signing switches to it.",
-			k.Selector, k.Algorithm, due.Format(time.DateOnly), *d.DKIMRotationDays, next.Selector, d.Name)})
+			r.key.Selector, r.key.Algorithm, r.due.Format(time.DateOnly), *d.DKIMRotationDays, next.Selector, d.Name)})
 	}
 	return events, nil
 }
