@@ -114,6 +114,14 @@ func TestClassifyRealFailures(t *testing.T) {
 			want: want{delivery.ClassConfig, delivery.CodeAuthMechanismUnsupported, 0, "", delivery.StageConnect},
 		},
 		{
+			// The same condition and code as the probe's ClosingAtEHLO421.
+			name: "ServiceClosing421AtEHLO",
+			opts: smtptest.Opts{Script: &smtptest.Script{HelloFunc: func(string) *smtp.SMTPError {
+				return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many connections"}
+			}}},
+			want: want{delivery.ClassTemporary, delivery.CodeConnectionClosing, 421, "4.7.0", delivery.StageConnect},
+		},
+		{
 			// The same condition the probe reports as auth.requires_tls (probe_test.go).
 			name: "AuthOnlyAfterStartTLS",
 			opts: smtptest.Opts{StartTLS: true, Auth: true, Users: testUsers(), RequireTLSForAuth: true},

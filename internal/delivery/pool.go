@@ -314,6 +314,10 @@ func (p *Pool) outcome(stage Stage, err error) Outcome {
 	if stage != StageConnect {
 		return o
 	}
+	if o.SMTPCode == 530 {
+		// At set-up, 530 answers AUTH: "must issue a STARTTLS command first", as in the probe.
+		o.Code = CodeAuthRequiresTLS
+	}
 	if noAuthOffered(err) && p.settings.Security == SecurityNone {
 		// As in the probe: no AUTH on a plain connection means login is offered only
 		// after TLS, a setting to change, not a mechanism to pick.
