@@ -875,7 +875,7 @@ type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
 	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
-	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
 	// `address.not_allowed`, …
 	//
