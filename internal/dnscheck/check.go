@@ -23,9 +23,8 @@ const (
 // CheckResult is what every check returns: a stable code for programs, a message
 // for customers, and the evidence (expected vs observed records).
 type CheckResult struct {
-	Check string `json:"check"`
-	// Selector names the DKIM key a dkim result is about; a domain may have several.
-	Selector  string        `json:"selector,omitempty"`
+	Check     string        `json:"check"`
+	Selector  string        `json:"selector,omitempty"` // the DKIM key a dkim result is about
 	Status    CheckStatus   `json:"status"`
 	Code      string        `json:"code"`
 	Message   string        `json:"message"`
