@@ -43,16 +43,20 @@ type plan struct {
 	RelayMessages   int     `json:"relay_messages"`
 	RelaySubmitters int     `json:"relay_submitters"`
 	MessageBytes    int     `json:"message_bytes"`
-	LatencyRate     int     `json:"latency_rate_per_s"`
-	LatencySeconds  float64 `json:"latency_seconds"`
-	SettleSeconds   float64 `json:"settle_seconds"`
-	WarmupSeconds   float64 `json:"warmup_seconds"`
+	// SMTP submission (STARTTLS + AUTH) to the relay host and to Postfix's submission service.
+	SubmissionMessages   int     `json:"submission_messages"`
+	SubmissionPerSession int     `json:"submission_messages_per_session"`
+	LatencyRate          int     `json:"latency_rate_per_s"`
+	LatencySeconds       float64 `json:"latency_seconds"`
+	SettleSeconds        float64 `json:"settle_seconds"`
+	WarmupSeconds        float64 `json:"warmup_seconds"`
 }
 
 func fullPlan() plan {
 	return plan{
 		Concurrencies: []int{1, 16, 64}, SubmitSeconds: 15, BatchSize: 500, BatchClients: 2, BatchSeconds: 15,
 		RelayMessages: 20000, RelaySubmitters: 20, MessageBytes: 2048, LatencyRate: 100, LatencySeconds: 30,
+		SubmissionMessages: 10000, SubmissionPerSession: 50,
 		SettleSeconds: 2, WarmupSeconds: 2,
 	}
 }
@@ -61,6 +65,7 @@ func quickPlan() plan {
 	return plan{
 		Quick: true, Concurrencies: []int{1, 16, 64}, SubmitSeconds: 2, BatchSize: 500, BatchClients: 2, BatchSeconds: 2,
 		RelayMessages: 1000, RelaySubmitters: 20, MessageBytes: 2048, LatencyRate: 100, LatencySeconds: 3,
+		SubmissionMessages: 1000, SubmissionPerSession: 50,
 		SettleSeconds: 0.5, WarmupSeconds: 0.5,
 	}
 }
@@ -109,12 +114,12 @@ func main() {
 
 func run() int {
 	o := options{env: map[string]string{}}
-	phases := "submit,batch,relay,latency,dkim"
+	phases := "submit,batch,relay,submission,latency,dkim"
 	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "short smoke run (also BENCH_QUICK=1)")
 	flag.StringVar(&o.bin, "bin", "", "sendwerk binary to run (default: build ./cmd/sendwerk into the work directory)")
 	flag.StringVar(&o.out, "out", "", "where to write the results (default: bench/results.json, quick runs bench/out/results-quick.json; - for nowhere)")
 	flag.StringVar(&o.workDir, "dir", "", "work directory (default: a new one under the system temp dir, removed afterwards)")
-	flag.StringVar(&phases, "phases", phases, "comma-separated phases to run: submit, batch, relay, latency, dkim (dkim alone starts nothing)")
+	flag.StringVar(&phases, "phases", phases, "comma-separated phases to run: submit, batch, relay, submission, latency, dkim (dkim alone starts nothing)")
 	flag.Var(envFlag(o.env), "env", "extra SENDWERK_NAME=value for the server (repeatable), for tuning")
 	flag.BoolVar(&o.sqlLog, "sqllog", false, "log every SQL statement to <dir>/pg/data/log/postgresql.csv (debugging; slows everything)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
@@ -150,7 +155,7 @@ func run() int {
 // needsEnvironment reports whether the run needs the cluster, server, sink and Postfix:
 // every phase but the in-process dkim phase does.
 func needsEnvironment(o options) bool {
-	if o.sweep != "" {
+	if o.sweep != "" || o.pgss {
 		return true
 	}
 	for p := range o.phases {
@@ -182,6 +187,7 @@ type env struct {
 	tenant  *tenantSetup
 	load    *submitter
 	res     *results
+	stats   *statementCounter
 }
 
 func progress(format string, args ...any) {
@@ -236,6 +242,7 @@ func bench(ctx context.Context, o options) (err error) {
 		{"submit", e.phaseSubmit},
 		{"batch", e.phaseBatch},
 		{"relay", e.phaseRelay},
+		{"submission", e.phaseSubmission},
 		{"latency", e.phaseLatency},
 		{"dkim", e.phaseDKIM},
 	} {
@@ -308,9 +315,13 @@ func (e *env) start(ctx context.Context) error {
 	for _, opt := range e.o.pgOpts {
 		extra = append(extra, "-c", opt)
 	}
+	// pg_stat_statements is always loaded: the report counts statements per message from it.
+	// Top-level statements only, unless -pgss asks for the nested ones too.
+	track := "top"
 	if e.o.pgss {
-		extra = append(extra, "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=all")
+		track = "all"
 	}
+	extra = append(extra, "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track="+track)
 	e.cluster, err = pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(e.dir, "pg"), Ephemeral: false, ExtraArgs: extra})
 	if err != nil {
 		return err
@@ -320,6 +331,9 @@ func (e *env) start(ctx context.Context) error {
 	}
 	e.dbURL = e.cluster.URL("sendwerk")
 	if err := e.parseDBURL(); err != nil {
+		return err
+	}
+	if e.stats, err = newStatementCounter(ctx, e.dbURL); err != nil {
 		return err
 	}
 	if err := e.addPostgresToGroup(); err != nil {
@@ -341,6 +355,10 @@ func (e *env) start(ctx context.Context) error {
 	}
 
 	progress("starting sendwerk serve")
+	smtpPort, err := freePort()
+	if err != nil {
+		return err
+	}
 	adminToken := "swadmin_" + randomHex(24)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -353,10 +371,13 @@ func (e *env) start(ctx context.Context) error {
 		// One key sends everything here; the per-key request limit protects a shared server
 		// from one runaway client and would only measure itself.
 		"SENDWERK_API_KEY_RATE_LIMIT": "1000000",
-		// The SMTP relay host is not measured here; off, it cannot collide with another
-		// server's default ports.
-		"SENDWERK_SMTP_ADDR":  "off",
+		// The relay host is measured on a free loopback port (STARTTLS submission, with the
+		// development self-signed certificate); implicit TLS is off so no default port can
+		// collide with another server's.
+		"SENDWERK_SMTP_ADDR":  "127.0.0.1:" + strconv.Itoa(smtpPort),
 		"SENDWERK_SMTPS_ADDR": "off",
+		// All submission sessions come from 127.0.0.1.
+		"SENDWERK_SMTP_MAX_CONNS_PER_IP": "1000",
 	}
 	for k, v := range e.o.env {
 		srvEnv[k] = v
@@ -364,7 +385,11 @@ func (e *env) start(ctx context.Context) error {
 	if e.srv, err = startServer(e.o.bin, e.dir, srvEnv, e.swCPU); err != nil {
 		return err
 	}
+	e.srv.smtpAddr = "127.0.0.1:" + strconv.Itoa(smtpPort)
 	if e.tenant, err = setupTenant(ctx, e.srv.baseURL, adminToken, e.sink.addr.Port, e.dns); err != nil {
+		return err
+	}
+	if e.tenant.relayUser, e.tenant.relayPass, err = relayCredential(ctx, e.srv.baseURL, e.tenant.key, e.tenant.connectorID); err != nil {
 		return err
 	}
 	e.load = newSubmitter(e.srv.baseURL, e.tenant.key, e.plan.MessageBytes)
@@ -414,6 +439,9 @@ func (e *env) addPostgresToGroup() error {
 func (e *env) close() {
 	if e.srv != nil {
 		e.srv.stop()
+	}
+	if e.stats != nil {
+		e.stats.close()
 	}
 	if e.postfix != nil {
 		e.postfix.stop()

@@ -18,6 +18,8 @@ import (
 type postfixInstance struct {
 	dir  string
 	port int
+	// submitPort is the submission service: STARTTLS required, then SASL AUTH.
+	submitPort int
 }
 
 const postfixDomain = "postfix.bench.example"
@@ -37,7 +39,11 @@ func startPostfix(dir string, relay *net.TCPAddr, cg *cpuGroup) (*postfixInstanc
 	if err != nil {
 		return nil, err
 	}
-	in := &postfixInstance{dir: dir, port: port}
+	submitPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	in := &postfixInstance{dir: dir, port: port, submitPort: submitPort}
 	etc := filepath.Join(dir, "etc")
 	for _, d := range []string{etc, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -104,7 +110,11 @@ anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 `, port)
-	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(master), 0o644); err != nil {
+	submission, err := addPostfixSubmission(etc, submitPort)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(master+submission), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := cg.command("postfix", "-c", etc, "start")
@@ -124,6 +134,21 @@ postlog   unix-dgram n - n - 1 postlogd
 }
 
 func (in *postfixInstance) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.port)) }
+
+func (in *postfixInstance) submissionAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.submitPort))
+}
+
+// chownPostfix gives a file to the postfix user, as which smtpd runs.
+func chownPostfix(path string) error {
+	pf, err := user.Lookup("postfix")
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(pf.Uid)
+	gid, _ := strconv.Atoi(pf.Gid)
+	return os.Chown(path, uid, gid)
+}
 
 func (in *postfixInstance) log() string {
 	b, _ := os.ReadFile(filepath.Join(in.dir, "maillog"))

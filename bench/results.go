@@ -25,12 +25,15 @@ type results struct {
 	PostgreSQL      string            `json:"postgresql"`
 	CPUMethod       cpuMethod         `json:"cpu_method"`
 	Notes           []string          `json:"notes"`
+	// StatementsPerAccepted is what one accepted single submit costs in statements.
+	StatementsPerAccepted float64 `json:"sql_statements_per_accepted,omitempty"`
 
-	Submit  []submitRow  `json:"submit,omitempty"`
-	Batch   *batchResult `json:"batch,omitempty"`
-	Relay   *relayResult `json:"relay,omitempty"`
-	Latency *latencyRes  `json:"latency,omitempty"`
-	DKIM    *dkimResult  `json:"dkim,omitempty"`
+	Submit     []submitRow       `json:"submit,omitempty"`
+	Batch      *batchResult      `json:"batch,omitempty"`
+	Relay      *relayResult      `json:"relay,omitempty"`
+	Submission *submissionResult `json:"submission,omitempty"`
+	Latency    *latencyRes       `json:"latency,omitempty"`
+	DKIM       *dkimResult       `json:"dkim,omitempty"`
 }
 
 type machine struct {
@@ -86,7 +89,10 @@ type relayRun struct {
 	PostgresCPU   float64 `json:"postgres_cpu_seconds,omitempty"`
 	CPUPer1000    float64 `json:"cpu_seconds_per_1000"`
 	Signed        int64   `json:"dkim_signed_at_sink"`
-	Command       string  `json:"command,omitempty"`
+	// StatementsPerMessage is what PostgreSQL ran per message, accepted and delivered
+	// (pg_stat_statements, top level, whole database).
+	StatementsPerMessage float64 `json:"sql_statements_per_message,omitempty"`
+	Command              string  `json:"command,omitempty"`
 }
 
 type relayResult struct {
@@ -240,12 +246,38 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(w, "   ratios against Postfix with a connection per message (the issue's smtp-source command); in parentheses against -d\n")
 		fmt.Fprintf(w, "   %s\n   %s\n\n", rl.Postfix.Command, rl.PostfixReuse.Command)
 	}
+	if sb := r.Submission; sb != nil {
+		fmt.Fprintf(w, "3b. SMTP submission with STARTTLS + AUTH PLAIN: %d messages, %d sessions at a time, %d messages per session, relayed to the sink\n",
+			sb.Postfix.Messages, sb.Sessions, sb.PerSession)
+		fmt.Fprintln(tw, "\taccepted msg/s\tend-to-end msg/s\tCPU s / 1000 msgs\t× Postfix accepted\tend to end\tCPU\t")
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\t\t\t\n", sb.Postfix.Name, sb.Postfix.AcceptedPerS, sb.Postfix.EndToEndPerS, sb.Postfix.CPUPer1000)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", sb.Unsigned.Name, sb.Unsigned.AcceptedPerS, sb.Unsigned.EndToEndPerS, sb.Unsigned.CPUPer1000,
+			sb.RatioAccept.Unsigned, sb.RatioEnd.Unsigned, sb.RatioCPU.Unsigned)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", sb.DKIM.Name, sb.DKIM.AcceptedPerS, sb.DKIM.EndToEndPerS, sb.DKIM.CPUPer1000,
+			sb.RatioAccept.DKIM, sb.RatioEnd.DKIM, sb.RatioCPU.DKIM)
+		fmt.Fprintf(tw, "goal\t\t\t\t≥ %.1f\t\t\t\n", sb.Goal)
+		_ = tw.Flush()
+		fmt.Fprintln(w)
+	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "4. Submit → delivered at a steady %d messages/s for %.0f s\n", l.Rate, l.Seconds)
 		fmt.Fprintln(tw, "\tmessages\tp50 ms\tp99 ms\tmax ms\taccepted after p50 ms\tp99 ms\t")
 		fmt.Fprintf(tw, "Sendwerk (REST, DKIM)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Sendwerk.N, l.Sendwerk.P50ms, l.Sendwerk.P99ms, l.Sendwerk.Maxms, l.SendwerkAccept.P50ms, l.SendwerkAccept.P99ms)
 		fmt.Fprintf(tw, "Postfix (SMTP)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Postfix.N, l.Postfix.P50ms, l.Postfix.P99ms, l.Postfix.Maxms, l.PostfixAccept.P50ms, l.PostfixAccept.P99ms)
 		_ = tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if r.StatementsPerAccepted > 0 || (r.Relay != nil && r.Relay.Unsigned.StatementsPerMessage > 0) {
+		fmt.Fprintf(w, "SQL statements (pg_stat_statements, top level): per accepted single submit %.1f", r.StatementsPerAccepted)
+		if rl := r.Relay; rl != nil {
+			fmt.Fprintf(w, "; per message accepted and delivered %.1f (no DKIM), %.1f (DKIM)", rl.Unsigned.StatementsPerMessage, rl.DKIM.StatementsPerMessage)
+			if r.StatementsPerAccepted > 0 {
+				fmt.Fprintf(w, "; so about %.1f per delivery", rl.Unsigned.StatementsPerMessage-r.StatementsPerAccepted)
+			}
+		}
+		if sb := r.Submission; sb != nil {
+			fmt.Fprintf(w, "; per message over the relay host %.1f", sb.Unsigned.StatementsPerMessage)
+		}
 		fmt.Fprintln(w)
 	}
 	if r.DKIM != nil {

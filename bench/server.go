@@ -19,7 +19,9 @@ type server struct {
 	baseURL string
 	logPath string
 	env     map[string]string
-	exited  chan struct{}
+	// smtpAddr is the relay host's STARTTLS submission listener.
+	smtpAddr string
+	exited   chan struct{}
 }
 
 // startServer runs bin serve with env on a free loopback port, inside cg.

@@ -25,6 +25,8 @@ type tenantSetup struct {
 	tenantID    string
 	connectorID string
 	domainID    string
+	// relayUser and relayPass log in at the relay host for the connector.
+	relayUser, relayPass string
 }
 
 func setupTenant(ctx context.Context, baseURL, adminToken string, sinkPort int, dns *dnsServer) (*tenantSetup, error) {

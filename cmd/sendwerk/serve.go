@@ -121,6 +121,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+		Committers: committers(cfg.SubmitCommitters),
 	})
 	if err := riverClient.Start(ctx); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
@@ -412,4 +413,12 @@ func smtpEndpoints(a listenAddrs) string {
 		parts = append(parts, a.SMTPS+" (implicit TLS)")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// committers maps the setting (0 = off) to message.Config's (negative = off).
+func committers(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

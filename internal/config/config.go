@@ -41,6 +41,7 @@ type Config struct {
 	// Message pipeline.
 	MaxMessageBytes      int64
 	DeliveryWorkers      int
+	SubmitCommitters     int
 	RetrySchedule        []time.Duration
 	SMTPPoolSize         int
 	SMTPPoolIdle         time.Duration
@@ -203,6 +204,8 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt32(&c.DBMaxConns, v, 2) }},
 		{Name: "SENDWERK_MAX_MESSAGE_BYTES", Default: "10485760", Help: "Largest message accepted, measured as rendered MIME (attachments base64-encoded).",
 			set: func(c *Config, v string) error { return parseInt64(&c.MaxMessageBytes, v, 1024) }},
+		{Name: "SENDWERK_SUBMIT_COMMITTERS", Default: "4", Help: "Transactions that commit single submissions (REST and SMTP) at once; concurrent submissions waiting meanwhile are committed together (group commit). `0`: one transaction per submission.",
+			set: func(c *Config, v string) error { return parseInt(&c.SubmitCommitters, v, 0) }},
 		{Name: "SENDWERK_DELIVERY_WORKERS", Default: "32", Help: "Deliveries this process runs at once (the deliveries queue).",
 			set: func(c *Config, v string) error { return parseInt(&c.DeliveryWorkers, v, 1) }},
 		{Name: "SENDWERK_DELIVERY_RETRY_SCHEDULE", Default: "1m,5m,15m,30m,1h,2h,4h,8h,12h,24h,24h", Help: "Waits after each failed attempt (temporary failures); its length + 1 is the number of attempts before a message fails.",

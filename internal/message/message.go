@@ -75,6 +75,9 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxAttempts bounds delivery attempts (first try included).
 	MaxAttempts int
+	// Committers is how many group-commit transactions may run at once (0: the default;
+	// negative: no grouping, one transaction per submission).
+	Committers int
 }
 
 // Service submits and reads messages.
@@ -86,6 +89,7 @@ type Service struct {
 	senders    Senders
 	deliverer  *DeliverWorker
 	cfg        Config
+	group      *committer
 	NowFunc    func() time.Time
 }
 
@@ -97,7 +101,14 @@ func NewService(db store.DB, jobs Inserter, connectors *connector.Service, sende
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = len(DefaultRetrySchedule) + 1
 	}
-	return &Service{db: db, q: dbsqlc.New(db), jobs: jobs, connectors: connectors, senders: senders, deliverer: deliverer, cfg: cfg, NowFunc: time.Now}
+	if cfg.Committers == 0 {
+		cfg.Committers = DefaultCommitters
+	}
+	s := &Service{db: db, q: dbsqlc.New(db), jobs: jobs, connectors: connectors, senders: senders, deliverer: deliverer, cfg: cfg, NowFunc: time.Now}
+	if cfg.Committers > 0 {
+		s.group = newCommitter(s, cfg.Committers)
+	}
+	return s
 }
 
 // Message is a submission as stored.
@@ -238,28 +249,16 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 	if p.conn.Status == connector.StatusPaused {
 		return nil, nil, ErrConnectorPaused
 	}
-	var quota *Quota
-	var replayed []byte
 	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
-	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
-		if idem != nil {
-			if replayed, err = s.claim(ctx, tx, tenantID, idem); replayed != nil || err != nil {
-				return err
-			}
-		}
-		if err := s.insert(ctx, tx, tenantID, []*prepared{p}); err != nil {
-			return err
-		}
-		if quota, err = s.addUsage(ctx, tx, tenantID, map[*connector.Connector]int{p.conn: 1}); err != nil {
-			return err
-		}
-		return s.remember(ctx, tx, tenantID, idem, acc)
-	})
-	if replayed != nil || err != nil {
-		a, _, derr := decodeAccepted(replayed, err)
-		return a, quota, derr
+	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc})
+}
+
+// commit writes one prepared submission, grouped with concurrent ones unless grouping is off.
+func (s *Service) commit(ctx context.Context, pd *pending) (*Accepted, *Quota, error) {
+	if s.group == nil {
+		return s.commitOne(ctx, pd)
 	}
-	return acc, quota, nil
+	return s.group.submit(ctx, pd)
 }
 
 func decodeAccepted(raw []byte, err error) (*Accepted, *Quota, error) {

@@ -11,12 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/mailaddr"
-	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -55,18 +52,8 @@ func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmiss
 	if err != nil {
 		return nil, nil, err
 	}
-	var quota *Quota
-	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
-		if err := s.insert(ctx, tx, tenantID, []*prepared{p}); err != nil {
-			return err
-		}
-		quota, err = s.addUsage(ctx, tx, tenantID, map[*connector.Connector]int{conn: 1})
-		return err
-	})
-	if err != nil {
-		return nil, quota, err
-	}
-	return &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}, quota, nil
+	acc := &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+	return s.commit(ctx, &pending{tenantID: tenantID, p: p, acc: acc})
 }
 
 // CheckEnvelopeSender applies the connector's sender rules to an envelope sender before the

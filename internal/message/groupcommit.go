@@ -1,0 +1,297 @@
+package message
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/store"
+)
+
+// Group commit: concurrent single submissions (REST and the relay host's DATA) are
+// validated and rendered in their callers' goroutines, then handed to a committer that
+// writes whatever is waiting in one transaction with the batch path's statements (River's
+// InsertManyTx, COPY for messages and events, one usage update per connector). No caller
+// is answered before that commit. Nothing waits for a window: a committer takes what is
+// queued when it is free, so a lone client's submission commits at once, and under load
+// the queue fills while the previous commit runs — the same self-clocking as a database's
+// own group commit. Up to Committers transactions run at a time.
+
+// DefaultCommitters is how many group transactions may run at once.
+const DefaultCommitters = 4
+
+// maxGroup bounds one transaction, so one commit does not hold counter locks for long.
+const maxGroup = 200
+
+// groupCommitTimeout bounds one group's transaction; callers' own contexts do not cancel a
+// commit that carries other callers' messages.
+const groupCommitTimeout = 30 * time.Second
+
+// pending is one submission waiting for its commit.
+type pending struct {
+	tenantID string
+	p        *prepared
+	idem     *Idempotency
+	acc      *Accepted
+	done     chan commitResult
+}
+
+type commitResult struct {
+	acc   *Accepted
+	quota *Quota
+	err   error
+}
+
+// committer queues pendings and runs up to max group transactions at a time.
+type committer struct {
+	s       *Service
+	max     int
+	mu      sync.Mutex
+	queue   []*pending
+	running int
+	// groupFunc, when set (tests), is told the size of each group before it commits.
+	groupFunc func(n int)
+}
+
+func newCommitter(s *Service, n int) *committer {
+	return &committer{s: s, max: n}
+}
+
+// submit queues pd and waits for its answer. When ctx ends first, the message may still be
+// committed: the caller's answer is then ctx's error, as with a connection lost mid-commit.
+func (c *committer) submit(ctx context.Context, pd *pending) (*Accepted, *Quota, error) {
+	pd.done = make(chan commitResult, 1)
+	c.mu.Lock()
+	c.queue = append(c.queue, pd)
+	if c.running < c.max {
+		c.running++
+		go c.loop()
+	}
+	c.mu.Unlock()
+	select {
+	case r := <-pd.done:
+		return r.acc, r.quota, r.err
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+}
+
+// loop commits what is queued until the queue is empty.
+func (c *committer) loop() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.running--
+			c.mu.Unlock()
+			return
+		}
+		n := min(len(c.queue), maxGroup)
+		group := slices.Clone(c.queue[:n])
+		c.queue = slices.Delete(c.queue, 0, n)
+		c.mu.Unlock()
+		c.commit(group)
+	}
+}
+
+func (c *committer) commit(group []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
+	defer cancel()
+	if c.groupFunc != nil {
+		c.groupFunc(len(group))
+	}
+	if len(group) == 1 {
+		group[0].answer(c.s.commitOne(ctx, group[0]))
+		return
+	}
+	leaders, followers := splitDuplicateKeys(group)
+	results, err := c.s.commitGroup(ctx, leaders)
+	var limit *LimitError
+	if errors.As(err, &limit) {
+		// A limit or quota is reached by the group as a whole: its rollback undid the
+		// counting, and each submission is judged on its own, exactly as without grouping.
+		for _, pd := range leaders {
+			pd.answer(c.s.commitOne(ctx, pd))
+		}
+	} else {
+		for i, pd := range leaders {
+			if err != nil {
+				pd.answer(nil, nil, err)
+				continue
+			}
+			pd.answer(results[i].acc, results[i].quota, results[i].err)
+		}
+	}
+	// A repeat of a key within one group is answered like a repeat after the commit:
+	// the first request's answer for the same body, a conflict for another.
+	for _, f := range followers {
+		f.answer(c.s.Replay(ctx, f.tenantID, f.idem))
+	}
+}
+
+func (pd *pending) answer(acc *Accepted, q *Quota, err error) {
+	pd.done <- commitResult{acc: acc, quota: q, err: err}
+}
+
+// splitDuplicateKeys keeps the first submission of each Idempotency-Key in the group;
+// later ones are answered after the first's commit.
+func splitDuplicateKeys(group []*pending) (leaders, followers []*pending) {
+	seen := map[[2]string]bool{}
+	for _, pd := range group {
+		if pd.idem == nil {
+			leaders = append(leaders, pd)
+			continue
+		}
+		k := [2]string{pd.tenantID, pd.idem.Key}
+		if seen[k] {
+			followers = append(followers, pd)
+			continue
+		}
+		seen[k] = true
+		leaders = append(leaders, pd)
+	}
+	return leaders, followers
+}
+
+// Replay answers a repeated Idempotency-Key from what its first request stored.
+func (s *Service) Replay(ctx context.Context, tenantID string, idem *Idempotency) (*Accepted, *Quota, error) {
+	raw, err := s.replay(ctx, tenantID, idem)
+	if err == nil && raw == nil {
+		return nil, nil, fmt.Errorf("error replaying idempotency key: no stored response")
+	}
+	return decodeAccepted(raw, err)
+}
+
+// commitOne is one submission in its own transaction: claim its key, insert, count, remember.
+func (s *Service) commitOne(ctx context.Context, pd *pending) (*Accepted, *Quota, error) {
+	var quota *Quota
+	var replayed []byte
+	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		if pd.idem != nil {
+			if replayed, err = s.claim(ctx, tx, pd.tenantID, pd.idem); replayed != nil || err != nil {
+				return err
+			}
+		}
+		if err := s.insert(ctx, tx, pd.tenantID, []*prepared{pd.p}); err != nil {
+			return err
+		}
+		if quota, err = s.addUsage(ctx, tx, pd.tenantID, map[*connector.Connector]int{pd.p.conn: 1}); err != nil {
+			return err
+		}
+		return s.remember(ctx, tx, pd.tenantID, pd.idem, pd.acc)
+	})
+	if replayed != nil || err != nil {
+		a, _, derr := decodeAccepted(replayed, err)
+		return a, quota, derr
+	}
+	return pd.acc, quota, nil
+}
+
+// commitGroup writes leaders in one transaction and returns each one's answer. A key held
+// by an earlier request is answered from it and its submission is not inserted; any other
+// failure fails the whole group (a LimitError lets the caller judge each on its own).
+func (s *Service) commitGroup(ctx context.Context, leaders []*pending) ([]commitResult, error) {
+	results := make([]commitResult, len(leaders))
+	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		clear(results)
+		keep, err := s.claimGroup(ctx, tx, leaders, results)
+		if err != nil {
+			return err
+		}
+		byTenant := map[string][]int{}
+		for _, i := range keep {
+			byTenant[leaders[i].tenantID] = append(byTenant[leaders[i].tenantID], i)
+		}
+		// Tenants in a fixed order, like connectors within addUsage, so concurrent groups
+		// lock counter rows in the same order.
+		for _, tenantID := range slices.Sorted(maps.Keys(byTenant)) {
+			if err := s.commitTenant(ctx, tx, tenantID, leaders, byTenant[tenantID], results); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return results, err
+}
+
+// claimGroup claims the group's Idempotency-Keys in key order (so two groups cannot wait
+// on each other) and returns the indexes of the submissions to insert.
+func (s *Service) claimGroup(ctx context.Context, tx pgx.Tx, leaders []*pending, results []commitResult) ([]int, error) {
+	order := make([]int, len(leaders))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(leaders[a].tenantID, leaders[b].tenantID), cmp.Compare(idemKey(leaders[a]), idemKey(leaders[b])))
+	})
+	var keep []int
+	for _, i := range order {
+		pd := leaders[i]
+		if pd.idem == nil {
+			keep = append(keep, i)
+			continue
+		}
+		replayed, err := s.claim(ctx, tx, pd.tenantID, pd.idem)
+		switch {
+		case errors.Is(err, ErrIdempotencyReuse):
+			results[i].err = err
+		case err != nil:
+			return nil, err
+		case replayed != nil:
+			results[i].acc, _, results[i].err = decodeAccepted(replayed, nil)
+		default:
+			keep = append(keep, i)
+		}
+	}
+	slices.Sort(keep) // insert in arrival order
+	return keep, nil
+}
+
+func idemKey(pd *pending) string {
+	if pd.idem == nil {
+		return ""
+	}
+	return pd.idem.Key
+}
+
+// commitTenant inserts one tenant's submissions of the group, counts them and stores the
+// answers of those with an Idempotency-Key.
+func (s *Service) commitTenant(ctx context.Context, tx pgx.Tx, tenantID string, leaders []*pending, idx []int, results []commitResult) error {
+	ps := make([]*prepared, len(idx))
+	perConnector := map[*connector.Connector]int{}
+	byID := map[string]*connector.Connector{}
+	for j, i := range idx {
+		p := leaders[i].p
+		ps[j] = p
+		// Submissions of one connector may carry distinct copies of it; count them as one.
+		c := byID[p.conn.ID]
+		if c == nil {
+			c = p.conn
+			byID[p.conn.ID] = c
+		}
+		perConnector[c]++
+	}
+	if err := s.insert(ctx, tx, tenantID, ps); err != nil {
+		return err
+	}
+	quota, err := s.addUsage(ctx, tx, tenantID, perConnector)
+	if err != nil {
+		return err
+	}
+	for _, i := range idx {
+		pd := leaders[i]
+		if err := s.remember(ctx, tx, tenantID, pd.idem, pd.acc); err != nil {
+			return err
+		}
+		results[i] = commitResult{acc: pd.acc, quota: quota}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package message
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// groupBundle is a service with one committer whose first commit waits behind a lock the
+// test holds, so the submissions started meanwhile queue up and commit as one group.
+type groupBundle struct {
+	*testBundle
+	mu     sync.Mutex
+	groups []int
+}
+
+func setupGroup(t *testing.T) *groupBundle {
+	t.Helper()
+	b := &groupBundle{testBundle: setup(t)}
+	b.svc.group = newCommitter(b.svc, 1)
+	b.svc.group.groupFunc = func(n int) {
+		b.mu.Lock()
+		b.groups = append(b.groups, n)
+		b.mu.Unlock()
+	}
+	return b
+}
+
+// submitBehindLock starts n submissions while table is locked, waits until the first is
+// committing and the rest are queued, releases the lock and returns each answer.
+func (b *groupBundle) submitBehindLock(t *testing.T, table string, n int, req func(i int) (*Request, *Idempotency)) ([]*Accepted, []error) {
+	t.Helper()
+	ctx := context.Background()
+	lock, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lock.Rollback(ctx) })
+	_, err = lock.Exec(ctx, "LOCK TABLE "+table+" IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+	accs, errs := make([]*Accepted, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, idem := req(i)
+			accs[i], _, errs[i] = b.svc.Submit(ctx, b.tenantID, r, idem)
+		}()
+	}
+	require.Eventually(t, func() bool {
+		b.svc.group.mu.Lock()
+		defer b.svc.group.mu.Unlock()
+		return len(b.svc.group.queue) == n-1
+	}, 10*time.Second, 5*time.Millisecond, "the submissions queue behind the first commit")
+	require.NoError(t, lock.Rollback(ctx))
+	wg.Wait()
+	return accs, errs
+}
+
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+
+	t.Run("CommitsQueuedSubmissionsTogether", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		accs, errs := b.submitBehindLock(t, "usage_counters", 20, func(int) (*Request, *Idempotency) { return request(), nil })
+		ids := map[string]bool{}
+		for i := range accs {
+			require.NoError(t, errs[i])
+			ids[accs[i].ID] = true
+		}
+		require.Len(t, ids, 20, "every caller gets its own message")
+		require.Equal(t, []int{1, 19}, b.groups, "the first commits alone, the rest as one group")
+		for _, table := range []string{"messages", "message_events", "river_job"} {
+			require.Equal(t, 20, b.count(t, table), table)
+		}
+		var unlinked int
+		require.NoError(t, b.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM messages m LEFT JOIN river_job j ON j.id = m.job_id WHERE j.id IS NULL OR j.args->>'message_id' <> m.id").Scan(&unlinked))
+		require.Zero(t, unlinked, "each message points at its own job")
+		u, err := b.svc.Usage(context.Background(), b.tenantID)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), u.Month.Count)
+	})
+
+	t.Run("LimitJudgesEachSubmissionOnItsOwn", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		_, err := b.pool.Exec(context.Background(), "UPDATE connectors SET limit_per_minute = 5")
+		require.NoError(t, err)
+		_, errs := b.submitBehindLock(t, "usage_counters", 12, func(int) (*Request, *Idempotency) { return request(), nil })
+		accepted, limited := 0, 0
+		for _, err := range errs {
+			var le *LimitError
+			switch {
+			case err == nil:
+				accepted++
+			case errors.As(err, &le):
+				limited++
+			default:
+				t.Fatal(err)
+			}
+		}
+		require.Equal(t, 5, accepted)
+		require.Equal(t, 7, limited)
+		require.Equal(t, 5, b.count(t, "messages"))
+		u, err := b.svc.Usage(context.Background(), b.tenantID)
+		require.NoError(t, err)
+		require.Equal(t, int64(5), u.Month.Count, "the group's rolled-back counting left nothing behind")
+	})
+
+	t.Run("RepeatedKeyInOneGroupMakesOneMessage", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		// Seven requests with one key: six with one body, one with another. Whichever
+		// body arrives first wins; every request with that body gets its message, every
+		// request with the other body a conflict. A different key fills the lone first commit.
+		body := func(i int) string {
+			if i == 7 {
+				return "other"
+			}
+			return "same"
+		}
+		accs, errs := b.submitBehindLock(t, "usage_counters", 9, func(i int) (*Request, *Idempotency) {
+			key := "k-group"
+			if i == 8 {
+				key = "k-other"
+			}
+			return request(), NewIdempotency(key, "send", []byte(body(i)))
+		})
+		won := map[string]map[string]bool{} // body → message ids answered
+		lost := map[string]int{}            // body → conflicts
+		accepted := 0
+		for i := range 8 {
+			if errors.Is(errs[i], ErrIdempotencyReuse) {
+				lost[body(i)]++
+				continue
+			}
+			require.NoError(t, errs[i])
+			accepted++
+			if won[body(i)] == nil {
+				won[body(i)] = map[string]bool{}
+			}
+			won[body(i)][accs[i].ID] = true
+		}
+		require.Len(t, won, 1, "one body wins the key: %v, conflicts %v", won, lost)
+		for winner, ids := range won {
+			require.Len(t, ids, 1, "every repeat of the winning request answers with one message")
+			require.Zero(t, lost[winner])
+		}
+		require.Equal(t, 8, accepted+lost["same"]+lost["other"])
+		require.NoError(t, errs[8])
+		require.Equal(t, 2, b.count(t, "messages"))
+	})
+
+	t.Run("AFailedCommitFailsEveryCallerAndStoresNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		_, err := b.pool.Exec(context.Background(), "ALTER TABLE river_job ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+		require.NoError(t, err)
+		// Keys are claimed first, so the first commit waits there and fails after.
+		_, errs := b.submitBehindLock(t, "idempotency_keys", 10, func(i int) (*Request, *Idempotency) {
+			return request(), NewIdempotency("k"+string(rune('a'+i)), "send", []byte("{}"))
+		})
+		for _, err := range errs {
+			require.Error(t, err)
+		}
+		for _, table := range []string{"messages", "message_events", "river_job", "usage_counters", "idempotency_keys"} {
+			require.Zero(t, b.count(t, table), "%s must be empty after a failed group", table)
+		}
+	})
+
+	t.Run("ALoneSubmissionIsNotDelayed", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		for range 3 {
+			_, _, err := b.svc.Submit(context.Background(), b.tenantID, request(), nil)
+			require.NoError(t, err)
+		}
+		require.Equal(t, []int{1, 1, 1}, b.groups)
+	})
+}
