@@ -72,5 +72,5 @@ build: ## build bin/sendwerk
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk
 
 .PHONY: run
-run: ## serve on localhost:8080 (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
+run: ## serve on localhost:8080 with the development inbox at /dev/inbox (embedded PostgreSQL under .data/ unless DATABASE_URL is set)
 	$(GO) run ./cmd/sendwerk serve

@@ -877,7 +877,7 @@ type ConnectionTest struct {
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
 	// `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
-	// `address.not_allowed`, …
+	// `address.not_allowed`; the enum lists every code delivery classifies into.
 	//
 	//
 	// Example: auth.failed
@@ -1273,7 +1273,7 @@ type DomainCheckResult struct {
 	// read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
 	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
 	// answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
-	// recursive resolvers; temporary), `dns.cname_loop`, …
+	// recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
 	//
 	//
 	// Example: ownership.token_missing
@@ -1583,12 +1583,12 @@ type DomainUpdate struct {
 	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
 }
 
-// EmailAddress An address, as a string (`jane@example.com`) or an object with a display name.
+// EmailAddress An address: a string, bare (`jane@example.com`) or with a display name (`Jane Doe <jane@example.com>`, `"Doe, Jane" <jane@example.com>`), or an object with `email` and `name`.
 type EmailAddress struct {
 	union json.RawMessage
 }
 
-// EmailAddress0 Example: jane@customer.example
+// EmailAddress0 Example: Jane Doe <jane@customer.example>
 type EmailAddress0 = string
 
 // FieldError One rule a field broke.
@@ -1756,7 +1756,7 @@ type MessageCreate struct {
 	// ConnectorId The connector to send through; absent means the tenant's default connector.
 	ConnectorId *string `json:"connector_id,omitempty"`
 
-	// From An address, as a string (`jane@example.com`) or an object with a display name.
+	// From An address: a string, bare (`jane@example.com`) or with a display name (`Jane Doe <jane@example.com>`, `"Doe, Jane" <jane@example.com>`), or an object with `email` and `name`.
 	From EmailAddress `json:"from"`
 
 	// Headers Custom headers. From, To, Cc, Bcc, Date, Message-ID, Subject, Reply-To, Sender, MIME and DKIM headers, Received and Return-Path are set by Sendwerk and refused here.
@@ -1785,8 +1785,16 @@ type MessageCreate struct {
 	// Text The plain-text body.
 	Text *string `json:"text,omitempty"`
 
-	// To Recipients shown in To.
-	To *[]EmailAddress `json:"to,omitempty"`
+	// To Recipients shown in To: a list, or one address alone (`"to": "Jane Doe <jane@example.com>"`).
+	To *MessageCreate_To `json:"to,omitempty"`
+}
+
+// MessageCreateTo1 defines model for MessageCreate.To.1.
+type MessageCreateTo1 = []EmailAddress
+
+// MessageCreate_To Recipients shown in To: a list, or one address alone (`"to": "Jane Doe <jane@example.com>"`).
+type MessageCreate_To struct {
+	union json.RawMessage
 }
 
 // MessageDetail A message with its event timeline.
@@ -1921,7 +1929,9 @@ type Problem struct {
 	// Type Stable problem type; branch on it. One of `urn:sendwerk:problem:` +
 	// `validation`, `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
 	// `method-not-allowed`, `conflict`, `payload-too-large`, `unsupported-media-type`,
-	// `rate-limited`, `unavailable`, `internal`.
+	// `rate-limited`, `unavailable`, `internal`. `about:blank` (RFC 9457's default) is never
+	// sent by Sendwerk; clients use it for an error body that was not a problem document,
+	// such as a proxy's page.
 	//
 	//
 	// Example: urn:sendwerk:problem:validation
@@ -2704,6 +2714,68 @@ func (t EmailAddress) MarshalJSON() ([]byte, error) {
 }
 
 func (t *EmailAddress) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsEmailAddress returns the union data inside the MessageCreate_To as a EmailAddress
+func (t MessageCreate_To) AsEmailAddress() (EmailAddress, error) {
+	var body EmailAddress
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEmailAddress overwrites any union data inside the MessageCreate_To as the provided EmailAddress
+func (t *MessageCreate_To) FromEmailAddress(v EmailAddress) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEmailAddress performs a merge with any union data inside the MessageCreate_To, using the provided EmailAddress
+func (t *MessageCreate_To) MergeEmailAddress(v EmailAddress) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageCreateTo1 returns the union data inside the MessageCreate_To as a MessageCreateTo1
+func (t MessageCreate_To) AsMessageCreateTo1() (MessageCreateTo1, error) {
+	var body MessageCreateTo1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageCreateTo1 overwrites any union data inside the MessageCreate_To as the provided MessageCreateTo1
+func (t *MessageCreate_To) FromMessageCreateTo1(v MessageCreateTo1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeMessageCreateTo1 performs a merge with any union data inside the MessageCreate_To, using the provided MessageCreateTo1
+func (t *MessageCreate_To) MergeMessageCreateTo1(v MessageCreateTo1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t MessageCreate_To) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *MessageCreate_To) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }

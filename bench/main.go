@@ -378,6 +378,10 @@ func (e *env) start(ctx context.Context) error {
 		"SENDWERK_SMTPS_ADDR": "off",
 		// All submission sessions come from 127.0.0.1.
 		"SENDWERK_SMTP_MAX_CONNS_PER_IP": "1000",
+		// The development inbox and DNS are not measured; off, their default ports cannot
+		// collide either.
+		"SENDWERK_DEV_INBOX_ADDR": "off",
+		"SENDWERK_DEV_DNS_ADDR":   "off",
 	}
 	for k, v := range e.o.env {
 		srvEnv[k] = v

@@ -254,7 +254,7 @@ func (e *env) submissionSession(to submissionCreds, from string, first, count in
 	if err != nil {
 		return fmt.Errorf("EHLO/STARTTLS: %w", err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if err := c.Auth(sasl.NewPlainClient("", to.user, to.pass)); err != nil {
 		return fmt.Errorf("AUTH: %w", err)
 	}

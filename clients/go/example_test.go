@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 
 	sendwerk "github.com/sendwerk/sendwerk/clients/go"
@@ -15,18 +14,10 @@ import (
 // start (see main_test.go), so every example here runs and checks its output.
 var baseURL, adminToken string
 
-// withToken sends `Authorization: Bearer <token>` on every request.
-func withToken(token string) sendwerk.ClientOption {
-	return sendwerk.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
-		r.Header.Set("Authorization", "Bearer "+token)
-		return nil
-	})
-}
-
 // newTenant is the operator's part: a tenant and an API key for it, made with the admin
 // token. It returns the key's secret, shown only in this response.
 func newTenant(ctx context.Context, name string, scopes ...sendwerk.Scope) (string, error) {
-	admin, err := sendwerk.NewClientWithResponses(baseURL, withToken(adminToken))
+	admin, err := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(adminToken))
 	if err != nil {
 		return "", err
 	}
@@ -55,7 +46,7 @@ func ExampleNewClientWithResponses() {
 	if err != nil {
 		panic(err)
 	}
-	client, err := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, err := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	if err != nil {
 		panic(err)
 	}
@@ -77,7 +68,7 @@ func Example_problems() {
 	if err != nil {
 		panic(err)
 	}
-	client, _ := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	r, err := client.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: "", Scopes: []sendwerk.Scope{"fly"}})
 	if err != nil {
 		panic(err)
@@ -107,7 +98,7 @@ func Example_pagination() {
 	if err != nil {
 		panic(err)
 	}
-	client, _ := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	for _, name := range []string{"ci", "dashboard", "mobile"} {
 		if _, err := client.CreateApiKeyWithResponse(ctx, sendwerk.ApiKeyCreate{Name: name, Scopes: []sendwerk.Scope{sendwerk.ScopeRead}}); err != nil {
 			panic(err)
@@ -142,7 +133,7 @@ func ExampleClientWithResponses_TestConnectorSettingsWithResponse() {
 	if err != nil {
 		panic(err)
 	}
-	client, _ := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	r, err := client.TestConnectorSettingsWithResponse(ctx, sendwerk.ConnectorCreate{
 		Name: "Office relay", Kind: sendwerk.ConnectorKindSmtp,
 		Smtp:          &sendwerk.SMTPSettingsInput{Host: "127.0.0.1", Port: closedPort(), Security: sendwerk.SMTPSecurityNone},
@@ -174,7 +165,7 @@ func ExampleClientWithResponses_GetDomainRecordsWithResponse() {
 	if err != nil {
 		panic(err)
 	}
-	client, _ := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	d, err := client.CreateDomainWithResponse(ctx, sendwerk.DomainCreate{Domain: "bücher.example"})
 	if err != nil || d.JSON201 == nil {
 		panic(fmt.Sprint(err, d.Status()))
@@ -201,7 +192,7 @@ func ExampleClientWithResponses_SendMessageWithResponse() {
 	if err != nil {
 		panic(err)
 	}
-	client, _ := sendwerk.NewClientWithResponses(baseURL, withToken(apiKey))
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
 	// An smtp connector may send from its own default sender before any domain is verified.
 	c, err := client.CreateConnectorWithResponse(ctx, sendwerk.ConnectorCreate{
 		Name: "Office relay", Kind: sendwerk.ConnectorKindSmtp,
@@ -211,10 +202,7 @@ func ExampleClientWithResponses_SendMessageWithResponse() {
 	if err != nil || c.JSON201 == nil {
 		panic(fmt.Sprint(err, c.Status()))
 	}
-	var from, to sendwerk.EmailAddress
-	_ = from.FromEmailAddress0("noreply@send.example")
-	_ = to.FromEmailAddress0("jane@customer.example")
-	msg := sendwerk.MessageCreate{From: from, To: &[]sendwerk.EmailAddress{to}, Subject: "Your download is ready", Text: ptr("Open the portal to download it.")}
+	msg := sendwerk.MessageCreate{From: sendwerk.Address("Downloads <noreply@send.example>"), To: sendwerk.To("jane@customer.example"), Subject: "Your download is ready", Text: ptr("Open the portal to download it.")}
 	key := "order-4711-ready"
 	first, err := client.SendMessageWithResponse(ctx, &sendwerk.SendMessageParams{IdempotencyKey: &key}, msg)
 	if err != nil || first.JSON202 == nil {
@@ -226,6 +214,63 @@ func ExampleClientWithResponses_SendMessageWithResponse() {
 	}
 	fmt.Println(first.StatusCode(), first.JSON202.Status, "same message:", retry.JSON202.Id == first.JSON202.Id)
 	// Output: 202 queued same message: true
+}
+
+// Send a message from a verified domain with the address helpers; against a development
+// server (`make run`) it lands in the inbox at /dev/inbox. This is the README's example.
+func Example_send() {
+	ctx := context.Background()
+	apiKey := shopTenant(ctx) // a tenant with shop.test verified and a platform connector
+
+	// readme:start
+	client, err := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
+	if err != nil {
+		panic(err)
+	}
+	res, err := client.SendMessageWithResponse(ctx, nil, sendwerk.MessageCreate{
+		From:    sendwerk.Address("Shop <noreply@shop.test>"),
+		To:      sendwerk.To("Jane Doe <jane@example.org>"),
+		Bcc:     sendwerk.AddressList("orders@shop.test"),
+		Subject: "Your order has shipped",
+		Text:    ptr("It arrives on Tuesday."),
+	})
+	switch {
+	case err != nil:
+		panic(err) // no answer; with an Idempotency-Key (SendMessageParams) a retry cannot send twice
+	case res.JSON202 != nil:
+		fmt.Println("accepted:", res.JSON202.Status)
+	case res.ApplicationproblemJSON422 != nil:
+		for _, e := range *res.ApplicationproblemJSON422.Errors {
+			fmt.Println(e.Field, e.Message)
+		}
+	default:
+		fmt.Println("refused:", res.Status(), string(res.Body))
+	}
+	// readme:end
+	// Output: accepted: queued
+}
+
+// shopTenant makes a tenant whose domain shop.test is verified (the development DNS
+// publishes its records) and whose default connector is the platform relay.
+func shopTenant(ctx context.Context) string {
+	apiKey, err := newTenant(ctx, "Shop GmbH", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
+	if err != nil {
+		panic(err)
+	}
+	client, _ := sendwerk.NewClientWithResponses(baseURL, sendwerk.WithAPIKey(apiKey))
+	d, err := client.CreateDomainWithResponse(ctx, sendwerk.DomainCreate{Domain: "shop.test"})
+	if err != nil || d.JSON201 == nil {
+		panic(fmt.Sprint(err, d.Status()))
+	}
+	if chk, err := client.CheckDomainWithResponse(ctx, d.JSON201.Id); err != nil || chk.JSON200 == nil || chk.JSON200.Domain.Status != "verified" {
+		panic(fmt.Sprint(err, chk.Status(), string(chk.Body)))
+	}
+	c, err := client.CreateConnectorWithResponse(ctx, sendwerk.ConnectorCreate{Name: "Platform", Kind: sendwerk.ConnectorKindPlatform,
+		DefaultSender: sendwerk.Sender{Email: "noreply@shop.test"}})
+	if err != nil || c.JSON201 == nil {
+		panic(fmt.Sprint(err, c.Status()))
+	}
+	return apiKey
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -41,7 +41,9 @@ func runWithServer(m *testing.M) int {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "SENDWERK_DATA_DIR="+filepath.Join(dir, "data"), "SENDWERK_HTTP_ADDR=127.0.0.1:0", "SENDWERK_SMTP_ADDR=off", "SENDWERK_SMTPS_ADDR=off", "SENDWERK_LOG_LEVEL=error")
+	cmd.Env = append(cmd.Env, "SENDWERK_DATA_DIR="+filepath.Join(dir, "data"), "SENDWERK_HTTP_ADDR=127.0.0.1:0", "SENDWERK_SMTP_ADDR=off", "SENDWERK_SMTPS_ADDR=off", "SENDWERK_LOG_LEVEL=error",
+		// The development inbox and DNS on free ports: Example_send delivers into the inbox.
+		"SENDWERK_DEV_INBOX_ADDR=127.0.0.1:0", "SENDWERK_DEV_DNS_ADDR=127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

@@ -28,6 +28,7 @@ const adminUsage = `sendwerk admin — operator tasks, straight on the database
 
 Usage:
   sendwerk admin tenant create --name NAME [--quota N] [--json]
+  sendwerk admin tenant list [--limit N] [--json]
   sendwerk admin api-key create --tenant ID --name NAME --scopes read,manage,messages:send
                                 [--cidrs 203.0.113.0/24,…] [--expires 2027-01-01T00:00:00Z] [--json]
   sendwerk admin domains due [--limit N] [--json]
@@ -35,41 +36,53 @@ Usage:
 It reads the same SENDWERK_* variables and DATABASE_URL as 'sendwerk serve'. Without
 DATABASE_URL it uses the embedded development database under SENDWERK_DATA_DIR: the one a
 running 'sendwerk serve' has open, or it starts it for the command. Results go to stdout
-(human-readable, or JSON with --json); progress goes to stderr.
+(human-readable, or JSON with --json); progress goes to stderr. Each command takes
+--help for its options.
 `
 
-// adminCommand is one `sendwerk admin …` command: it parses its flags, then runs with a
-// database; usage errors exit 2 before any database is opened.
+// adminCommand is one `sendwerk admin …` command: its flags are parsed and checked before
+// any database is opened, so --help and usage errors touch nothing.
 type adminCommand struct {
-	parse func(args []string) error
+	fs       *flag.FlagSet
+	required []string
+	// check validates flag values beyond parsing; nil when there is nothing to check.
+	check func() error
 	run   func(ctx context.Context, pool *pgxpool.Pool, out *adminOutput) error
+}
+
+// adminCommands are the commands by their two words.
+var adminCommands = map[string]func(*adminOutput) *adminCommand{
+	"tenant create":  adminTenantCreate,
+	"tenant list":    adminTenantList,
+	"api-key create": adminKeyCreate,
+	"domains due":    adminDomainsDue,
 }
 
 // runAdmin talks to the database through the services rather than to the HTTP API: it
 // works before any server is up or reachable (bootstrapping the first tenant), needs no
 // token on the operator's machine, and can show internal state the API does not expose.
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) < 2 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	switch {
+	case len(args) > 0 && isHelp(args[0]), len(args) == 2 && isHelp(args[1]):
+		fmt.Fprint(stdout, adminUsage)
+		return 0
+	case len(args) < 2:
 		fmt.Fprint(stderr, adminUsage)
 		return 2
 	}
 	out := &adminOutput{stdout: stdout, stderr: stderr}
-	var cmd *adminCommand
-	switch args[0] + " " + args[1] {
-	case "tenant create":
-		cmd = adminTenantCreate(out)
-	case "api-key create":
-		cmd = adminKeyCreate(out)
-	case "domains due":
-		cmd = adminDomainsDue(out)
-	default:
-		fmt.Fprintf(stderr, "unknown admin command %q\n\n%s", strings.Join(args[:2], " "), adminUsage)
+	name := args[0] + " " + args[1]
+	newCmd, ok := adminCommands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "unknown admin command %q\n\n%s", name, adminUsage)
 		return 2
 	}
-	if err := cmd.parse(args[2:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "sendwerk admin: %v\n", err)
-		}
+	cmd := newCmd(out)
+	if code, ok := parseCommandFlags(cmd.fs, args[2:], stdout, stderr); !ok {
+		return code
+	}
+	if err := cmd.validate(); err != nil {
+		fmt.Fprintf(stderr, "sendwerk admin: %v\n", err)
 		return 2
 	}
 	cfg, err := config.LoadEnv()
@@ -161,27 +174,23 @@ func (o *adminOutput) result(v any, human func(w io.Writer)) error {
 	return enc.Encode(v)
 }
 
-func newAdminFlags(name string, out *adminOutput) *flag.FlagSet {
-	fs := flag.NewFlagSet("sendwerk admin "+name, flag.ContinueOnError)
-	fs.SetOutput(out.stderr)
+func newAdminFlags(name, synopsis string, out *adminOutput) *flag.FlagSet {
+	fs := newFlagSet("admin "+name, "Usage: "+synopsis+"\n\nSee 'sendwerk admin --help' for the database it uses.\n")
 	fs.BoolVar(&out.json, "json", false, "print the result as JSON")
 	return fs
 }
 
-// parseFlags parses and rejects positional leftovers, which are usually a forgotten `--`.
-func parseFlags(fs *flag.FlagSet, args []string, required ...string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
+// validate checks required flags and the command's own rules.
+func (c *adminCommand) validate() error {
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, name := range required {
+	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, name := range c.required {
 		if !set[name] {
 			return fmt.Errorf("--%s is required", name)
 		}
+	}
+	if c.check != nil {
+		return c.check()
 	}
 	return nil
 }
@@ -209,11 +218,11 @@ type keyJSON struct {
 }
 
 func adminTenantCreate(out *adminOutput) *adminCommand {
-	fs := newAdminFlags("tenant create", out)
+	fs := newAdminFlags("tenant create", "sendwerk admin tenant create --name NAME [--quota N] [--json]", out)
 	name := fs.String("name", "", "the tenant's display name (required)")
 	quota := fs.Int64("quota", -1, "messages per calendar month; omit for no quota")
 	return &adminCommand{
-		parse: func(args []string) error { return parseFlags(fs, args, "name") },
+		fs: fs, required: []string{"name"},
 		run: func(ctx context.Context, pool *pgxpool.Pool, out *adminOutput) error {
 			var q *int64
 			if *quota >= 0 {
@@ -239,8 +248,48 @@ func quotaText(q *int64) string {
 	return fmt.Sprintf("monthly quota %d messages", *q)
 }
 
+func adminTenantList(out *adminOutput) *adminCommand {
+	fs := newAdminFlags("tenant list", "sendwerk admin tenant list [--limit N] [--json]", out)
+	limit := fs.Int("limit", 100, "show at most this many, oldest first")
+	return &adminCommand{
+		fs: fs,
+		check: func() error {
+			if *limit < 1 || *limit > 10000 {
+				return errors.New("--limit must be between 1 and 10000")
+			}
+			return nil
+		},
+		run: func(ctx context.Context, pool *pgxpool.Pool, out *adminOutput) error {
+			tenants, err := tenant.NewService(pool).List(ctx, "", *limit)
+			if err != nil {
+				return err
+			}
+			items := make([]tenantJSON, len(tenants))
+			for i, t := range tenants {
+				items[i] = tenantJSON{ID: t.ID, Name: t.Name, MonthlyQuota: t.MonthlyQuota, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+			}
+			return out.result(map[string]any{"items": items}, func(w io.Writer) {
+				if len(items) == 0 {
+					fmt.Fprintln(w, "No tenants yet; create one with: sendwerk admin tenant create --name NAME")
+					return
+				}
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tMONTHLY QUOTA\tCREATED")
+				for _, t := range items {
+					q := "none"
+					if t.MonthlyQuota != nil {
+						q = fmt.Sprint(*t.MonthlyQuota)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Name, q, t.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				_ = tw.Flush()
+			})
+		},
+	}
+}
+
 func adminKeyCreate(out *adminOutput) *adminCommand {
-	fs := newAdminFlags("api-key create", out)
+	fs := newAdminFlags("api-key create", "sendwerk admin api-key create --tenant ID --name NAME --scopes LIST [--cidrs LIST] [--expires TIME] [--json]", out)
 	tenantID := fs.String("tenant", "", "the tenant's id, ten_… (required)")
 	name := fs.String("name", "", "a label to tell keys apart (required)")
 	scopes := fs.String("scopes", "", "comma-separated: messages:send, read, manage (required)")
@@ -248,10 +297,8 @@ func adminKeyCreate(out *adminOutput) *adminCommand {
 	expires := fs.String("expires", "", "when the key stops working, RFC 3339; omit for never")
 	var expiresAt *time.Time
 	return &adminCommand{
-		parse: func(args []string) error {
-			if err := parseFlags(fs, args, "tenant", "name", "scopes"); err != nil {
-				return err
-			}
+		fs: fs, required: []string{"tenant", "name", "scopes"},
+		check: func() error {
 			if *expires != "" {
 				t, err := time.Parse(time.RFC3339, *expires)
 				if err != nil {
@@ -320,13 +367,11 @@ type dueDomainJSON struct {
 }
 
 func adminDomainsDue(out *adminOutput) *adminCommand {
-	fs := newAdminFlags("domains due", out)
+	fs := newAdminFlags("domains due", "sendwerk admin domains due [--limit N] [--json]", out)
 	limit := fs.Int("limit", 100, "show at most this many")
 	return &adminCommand{
-		parse: func(args []string) error {
-			if err := parseFlags(fs, args); err != nil {
-				return err
-			}
+		fs: fs,
+		check: func() error {
 			if *limit < 1 || *limit > 10000 {
 				return errors.New("--limit must be between 1 and 10000")
 			}

@@ -107,6 +107,25 @@ func TestAdminTenantAndKey(t *testing.T) {
 		require.Equal(t, http.StatusOK, me.StatusCode())
 	})
 
+	t.Run("ListsTenants", func(t *testing.T) {
+		r := runAdminCLI(t, env, "tenant", "list")
+		require.Equal(t, 0, r.code, r.stderr)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		require.Len(t, lines, 3, r.stdout)
+		require.Regexp(t, `^ID\s+NAME\s+MONTHLY QUOTA\s+CREATED`, lines[0])
+		require.Regexp(t, `^ten_\w+\s+Acme GmbH\s+5000\s+20\d\d-`, lines[1], "oldest first")
+		require.Regexp(t, `^`+tenantID+`\s+Beta AG\s+none\s+`, lines[2])
+
+		r = runAdminCLI(t, env, "tenant", "list", "--json", "--limit", "1")
+		require.Equal(t, 0, r.code, r.stderr)
+		var got struct {
+			Items []sendwerk.Tenant `json:"items"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+		require.Len(t, got.Items, 1)
+		require.Equal(t, "Acme GmbH", got.Items[0].Name)
+	})
+
 	t.Run("RejectsBadInput", func(t *testing.T) {
 		r := runAdminCLI(t, env, "api-key", "create", "--tenant", tenantID, "--name", "x", "--scopes", "fly")
 		require.Equal(t, 2, r.code)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sendwerk/sendwerk/internal/dnstest"
@@ -27,7 +28,13 @@ func TestCurlExamples(t *testing.T) {
 		_, err := exec.LookPath(tool)
 		require.NoError(t, err, "%s is needed (make setup installs it)", tool)
 	}
-	up := smtptest.NewServer(t, smtptest.Opts{})
+	// The upstream refuses one mailbox, so batch.sh has a failure to explain.
+	up := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{RcptFunc: func(to string) *smtp.SMTPError {
+		if to == "gone@customer.example" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
+		}
+		return nil
+	}}})
 	zone := dnstest.NewServer(t, "$ORIGIN example.\n@ 3600 IN SOA ns.example. hostmaster.example. 1 3600 600 86400 60\n")
 	b := setup(t, map[string]string{
 		"SENDWERK_DNS_SERVERS":                  zone.Addr(),
@@ -103,7 +110,16 @@ func TestCurlExamples(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, out, `"accepted": 3`)
 		require.Contains(t, out, "#3: refused, urn:sendwerk:problem:validation")
-		require.Contains(t, out, "3 of 3 delivered")
+		require.Contains(t, out, "3 of 3 final, 3 delivered")
+		require.NotContains(t, out, "Why the others")
+	})
+
+	t.Run("BatchStopsAtFailures", func(t *testing.T) {
+		out, err := run(t, "batch.sh", map[string]string{"SENDWERK_API_KEY": apiKey, "TO": "a@customer.example,gone@customer.example", "WAIT": "30"})
+		require.Error(t, err, "a failed message fails the script")
+		require.Contains(t, out, "2 of 2 final, 1 delivered", "it stops once every message is final, not at WAIT")
+		require.Contains(t, out, "== Why the others did not arrive")
+		require.Regexp(t, `msg_\w+ to gone@customer\.example: failed: .*\(upstream said 550 .*No such user here\)`, out)
 	})
 
 	t.Run("DomainVerification", func(t *testing.T) {
@@ -157,4 +173,41 @@ func closedPort(t *testing.T) int {
 	port := srv.Port()
 	srv.Close()
 	return port
+}
+
+// TestCurlExamplesDocumentVariables: every variable a script reads with a default or a
+// requirement (${NAME:-…}, ${NAME:?…}) is listed in its header comment and in its row of
+// the README's table of examples.
+func TestCurlExamplesDocumentVariables(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	scripts, err := filepath.Glob("../../examples/curl/*.sh")
+	require.NoError(t, err)
+	require.NotEmpty(t, scripts)
+	uses := regexp.MustCompile(`\$\{([A-Z_]+):[-?]`)
+	for _, path := range scripts {
+		name := filepath.Base(path)
+		if name == "lib.sh" {
+			continue // sourced; each script lists what it uses of it
+		}
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var header strings.Builder
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if !strings.HasPrefix(line, "#") {
+				break
+			}
+			header.WriteString(line + "\n")
+		}
+		row := regexp.MustCompile("(?m)^  \\| `" + regexp.QuoteMeta(name) + ".*$").FindString(string(readme))
+		require.NotEmpty(t, row, "README's table of curl examples lacks %s", name)
+		for _, m := range uses.FindAllStringSubmatch(string(b), -1) {
+			if m[1] == "SENDWERK_URL" || m[1] == "SENDWERK_API_KEY" {
+				continue // common to all, said once above the table
+			}
+			require.Contains(t, header.String(), m[1], "%s reads %s but its header comment does not list it", name, m[1])
+			require.Contains(t, row, "`"+m[1]+"`", "%s reads %s but its README row does not list it", name, m[1])
+		}
+	}
 }

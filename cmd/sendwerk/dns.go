@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -33,7 +31,8 @@ func runDNS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "spf":
 		return runDNSSPF(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, dnsUsage)
 		return 0
 	}
@@ -67,34 +66,25 @@ func runDNSSPF(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // parseSPFFlags returns nil and the exit code when the command should stop.
 func parseSPFFlags(args []string, stdout, stderr io.Writer) (*spfFlags, int) {
 	f := &spfFlags{}
-	fs := flag.NewFlagSet("sendwerk dns spf", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), dnsUsage+"\nOptions:\n"); fs.PrintDefaults() }
+	fs := newFlagSet("dns spf", dnsUsage)
 	fs.StringVar(&f.domain, "domain", "", "domain whose SPF record is evaluated (default: the sender's domain)")
 	fs.StringVar(&f.ip, "ip", "", "client IP address to evaluate (required)")
 	fs.StringVar(&f.sender, "sender", "", "MAIL FROM address (default: postmaster@<helo or domain>)")
 	fs.StringVar(&f.helo, "helo", "", "HELO/EHLO name (default: the domain)")
 	fs.StringVar(&f.servers, "dns", "", "DNS servers to ask, host:port, comma-separated (default: the system's resolvers)")
 	fs.DurationVar(&f.timeout, "timeout", dnscheck.DefaultTimeout, "wait for one DNS answer")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return nil, 0
-		}
-		return nil, 2
+	if code, ok := parseCommandFlags(fs, args, stdout, stderr); !ok {
+		return nil, code
 	}
-	if msg := f.problem(fs.NArg()); msg != "" {
+	if msg := f.problem(); msg != "" {
 		fmt.Fprintf(stderr, "%s\n\n%s", msg, dnsUsage)
 		return nil, 2
 	}
 	return f, 0
 }
 
-func (f *spfFlags) problem(extra int) string {
+func (f *spfFlags) problem() string {
 	switch {
-	case extra > 0:
-		return "unexpected arguments after the options"
 	case f.ip == "":
 		return "--ip is required"
 	case net.ParseIP(f.ip) == nil:

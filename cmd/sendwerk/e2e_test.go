@@ -40,6 +40,8 @@ type testBundle struct {
 	// smtpAddr and smtpsAddr are the relay host's listeners; empty unless the test set
 	// SENDWERK_SMTP_ADDR / SENDWERK_SMTPS_ADDR (setup turns them off by default).
 	smtpAddr, smtpsAddr string
+	// devInbox and devDNS are the development mail catcher's and DNS server's addresses.
+	devInbox, devDNS string
 }
 
 type syncBuffer struct {
@@ -76,6 +78,10 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 		"SENDWERK_JOB_WORKERS":  "2",
 		"SENDWERK_SMTP_ADDR":    "off",
 		"SENDWERK_SMTPS_ADDR":   "off",
+		// The development inbox and DNS have fixed default ports; tests that want them
+		// set 127.0.0.1:0 (see dev_test.go).
+		"SENDWERK_DEV_INBOX_ADDR": "off",
+		"SENDWERK_DEV_DNS_ADDR":   "off",
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -105,7 +111,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS}
+	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

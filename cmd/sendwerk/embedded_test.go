@@ -36,7 +36,8 @@ func startServerProcess(t *testing.T, dataDir string) *serverProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve")
 	cmd.Env = append(filteredEnv(), runMainEnv+"=1", "SENDWERK_DATA_DIR="+dataDir, "SENDWERK_HTTP_ADDR=127.0.0.1:0",
-		"SENDWERK_SMTP_ADDR=127.0.0.1:0", "SENDWERK_SMTPS_ADDR=127.0.0.1:0", "SENDWERK_LOG_LEVEL=warn")
+		"SENDWERK_SMTP_ADDR=127.0.0.1:0", "SENDWERK_SMTPS_ADDR=127.0.0.1:0", "SENDWERK_LOG_LEVEL=warn",
+		"SENDWERK_DEV_INBOX_ADDR=127.0.0.1:0", "SENDWERK_DEV_DNS_ADDR=127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	stderr := &syncBuffer{}

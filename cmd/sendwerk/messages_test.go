@@ -67,11 +67,7 @@ func named(email, name string) sendwerk.EmailAddress {
 }
 
 func simpleMessage(to ...string) sendwerk.MessageCreate {
-	rcpts := make([]sendwerk.EmailAddress, len(to))
-	for i, a := range to {
-		rcpts[i] = addr(a)
-	}
-	return sendwerk.MessageCreate{From: named("noreply@acme.example", "Acme"), To: &rcpts, Subject: "Reset your password", Text: ptr("Open the link to reset your password.")}
+	return sendwerk.MessageCreate{From: named("noreply@acme.example", "Acme"), To: sendwerk.To(to...), Subject: "Reset your password", Text: ptr("Open the link to reset your password.")}
 }
 
 func (s *sendBundle) send(t *testing.T, m sendwerk.MessageCreate) *sendwerk.SendMessageResponse {

@@ -35,14 +35,16 @@ func TestReadmeConfigTable(t *testing.T) {
 		"README's configuration table must be the output of 'sendwerk config'")
 }
 
-// TestReadmeQuickstart runs the README's curl quickstart, as written, against a live server.
+// TestReadmeQuickstart runs the README's curl quickstart, as written, against a live server
+// with the development inbox and DNS on (on free ports): from a new tenant to a verified
+// shop.test and a DKIM-signed message in the inbox.
 func TestReadmeQuickstart(t *testing.T) {
 	t.Parallel()
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		_, err := exec.LookPath(tool)
 		require.NoError(t, err, "%s is needed (make setup installs it)", tool)
 	}
-	b := setup(t, nil)
+	b := setup(t, devEnv)
 	script := readmeBlock(t, "quickstart")
 	script = strings.TrimSuffix(strings.TrimPrefix(script, "```sh"), "```")
 	require.Contains(t, script, "BASE=http://localhost:8080")
@@ -62,7 +64,20 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, `"status": 422`)
 	require.Contains(t, text, `"field": "scopes[0]"`)
 	require.Contains(t, text, `"field": "name"`)
+	require.Contains(t, text, `"status": "verified"`)
+	require.Contains(t, text, `"ownership: pass"`)
+	require.Contains(t, text, `"dkim: pass"`)
+	require.Contains(t, text, `"kind": "platform"`)
+	require.Regexp(t, `message msg_\w+: delivered`, text)
+	require.Contains(t, text, `"from": "\"Shop\" <noreply@shop.test>"`)
+	require.Contains(t, text, `"to": "\"Jane Doe\" <jane@example.org>"`, "the name-addr strings and the single to were understood")
+	require.Contains(t, text, `"subject": "Welcome to the shop"`)
+	require.Contains(t, text, `"result": "pass"`)
+	require.Contains(t, text, `"domain": "shop.test"`)
 }
+
+// devEnv turns on the development inbox and DNS on free ports.
+var devEnv = map[string]string{"SENDWERK_DEV_INBOX_ADDR": "127.0.0.1:0", "SENDWERK_DEV_DNS_ADDR": "127.0.0.1:0"}
 
 // setupTrustedUpstream starts the SMTP server the README's connector examples log in to
 // (noreply@example.com / app-password, STARTTLS) and a live server that trusts its CA.

@@ -23,6 +23,8 @@ type listenAddrs struct {
 	SMTPS string
 	// SelfSignedCert is the path of the generated development certificate, when one is used.
 	SelfSignedCert string
+	// DevInbox and DevDNS are the development mail catcher's and DNS server's; empty when off.
+	DevInbox, DevDNS string
 }
 
 // startRelay starts the SMTP relay host when a listener is configured; nil when none is.

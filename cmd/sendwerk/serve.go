@@ -92,6 +92,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			return err
 		}
 	}
+	// Development mail catcher and DNS (dev.go); they set the platform relay and the
+	// resolvers before the services below read them. Off in production.
+	dev, err := startDevServices(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
 	tenants := tenant.NewService(pool)
 	connectors, err := newConnectorService(pool, cfg)
 	if err != nil {
@@ -101,6 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	dev.publish(domains)
 	go func() {
 		for _, w := range dnsWarnings(ctx, cfg) {
 			logger.Warn(w)
@@ -144,6 +152,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
+		CORSOrigins: cfg.CORSOrigins,
 	})
 	if err != nil {
 		return err
@@ -153,7 +162,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		Handler: dev.wrap(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
@@ -163,6 +172,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if relayServer != nil {
 		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
 	}
+	dev.addrs(&addrs)
 	printBanner(stdout, cfg, addrs, generated)
 	if onReady != nil {
 		onReady(addrs)
@@ -390,6 +400,7 @@ func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bo
 	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
 	fmt.Fprintf(w, "  API reference: %s/docs\n", base)
 	fmt.Fprintf(w, "  job dashboard: %s/riverui (any user name, the admin token as password)\n", base)
+	printDevBanner(w, cfg, addrs, base)
 	if addrs.SMTP != "" || addrs.SMTPS != "" {
 		fmt.Fprintf(w, "  SMTP relay host: %s; log in with a connector's relay credentials (POST /v1/connectors/{connector_id}/relay-credentials)\n", smtpEndpoints(addrs))
 	}

@@ -89,3 +89,11 @@ WHERE tenant_id = @tenant_id AND domain_id = @domain_id
   AND (@before_id::text = '' OR id < @before_id)
 ORDER BY id DESC
 LIMIT @max;
+
+-- name: SendingDomainListByNames :many
+-- Every tenant's domains with one of the names, newest first: the development DNS server
+-- publishes the records of domains under its suffix whoever added them.
+SELECT * FROM sending_domains
+WHERE domain = ANY(@names::text[])
+ORDER BY created_at DESC, id DESC
+LIMIT 100;

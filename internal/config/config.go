@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -87,6 +88,13 @@ type Config struct {
 	DomainManualCheckInterval time.Duration
 	DKIMKeyOverlap            time.Duration
 	DKIMRotationNotice        time.Duration
+
+	// Development mail catcher and DNS server; empty when off (always in production).
+	CORSOrigins     []string
+	DevInboxAddr    string
+	DevDNSAddr      string
+	devInboxAddrSet bool
+	devDNSAddrSet   bool
 }
 
 // Var is one row of the settings table.
@@ -116,7 +124,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { c.SecretKey = v; return checkKey(v) }},
 		{Name: "SENDWERK_SECRET_KEY_PREVIOUS", Secret: true, Help: "Comma-separated earlier secret keys, still used to decrypt secrets sealed before a key rotation.",
 			set: func(c *Config, v string) error { return parseKeys(&c.PreviousSecretKeys, v) }},
-		{Name: "SENDWERK_PLATFORM_SMTP_URL", Secret: true, Help: "The operator's relay for `platform` connectors, e.g. `smtp+starttls://user:pass@smtp.example.com:587` (`smtp://`, `smtp+starttls://`, `smtps://`; query `auth=login`, `helo=`, `skip_verify=true`). Unset: no platform connectors.",
+		{Name: "SENDWERK_PLATFORM_SMTP_URL", Secret: true, Help: "The operator's relay for `platform` connectors, e.g. `smtp+starttls://user:pass@smtp.example.com:587` (`smtp://`, `smtp+starttls://`, `smtps://`; query `auth=login`, `helo=`, `skip_verify=true`). Unset: the development inbox when it runs, else no platform connectors.",
 			set: func(c *Config, v string) error { c.PlatformSMTPURL = v; return nil }},
 		{Name: "SENDWERK_ALLOW_PRIVATE_UPSTREAMS", Help: "Let tenants' SMTP servers be on loopback, private or link-local addresses. Default: true in development, false in production.",
 			set: func(c *Config, v string) error {
@@ -159,7 +167,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPTimeout, v) }},
 		{Name: "SENDWERK_SMTP_AUTH_FAILURE_LIMIT", Default: "5", Help: "Failed SMTP logins one client address may make within 5 minutes (one user name: twice as many); further logins get 454 until the window passes.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPAuthFailureLimit, v, 1) }},
-		{Name: "SENDWERK_DNS_SERVERS", Help: "Comma-separated DNS resolvers (`host:port`) for sender-domain checks. Unset: the nameservers of `/etc/resolv.conf`.",
+		{Name: "SENDWERK_DNS_SERVERS", Help: "Comma-separated DNS resolvers (`host:port`) for sender-domain checks. Unset: the development DNS when it runs, else the nameservers of `/etc/resolv.conf`.",
 			set: func(c *Config, v string) error { return parseServers(&c.DNSServers, v) }},
 		{Name: "SENDWERK_DNS_TIMEOUT", Default: "2s", Help: "Wait for one DNS answer; each lookup tries every server twice, over TCP when an answer is truncated.",
 			set: func(c *Config, v string) error { return parseDuration(&c.DNSTimeout, v) }},
@@ -226,6 +234,18 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDuration(&c.ShutdownTimeout, v) }},
 		{Name: "SENDWERK_TRUSTED_PROXIES", Help: "Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed; empty trusts none.",
 			set: func(c *Config, v string) error { return parsePrefixes(&c.TrustedProxies, v) }},
+		{Name: "SENDWERK_CORS_ORIGINS", Help: "Comma-separated browser origins (`https://console.example.com`, or `*`) allowed to call the API from their pages; bearer tokens only, never cookies. Unset: no CORS (proxy `/v1` through your backend instead).",
+			set: func(c *Config, v string) error { return parseOrigins(&c.CORSOrigins, v) }},
+		{Name: "SENDWERK_DEV_INBOX_ADDR", Help: "Development mail catcher: SMTP on this address, messages shown at `/dev/inbox`; the platform relay defaults to it. Unset: `localhost:2525` in development; `off` disables it; never in production.",
+			set: func(c *Config, v string) error {
+				c.devInboxAddrSet = v != ""
+				return parseListenAddr(&c.DevInboxAddr, v)
+			}},
+		{Name: "SENDWERK_DEV_DNS_ADDR", Help: "Development DNS server (UDP and TCP) publishing the records Sendwerk asks for under `.test`; `SENDWERK_DNS_SERVERS` defaults to it. Unset: `localhost:2553` in development; `off` disables it; never in production.",
+			set: func(c *Config, v string) error {
+				c.devDNSAddrSet = v != ""
+				return parseListenAddr(&c.DevDNSAddr, v)
+			}},
 	}
 }
 
@@ -258,6 +278,12 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if !c.smtpsAddrSet {
 		c.SMTPSAddr = map[bool]string{true: ":465", false: "localhost:2465"}[c.Env == EnvProduction]
 	}
+	if !c.devInboxAddrSet && c.Env != EnvProduction {
+		c.DevInboxAddr = "localhost:2525"
+	}
+	if !c.devDNSAddrSet && c.Env != EnvProduction {
+		c.DevDNSAddr = "localhost:2553"
+	}
 	return c, c.Validate()
 }
 
@@ -272,6 +298,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Env != EnvProduction {
 		return errors.Join(errs...)
+	}
+	if c.DevInboxAddr != "" || c.DevDNSAddr != "" {
+		errs = append(errs, errors.New("SENDWERK_DEV_INBOX_ADDR and SENDWERK_DEV_DNS_ADDR: development only; unset them (or set off) when SENDWERK_ENV=production"))
 	}
 	if c.SMTPListens() && c.TLSCertFile == "" {
 		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE: must be set when SENDWERK_ENV=production and an SMTP listener is on (or set SENDWERK_SMTP_ADDR=off and SENDWERK_SMTPS_ADDR=off)"))
@@ -519,6 +548,26 @@ func parseListenAddr(dst *string, v string) error {
 		return fmt.Errorf("%q is not a listen address like :587 or 127.0.0.1:2587 (or off)", v)
 	}
 	*dst = v
+	return nil
+}
+
+// parseOrigins reads origins as browsers send them: scheme://host[:port], no path.
+func parseOrigins(dst *[]string, v string) error {
+	*dst = nil
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				return fmt.Errorf("%q is not an origin like https://console.example.com", o)
+			}
+			o = u.Scheme + "://" + u.Host
+		}
+		*dst = append(*dst, o)
+	}
 	return nil
 }
 

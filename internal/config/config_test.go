@@ -115,6 +115,33 @@ func TestLoad(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, ":587", c.SMTPAddr)
 		require.Equal(t, ":465", c.SMTPSAddr)
+		require.Empty(t, c.DevInboxAddr, "no mail catcher in production")
+		require.Empty(t, c.DevDNSAddr, "no development DNS in production")
+		prod["SENDWERK_DEV_INBOX_ADDR"] = "localhost:2525"
+		_, err = load(prod, nil)
+		require.ErrorContains(t, err, "SENDWERK_DEV_INBOX_ADDR and SENDWERK_DEV_DNS_ADDR: development only")
+		prod["SENDWERK_DEV_INBOX_ADDR"] = "off"
+		_, err = load(prod, nil)
+		require.NoError(t, err)
+	})
+	t.Run("CORSOrigins", func(t *testing.T) {
+		c, err := load(map[string]string{"SENDWERK_CORS_ORIGINS": "https://console.example.com/, http://localhost:5173"}, nil)
+		require.NoError(t, err)
+		require.Equal(t, []string{"https://console.example.com", "http://localhost:5173"}, c.CORSOrigins)
+		for _, bad := range []string{"console.example.com", "https://console.example.com/app", "ftp://x.example"} {
+			_, err = load(map[string]string{"SENDWERK_CORS_ORIGINS": bad}, nil)
+			require.ErrorContains(t, err, "SENDWERK_CORS_ORIGINS", bad)
+		}
+	})
+	t.Run("DevelopmentInboxAndDNS", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, "localhost:2525", c.DevInboxAddr)
+		require.Equal(t, "localhost:2553", c.DevDNSAddr)
+		c, err = load(map[string]string{"SENDWERK_DEV_INBOX_ADDR": "off", "SENDWERK_DEV_DNS_ADDR": "127.0.0.1:0"}, nil)
+		require.NoError(t, err)
+		require.Empty(t, c.DevInboxAddr)
+		require.Equal(t, "127.0.0.1:0", c.DevDNSAddr)
 	})
 	t.Run("SMTPRelaySettings", func(t *testing.T) {
 		c, err := load(nil, nil)

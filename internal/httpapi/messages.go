@@ -210,7 +210,7 @@ func fromAPIMessage(b *api.MessageCreate, prefix string) (*message.Request, erro
 		ConnectorID: deref(b.ConnectorId), Subject: b.Subject, Text: deref(b.Text), HTML: deref(b.Html),
 		SendAt: b.SendAt, From: emailAddress(b.From),
 	}
-	r.To, r.Cc, r.Bcc, r.ReplyTo = emailAddresses(b.To), emailAddresses(b.Cc), emailAddresses(b.Bcc), emailAddresses(b.ReplyTo)
+	r.To, r.Cc, r.Bcc, r.ReplyTo = recipients(b.To), emailAddresses(b.Cc), emailAddresses(b.Bcc), emailAddresses(b.ReplyTo)
 	if b.Headers != nil {
 		r.Headers = *b.Headers
 	}
@@ -238,7 +238,35 @@ func emailAddress(e api.EmailAddress) message.Address {
 		return message.Address{Email: s.Email, Name: deref(s.Name)}
 	}
 	s, _ := e.AsEmailAddress0()
-	return message.Address{Email: s}
+	return nameAddr(s)
+}
+
+// nameAddr reads "Jane Doe <jane@example.com>" and `"Doe, Jane" <jane@example.com>` as
+// Postmark's and Resend's APIs do; anything else is a bare address, judged by the message
+// rules. It only splits: the address itself is validated with the rest of the message.
+func nameAddr(s string) message.Address {
+	s = strings.TrimSpace(s)
+	open := strings.LastIndexByte(s, '<')
+	if open < 0 || !strings.HasSuffix(s, ">") {
+		return message.Address{Email: s}
+	}
+	name := strings.TrimSpace(s[:open])
+	if len(name) >= 2 && name[0] == '"' && name[len(name)-1] == '"' {
+		name = strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(name[1 : len(name)-1])
+	}
+	return message.Address{Email: strings.TrimSpace(s[open+1 : len(s)-1]), Name: name}
+}
+
+// recipients reads `to`, a list or a single address.
+func recipients(to *api.MessageCreate_To) []message.Address {
+	if to == nil {
+		return nil
+	}
+	if list, err := to.AsMessageCreateTo1(); err == nil {
+		return emailAddresses(&list)
+	}
+	one, _ := to.AsEmailAddress()
+	return []message.Address{emailAddress(one)}
 }
 
 func emailAddresses(list *[]api.EmailAddress) []message.Address {

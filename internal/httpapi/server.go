@@ -54,6 +54,8 @@ type Options struct {
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// CORSOrigins are the browser origins allowed to call the API; none: no CORS headers.
+	CORSOrigins []string
 }
 
 // Server implements api.StrictServerInterface.
@@ -83,6 +85,9 @@ func New(opts Options) (http.Handler, error) {
 	e.HTTPErrorHandler = errorHandler
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 
+	if len(opts.CORSOrigins) > 0 {
+		e.Pre(cors(opts.CORSOrigins))
+	}
 	e.Use(requestID(), accessLog(opts.Logger), metrics(opts.Registry), echomw.Recover())
 	e.Use(echomw.BodyLimitWithConfig(echomw.BodyLimitConfig{Limit: byteLimit(opts.MaxBodyBytes)}))
 	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{

@@ -1,7 +1,24 @@
-import type { FieldError, Problem } from "./schema.js";
+import type { ConnectionTest, DomainCheckResult, FieldError, Problem } from "./schema.js";
 
 /**
- * ProblemType lists the stable `type` of every problem document Sendwerk answers with.
+ * ProblemTypeValue is the union of every problem `type`, generated from openapi.yaml
+ * (`Problem.type`): Sendwerk's `urn:sendwerk:problem:…` types, and `about:blank` for an error
+ * body that was not a problem document (a proxy's page), as {@link toSendwerkError} wraps it.
+ * A `switch` over it is checked by the compiler.
+ */
+export type ProblemTypeValue = Problem["type"];
+
+/**
+ * SMTPFailureCode is the union of the stable `code`s of connection tests and test e-mails
+ * (`auth.failed`, `tls.not_tls`, …), generated from openapi.yaml.
+ */
+export type SMTPFailureCode = NonNullable<ConnectionTest["code"]>;
+
+/** CheckCode is the union of the stable `code`s of DNS check results (`dkim.key_mismatch`, …), generated from openapi.yaml. */
+export type CheckCode = DomainCheckResult["code"];
+
+/**
+ * ProblemType names the stable `type` of every problem document Sendwerk answers with.
  * Branch on these, never on `title` or `detail`, which are prose and may change.
  */
 export const ProblemType = {
@@ -17,10 +34,7 @@ export const ProblemType = {
   RateLimited: "urn:sendwerk:problem:rate-limited",
   Unavailable: "urn:sendwerk:problem:unavailable",
   Internal: "urn:sendwerk:problem:internal",
-} as const;
-
-/** ProblemTypeValue is one of the strings in {@link ProblemType}. */
-export type ProblemTypeValue = (typeof ProblemType)[keyof typeof ProblemType];
+} as const satisfies Record<string, ProblemTypeValue>;
 
 /** isProblem tells whether a value (an openapi-fetch `error`, a caught error's body) is a problem document. */
 export function isProblem(value: unknown): value is Problem {
@@ -58,7 +72,7 @@ export class SendwerkError extends Error {
   }
 
   /** The problem's stable type; compare it with {@link ProblemType}. */
-  get type(): string {
+  get type(): ProblemTypeValue {
     return this.problem.type;
   }
 

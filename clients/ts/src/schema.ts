@@ -807,10 +807,13 @@ export interface components {
              * @description Stable problem type; branch on it. One of `urn:sendwerk:problem:` +
              *     `validation`, `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
              *     `method-not-allowed`, `conflict`, `payload-too-large`, `unsupported-media-type`,
-             *     `rate-limited`, `unavailable`, `internal`.
+             *     `rate-limited`, `unavailable`, `internal`. `about:blank` (RFC 9457's default) is never
+             *     sent by Sendwerk; clients use it for an error body that was not a problem document,
+             *     such as a proxy's page.
              * @example urn:sendwerk:problem:validation
+             * @enum {string}
              */
-            type: string;
+            type: "urn:sendwerk:problem:validation" | "urn:sendwerk:problem:malformed-request" | "urn:sendwerk:problem:unauthorized" | "urn:sendwerk:problem:forbidden" | "urn:sendwerk:problem:not-found" | "urn:sendwerk:problem:method-not-allowed" | "urn:sendwerk:problem:conflict" | "urn:sendwerk:problem:payload-too-large" | "urn:sendwerk:problem:unsupported-media-type" | "urn:sendwerk:problem:rate-limited" | "urn:sendwerk:problem:unavailable" | "urn:sendwerk:problem:internal" | "about:blank";
             /**
              * @description A short summary of the problem type.
              * @example Validation failed
@@ -1314,10 +1317,11 @@ export interface components {
              *     `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
              *     `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
              *     `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
-             *     `address.not_allowed`, …
+             *     `address.not_allowed`; the enum lists every code delivery classifies into.
              * @example auth.failed
+             * @enum {string}
              */
-            code?: string;
+            code?: "address.not_allowed" | "delivered" | "dns.not_found" | "dns.timeout" | "dns.failed" | "tcp.refused" | "tcp.timeout" | "tcp.unreachable" | "tcp.failed" | "smtp.banner_timeout" | "smtp.no_banner" | "smtp.banner_rejected" | "smtp.protocol_error" | "smtp.ehlo_rejected" | "smtp.starttls_unsupported" | "smtp.timeout" | "smtp.connection_dropped" | "smtp.connection_closing" | "smtp.deferred" | "smtp.rejected" | "smtp.recipient_rejected" | "tls.handshake_failed" | "tls.certificate_invalid" | "tls.not_tls" | "auth.failed" | "auth.mechanism_unsupported" | "auth.requires_tls" | "auth.required" | "message.invalid" | "pool.closed" | "canceled" | "unknown" | "settings.invalid";
             /**
              * @description What went wrong and what to change, in plain words.
              * @example The server rejected the user name or password (535 5.7.8).
@@ -1432,8 +1436,9 @@ export interface components {
             /**
              * @description Stable failure code (as in connection tests, plus `smtp.rejected`).
              * @example smtp.rejected
+             * @enum {string}
              */
-            code?: string;
+            code?: "address.not_allowed" | "delivered" | "dns.not_found" | "dns.timeout" | "dns.failed" | "tcp.refused" | "tcp.timeout" | "tcp.unreachable" | "tcp.failed" | "smtp.banner_timeout" | "smtp.no_banner" | "smtp.banner_rejected" | "smtp.protocol_error" | "smtp.ehlo_rejected" | "smtp.starttls_unsupported" | "smtp.timeout" | "smtp.connection_dropped" | "smtp.deferred" | "smtp.rejected" | "smtp.recipient_rejected" | "tls.handshake_failed" | "tls.certificate_invalid" | "tls.not_tls" | "auth.failed" | "auth.mechanism_unsupported" | "auth.requires_tls" | "auth.required" | "message.invalid" | "pool.closed" | "canceled" | "unknown" | "settings.invalid";
             /** @description What happened, in plain words. */
             message?: string;
             /** @description The sender used (the connector's default sender). */
@@ -1676,10 +1681,11 @@ export interface components {
              *     read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
              *     `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
              *     answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
-             *     recursive resolvers; temporary), `dns.cname_loop`, …
+             *     recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
              * @example ownership.token_missing
+             * @enum {string}
              */
-            code: string;
+            code: "dns.error" | "dns.timeout" | "dns.servfail" | "dns.refused" | "dns.network" | "dns.cname_loop" | "dns.invalid_name" | "dns.not_recursive" | "ownership.ok" | "ownership.token_mismatch" | "ownership.token_missing" | "ownership.quoted" | "dkim.record_missing" | "dkim.syntax" | "dkim.key_revoked" | "dkim.key_mismatch" | "dkim.ok" | "dkim.testing" | "dkim.key_type_mismatch" | "dkim.hash_not_allowed" | "dkim.service_not_email" | "dmarc.record_missing" | "dmarc.syntax" | "dmarc.ok" | "dmarc.policy_implied" | "spf.too_many_lookups" | "spf.record_missing" | "spf.multiple_records" | "spf.syntax" | "spf.allows_all" | "spf.ok" | "spf.include_missing" | "spf.void_lookups" | "spf.indeterminate";
             /**
              * @description What was found and what to do, in plain words.
              * @example No TXT record sendwerk-verification=5f2c… was found at example.com; publish it and check again.
@@ -1926,15 +1932,15 @@ export interface components {
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             next_cursor?: string;
         };
-        /** @description An address, as a string (`jane@example.com`) or an object with a display name. */
+        /** @description An address: a string, bare (`jane@example.com`) or with a display name (`Jane Doe <jane@example.com>`, `"Doe, Jane" <jane@example.com>`), or an object with `email` and `name`. */
         EmailAddress: string | components["schemas"]["Sender"];
         /** @description A message to send. */
         MessageCreate: {
             /** @description The connector to send through; absent means the tenant's default connector. */
             connector_id?: string;
             from: components["schemas"]["EmailAddress"];
-            /** @description Recipients shown in To. */
-            to?: components["schemas"]["EmailAddress"][];
+            /** @description Recipients shown in To: a list, or one address alone (`"to": "Jane Doe <jane@example.com>"`). */
+            to?: components["schemas"]["EmailAddress"] | components["schemas"]["EmailAddress"][];
             /** @description Recipients shown in Cc. */
             cc?: components["schemas"]["EmailAddress"][];
             /** @description Recipients not shown in the message. To, cc and bcc together may name at most 50. */
@@ -3717,6 +3723,7 @@ type ReadonlyArray<T> = [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsV1DomainsDomain_idRecordsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/v1/domains/{domain_id}/records"]["get"]["parameters"]["query"]["format"]> = ["json", "zone"];
+export const problemTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Problem"]["type"]> = ["urn:sendwerk:problem:validation", "urn:sendwerk:problem:malformed-request", "urn:sendwerk:problem:unauthorized", "urn:sendwerk:problem:forbidden", "urn:sendwerk:problem:not-found", "urn:sendwerk:problem:method-not-allowed", "urn:sendwerk:problem:conflict", "urn:sendwerk:problem:payload-too-large", "urn:sendwerk:problem:unsupported-media-type", "urn:sendwerk:problem:rate-limited", "urn:sendwerk:problem:unavailable", "urn:sendwerk:problem:internal", "about:blank"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["messages:send", "read", "manage"];
 export const apiKeyStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiKey"]["status"]> = ["active", "expired", "revoked"];
 export const connectorKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorKind"]> = ["smtp", "platform"];
@@ -3724,8 +3731,10 @@ export const connectorStatusValues: ReadonlyArray<FlattenedDeepRequired<componen
 export const sMTPSecurityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPSecurity"]> = ["tls", "starttls", "none"];
 export const sMTPAuthMechanismValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPAuthMechanism"]> = ["plain", "login", "cram-md5", "none"];
 export const relayCredentialStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RelayCredential"]["status"]> = ["active", "revoked"];
+export const connectionTestCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTest"]["code"]> = ["address.not_allowed", "delivered", "dns.not_found", "dns.timeout", "dns.failed", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.failed", "smtp.banner_timeout", "smtp.no_banner", "smtp.banner_rejected", "smtp.protocol_error", "smtp.ehlo_rejected", "smtp.starttls_unsupported", "smtp.timeout", "smtp.connection_dropped", "smtp.connection_closing", "smtp.deferred", "smtp.rejected", "smtp.recipient_rejected", "tls.handshake_failed", "tls.certificate_invalid", "tls.not_tls", "auth.failed", "auth.mechanism_unsupported", "auth.requires_tls", "auth.required", "message.invalid", "pool.closed", "canceled", "unknown", "settings.invalid"];
 export const connectionTestStepNameValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTestStep"]["name"]> = ["resolve", "connect", "banner", "ehlo", "tls", "auth", "quit"];
 export const connectionTestStepStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTestStep"]["status"]> = ["ok", "failed", "skipped"];
+export const testEmailResultCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestEmailResult"]["code"]> = ["address.not_allowed", "delivered", "dns.not_found", "dns.timeout", "dns.failed", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.failed", "smtp.banner_timeout", "smtp.no_banner", "smtp.banner_rejected", "smtp.protocol_error", "smtp.ehlo_rejected", "smtp.starttls_unsupported", "smtp.timeout", "smtp.connection_dropped", "smtp.deferred", "smtp.rejected", "smtp.recipient_rejected", "tls.handshake_failed", "tls.certificate_invalid", "tls.not_tls", "auth.failed", "auth.mechanism_unsupported", "auth.requires_tls", "auth.required", "message.invalid", "pool.closed", "canceled", "unknown", "settings.invalid"];
 export const domainStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainStatus"]> = ["pending", "verified", "at_risk", "revoked"];
 export const domainSpf_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Domain"]["spf_status"]> = ["pass", "fail"];
 export const domainDKIMKeyAlgorithmValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainDKIMKey"]["algorithm"]> = ["rsa", "ed25519"];
@@ -3734,6 +3743,7 @@ export const dKIMRotationAlgorithmValues: ReadonlyArray<FlattenedDeepRequired<co
 export const domainPreviewOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainPreview"]["outcome"]> = ["pass", "fail", "temperror"];
 export const domainCheckResultCheckValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["check"]> = ["ownership", "spf", "dkim", "dmarc"];
 export const domainCheckResultStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["status"]> = ["pass", "fail", "temperror"];
+export const domainCheckResultCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["code"]> = ["dns.error", "dns.timeout", "dns.servfail", "dns.refused", "dns.network", "dns.cname_loop", "dns.invalid_name", "dns.not_recursive", "ownership.ok", "ownership.token_mismatch", "ownership.token_missing", "ownership.quoted", "dkim.record_missing", "dkim.syntax", "dkim.key_revoked", "dkim.key_mismatch", "dkim.ok", "dkim.testing", "dkim.key_type_mismatch", "dkim.hash_not_allowed", "dkim.service_not_email", "dmarc.record_missing", "dmarc.syntax", "dmarc.ok", "dmarc.policy_implied", "spf.too_many_lookups", "spf.record_missing", "spf.multiple_records", "spf.syntax", "spf.allows_all", "spf.ok", "spf.include_missing", "spf.void_lookups", "spf.indeterminate"];
 export const sPFEvaluationResultValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SPFEvaluation"]["result"]> = ["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"];
 export const domainRecordPurposeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["purpose"]> = ["ownership", "spf", "dkim", "dmarc"];
 export const domainRecordRequirementValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["requirement"]> = ["required", "required_for_platform", "recommended", "optional"];

@@ -38,6 +38,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     SENDWERK_HTTP_ADDR: "127.0.0.1:0",
     SENDWERK_SMTP_ADDR: "off",
     SENDWERK_SMTPS_ADDR: "off",
+    SENDWERK_DEV_INBOX_ADDR: "127.0.0.1:0",
+    SENDWERK_DEV_DNS_ADDR: "127.0.0.1:0",
     SENDWERK_LOG_LEVEL: "warn",
   });
   server = spawn(binary, ["serve"], { env, stdio: ["ignore", "pipe", "pipe"] });

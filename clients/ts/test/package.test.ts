@@ -12,7 +12,7 @@ const pkgDir = fileURLToPath(new URL("..", import.meta.url));
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 
 describe("the npm package", () => {
-  it("installs from a packed tarball, type-checks the README example and runs as ESM", { timeout: 180_000 }, () => {
+  it("installs from a packed tarball, type-checks the README example and runs as ESM and as CommonJS", { timeout: 180_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "swpkg-"));
     try {
       execFileSync(npm, ["pack", "--pack-destination", dir], { cwd: pkgDir, stdio: "pipe" });
@@ -42,6 +42,14 @@ console.log(JSON.stringify({ health: health.data.status, problem: me.error.type 
       writeFileSync(join(app, "check.mjs"), script);
       const out = execFileSync(process.execPath, ["check.mjs"], { cwd: app, encoding: "utf8" });
       expect(JSON.parse(out)).toEqual({ health: "ok", problem: true });
+
+      // The same from CommonJS (require), as older Node back ends and Jest set-ups load it.
+      const cjs = `const { createSendwerkClient, ProblemType, isProblem } = require("@sendwerk/client");
+const c = createSendwerkClient({ baseUrl: ${JSON.stringify(baseUrl)} });
+c.GET("/v1/me").then((me) => console.log(JSON.stringify({ problem: isProblem(me.error) && me.error.type === ProblemType.Unauthorized })));`;
+      writeFileSync(join(app, "check.cjs"), cjs);
+      const cjsOut = execFileSync(process.execPath, ["check.cjs"], { cwd: app, encoding: "utf8" });
+      expect(JSON.parse(cjsOut)).toEqual({ problem: true });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -541,6 +541,55 @@ func (q *Queries) SendingDomainList(ctx context.Context, arg SendingDomainListPa
 	return items, nil
 }
 
+const sendingDomainListByNames = `-- name: SendingDomainListByNames :many
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains
+WHERE domain = ANY($1::text[])
+ORDER BY created_at DESC, id DESC
+LIMIT 100
+`
+
+// Every tenant's domains with one of the names, newest first: the development DNS server
+// publishes the records of domains under its suffix whoever added them.
+func (q *Queries) SendingDomainListByNames(ctx context.Context, names []string) ([]SendingDomain, error) {
+	rows, err := q.db.Query(ctx, sendingDomainListByNames, names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SendingDomain{}
+	for rows.Next() {
+		var i SendingDomain
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Domain,
+			&i.Status,
+			&i.VerificationToken,
+			&i.LastResults,
+			&i.SpfStatus,
+			&i.VerifiedAt,
+			&i.FirstFailedAt,
+			&i.ConsecutiveFailures,
+			&i.RevokesAt,
+			&i.LastCheckedAt,
+			&i.NextCheckAt,
+			&i.LastManualCheckAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.DkimEd25519,
+			&i.DkimRotationDays,
+			&i.DkimGeneration,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const sendingDomainUpdateState = `-- name: SendingDomainUpdateState :one
 UPDATE sending_domains SET
     status = $1, last_results = $2, spf_status = $3,
