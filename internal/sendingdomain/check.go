@@ -87,7 +87,9 @@ func (s *Service) RunCheck(ctx context.Context, tenantID, id string) (*Domain, *
 
 func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) (*Domain, *Check, error) {
 	s.metrics.inFlight.Inc()
-	start, began := s.now(), time.Now()
+	// The check's id is taken when it starts, so history sorted by id is sorted by start
+	// even when a slower concurrent check finishes later.
+	checkID, start, began := ids.New(ids.DomainCheck), s.now(), time.Now()
 	results := s.runChecks(ctx, d)
 	took := time.Since(began)
 	s.metrics.inFlight.Dec()
@@ -95,7 +97,7 @@ func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) 
 	if err != nil {
 		return nil, nil, err
 	}
-	out, chk, err := s.apply(ctx, d.TenantID, d.ID, trigger, results, material, start, took)
+	out, chk, err := s.apply(ctx, d.TenantID, d.ID, checkID, trigger, results, material, start, took)
 	if err == nil {
 		s.metrics.checks.WithLabelValues(trigger, chk.Outcome).Inc()
 	}
@@ -138,7 +140,7 @@ func (s *Service) runChecksWith(ctx context.Context, checker *dnscheck.Checker, 
 
 // apply records a check and moves the domain's state, on the row locked as it is now (a
 // concurrent check may have moved it since the DNS queries began).
-func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, results []dnscheck.CheckResult, material map[string]keyMaterial, start time.Time, took time.Duration) (*Domain, *Check, error) {
+func (s *Service) apply(ctx context.Context, tenantID, id, checkID, trigger string, results []dnscheck.CheckResult, material map[string]keyMaterial, start time.Time, took time.Duration) (*Domain, *Check, error) {
 	raw, err := json.Marshal(results)
 	if err != nil {
 		return nil, nil, fmt.Errorf("error encoding check results: %w", err)
@@ -159,7 +161,7 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 		v := judge(requiredResults(results, d.DKIMKeys))
 		st, change := s.cfg.next(stateOf(d), v, now)
 		chk = &Check{
-			ID: ids.New(ids.DomainCheck), DomainID: id, Trigger: trigger, Outcome: v.outcome,
+			ID: checkID, DomainID: id, Trigger: trigger, Outcome: v.outcome,
 			StatusBefore: d.Status, StatusAfter: st.Status, Results: results, StartedAt: start, Duration: took,
 		}
 		if _, err := q.DomainCheckInsert(ctx, dbsqlc.DomainCheckInsertParams{
