@@ -528,6 +528,36 @@ func (e DomainStatus) Valid() bool {
 	}
 }
 
+// Defines values for MessageEventType.
+const (
+	MessageEventTypeAttempt   MessageEventType = "attempt"
+	MessageEventTypeCancelled MessageEventType = "cancelled"
+	MessageEventTypeDeferred  MessageEventType = "deferred"
+	MessageEventTypeDelivered MessageEventType = "delivered"
+	MessageEventTypeFailed    MessageEventType = "failed"
+	MessageEventTypeQueued    MessageEventType = "queued"
+)
+
+// Valid indicates whether the value is a known member of the MessageEventType enum.
+func (e MessageEventType) Valid() bool {
+	switch e {
+	case MessageEventTypeAttempt:
+		return true
+	case MessageEventTypeCancelled:
+		return true
+	case MessageEventTypeDeferred:
+		return true
+	case MessageEventTypeDelivered:
+		return true
+	case MessageEventTypeFailed:
+		return true
+	case MessageEventTypeQueued:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MessageSource.
 const (
 	MessageSourceApi  MessageSource = "api"
@@ -1874,14 +1904,19 @@ type MessageEvent struct {
 	// At When it happened.
 	At time.Time `json:"at"`
 
-	// Data Details of the event, e.g. the SMTP reply.
+	// Data Details of the event, e.g. the SMTP reply. For `attempt`: `attempt` (1-based), `outcome` (`delivered`, a failure code such as `smtp.deferred` or `tcp.refused`, or `unknown`), `host`, `reply` or `error`.
 	Data map[string]interface{} `json:"data"`
 
-	// Type `queued`, `attempt` (host, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`.
+	// Type `queued`, `attempt` (attempt number, host, `outcome`, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`. An `attempt` whose `outcome` is `unknown` started but its result was never recorded (the process stopped, or lost its database or the upstream connection, while sending): the upstream may have accepted the message, so a later `delivered` means it may have arrived twice.
 	//
 	// Example: delivered
-	Type string `json:"type"`
+	Type MessageEventType `json:"type"`
 }
+
+// MessageEventType `queued`, `attempt` (attempt number, host, `outcome`, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`. An `attempt` whose `outcome` is `unknown` started but its result was never recorded (the process stopped, or lost its database or the upstream connection, while sending): the upstream may have accepted the message, so a later `delivered` means it may have arrived twice.
+//
+// Example: delivered
+type MessageEventType string
 
 // MessageList A page of messages, newest first.
 type MessageList struct {

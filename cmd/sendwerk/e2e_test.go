@@ -42,6 +42,9 @@ type testBundle struct {
 	smtpAddr, smtpsAddr string
 	// devInbox and devDNS are the development mail catcher's and DNS server's addresses.
 	devInbox, devDNS string
+	// stop ends the server the way SIGTERM does and returns what serve returned; the
+	// test's cleanup calls it too (only the first call stops).
+	stop func() error
 }
 
 type syncBuffer struct {
@@ -104,14 +107,18 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start in 30s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	var stopOnce sync.Once
+	var stopErr error
+	stop := func() error {
+		stopOnce.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	t.Cleanup(func() { require.NoError(t, stop()) })
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS}
+	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS,
+		devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, stop: stop}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

@@ -99,7 +99,7 @@ func (s *sendBundle) waitStatus(t *testing.T, id string, status sendwerk.Message
 func eventTypes(m *sendwerk.MessageDetail) []string {
 	var out []string
 	for _, e := range m.Events {
-		out = append(out, e.Type)
+		out = append(out, string(e.Type))
 	}
 	return out
 }

@@ -117,21 +117,28 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
-	deliverer := message.NewDeliverWorker(pool, connectors, senders, pools, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule}, logger)
-	riverClient, err := jobs.NewClient(pool, &jobs.Config{Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown}, jobs.Deps{
+	deliverer := message.NewDeliverer(pool, connectors, senders, pools, logger)
+	maxAttempts := len(cfg.RetrySchedule) + 1
+	riverClient, err := jobs.NewClient(pool, &jobs.Config{
+		Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown,
+		RescueAfter: cfg.JobRescueAfter, ReconcileInterval: cfg.ReconcileInterval,
+	}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
-		Deliver:         deliverer,
+		Deliver:         message.NewDeliverWorker(deliverer, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Timeout: cfg.AttemptTimeout}),
 		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
 		DeliveryWorkers: cfg.DeliveryWorkers,
+		Reconcile:       message.NewReconcileWorker(pool, message.ReconcileConfig{Settle: cfg.JobRescueAfter, Window: cfg.JobRescueAfter + 10*cfg.ReconcileInterval, MaxAttempts: maxAttempts}),
 	})
 	if err != nil {
 		return err
 	}
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
-		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: len(cfg.RetrySchedule) + 1,
+		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
 		Committers: committers(cfg.SubmitCommitters),
 	})
-	if err := riverClient.Start(ctx); err != nil {
+	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
+	// must let deliveries finish first (stopJobs).
+	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("error starting job workers: %w", err)
 	}
 	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
@@ -157,6 +164,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -189,19 +197,45 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// SMTP sessions in the middle of a message finish it while HTTP drains.
-	var errSMTP error
-	smtpDone := make(chan struct{})
+	// SMTP sessions in the middle of a message finish it while HTTP drains and deliveries
+	// in flight finish; River fetches no new jobs meanwhile.
+	var errSMTP, errJobs error
+	smtpDone, jobsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(smtpDone)
 		if relayServer != nil {
 			errSMTP = relayServer.Shutdown(sctx)
 		}
 	}()
+	go func() {
+		defer close(jobsDone)
+		errJobs = stopJobs(sctx, riverClient, logger)
+	}()
 	errHTTP := srv.Shutdown(sctx)
 	<-smtpDone
-	errJobs := riverClient.Stop(sctx)
+	<-jobsDone
 	return errors.Join(cause, errHTTP, errSMTP, errJobs)
+}
+
+// hardStopGrace is how long cancelled jobs get to record what they know after a stop
+// timed out.
+const hardStopGrace = 10 * time.Second
+
+// stopJobs stops fetching jobs and waits for the ones in flight until ctx ends; only then
+// it cancels what still runs (a cancelled delivery records an unknown outcome and is
+// retried by whichever process picks its job up next).
+func stopJobs(ctx context.Context, client interface {
+	Stop(context.Context) error
+	StopAndCancel(context.Context) error
+}, logger *slog.Logger) error {
+	err := client.Stop(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	logger.Warn("jobs still running at the shutdown timeout; cancelling them")
+	hctx, cancel := context.WithTimeout(context.Background(), hardStopGrace)
+	defer cancel()
+	return client.StopAndCancel(hctx)
 }
 
 // newConnectorService builds the connector service with the operator's policy.

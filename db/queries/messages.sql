@@ -110,3 +110,20 @@ GROUP BY scope_id, period;
 
 -- name: UsageDeleteExpired :execrows
 DELETE FROM usage_counters WHERE period_start < @before;
+
+-- MessageLockForAttempt reads a message and holds its row until the start of an attempt is
+-- committed, so two runs of one job cannot both see the previous attempt unfinished.
+-- name: MessageLockForAttempt :one
+SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id FOR UPDATE;
+
+-- MessageListStuckTests finds test e-mails left `sending` by a process that stopped in the
+-- middle of one (a test has no job that River could rescue). The purge index bounds the scan.
+-- name: MessageListStuckTests :many
+SELECT tenant_id, id FROM messages
+WHERE mime IS NOT NULL AND created_at > @since AND source = 'test' AND status = 'sending' AND updated_at < @before
+LIMIT @max_rows;
+
+-- MessageSetJob points a message at a new delivery job (the reconciler's re-enqueue).
+-- name: MessageSetJob :exec
+UPDATE messages SET job_id = @job_id, status = CASE WHEN status = 'sending' THEN 'deferred' ELSE status END, updated_at = now()
+WHERE tenant_id = @tenant_id AND id = @id;

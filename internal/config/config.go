@@ -44,6 +44,9 @@ type Config struct {
 	DeliveryWorkers      int
 	SubmitCommitters     int
 	RetrySchedule        []time.Duration
+	AttemptTimeout       time.Duration
+	JobRescueAfter       time.Duration
+	ReconcileInterval    time.Duration
 	SMTPPoolSize         int
 	SMTPPoolIdle         time.Duration
 	BodyRetention        time.Duration
@@ -218,6 +221,12 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.DeliveryWorkers, v, 1) }},
 		{Name: "SENDWERK_DELIVERY_RETRY_SCHEDULE", Default: "1m,5m,15m,30m,1h,2h,4h,8h,12h,24h,24h", Help: "Waits after each failed attempt (temporary failures); its length + 1 is the number of attempts before a message fails.",
 			set: func(c *Config, v string) error { return parseDurations(&c.RetrySchedule, v) }},
+		{Name: "SENDWERK_DELIVERY_ATTEMPT_TIMEOUT", Default: "2m", Help: "Longest one delivery attempt may take (connect, send, the upstream's reply); then it is cancelled and retried.",
+			set: func(c *Config, v string) error { return parseDuration(&c.AttemptTimeout, v) }},
+		{Name: "SENDWERK_JOB_RESCUE_AFTER", Default: "3m", Help: "A job still `running` this long is taken to belong to a dead process and is retried; must exceed `SENDWERK_DELIVERY_ATTEMPT_TIMEOUT` by more than 15s.",
+			set: func(c *Config, v string) error { return parseDuration(&c.JobRescueAfter, v) }},
+		{Name: "SENDWERK_RECONCILE_INTERVAL", Default: "1m", Help: "How often the leader looks for messages whose delivery job ended without them (and repairs them).",
+			set: func(c *Config, v string) error { return parseDuration(&c.ReconcileInterval, v) }},
 		{Name: "SENDWERK_SMTP_POOL_SIZE", Default: "8", Help: "Open connections per connector and process; messages reuse them.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPPoolSize, v, 1) }},
 		{Name: "SENDWERK_SMTP_POOL_IDLE", Default: "30s", Help: "Idle connections to an upstream are closed after this long.",
@@ -291,10 +300,17 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 func LoadEnv() (*Config, error) { return Load(os.Getenv, os.ReadFile) }
 
 // Validate checks rules that span variables.
+// outcomeRecording is how long a delivery attempt may take to record its outcome after the
+// attempt timeout (message.RecordTimeout; config does not import message).
+const outcomeRecording = 15 * time.Second
+
 func (c *Config) Validate() error {
 	var errs []error
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE and SENDWERK_TLS_KEY_FILE: set both or neither"))
+	}
+	if c.AttemptTimeout > 0 && c.JobRescueAfter <= c.AttemptTimeout+outcomeRecording {
+		errs = append(errs, fmt.Errorf("SENDWERK_JOB_RESCUE_AFTER: must be longer than SENDWERK_DELIVERY_ATTEMPT_TIMEOUT plus %s (recording the outcome), or attempts would be retried while they still run", outcomeRecording))
 	}
 	if c.Env != EnvProduction {
 		return errors.Join(errs...)

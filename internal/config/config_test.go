@@ -52,6 +52,16 @@ func TestLoad(t *testing.T) {
 			require.Contains(t, err.Error(), name)
 		}
 	})
+	t.Run("RescueOutlastsAnAttempt", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, 2*time.Minute, c.AttemptTimeout)
+		require.Equal(t, 3*time.Minute, c.JobRescueAfter)
+		_, err = load(map[string]string{"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "5m"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_JOB_RESCUE_AFTER: must be longer than SENDWERK_DELIVERY_ATTEMPT_TIMEOUT plus 15s")
+		_, err = load(map[string]string{"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": "5s", "SENDWERK_JOB_RESCUE_AFTER": "25s"}, nil)
+		require.NoError(t, err)
+	})
 	t.Run("SenderDomainSettings", func(t *testing.T) {
 		c, err := load(nil, nil)
 		require.NoError(t, err)

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 	oapimw "github.com/oapi-codegen/echo-middleware"
 
+	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -79,8 +81,13 @@ func (s *Server) authenticateKey(c echo.Context, token string, scopes []string) 
 		return unauthorized(err.Error())
 	case err != nil:
 		slog.ErrorContext(ctx, "error authenticating api key", "error", err)
-		return newProblem(http.StatusServiceUnavailable, TypeUnavailable, "Service unavailable",
+		if ue, ok := store.AsUnavailable(err); ok {
+			return problemUnavailable(ue)
+		}
+		p := newProblem(http.StatusServiceUnavailable, TypeUnavailable, "Service unavailable",
 			"could not check the credential right now; retry shortly")
+		p.header = http.Header{"Retry-After": {strconv.Itoa(unavailableRetryAfter)}}
+		return p
 	}
 	if prob := s.limiter.allow(p.Key.ID); prob != nil {
 		return prob

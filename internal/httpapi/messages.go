@@ -121,7 +121,7 @@ func (s *Server) GetMessage(ctx context.Context, req api.GetMessageRequestObject
 		if data == nil {
 			data = map[string]any{}
 		}
-		detail.Events[i] = api.MessageEvent{Type: e.Type, At: e.At, Data: data}
+		detail.Events[i] = api.MessageEvent{Type: api.MessageEventType(e.Type), At: e.At, Data: data}
 	}
 	return api.GetMessage200JSONResponse(detail), nil
 }

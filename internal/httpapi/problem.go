@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -116,9 +117,30 @@ func problemFromError(ctx context.Context, err error) *problem {
 		}
 		return problemFromHTTPError(he)
 	}
+	if ue, ok := store.AsUnavailable(err); ok {
+		slog.WarnContext(ctx, "database unavailable", "error", err, "ambiguous", ue.Ambiguous)
+		return problemUnavailable(ue)
+	}
 	slog.ErrorContext(ctx, "internal error", "error", err)
 	return newProblem(http.StatusInternalServerError, TypeInternal, "Internal error",
 		"something went wrong on our side; the request id identifies it in the server's logs")
+}
+
+// unavailableRetryAfter is the Retry-After of a 503 for an unreachable database, in
+// seconds: a restart of PostgreSQL takes a few.
+const unavailableRetryAfter = 5
+
+// problemUnavailable answers a request the database could not serve. A lost COMMIT is
+// ambiguous, and the detail says so.
+func problemUnavailable(ue *store.UnavailableError) *problem {
+	detail := "the database is not reachable right now; nothing was changed. Retry after the Retry-After seconds (a submission with the same Idempotency-Key)"
+	if ue.Ambiguous {
+		detail = "the database connection was lost while committing, so the request may or may not have taken effect. " +
+			"Retrying with the same Idempotency-Key is safe: it answers with the first outcome, or performs the request once"
+	}
+	p := newProblem(http.StatusServiceUnavailable, TypeUnavailable, "Service unavailable", detail)
+	p.header = http.Header{"Retry-After": {strconv.Itoa(unavailableRetryAfter)}}
+	return p
 }
 
 func problemFromHTTPError(he *echo.HTTPError) *problem {

@@ -31,7 +31,18 @@ type Config struct {
 	CompletedJobRetention time.Duration
 	// FetchCooldown bounds how soon a worker notices new jobs; zero keeps River's default.
 	FetchCooldown time.Duration
+	// RescueAfter is how long a job may stay `running` before River's rescuer (on the
+	// leader) takes it for a dead process's and retries it. It must exceed every worker's
+	// timeout (the delivery attempt timeout above all); River's default is an hour, which
+	// left a crashed process's deliveries stuck that long. Zero means DefaultRescueAfter.
+	RescueAfter time.Duration
+	// ReconcileInterval is how often the leader runs the message reconciler (when
+	// Deps.Reconcile is set); zero means a minute.
+	ReconcileInterval time.Duration
 }
+
+// DefaultRescueAfter is just above message.DefaultAttemptTimeout and the recording after it.
+const DefaultRescueAfter = 3 * time.Minute
 
 // Deps are the services workers need.
 type Deps struct {
@@ -41,6 +52,8 @@ type Deps struct {
 	Deliver         *message.DeliverWorker
 	Retention       *message.RetentionWorker
 	DeliveryWorkers int
+	// Reconcile repairs messages whose job ended without them (periodic, leader only).
+	Reconcile *message.ReconcileWorker
 	// Domains runs sender-domain checks and their scheduler; DomainChecksInFlight caps the
 	// checks this process runs at once (the domain_checks queue).
 	Domains              *sendingdomain.Service
@@ -73,6 +86,14 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 			func() (river.JobArgs, *river.InsertOpts) { return message.RetentionArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "message_retention", RunOnStart: true}))
 	}
+	if deps.Reconcile != nil {
+		if err := river.AddWorkerSafely(workers, deps.Reconcile); err != nil {
+			return nil, fmt.Errorf("error adding reconcile worker: %w", err)
+		}
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(or(cfg.ReconcileInterval, time.Minute)),
+			func() (river.JobArgs, *river.InsertOpts) { return message.ReconcileArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "message_reconcile", RunOnStart: true}))
+	}
 	if deps.Domains != nil {
 		if err := deps.Domains.AddWorkers(workers); err != nil {
 			return nil, err
@@ -80,6 +101,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		queues[sendingdomain.QueueChecks] = river.QueueConfig{MaxWorkers: max(deps.DomainChecksInFlight, 1)}
 		periodic = append(periodic, deps.Domains.PeriodicJobs()...)
 	}
+	rescue := or(cfg.RescueAfter, DefaultRescueAfter)
 	rc := &river.Config{
 		Logger:                      deps.Logger,
 		Queues:                      queues,
@@ -89,6 +111,10 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
 		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,
 		FetchCooldown:               cfg.FetchCooldown,
+		RescueStuckJobsAfter:        rescue,
+		// River refuses a rescue time below the default job timeout; workers without a
+		// timeout of their own (housekeeping) get the smaller of a minute and the rescue time.
+		JobTimeout: min(time.Minute, rescue),
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {

@@ -87,14 +87,14 @@ type Service struct {
 	jobs       Inserter
 	connectors *connector.Service
 	senders    Senders
-	deliverer  *DeliverWorker
+	deliverer  *Deliverer
 	cfg        Config
 	group      *committer
 	NowFunc    func() time.Time
 }
 
 // NewService returns a Service; deliverer makes test e-mails' single attempts.
-func NewService(db store.DB, jobs Inserter, connectors *connector.Service, senders Senders, deliverer *DeliverWorker, cfg Config) *Service {
+func NewService(db store.DB, jobs Inserter, connectors *connector.Service, senders Senders, deliverer *Deliverer, cfg Config) *Service {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 10 << 20
 	}

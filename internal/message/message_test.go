@@ -54,12 +54,12 @@ func setup(t *testing.T) *testBundle {
 		SMTP:   &connector.SMTPInput{Host: "127.0.0.1", Port: 25, Security: string(delivery.SecurityNone)},
 		Sender: connector.Sender{Email: "noreply@acme.example"}})
 	require.NoError(t, err)
-	worker := NewDeliverWorker(pool, conns, noSenders{}, NewPools(nil), DeliverConfig{}, nil)
+	deliverer := NewDeliverer(pool, conns, noSenders{}, NewPools(nil), nil)
 	workers := river.NewWorkers()
-	river.AddWorker(workers, worker)
+	river.AddWorker(workers, NewDeliverWorker(deliverer, DeliverConfig{}))
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers})
 	require.NoError(t, err)
-	return &testBundle{pool: pool, svc: NewService(pool, client, conns, noSenders{}, worker, Config{}), tenantID: ten.ID}
+	return &testBundle{pool: pool, svc: NewService(pool, client, conns, noSenders{}, deliverer, Config{}), tenantID: ten.ID}
 }
 
 func request() *Request {
@@ -114,7 +114,7 @@ func TestSubmitIsAtomic(t *testing.T) {
 
 func TestRetrySchedule(t *testing.T) {
 	t.Parallel()
-	w := NewDeliverWorker(nil, nil, nil, nil, DeliverConfig{RetrySchedule: []time.Duration{time.Minute, time.Hour}}, nil)
+	w := NewDeliverWorker(nil, DeliverConfig{RetrySchedule: []time.Duration{time.Minute, time.Hour}})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	w.NowFunc = func() time.Time { return now }
 	job := func(attempt int) *river.Job[DeliverArgs] {

@@ -7,13 +7,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/mailaddr"
 	"github.com/sendwerk/sendwerk/internal/store"
-	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -65,31 +62,35 @@ func (s *Service) SendTest(ctx context.Context, tenantID, connectorID, to string
 	if err != nil {
 		return nil, err
 	}
-	row, err := s.q.MessageGet(ctx, dbsqlc.MessageGetParams{TenantID: tenantID, ID: p.id})
-	if err != nil {
-		return nil, fmt.Errorf("error reading test message: %w", err)
-	}
 	start := time.Now()
-	once := &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 1}}
-	ar, _ := s.deliverer.try(ctx, once, row, conn) // the outcome is recorded on the message
+	// A test is one attempt: no retry follows, and a hang-up of the caller does not leave the
+	// message `sending` (the Deliverer records on a detached context).
+	a, err := s.deliverer.Attempt(ctx, tenantID, p.id, AttemptOpts{Last: true})
+	if err != nil {
+		return nil, err
+	}
 	out := &TestEmail{ID: p.id, From: p.r.from.String(), To: p.recipients[0], MessageID: "<" + p.r.messageID + ">", Duration: time.Since(start)}
-	if ar == nil {
+	switch a.Verdict {
+	case VerdictGone:
 		out.Code, out.Message = "message.cancelled", "the test message was cancelled before it was sent"
 		return out, nil
+	case VerdictPaused:
+		out.Code, out.Message = "connector.paused", "the connector is paused; resume it to send"
+		return out, nil
 	}
-	return describeTest(out, ar), nil
+	return describeTest(out, a), nil
 }
 
-func describeTest(out *TestEmail, ar *attemptResult) *TestEmail {
-	o := ar.outcome
-	if o.Class == delivery.ClassDelivered {
+func describeTest(out *TestEmail, a *Attempt) *TestEmail {
+	o := a.Outcome
+	if a.Verdict == VerdictDelivered {
 		out.OK, out.Message = true, "The server accepted the test message."
-		out.Reply, out.QueueID, out.RemoteAddr = &ar.result.Reply, ar.result.QueueID, ar.result.RemoteAddr
+		out.Reply, out.QueueID, out.RemoteAddr = &a.Result.Reply, a.Result.QueueID, a.Result.RemoteAddr
 		return out
 	}
 	out.Code, out.Message = o.Code, o.Text
-	if ar.sendErr != nil {
-		out.Message = ar.sendErr.Error()
+	if a.Err != nil {
+		out.Message = a.Err.Error()
 	}
 	if o.SMTPCode != 0 {
 		out.Reply = &delivery.Reply{Code: o.SMTPCode, EnhancedCode: o.EnhancedCode, Text: o.Text}

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendwerk_smtp_auth_total",
 			Help: "SMTP relay logins by result (ok, unknown_user, wrong_password, revoked, throttled, error)."}, []string{"result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendwerk_smtp_messages_total",
-			Help: "Messages over SMTP by result (accepted, rejected, deferred, too_large, aborted, error)."}, []string{"result"}),
+			Help: "Messages over SMTP by result (accepted, rejected, deferred, too_large, aborted, unavailable, error)."}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -27,10 +28,14 @@ func (s *session) reply(err error, stage string) *smtp.SMTPError {
 //   - a refused sender: 550 5.7.1 with the rule in words;
 //   - a limit or quota: 451 4.7.1 saying when to retry; a paused connector: 451 4.7.0;
 //   - other invalid input: a 5xx naming what is wrong;
+//   - the database unreachable: 451 4.3.0 saying so (the client keeps the message);
 //   - anything else: 451 4.3.0.
 func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 	var le *message.LimitError
 	var ve *validate.Error
+	if ue, ok := store.AsUnavailable(err); ok {
+		return unavailableReply(ue), "unavailable"
+	}
 	switch {
 	case errors.As(err, &le):
 		wait := max(le.Reset.Sub(now).Round(time.Second), time.Second)
@@ -43,6 +48,17 @@ func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 		return fieldReply(ve.Fields[0]), "rejected"
 	}
 	return errTempFailure, "error"
+}
+
+// unavailableReply answers a submission the database could not take. After a lost COMMIT
+// the message may have been queued all the same; SMTP has no idempotency key, so the reply
+// says so.
+func unavailableReply(ue *store.UnavailableError) *smtp.SMTPError {
+	msg := "Database unavailable, message not queued; try again shortly"
+	if ue.Ambiguous {
+		msg = "Database connection lost while queueing; the message may have been queued, try again shortly"
+	}
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: msg}
 }
 
 // fieldReply answers the first field error of a refused submission.

@@ -58,7 +58,7 @@ type Beginner interface {
 func WithTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
 	tx, err := db.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("error beginning transaction: %w", err)
+		return fmt.Errorf("error beginning transaction: %w", classify(err))
 	}
 	defer func() {
 		if rbErr := tx.Rollback(ctx); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) {
@@ -66,12 +66,29 @@ func WithTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
 		}
 	}()
 	if err := fn(tx); err != nil {
-		return err
+		return classify(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
+		if ue, ok := AsUnavailable(err); ok {
+			// COMMIT was sent; whether PostgreSQL applied it before the connection went is
+			// unknown.
+			return fmt.Errorf("error committing transaction: %w", &UnavailableError{Ambiguous: true, Err: ue.Err})
+		}
 		return fmt.Errorf("error committing transaction: %w", err)
 	}
 	return nil
+}
+
+// classify wraps a connection-class error in an *UnavailableError and leaves others alone.
+func classify(err error) error {
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	if u, ok := AsUnavailable(err); ok {
+		return u
+	}
+	return err
 }
 
 // MapError turns driver errors into the package's sentinels and leaves others alone.

@@ -735,7 +735,7 @@ export interface paths {
         };
         /**
          * Get a message with its timeline
-         * @description The message and its events (queued, attempt, deferred, delivered, failed, cancelled) with the SMTP replies.
+         * @description The message and its events (queued, attempt, deferred, delivered, failed, cancelled) with the SMTP replies. Delivery is at least once: an attempt with outcome `unknown` before a `delivered` one marks a message that may have arrived twice.
          */
         get: operations["getMessage"];
         put?: never;
@@ -2111,16 +2111,17 @@ export interface components {
         /** @description One step of a message's life. */
         MessageEvent: {
             /**
-             * @description `queued`, `attempt` (host, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`.
+             * @description `queued`, `attempt` (attempt number, host, `outcome`, reply or error, per-recipient replies), `deferred` (next_attempt_at), `delivered` (reply, queue_id), `failed` (reason), `cancelled`. An `attempt` whose `outcome` is `unknown` started but its result was never recorded (the process stopped, or lost its database or the upstream connection, while sending): the upstream may have accepted the message, so a later `delivered` means it may have arrived twice.
              * @example delivered
+             * @enum {string}
              */
-            type: string;
+            type: "queued" | "attempt" | "deferred" | "delivered" | "failed" | "cancelled";
             /**
              * Format: date-time
              * @description When it happened.
              */
             at: string;
-            /** @description Details of the event, e.g. the SMTP reply. */
+            /** @description Details of the event, e.g. the SMTP reply. For `attempt`: `attempt` (1-based), `outcome` (`delivered`, a failure code such as `smtp.deferred` or `tcp.refused`, or `unknown`), `host`, `reply` or `error`. */
             data: {
                 [key: string]: unknown;
             };
@@ -3756,3 +3757,4 @@ export const domainEventTypeValues: ReadonlyArray<FlattenedDeepRequired<componen
 export const domainEventFrom_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainEvent"]["from_status"]> = ["pending", "verified", "at_risk", "revoked"];
 export const messageSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSource"]> = ["api", "smtp", "test"];
 export const messageStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageStatus"]> = ["queued", "sending", "deferred", "delivered", "failed", "cancelled"];
+export const messageEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageEvent"]["type"]> = ["queued", "attempt", "deferred", "delivered", "failed", "cancelled"];

@@ -476,6 +476,91 @@ func (q *Queries) MessageList(ctx context.Context, arg MessageListParams) ([]Mes
 	return items, nil
 }
 
+const messageListStuckTests = `-- name: MessageListStuckTests :many
+SELECT tenant_id, id FROM messages
+WHERE mime IS NOT NULL AND created_at > $1 AND source = 'test' AND status = 'sending' AND updated_at < $2
+LIMIT $3
+`
+
+type MessageListStuckTestsParams struct {
+	Since   time.Time
+	Before  time.Time
+	MaxRows int32
+}
+
+type MessageListStuckTestsRow struct {
+	TenantID string
+	ID       string
+}
+
+// MessageListStuckTests finds test e-mails left `sending` by a process that stopped in the
+// middle of one (a test has no job that River could rescue). The purge index bounds the scan.
+func (q *Queries) MessageListStuckTests(ctx context.Context, arg MessageListStuckTestsParams) ([]MessageListStuckTestsRow, error) {
+	rows, err := q.db.Query(ctx, messageListStuckTests, arg.Since, arg.Before, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MessageListStuckTestsRow{}
+	for rows.Next() {
+		var i MessageListStuckTestsRow
+		if err := rows.Scan(&i.TenantID, &i.ID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const messageLockForAttempt = `-- name: MessageLockForAttempt :one
+SELECT id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from, recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, attempts, next_attempt_at, last_reply, status_reason, job_id, created_at, updated_at, completed_at, body_purged_at FROM messages WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+`
+
+type MessageLockForAttemptParams struct {
+	TenantID string
+	ID       string
+}
+
+// MessageLockForAttempt reads a message and holds its row until the start of an attempt is
+// committed, so two runs of one job cannot both see the previous attempt unfinished.
+func (q *Queries) MessageLockForAttempt(ctx context.Context, arg MessageLockForAttemptParams) (Message, error) {
+	row := q.db.QueryRow(ctx, messageLockForAttempt, arg.TenantID, arg.ID)
+	var i Message
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ConnectorID,
+		&i.Source,
+		&i.Status,
+		&i.FromEmail,
+		&i.FromName,
+		&i.EnvelopeFrom,
+		&i.Recipients,
+		&i.ToAddrs,
+		&i.CcAddrs,
+		&i.Subject,
+		&i.MessageID,
+		&i.Tags,
+		&i.Metadata,
+		&i.Mime,
+		&i.SizeBytes,
+		&i.SendAt,
+		&i.Attempts,
+		&i.NextAttemptAt,
+		&i.LastReply,
+		&i.StatusReason,
+		&i.JobID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.CompletedAt,
+		&i.BodyPurgedAt,
+	)
+	return i, err
+}
+
 const messagePurgeBodies = `-- name: MessagePurgeBodies :execrows
 UPDATE messages SET mime = NULL, body_purged_at = now()
 WHERE id IN (
@@ -498,6 +583,23 @@ func (q *Queries) MessagePurgeBodies(ctx context.Context, arg MessagePurgeBodies
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const messageSetJob = `-- name: MessageSetJob :exec
+UPDATE messages SET job_id = $1, status = CASE WHEN status = 'sending' THEN 'deferred' ELSE status END, updated_at = now()
+WHERE tenant_id = $2 AND id = $3
+`
+
+type MessageSetJobParams struct {
+	JobID    *int64
+	TenantID string
+	ID       string
+}
+
+// MessageSetJob points a message at a new delivery job (the reconciler's re-enqueue).
+func (q *Queries) MessageSetJob(ctx context.Context, arg MessageSetJobParams) error {
+	_, err := q.db.Exec(ctx, messageSetJob, arg.JobID, arg.TenantID, arg.ID)
+	return err
 }
 
 const messageStartAttempt = `-- name: MessageStartAttempt :one
