@@ -38,6 +38,9 @@ command -v ip >/dev/null || missing+=(iproute2)
 # _domainkey sub-zones resolve through a real recursive resolver (unbound with stub zones).
 command -v knotd >/dev/null || missing+=(knot)
 command -v unbound >/dev/null || missing+=(unbound)
+# deploy/sendwerk.service is checked by systemd's own verifier (systemd-analyze verify and
+# security --offline), which works without systemd running as PID 1.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: system packages present"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,15 +10,19 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
 // runCLI runs the real binary (the test binary acting as main) in dir with a clean
-// environment plus env.
+// environment plus env. A command that has not ended after a minute is killed and fails the
+// test (before start-up errors were reported first, a port conflict could hang serve).
 func runCLI(t *testing.T, dir string, env map[string]string, args ...string) adminResult {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Dir = dir
 	cmd.Env = append(filteredEnv(), runMainEnv+"=1")
 	for k, v := range env {
@@ -26,6 +31,7 @@ func runCLI(t *testing.T, dir string, env map[string]string, args ...string) adm
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	require.NoError(t, ctx.Err(), "sendwerk %v did not end within a minute; stderr:\n%s", args, stderr.String())
 	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -38,7 +44,7 @@ func runCLI(t *testing.T, dir string, env map[string]string, args ...string) adm
 
 // everyCommand lists every command and subcommand of the binary.
 func everyCommand() [][]string {
-	cmds := [][]string{{"serve"}, {"migrate"}, {"config"}, {"version"}, {"dns"}, {"dns", "spf"}, {"admin"}, {"help"}}
+	cmds := [][]string{{"serve"}, {"migrate"}, {"config"}, {"version"}, {"dns"}, {"dns", "spf"}, {"admin"}, {"secrets"}, {"secrets", "rotate"}, {"help"}}
 	var admin []string
 	for name := range adminCommands {
 		admin = append(admin, name)
@@ -77,7 +83,7 @@ func TestUnknownFlags(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, cmd := range everyCommand() {
-		if cmd[0] == "help" || len(cmd) == 1 && (cmd[0] == "admin" || cmd[0] == "dns") {
+		if cmd[0] == "help" || len(cmd) == 1 && (cmd[0] == "admin" || cmd[0] == "dns" || cmd[0] == "secrets") {
 			continue // groups: the next word names a subcommand, not a flag
 		}
 		args := append(append([]string{}, cmd...), "--no-such-flag")
@@ -90,7 +96,7 @@ func TestUnknownFlags(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, entries, "%v created something", args)
 	}
-	for _, args := range [][]string{{"bogus"}, {"admin", "bogus", "thing"}, {"dns", "bogus"}, {"admin"}, {}} {
+	for _, args := range [][]string{{"bogus"}, {"admin", "bogus", "thing"}, {"dns", "bogus"}, {"admin"}, {"secrets"}, {"secrets", "bogus"}, {}} {
 		r := runCLI(t, dir, nil, args...)
 		require.Equal(t, 2, r.code, "%v", args)
 		require.Empty(t, r.stdout, "%v", args)

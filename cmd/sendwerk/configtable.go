@@ -8,7 +8,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/config"
 )
 
-// printConfigTable prints the settings table as markdown; README's table is this output.
+// printConfigTable prints the settings table as markdown; docs/configuration.md's table is this output.
 func printConfigTable(w io.Writer) {
 	fmt.Fprintln(w, "| variable | default | meaning |")
 	fmt.Fprintln(w, "|---|---|---|")

@@ -40,6 +40,8 @@ type testBundle struct {
 	// smtpAddr and smtpsAddr are the relay host's listeners; empty unless the test set
 	// SENDWERK_SMTP_ADDR / SENDWERK_SMTPS_ADDR (setup turns them off by default).
 	smtpAddr, smtpsAddr string
+	// metricsAddr is the SENDWERK_METRICS_ADDR listener's, when the test set one.
+	metricsAddr string
 	// devInbox and devDNS are the development mail catcher's and DNS server's addresses.
 	devInbox, devDNS string
 	// stop ends the server the way SIGTERM does and returns what serve returned; the
@@ -118,7 +120,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS,
-		devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, stop: stop}
+		metricsAddr: addrs.Metrics, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, stop: stop}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

@@ -18,6 +18,7 @@ Usage:
   sendwerk config           print the configuration variables (markdown table)
   sendwerk admin …          operator tools: tenants, API keys, domains due for checks
   sendwerk dns spf …        evaluate a domain's SPF record
+  sendwerk secrets rotate   re-seal stored secrets under the current SENDWERK_SECRET_KEY
   sendwerk version          print the version, commit and Go version (also --version)
   sendwerk help             show this text
 
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDNS(ctx, args[1:], stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, args[1:], stdout, stderr)
+	case "secrets":
+		return runSecrets(ctx, args[1:], stdout, stderr)
 	}
 	if isHelp(args[0]) {
 		return runHelp(ctx, args[1:], stdout, stderr)

@@ -18,21 +18,28 @@ import (
 // readmeBlock returns the text between <!-- NAME:start --> and <!-- NAME:end --> in README.md.
 func readmeBlock(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
+	return docBlock(t, "README.md", name)
+}
+
+// docBlock returns the text between <!-- NAME:start --> and <!-- NAME:end --> in file, a
+// path from the repository root.
+func docBlock(t *testing.T, file, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../..", file))
 	require.NoError(t, err)
 	s := string(b)
 	start := strings.Index(s, "<!-- "+name+":start -->")
 	end := strings.Index(s, "<!-- "+name+":end -->")
-	require.True(t, start >= 0 && end > start, "README.md lacks the %s block", name)
+	require.True(t, start >= 0 && end > start, "%s lacks the %s block", file, name)
 	return strings.TrimSpace(s[start+len("<!-- "+name+":start -->") : end])
 }
 
-func TestReadmeConfigTable(t *testing.T) {
+func TestConfigTableDoc(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	printConfigTable(&buf)
-	require.Equal(t, strings.TrimSpace(buf.String()), readmeBlock(t, "config"),
-		"README's configuration table must be the output of 'sendwerk config'")
+	require.Equal(t, strings.TrimSpace(buf.String()), docBlock(t, "docs/configuration.md", "config"),
+		"docs/configuration.md's table must be the output of 'sendwerk config'")
 }
 
 // TestReadmeQuickstart runs the README's curl quickstart, as written, against a live server

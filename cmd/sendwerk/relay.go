@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +23,8 @@ type listenAddrs struct {
 	HTTP  string
 	SMTP  string
 	SMTPS string
+	// Metrics is the SENDWERK_METRICS_ADDR listener's address, when there is one.
+	Metrics string
 	// SelfSignedCert is the path of the generated development certificate, when one is used.
 	SelfSignedCert string
 	// DevInbox and DevDNS are the development mail catcher's and DNS server's; empty when off.
@@ -49,6 +53,12 @@ func startRelay(cfg *config.Config, logger *slog.Logger, reg prometheus.Register
 		return nil, "", err
 	}
 	if err := srv.Start(); err != nil {
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			return nil, "", fmt.Errorf("SENDWERK_SMTP_ADDR/SENDWERK_SMTPS_ADDR: %w: another process listens there; stop it, choose another address, or set the variable to off", err)
+		case errors.Is(err, syscall.EACCES):
+			return nil, "", fmt.Errorf("SENDWERK_SMTP_ADDR/SENDWERK_SMTPS_ADDR: %w: ports below 1024 need root or CAP_NET_BIND_SERVICE (see docs/deploy.md)", err)
+		}
 		return nil, "", err
 	}
 	logger.Info("smtp relay host listening", "submission", srv.Addr(), "smtps", srv.TLSAddr(), "hostname", srv.Hostname())

@@ -396,13 +396,18 @@ func TestReadmeRelay(t *testing.T) {
 	mainCF = strings.ReplaceAll(mainCF, "/etc/postfix/", "$config_directory/")
 	pf := postfixtest.Start(t, postfixtest.Opts{MainCF: mainCF})
 
+	// The block a reader runs beside `make run` (development values), then the one marked
+	// for the mail server (its production host name), each with the test's address swapped in.
 	script := readmeBlock(t, "relay")
 	script = strings.TrimSuffix(strings.TrimPrefix(script, "```sh"), "```")
-	require.Equal(t, 1, strings.Count(script, "--server smtp.sendwerk.example --port 587"))
-	require.Equal(t, 1, strings.Count(script, "[smtp.sendwerk.example]:587"))
-	script = strings.ReplaceAll(script, "--server smtp.sendwerk.example --port 587", "--server 127.0.0.1 --port "+port)
-	script = strings.ReplaceAll(script, "[smtp.sendwerk.example]:587", "[127.0.0.1]:"+port)
-	script = strings.ReplaceAll(script, "/etc/postfix/", pf.EtcDir()+"/")
+	require.Equal(t, 1, strings.Count(script, "--server localhost --port 2587"), "swaks uses make run's relay host")
+	require.NotContains(t, script, "/etc/postfix", "the mail server's part is a block of its own")
+	script = strings.ReplaceAll(script, "--server localhost --port 2587", "--server 127.0.0.1 --port "+port)
+	passwd := readmeBlock(t, "relay-postfix-passwd")
+	passwd = strings.TrimSuffix(strings.TrimPrefix(passwd, "```sh"), "```")
+	require.Equal(t, 1, strings.Count(passwd, "[smtp.sendwerk.example]:587"))
+	passwd = strings.ReplaceAll(passwd, "[smtp.sendwerk.example]:587", "[127.0.0.1]:"+port)
+	script += strings.ReplaceAll(passwd, "/etc/postfix/", pf.EtcDir()+"/")
 	script = "BASE=" + b.baseURL + "\nAPI_KEY=" + key + "\nCONNECTOR_ID=" + conn.JSON201.Id + "\n" + script
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = t.TempDir()

@@ -30,6 +30,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/jobs"
 	"github.com/sendwerk/sendwerk/internal/logging"
 	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/metrics"
 	"github.com/sendwerk/sendwerk/internal/pgembed"
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
@@ -48,7 +49,13 @@ func runServe(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	slog.SetDefault(logger)
-	if err := serve(ctx, cfg, logger, stdout, nil); err != nil {
+	started := false
+	if err := serve(ctx, cfg, logger, stdout, func(listenAddrs) { started = true }); err != nil {
+		if !started {
+			// The cause first, on a line of its own, whatever the log format.
+			fmt.Fprintf(stderr, "sendwerk: cannot start: %v\n", err)
+			return 1
+		}
 		logger.Error("sendwerk stopped", "error", err)
 		return 1
 	}
@@ -78,6 +85,19 @@ func runMigrate(ctx context.Context, stdout, stderr io.Writer) int {
 
 // serve runs until ctx ends. onReady, when set, learns the bound addresses once they listen.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, onReady func(listenAddrs)) error {
+	// Operator kit: ports first, so a conflict is the first and only error; then the metrics
+	// registry and the delivery metrics the deliverer reports to.
+	lns, err := listenFirst(cfg)
+	if err != nil {
+		return err
+	}
+	defer lns.close()
+	reg := prometheus.NewRegistry()
+	deliveryMetrics, err := metrics.NewDeliveries(reg)
+	if err != nil {
+		return err
+	}
+
 	generated, err := ensureDevSecrets(cfg)
 	if err != nil {
 		return err
@@ -118,6 +138,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
 	deliverer := message.NewDeliverer(pool, connectors, senders, pools, logger)
+	deliverer.Observer = deliveryMetrics
 	maxAttempts := len(cfg.RetrySchedule) + 1
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{
 		Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown,
@@ -136,18 +157,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
 		Committers: committers(cfg.SubmitCommitters),
 	})
-	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
-	// must let deliveries finish first (stopJobs).
-	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("error starting job workers: %w", err)
-	}
-	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
+	reg.MustRegister(metrics.NewQueue(pool, logger))
+	// The relay host binds its ports before River starts: a conflict stops start-up cleanly.
 	relayCredentials := connector.NewRelayCredentials(pool)
 	relayServer, selfSigned, err := startRelay(cfg, logger, reg, relayCredentials, messages)
 	if err != nil {
@@ -156,18 +169,38 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if relayServer != nil {
 		defer relayServer.Close()
 	}
+	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
+	// must let deliveries finish first (stopJobs).
+	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("error starting job workers: %w", err)
+	}
+	// A return before the orderly stop below stops River first: the connections it holds
+	// would keep the pool's Close (deferred above) waiting for ever.
+	jobsStopped := false
+	defer func() {
+		if !jobsStopped {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = stopJobs(sctx, riverClient, logger)
+		}
+	}()
+	dashboard, err := jobs.NewDashboard(ctx, riverClient, logger)
+	if err != nil {
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Options{
 		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
-		CORSOrigins: cfg.CORSOrigins,
+		CORSOrigins: cfg.CORSOrigins, MetricsHandler: metricsOnAPI(cfg, reg),
 	})
 	if err != nil {
 		return err
 	}
 	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("error listening on SENDWERK_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	ln := lns.http
+	if lns.metrics != nil {
+		metricsSrv := serveMetrics(lns.metrics, reg)
+		defer func() { _ = metricsSrv.Close() }()
 	}
 	srv := &http.Server{
 		Handler: dev.wrap(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
@@ -177,6 +210,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("sendwerk serving", "http", ln.Addr().String())
 	addrs := listenAddrs{HTTP: ln.Addr().String(), SelfSignedCert: selfSigned}
+	if lns.metrics != nil {
+		addrs.Metrics = lns.metrics.Addr().String()
+	}
 	if relayServer != nil {
 		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
 	}
@@ -207,6 +243,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			errSMTP = relayServer.Shutdown(sctx)
 		}
 	}()
+	jobsStopped = true
 	go func() {
 		defer close(jobsDone)
 		errJobs = stopJobs(sctx, riverClient, logger)
@@ -236,6 +273,27 @@ func stopJobs(ctx context.Context, client interface {
 	hctx, cancel := context.WithTimeout(context.Background(), hardStopGrace)
 	defer cancel()
 	return client.StopAndCancel(hctx)
+}
+
+// metricsOnAPI is the handler of /metrics on the API port, or nil when it is not served there.
+func metricsOnAPI(cfg *config.Config, reg *prometheus.Registry) http.Handler {
+	if !cfg.MetricsOnAPI() {
+		return nil
+	}
+	return metrics.Handler(reg, cfg.MetricsToken)
+}
+
+// metricsWhere says where Prometheus finds /metrics, or why nowhere.
+func metricsWhere(cfg *config.Config, addrs listenAddrs, base string) string {
+	switch {
+	case addrs.Metrics != "":
+		return "http://" + addrs.Metrics + "/metrics"
+	case cfg.MetricsOnAPI() && cfg.MetricsToken != "":
+		return base + "/metrics (with the bearer token of SENDWERK_METRICS_TOKEN)"
+	case cfg.MetricsOnAPI():
+		return base + "/metrics"
+	}
+	return "off (production: set SENDWERK_METRICS_ADDR, or SENDWERK_METRICS_TOKEN to serve them on this port)"
 }
 
 // newConnectorService builds the connector service with the operator's policy.
@@ -434,6 +492,7 @@ func printBanner(w io.Writer, cfg *config.Config, addrs listenAddrs, devToken bo
 	fmt.Fprintf(w, "  API contract: %s/openapi.yaml\n", base)
 	fmt.Fprintf(w, "  API reference: %s/docs\n", base)
 	fmt.Fprintf(w, "  job dashboard: %s/riverui (any user name, the admin token as password)\n", base)
+	fmt.Fprintf(w, "  metrics: %s\n", metricsWhere(cfg, addrs, base))
 	printDevBanner(w, cfg, addrs, base)
 	if addrs.SMTP != "" || addrs.SMTPS != "" {
 		fmt.Fprintf(w, "  SMTP relay host: %s; log in with a connector's relay credentials (POST /v1/connectors/{connector_id}/relay-credentials)\n", smtpEndpoints(addrs))

@@ -39,6 +39,11 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	JobWorkers      int
 
+	// Metrics: MetricsAddr is a listener of its own; MetricsToken guards /metrics on the
+	// API port (see MetricsOnAPI).
+	MetricsAddr  string
+	MetricsToken string
+
 	// Message pipeline.
 	MaxMessageBytes      int64
 	DeliveryWorkers      int
@@ -61,6 +66,8 @@ type Config struct {
 	AllowUnauthenticatedUpstreams bool
 	UpstreamCAFile                string
 	allowPrivateSet               bool
+	allowPlaintextSet             bool
+	allowNoAuthSet                bool
 
 	// SMTP relay host. An empty address does not listen.
 	SMTPAddr              string
@@ -110,7 +117,7 @@ type Var struct {
 	set    func(c *Config, v string) error
 }
 
-// Vars is the settings table, in the order the README lists it.
+// Vars is the settings table, in the order docs/configuration.md lists it.
 func Vars() []Var {
 	return []Var{
 		{Name: "SENDWERK_ENV", Default: EnvDevelopment, Help: "`development` or `production`; production refuses generated secrets and the embedded database.",
@@ -131,16 +138,16 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { c.PlatformSMTPURL = v; return nil }},
 		{Name: "SENDWERK_ALLOW_PRIVATE_UPSTREAMS", Help: "Let tenants' SMTP servers be on loopback, private or link-local addresses. Default: true in development, false in production.",
 			set: func(c *Config, v string) error {
-				if v == "" {
-					return nil
-				}
-				c.allowPrivateSet = true
-				return parseBool(&c.AllowPrivateUpstreams, v)
+				return parseOptionalBool(&c.AllowPrivateUpstreams, &c.allowPrivateSet, v)
 			}},
-		{Name: "SENDWERK_ALLOW_PLAINTEXT_UPSTREAMS", Default: "true", Help: "Allow connectors with `security: none` (flagged insecure).",
-			set: func(c *Config, v string) error { return parseBool(&c.AllowPlaintextUpstreams, v) }},
-		{Name: "SENDWERK_ALLOW_UNAUTHENTICATED_UPSTREAMS", Default: "true", Help: "Allow connectors with `auth_mechanism: none`.",
-			set: func(c *Config, v string) error { return parseBool(&c.AllowUnauthenticatedUpstreams, v) }},
+		{Name: "SENDWERK_ALLOW_PLAINTEXT_UPSTREAMS", Help: "Allow connectors with `security: none` (flagged insecure): messages and passwords cross the network unencrypted. Default: true in development, false in production.",
+			set: func(c *Config, v string) error {
+				return parseOptionalBool(&c.AllowPlaintextUpstreams, &c.allowPlaintextSet, v)
+			}},
+		{Name: "SENDWERK_ALLOW_UNAUTHENTICATED_UPSTREAMS", Help: "Allow connectors with `auth_mechanism: none` (an open relay of the tenant's). Default: true in development, false in production.",
+			set: func(c *Config, v string) error {
+				return parseOptionalBool(&c.AllowUnauthenticatedUpstreams, &c.allowNoAuthSet, v)
+			}},
 		{Name: "SENDWERK_UPSTREAM_CA_FILE", Help: "PEM file of extra CA certificates trusted for upstream SMTP servers, besides the system's.",
 			set: func(c *Config, v string) error { c.UpstreamCAFile = v; return nil }},
 		{Name: "SENDWERK_SMTP_ADDR", Help: "SMTP submission listener of the relay host (STARTTLS, then AUTH). Unset: `localhost:2587` in development, `:587` in production; `off` disables it.",
@@ -241,6 +248,10 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.JobWorkers, v, 1) }},
 		{Name: "SENDWERK_SHUTDOWN_TIMEOUT", Default: "20s", Help: "How long a stop waits for requests and jobs in flight.",
 			set: func(c *Config, v string) error { return parseDuration(&c.ShutdownTimeout, v) }},
+		{Name: "SENDWERK_METRICS_ADDR", Help: "Listener of its own for Prometheus' `GET /metrics` (e.g. `127.0.0.1:9464`; scrapers reach it on a private network). Unset: `/metrics` is on the API port in development, and only with `SENDWERK_METRICS_TOKEN` in production.",
+			set: func(c *Config, v string) error { return parseListenAddr(&c.MetricsAddr, v) }},
+		{Name: "SENDWERK_METRICS_TOKEN", Secret: true, Help: "Bearer token that `GET /metrics` on the API port requires (at least 16 characters); Prometheus sends it as `authorization: credentials`.",
+			set: func(c *Config, v string) error { c.MetricsToken = v; return minLen(v, 16) }},
 		{Name: "SENDWERK_TRUSTED_PROXIES", Help: "Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed; empty trusts none.",
 			set: func(c *Config, v string) error { return parsePrefixes(&c.TrustedProxies, v) }},
 		{Name: "SENDWERK_CORS_ORIGINS", Help: "Comma-separated browser origins (`https://console.example.com`, or `*`) allowed to call the API from their pages; bearer tokens only, never cookies. Unset: no CORS (proxy `/v1` through your backend instead).",
@@ -278,8 +289,15 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if !c.allowPrivateSet {
-		c.AllowPrivateUpstreams = c.Env != EnvProduction
+	// The upstream policy is lenient in development (a local test server) and strict in
+	// production unless the operator opts in, variable by variable.
+	for _, p := range []struct {
+		dst *bool
+		set bool
+	}{{&c.AllowPrivateUpstreams, c.allowPrivateSet}, {&c.AllowPlaintextUpstreams, c.allowPlaintextSet}, {&c.AllowUnauthenticatedUpstreams, c.allowNoAuthSet}} {
+		if !p.set {
+			*p.dst = c.Env != EnvProduction
+		}
 	}
 	if !c.smtpAddrSet {
 		c.SMTPAddr = map[bool]string{true: ":587", false: "localhost:2587"}[c.Env == EnvProduction]
@@ -331,6 +349,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// MetricsOnAPI reports whether the API port serves /metrics: behind MetricsToken when one is
+// set, openly only in development without a listener of its own. In production the process's
+// internals are never open on the port the public reaches.
+func (c *Config) MetricsOnAPI() bool {
+	if c.MetricsToken != "" {
+		return true
+	}
+	return c.Env != EnvProduction && c.MetricsAddr == ""
 }
 
 // SMTPListens reports whether the relay host has a listener.
@@ -413,6 +441,16 @@ func parseKeys(dst *[]string, v string) error {
 		*dst = append(*dst, k)
 	}
 	return nil
+}
+
+// parseOptionalBool reads a boolean whose default depends on SENDWERK_ENV: an empty value
+// leaves *set false so Load fills the default in.
+func parseOptionalBool(dst, set *bool, v string) error {
+	if v == "" {
+		return nil
+	}
+	*set = true
+	return parseBool(dst, v)
 }
 
 func parseBool(dst *bool, v string) error {

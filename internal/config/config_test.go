@@ -153,6 +153,56 @@ func TestLoad(t *testing.T) {
 		require.Empty(t, c.DevInboxAddr)
 		require.Equal(t, "127.0.0.1:0", c.DevDNSAddr)
 	})
+	t.Run("UpstreamPolicyStrictInProduction", func(t *testing.T) {
+		dev, err := load(nil, nil)
+		require.NoError(t, err)
+		require.True(t, dev.AllowPlaintextUpstreams)
+		require.True(t, dev.AllowUnauthenticatedUpstreams)
+		require.True(t, dev.AllowPrivateUpstreams)
+
+		prod := map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c", "SENDWERK_SMTP_ADDR": "off", "SENDWERK_SMTPS_ADDR": "off",
+			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+		c, err := load(prod, nil)
+		require.NoError(t, err)
+		require.False(t, c.AllowPlaintextUpstreams, "production refuses security: none unless opted in")
+		require.False(t, c.AllowUnauthenticatedUpstreams, "production refuses auth_mechanism: none unless opted in")
+		require.False(t, c.AllowPrivateUpstreams)
+
+		prod["SENDWERK_ALLOW_PLAINTEXT_UPSTREAMS"], prod["SENDWERK_ALLOW_UNAUTHENTICATED_UPSTREAMS"] = "true", "true"
+		c, err = load(prod, nil)
+		require.NoError(t, err)
+		require.True(t, c.AllowPlaintextUpstreams)
+		require.True(t, c.AllowUnauthenticatedUpstreams)
+		require.False(t, c.AllowPrivateUpstreams, "each variable opts in on its own")
+
+		c, err = load(map[string]string{"SENDWERK_ALLOW_PLAINTEXT_UPSTREAMS": "false"}, nil)
+		require.NoError(t, err)
+		require.False(t, c.AllowPlaintextUpstreams, "development can opt out")
+		require.True(t, c.AllowUnauthenticatedUpstreams)
+	})
+	t.Run("MetricsNotOpenOnTheAPIPortInProduction", func(t *testing.T) {
+		dev, err := load(nil, nil)
+		require.NoError(t, err)
+		require.True(t, dev.MetricsOnAPI())
+		dev, err = load(map[string]string{"SENDWERK_METRICS_ADDR": "127.0.0.1:9464"}, nil)
+		require.NoError(t, err)
+		require.False(t, dev.MetricsOnAPI(), "a listener of its own takes /metrics off the API port")
+		require.Equal(t, "127.0.0.1:9464", dev.MetricsAddr)
+
+		prod := map[string]string{"SENDWERK_ENV": "production", "DATABASE_URL": "postgres://a@b/c", "SENDWERK_SMTP_ADDR": "off", "SENDWERK_SMTPS_ADDR": "off",
+			"SENDWERK_ADMIN_TOKEN": "0123456789abcdef", "SENDWERK_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+		c, err := load(prod, nil)
+		require.NoError(t, err)
+		require.False(t, c.MetricsOnAPI())
+		prod["SENDWERK_METRICS_TOKEN"] = "metrics-token-0123"
+		c, err = load(prod, nil)
+		require.NoError(t, err)
+		require.True(t, c.MetricsOnAPI(), "behind its token")
+
+		_, err = load(map[string]string{"SENDWERK_METRICS_TOKEN": "short", "SENDWERK_METRICS_ADDR": "9464"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_METRICS_TOKEN: must be at least 16 characters")
+		require.ErrorContains(t, err, "SENDWERK_METRICS_ADDR")
+	})
 	t.Run("SMTPRelaySettings", func(t *testing.T) {
 		c, err := load(nil, nil)
 		require.NoError(t, err)

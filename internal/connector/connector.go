@@ -182,7 +182,7 @@ func (s *Service) Create(ctx context.Context, tenantID string, in Input) (*Conne
 	}
 	c.ID, c.TenantID = ids.New(ids.Connector), tenantID
 	if password != nil {
-		c.passwordKeyID, c.password = s.box.Seal([]byte(*password), passwordContext(c.ID))
+		c.passwordKeyID, c.password = s.box.Seal([]byte(*password), PasswordContext(c.ID))
 	}
 	var out *Connector
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
@@ -270,14 +270,15 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	})
 }
 
-func passwordContext(connectorID string) string { return "connector:" + connectorID + ":smtp_password" }
+// PasswordContext binds a connector's sealed SMTP password to its row (secret.Box context).
+func PasswordContext(connectorID string) string { return "connector:" + connectorID + ":smtp_password" }
 
 // password opens the stored password; "" when none is stored.
 func (s *Service) password(c *Connector) (string, error) {
 	if c.password == nil {
 		return "", nil
 	}
-	pt, err := s.box.Open(c.passwordKeyID, c.password, passwordContext(c.ID))
+	pt, err := s.box.Open(c.passwordKeyID, c.password, PasswordContext(c.ID))
 	if err != nil {
 		return "", fmt.Errorf("error opening connector password: %w", err)
 	}

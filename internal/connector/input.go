@@ -188,7 +188,7 @@ func (s *Service) applySMTP(c *Connector, p *SMTPPatch) {
 		if p.Password.Value == nil || *p.Password.Value == "" {
 			c.passwordKeyID, c.password = "", nil
 		} else {
-			c.passwordKeyID, c.password = s.box.Seal([]byte(*p.Password.Value), passwordContext(c.ID))
+			c.passwordKeyID, c.password = s.box.Seal([]byte(*p.Password.Value), PasswordContext(c.ID))
 		}
 		m.PasswordSet = c.password != nil
 	}

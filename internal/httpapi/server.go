@@ -20,7 +20,6 @@ import (
 	echomw "github.com/labstack/echo/v4/middleware"
 	oapimw "github.com/oapi-codegen/echo-middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	sendwerk "github.com/sendwerk/sendwerk"
 	"github.com/sendwerk/sendwerk/api"
@@ -51,9 +50,11 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// JobDashboard, when set, is served at /riverui behind the admin token (see jobs.NewDashboard).
 	JobDashboard http.Handler
-	// Registry receives the HTTP metrics and is served at /metrics.
+	// Registry receives the HTTP metrics.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	// MetricsHandler serves GET /metrics on the API port; nil: no such route.
+	MetricsHandler http.Handler
+	Logger         *slog.Logger
 	// CORSOrigins are the browser origins allowed to call the API; none: no CORS headers.
 	CORSOrigins []string
 }
@@ -101,7 +102,10 @@ func New(opts Options) (http.Handler, error) {
 	}))
 
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	// /metrics on the API port only when main asks for it (config.MetricsOnAPI).
+	if opts.MetricsHandler != nil {
+		e.GET("/metrics", echo.WrapHandler(opts.MetricsHandler))
+	}
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", sendwerk.OpenAPISpec)
 	})

@@ -86,6 +86,8 @@ type Deliverer struct {
 	pools      *Pools
 	logger     *slog.Logger
 	NowFunc    func() time.Time
+	// Observer, when set, learns every attempt's outcome (metrics; see observe.go).
+	Observer delivery.Observer
 }
 
 // NewDeliverer returns a Deliverer.
@@ -184,6 +186,7 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 	if err != nil {
 		return d.fail(ctx, m, "the connector's settings are invalid: "+err.Error())
 	}
+	sendStart := time.Now()
 	res, sendErr := pool.Send(ctx, delivery.Envelope{From: m.EnvelopeFrom, To: m.Recipients}, raw)
 	a := &Attempt{Number: int(m.Attempts), Outcome: delivery.Classify(sendErr), Result: res, Err: sendErr}
 	if a.Outcome.Class == delivery.ClassDelivered && res == nil {
@@ -195,6 +198,7 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 		a.Outcome = delivery.Outcome{Class: delivery.ClassTemporary, Code: OutcomeUnknown, Text: why}
 	}
 	d.logOutcome(m, settings, a)
+	d.observe(a, time.Since(sendStart), m)
 	return d.record(ctx, m, settings, a, opts)
 }
 

@@ -100,6 +100,9 @@ func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) 
 	out, chk, err := s.apply(ctx, d.TenantID, d.ID, checkID, trigger, results, material, start, took)
 	if err == nil {
 		s.metrics.checks.WithLabelValues(trigger, chk.Outcome).Inc()
+		for _, r := range results {
+			s.metrics.results.WithLabelValues(r.Check, string(r.Status), r.Code).Inc()
+		}
 	}
 	return out, chk, err
 }

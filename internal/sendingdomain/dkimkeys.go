@@ -146,9 +146,10 @@ func (s *Service) nextGeneration(ctx context.Context, q *dbsqlc.Queries, d *Doma
 
 // insertKey seals m and stores it as a key of d.
 func (s *Service) insertKey(ctx context.Context, q *dbsqlc.Queries, d *Domain, m keyMaterial, selector, state string, now time.Time) (DKIMKey, error) {
-	keyID, sealed := s.box.Seal(m.pkcs8, dkimKeyContext(d.ID))
+	id := ids.New(ids.DKIMKey)
+	keyID, sealed := s.box.Seal(m.pkcs8, DKIMKeyContext(id))
 	p := dbsqlc.DKIMKeyInsertParams{
-		ID: ids.New(ids.DKIMKey), TenantID: d.TenantID, DomainID: d.ID, Selector: selector, Algorithm: m.algorithm,
+		ID: id, TenantID: d.TenantID, DomainID: d.ID, Selector: selector, Algorithm: m.algorithm,
 		PublicKey: m.public, PrivateKeyID: keyID, PrivateKey: sealed, State: state, CreatedAt: now,
 	}
 	if state == KeyActive {
@@ -544,7 +545,7 @@ func (s *Service) DKIMSigners(ctx context.Context, tenantID, domain string) ([]d
 }
 
 func (s *Service) openKey(d *Domain, k DKIMKey) (crypto.Signer, error) {
-	der, err := s.box.Open(k.sealedKeyID, k.sealed, dkimKeyContext(d.ID))
+	der, err := s.box.Open(k.sealedKeyID, k.sealed, DKIMKeyContext(k.ID))
 	if err != nil {
 		return nil, fmt.Errorf("error opening dkim key %s of %s: %w", k.Selector, d.Name, err)
 	}

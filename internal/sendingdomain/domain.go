@@ -468,7 +468,14 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
-func dkimKeyContext(domainID string) string { return "domain:" + domainID + ":dkim_key" }
+// DKIMKeyContext binds a sealed DKIM private key to its row of sending_domain_dkim_keys
+// (secret.Box context). It keeps the form of the time each domain had one key, sealed as
+// "domain:dom_<uuid>:dkim_key": migration 00009 gave each domain's key the domain's UUID
+// (dkk_<uuid>), so those ciphertexts open unchanged, and newer keys are bound to their own
+// row's UUID.
+func DKIMKeyContext(keyID string) string {
+	return "domain:" + ids.Domain + "_" + strings.TrimPrefix(keyID, ids.DKIMKey+"_") + ":dkim_key"
+}
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/dnscheck"
+	"github.com/sendwerk/sendwerk/internal/ids"
 )
 
 // verified creates a domain, publishes all its records and checks it into verified.
@@ -211,3 +212,13 @@ func TestScheduledRotation(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDKIMKeyContextKeepsMigratedKeys: migration 00009 moved each domain's key to the row
+// 'dkk_' || substr(domain id, 5), sealed as "domain:<domain id>:dkim_key"; the key row's
+// context must be exactly that string, or those keys would no longer open.
+func TestDKIMKeyContextKeepsMigratedKeys(t *testing.T) {
+	t.Parallel()
+	domainID := ids.New(ids.Domain)
+	require.Equal(t, "domain:"+domainID+":dkim_key", DKIMKeyContext("dkk_"+domainID[4:]))
+	require.NotEqual(t, DKIMKeyContext(ids.New(ids.DKIMKey)), DKIMKeyContext(ids.New(ids.DKIMKey)))
+}
