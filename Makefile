@@ -21,7 +21,7 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## install what a fresh Debian machine lacks (PostgreSQL binaries) and fetch Go modules
+setup: ## install what a fresh Debian machine lacks (PostgreSQL, Postfix, swaks and its TLS modules, …), verify each tool's capabilities, fetch modules
 	@bash scripts/setup.sh
 	$(GO) mod download
 	cd tools && $(GO) mod download

@@ -889,7 +889,7 @@ type Attachment struct {
 	// ContentId Makes the file inline, referenced from html as `cid:<content_id>`.
 	ContentId *string `json:"content_id,omitempty"`
 
-	// ContentType The MIME type; guessed from the file name when absent.
+	// ContentType The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
 	//
 	// Example: application/pdf
 	ContentType *string `json:"content_type,omitempty"`
@@ -1016,7 +1016,7 @@ type Connector struct {
 	Warnings []string `json:"warnings"`
 }
 
-// ConnectorCreate A new connector.
+// ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender Sender `json:"default_sender"`
@@ -1070,7 +1070,7 @@ type ConnectorList struct {
 // ConnectorStatus `paused` connectors accept no new messages and hold queued ones.
 type ConnectorStatus string
 
-// ConnectorUpdate Fields to change; absent fields keep their value.
+// ConnectorUpdate Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate.
 type ConnectorUpdate struct {
 	// DefaultSender A sender address with an optional display name.
 	DefaultSender *Sender `json:"default_sender,omitempty"`
@@ -2531,7 +2531,7 @@ type ListApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2540,7 +2540,7 @@ type ListConnectorsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2549,7 +2549,7 @@ type ListRelayCredentialsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2558,7 +2558,7 @@ type ListDomainsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2567,7 +2567,7 @@ type ListDomainChecksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2576,7 +2576,7 @@ type ListDomainEventsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2594,7 +2594,7 @@ type ListMessagesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only messages in this status.
@@ -2633,7 +2633,7 @@ type ListTenantsParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2642,7 +2642,7 @@ type ListTenantApiKeysParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -3342,7 +3342,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -3362,7 +3364,9 @@ type ClientInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -4366,7 +4370,9 @@ func (c *Client) ListMessages(ctx context.Context, params *ListMessagesParams, r
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -4396,7 +4402,9 @@ func (c *Client) SendMessageWithBody(ctx context.Context, params *SendMessagePar
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -7292,7 +7300,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -7312,7 +7322,9 @@ type ClientWithResponsesInterface interface {
 	// the message and its delivery job are committed: it will be delivered or reported as
 	// failed, never lost. The sender must be allowed by the connector: a `platform`
 	// connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-	// connector from such a domain or exactly its default sender.
+	// connector from such a domain or exactly its default sender — unless that address is
+	// at a domain another tenant has verified and this one has not (`422` naming
+	// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 	//
 	// With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 	// first answer; the same key with a different body is a `409`.
@@ -11049,7 +11061,9 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, para
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.
@@ -11075,7 +11089,9 @@ func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Contex
 // the message and its delivery job are committed: it will be delivered or reported as
 // failed, never lost. The sender must be allowed by the connector: a `platform`
 // connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-// connector from such a domain or exactly its default sender.
+// connector from such a domain or exactly its default sender — unless that address is
+// at a domain another tenant has verified and this one has not (`422` naming
+// `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
 //
 // With an `Idempotency-Key`, repeating the same request within 24 hours returns the
 // first answer; the same key with a different body is a `409`.

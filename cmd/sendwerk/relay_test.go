@@ -288,7 +288,7 @@ func TestRelayDKIMSignedFromVerifiedDomain(t *testing.T) {
 	// exception of smtp connectors does not apply.
 	err := v.goMail(t, false, v.cred.Password).DialAndSend(relayMessage(t, "ceo@acme-corp.example", "Refused", "jane@customer.example"))
 	require.ErrorContains(t, err, "MAIL FROM command: 550")
-	require.ErrorContains(t, err, "5.7.1 Domain acme-corp.example is not a sender domain of this account")
+	require.ErrorContains(t, err, "5.7.1 Sender <ceo@acme-corp.example> refused: domain acme-corp.example is not a sender domain of this account")
 }
 
 // TestRelaySwaks drives the relay with swaks, an SMTP client nobody here wrote.

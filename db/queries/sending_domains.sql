@@ -97,3 +97,15 @@ SELECT * FROM sending_domains
 WHERE domain = ANY(@names::text[])
 ORDER BY created_at DESC, id DESC
 LIMIT 100;
+
+-- SendingDomainVerifiedElsewhere reports whether another tenant holds domain with send rights
+-- (verified or at_risk) while tenant_id does not: an smtp connector's default sender there
+-- would be sending as someone else's proven domain. It spans tenants on purpose.
+-- name: SendingDomainVerifiedElsewhere :one
+SELECT EXISTS (
+    SELECT 1 FROM sending_domains o
+    WHERE o.domain = @domain AND o.tenant_id <> @tenant_id AND o.status IN ('verified', 'at_risk')
+) AND NOT EXISTS (
+    SELECT 1 FROM sending_domains m
+    WHERE m.tenant_id = @tenant_id AND m.domain = @domain AND m.status IN ('verified', 'at_risk')
+) AS claimed;

@@ -173,7 +173,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseBool(&c.SMTPAllowInsecureAuth, v) }},
 		{Name: "SENDWERK_SMTP_MAX_CONNS_PER_IP", Default: "20", Help: "Simultaneous SMTP connections one client address may hold; more are answered 421.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPMaxConnsPerIP, v, 1) }},
-		{Name: "SENDWERK_SMTP_TIMEOUT", Default: "5m", Help: "How long the relay host waits for a client's next command or next chunk of a message (and for a write); then it hangs up with 421.",
+		{Name: "SENDWERK_SMTP_TIMEOUT", Default: "5m", Help: "How long the relay host gives a client for one whole command line, and for one whole message (from 354 to the final dot, or all BDAT chunks), and waits for each write; then it hangs up with 421.",
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPTimeout, v) }},
 		{Name: "SENDWERK_SMTP_AUTH_FAILURE_LIMIT", Default: "5", Help: "Failed SMTP logins one client address may make within 5 minutes (one user name: twice as many); further logins get 454 until the window passes.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPAuthFailureLimit, v, 1) }},

@@ -190,6 +190,9 @@ func (s *Service) Create(ctx context.Context, tenantID string, in Input) (*Conne
 		if _, err := q.TenantLock(ctx, tenantID); err != nil {
 			return fmt.Errorf("error locking tenant: %w", store.MapError(err))
 		}
+		if err := checkSenderClaim(ctx, q, tenantID, c); err != nil {
+			return err
+		}
 		if c.IsDefault {
 			if err := q.ConnectorClearDefault(ctx, dbsqlc.ConnectorClearDefaultParams{TenantID: tenantID, ID: c.ID}); err != nil {
 				return fmt.Errorf("error clearing default connector: %w", err)
@@ -227,6 +230,11 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		}
 		if err := s.apply(c, p); err != nil {
 			return err
+		}
+		if p.Sender != nil { // a stale default sender is refused when used, not when pausing
+			if err := checkSenderClaim(ctx, q, tenantID, c); err != nil {
+				return err
+			}
 		}
 		if p.MakeDefault {
 			if err := q.ConnectorClearDefault(ctx, dbsqlc.ConnectorClearDefaultParams{TenantID: tenantID, ID: id}); err != nil {

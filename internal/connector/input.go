@@ -223,7 +223,7 @@ func (s *Service) checkSMTP(v *validate.Error, m *SMTP, hasPassword bool) {
 	if !validHost(m.Host) {
 		v.Add("smtp.host", "must be a host name like smtp.example.com or an IP address")
 	} else if ip, err := netip.ParseAddr(m.Host); err == nil && !s.policy.AllowPrivateAddresses && !PublicAddr(ip) {
-		v.Add("smtp.host", "must be a public address: loopback, private and link-local addresses are not allowed here")
+		v.Add("smtp.host", "must be a public address: loopback, private, link-local, reserved and other special-purpose addresses are not allowed here")
 	}
 	if m.Security == delivery.SecurityNone && !s.policy.AllowPlaintext {
 		v.Add("smtp.security", "none is not allowed by this platform; choose tls or starttls")
@@ -265,11 +265,9 @@ func isSingleLabel(h string) bool {
 	return !strings.HasPrefix(h, "-") && !strings.HasSuffix(h, "-")
 }
 
-// PublicAddr reports whether ip is a globally routable unicast address.
+// PublicAddr reports whether ip may be a tenant's upstream: see delivery.GloballyReachable.
 func PublicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(ip) && !netip.MustParsePrefix("fc00::/7").Contains(ip)
+	return delivery.GloballyReachable(ip)
 }
 
 func set[T any](dst *T, src *T) {

@@ -170,7 +170,8 @@ func (r *RelayCredentials) Active(ctx context.Context, username string) (bool, e
 // log); the error is ErrRelayAuthFailed for every refusal and something else only when the
 // database fails.
 func (r *RelayCredentials) Authenticate(ctx context.Context, username, password string) (*RelayCredential, RelayAuthResult, error) {
-	if len(username) > 100 || len(password) > 200 {
+	// A user name PostgreSQL cannot compare as text (invalid UTF-8, NUL) names nobody.
+	if len(username) > 100 || len(password) > 200 || !utf8.ValidString(username) || strings.IndexByte(username, 0) >= 0 {
 		return nil, RelayAuthUnknownUser, ErrRelayAuthFailed
 	}
 	row, err := r.q.RelayCredentialGetByUsername(ctx, username)

@@ -261,7 +261,7 @@ func (p *prober) setConn(ctx context.Context, nc net.Conn) {
 func (p *prober) connectFailure(err error) *probeFailure {
 	host, port := p.s.Host, p.port()
 	if ae, ok := addressRefused(err); ok {
-		return &probeFailure{CodeAddressNotAllowed, fmt.Sprintf("%s resolves to %s, a private or local address; this platform only connects to public mail servers.", host, ae.Addr)}
+		return &probeFailure{CodeAddressNotAllowed, fmt.Sprintf("%s resolves to %s, which is not a public address (loopback, private, reserved or another special-purpose block); this platform only connects to public mail servers.", host, ae.Addr)}
 	}
 	switch dialCode(err) {
 	case CodeTCPRefused:

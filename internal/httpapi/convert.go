@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"time"
 
 	"github.com/oapi-codegen/nullable"
 
 	"github.com/sendwerk/sendwerk/api"
 	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
 // Pagination defaults, as documented on the Limit parameter.
@@ -26,11 +29,30 @@ func page(limit *int, cursor *string) (int, string, error) {
 	if cursor == nil || *cursor == "" {
 		return n, "", nil
 	}
-	after, err := base64.RawURLEncoding.DecodeString(*cursor)
+	after, err := decodeCursor(*cursor)
 	if err != nil {
-		return 0, "", newProblem(400, TypeValidation, "Validation failed", "cursor: is not a cursor this API returned")
+		return 0, "", problemValidation(http.StatusBadRequest, []validate.FieldError{{Field: "cursor", Message: err.Error()}})
 	}
-	return n, string(after), nil
+	return n, after, nil
+}
+
+// errBadCursor is the one answer to any cursor this API did not hand out.
+var errBadCursor = errors.New("is not a cursor this API returned; use next_cursor of the previous page as it is")
+
+// decodeCursor is the one reader of list cursors: base64url (unpadded) of a resource id,
+// which is ASCII letters, digits and underscores. Anything else — bytes that are not text,
+// which PostgreSQL would refuse with an error — is refused here.
+func decodeCursor(s string) (string, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) == 0 || len(b) > 100 {
+		return "", errBadCursor
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return "", errBadCursor
+		}
+	}
+	return string(b), nil
 }
 
 // nextCursor returns the cursor for the page after items when the page is full.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,13 +168,37 @@ func toAPICounter(c message.Counter) api.UsageCounter {
 
 // submitError maps the expected refusals of a submission to problems.
 func submitError(err error) error {
-	switch {
-	case errors.Is(err, message.ErrConnectorPaused):
-		return newProblem(http.StatusConflict, TypeConflict, "Conflict", "the connector is paused; resume it (PATCH status active) or send through another connector")
-	case errors.Is(err, message.ErrIdempotencyReuse):
-		return newProblem(http.StatusConflict, TypeConflict, "Conflict", "this Idempotency-Key was used within 24 hours with a different request; use a new key for a new message")
+	if p := refusalProblem(err); p != nil {
+		return p
 	}
 	return err
+}
+
+// refusalProblem is the one mapping of message's typed refusals to problem documents; nil
+// when err is none of them.
+func refusalProblem(err error) *problem {
+	var le *message.LimitError
+	var paused *message.ConnectorPausedError
+	var idem *message.IdempotencyConflictError
+	switch {
+	case errors.As(err, &le):
+		p := newProblem(http.StatusTooManyRequests, TypeRateLimited, "Limit reached", le.Error())
+		limit, remaining, reset := rateHeaders(&le.Quota)
+		p.header = http.Header{}
+		p.header.Set("Retry-After", strconv.Itoa(*reset))
+		p.header.Set("RateLimit-Limit", strconv.Itoa(*limit))
+		p.header.Set("RateLimit-Remaining", strconv.Itoa(*remaining))
+		p.header.Set("RateLimit-Reset", strconv.Itoa(*reset))
+		return p
+	case errors.As(err, &paused):
+		return newProblem(http.StatusConflict, TypeConflict, "Conflict", "the connector is paused; resume it (PATCH status active) or send through another connector")
+	case errors.As(err, &idem):
+		return newProblem(http.StatusConflict, TypeConflict, "Conflict", "this Idempotency-Key was used within 24 hours with a different request; use a new key for a new message")
+	}
+	if fields := message.FieldErrors(err); fields != nil {
+		return problemValidation(http.StatusUnprocessableEntity, fields)
+	}
+	return nil
 }
 
 func limitReached(ctx context.Context, le *message.LimitError) api.LimitReachedApplicationProblemPlusJSONResponse {
@@ -305,12 +330,11 @@ func toAPIBatchItem(it message.BatchItem) api.MessageBatchItem {
 		out.Id, out.Status, out.MessageId = &a.ID, &st, &a.MessageID
 		return out
 	}
-	p := it.Problem
-	typ := TypeValidation
-	if p.Status == http.StatusConflict {
-		typ = TypeConflict
+	p := it.Refusal
+	prob := newProblem(http.StatusUnprocessableEntity, TypeValidation, "Validation failed", p.Detail).Problem
+	if p.Reason == message.RefusalConnectorPaused {
+		prob = newProblem(http.StatusConflict, TypeConflict, "Connector paused", p.Detail).Problem
 	}
-	prob := newProblem(p.Status, typ, p.Title, p.Detail).Problem
 	if len(p.Errors) > 0 {
 		errs := make([]api.FieldError, len(p.Errors))
 		for i, f := range p.Errors {

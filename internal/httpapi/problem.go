@@ -105,6 +105,8 @@ func problemFromError(ctx context.Context, err error) *problem {
 	switch {
 	case errors.As(err, &p):
 		return p
+	case refusalProblem(err) != nil:
+		return refusalProblem(err)
 	case errors.As(err, &v):
 		return problemValidation(http.StatusUnprocessableEntity, v.Fields)
 	case errors.Is(err, store.ErrNotFound):

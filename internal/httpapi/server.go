@@ -91,6 +91,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	e.Use(requestID(), accessLog(opts.Logger), metrics(opts.Registry), echomw.Recover())
 	e.Use(echomw.BodyLimitWithConfig(echomw.BodyLimitConfig{Limit: byteLimit(opts.MaxBodyBytes)}))
+	e.Use(checkInput())
 	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		Skipper:           func(c echo.Context) bool { return !strings.HasPrefix(c.Request().URL.Path, "/v1/") },
 		ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },

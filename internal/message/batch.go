@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,17 +16,25 @@ import (
 // MaxBatch is the most messages one batch may carry.
 const MaxBatch = 500
 
-// BatchItem is the outcome of one message of a batch: accepted, or refused with a problem.
+// BatchItem is the outcome of one message of a batch: accepted, or refused.
 type BatchItem struct {
 	Index    int          `json:"index"`
 	Accepted *Accepted    `json:"accepted,omitempty"`
-	Problem  *ItemProblem `json:"problem,omitempty"`
+	Refusal  *ItemRefusal `json:"problem,omitempty"`
 }
 
-// ItemProblem says why one message of a batch was refused.
-type ItemProblem struct {
-	Status int                   `json:"status"`
-	Title  string                `json:"title"`
+// Reasons a message of a batch was refused.
+const (
+	// RefusalInvalid: the message breaks a rule on its content; Errors names the fields.
+	RefusalInvalid = "invalid"
+	// RefusalConnectorPaused: its connector is paused.
+	RefusalConnectorPaused = "connector_paused"
+)
+
+// ItemRefusal says why one message of a batch was refused, in a form that is stored for
+// idempotent replays (so it is data, not an error value).
+type ItemRefusal struct {
+	Reason string                `json:"reason"`
 	Detail string                `json:"detail"`
 	Errors []validate.FieldError `json:"errors,omitempty"`
 }
@@ -49,11 +56,11 @@ func (s *Service) SubmitBatch(ctx context.Context, tenantID string, reqs []*Requ
 		items[i].Index = i
 		p, err := s.prepareCached(ctx, tenantID, req, conns)
 		if err != nil {
-			prob, perr := itemProblem(err)
-			if perr != nil {
-				return nil, nil, perr
+			ref, rerr := itemRefusal(err)
+			if rerr != nil {
+				return nil, nil, rerr
 			}
-			items[i].Problem = prob
+			items[i].Refusal = ref
 			continue
 		}
 		accepted = append(accepted, p)
@@ -97,19 +104,19 @@ func (s *Service) prepareCached(ctx context.Context, tenantID string, req *Reque
 		conns[req.ConnectorID] = c
 	}
 	if c.Status == connector.StatusPaused {
-		return nil, ErrConnectorPaused
+		return nil, &ConnectorPausedError{ConnectorID: c.ID}
 	}
 	return s.prepareWith(ctx, tenantID, c, req)
 }
 
-// itemProblem describes an expected refusal; other errors abort the whole batch.
-func itemProblem(err error) (*ItemProblem, error) {
-	var v *validate.Error
-	switch {
-	case errors.As(err, &v):
-		return &ItemProblem{Status: http.StatusUnprocessableEntity, Title: "Validation failed", Detail: v.Error(), Errors: v.Fields}, nil
-	case errors.Is(err, ErrConnectorPaused):
-		return &ItemProblem{Status: http.StatusConflict, Title: "Connector paused", Detail: "the connector is paused; resume it or choose another"}, nil
+// itemRefusal describes an expected refusal; other errors abort the whole batch.
+func itemRefusal(err error) (*ItemRefusal, error) {
+	var paused *ConnectorPausedError
+	if errors.As(err, &paused) {
+		return &ItemRefusal{Reason: RefusalConnectorPaused, Detail: "the connector is paused; resume it or choose another"}, nil
+	}
+	if fields := FieldErrors(err); fields != nil {
+		return &ItemRefusal{Reason: RefusalInvalid, Detail: err.Error(), Errors: fields}, nil
 	}
 	return nil, err
 }

@@ -71,7 +71,7 @@ func (s *Service) claim(ctx context.Context, tx pgx.Tx, tenantID string, idem *I
 
 func answer(row dbsqlc.IdempotencyKey, idem *Idempotency) ([]byte, error) {
 	if string(row.RequestHash) != string(idem.Hash) {
-		return nil, ErrIdempotencyReuse
+		return nil, &IdempotencyConflictError{Key: idem.Key}
 	}
 	return row.Response, nil
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
-	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
 // Statuses of a message.
@@ -160,7 +159,8 @@ type Accepted struct {
 	MessageID string `json:"message_id"`
 }
 
-// Errors of submission that are not field errors.
+// Sentinels of the refusals *ConnectorPausedError and *IdempotencyConflictError, for
+// errors.Is.
 var (
 	ErrConnectorPaused  = errors.New("connector is paused")
 	ErrIdempotencyReuse = errors.New("the Idempotency-Key was used with a different request")
@@ -192,7 +192,7 @@ func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connec
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkSender(ctx, tenantID, conn, r.from.String()); err != nil {
+	if err := s.checkSender(ctx, tenantID, conn, "from.email", r.from.String()); err != nil {
 		return nil, err
 	}
 	return &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}, nil
@@ -202,23 +202,30 @@ func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*conne
 	if id == "" {
 		c, err := s.connectors.Default(ctx, tenantID)
 		if connector.IsNotFound(err) {
-			return nil, validate.Field("connector_id", "is required: the tenant has no connector yet (create one with POST /v1/connectors)")
+			return nil, &ConnectorNotFoundError{}
 		}
 		return c, err
 	}
 	c, err := s.connectors.Get(ctx, tenantID, id)
 	if connector.IsNotFound(err) {
-		return nil, validate.Field("connector_id", fmt.Sprintf("no connector with id %q", id))
+		return nil, &ConnectorNotFoundError{ID: id}
 	}
 	return c, err
 }
 
-// checkSender applies the connector's rules: a platform connector sends only from
-// verified domains whose SPF authorises the platform; an smtp connector from a verified
-// domain or exactly its own default sender, which the tenant's server authenticates.
-func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connector.Connector, from string) error {
+// checkSender applies the connector's rules to a sender address given in field: a platform
+// connector sends only from verified domains whose SPF authorises the platform; an smtp
+// connector from a verified domain or exactly its own default sender, which the tenant's
+// server authenticates — unless that address is at a domain another tenant has verified
+// and this one has not.
+func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connector.Connector, field, from string) error {
 	if conn.Kind == connector.KindSMTP && strings.EqualFold(from, conn.Sender.Email) {
-		return nil
+		err := s.connectors.CheckDefaultSender(ctx, tenantID, conn.Sender.Email)
+		var ce *connector.SenderClaimedError
+		if errors.As(err, &ce) {
+			return &SenderRefusedError{Field: field, Address: from, Reason: ce.Error()}
+		}
+		return err
 	}
 	domain := from[strings.LastIndexByte(from, '@')+1:]
 	err := s.senders.CheckSender(ctx, tenantID, domain, conn.Kind == connector.KindPlatform)
@@ -228,7 +235,7 @@ func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connec
 		if conn.Kind == connector.KindSMTP {
 			msg += fmt.Sprintf(" (this connector may also send from its default sender %s)", conn.Sender.Email)
 		}
-		return validate.Field("from.email", msg)
+		return &SenderRefusedError{Field: field, Address: from, Reason: msg}
 	}
 	return err
 }
@@ -247,7 +254,7 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 		return nil, nil, err
 	}
 	if p.conn.Status == connector.StatusPaused {
-		return nil, nil, ErrConnectorPaused
+		return nil, nil, &ConnectorPausedError{ConnectorID: p.conn.ID}
 	}
 	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
 	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc})

@@ -40,7 +40,7 @@ func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmiss
 		return nil, nil, err
 	}
 	if conn.Status == connector.StatusPaused {
-		return nil, nil, ErrConnectorPaused
+		return nil, nil, &ConnectorPausedError{ConnectorID: conn.ID}
 	}
 	id := sub.ID
 	if id == "" {
@@ -65,33 +65,36 @@ func (s *Service) CheckEnvelopeSender(ctx context.Context, tenantID, connectorID
 		return err
 	}
 	if conn.Status == connector.StatusPaused {
-		return ErrConnectorPaused
+		return &ConnectorPausedError{ConnectorID: conn.ID}
 	}
 	a, err := mailaddr.Parse(from)
 	if err != nil {
-		return validate.Field("envelope_from", err.Error())
+		return &BadAddressError{Field: "envelope_from", Role: RoleSender, Address: from, Reason: err.Error()}
 	}
-	return s.checkSender(ctx, tenantID, conn, a.String())
+	return s.checkSender(ctx, tenantID, conn, "envelope_from", a.String())
 }
 
 func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connector.Connector, id string, sub RawSubmission) (*prepared, error) {
 	if len(sub.Data) > s.cfg.MaxMessageBytes {
-		return nil, validate.Field("data", fmt.Sprintf("the message is %d bytes; at most %d are accepted", len(sub.Data), s.cfg.MaxMessageBytes))
+		return nil, &TooLargeError{Field: "data", Size: len(sub.Data), Limit: s.cfg.MaxMessageBytes}
 	}
 	envFrom, err := mailaddr.Parse(sub.EnvelopeFrom)
 	if err != nil {
-		return nil, validate.Field("envelope_from", err.Error())
+		return nil, &BadAddressError{Field: "envelope_from", Role: RoleSender, Address: sub.EnvelopeFrom, Reason: err.Error()}
 	}
 	hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(sub.Data))).ReadMIMEHeader()
 	if err != nil {
-		return nil, validate.Field("data", "the message header cannot be parsed: "+err.Error())
+		return nil, &MessageFormatError{Reason: "the message header cannot be parsed: " + err.Error()}
 	}
-	from, err := headerFrom(hdr)
+	who, err := headerIdentities(hdr)
 	if err != nil {
 		return nil, err
 	}
-	for _, sender := range []string{envFrom.String(), from.addr.String()} {
-		if err := s.checkSender(ctx, tenantID, conn, sender); err != nil {
+	if err := s.checkSender(ctx, tenantID, conn, "envelope_from", envFrom.String()); err != nil {
+		return nil, err
+	}
+	for _, h := range who {
+		if err := s.checkSender(ctx, tenantID, conn, h.field, h.addr.String()); err != nil {
 			return nil, err
 		}
 	}
@@ -99,39 +102,84 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 	if err != nil {
 		return nil, err
 	}
+	from := who[0]
 	data, msgID := completeHeader(sub.Data, hdr, id, from.addr.Domain, s.NowFunc())
 	source := sub.Source
 	if source == "" {
 		source = SourceSMTP
 	}
 	r := &rendered{
-		from: from.addr, fromName: from.name, recipients: rcpts, subject: decodeSubject(hdr.Get("Subject")),
-		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: msgID, mime: data,
+		from: from.addr, fromName: storable(from.name), recipients: rcpts, subject: storable(decodeSubject(hdr.Get("Subject"))),
+		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: storable(msgID), mime: data,
 	}
 	return &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}, nil
 }
 
-func headerFrom(hdr textproto.MIMEHeader) (namedAddr, error) {
-	list, err := mail.ParseAddressList(hdr.Get("From"))
-	if err != nil || len(list) != 1 {
-		return namedAddr{}, validate.Field("from", "the From header must hold exactly one address")
+// identity is a mailbox the message claims to come from, and the header field naming it.
+type identity struct {
+	namedAddr
+	field string
+}
+
+// headerIdentities returns every mailbox of the From field (first) and of the Sender field
+// when present; the sender rule applies to each. RFC 5322 section 3.6: exactly one From
+// field, at most one Sender field, and a From with several mailboxes needs a Sender.
+func headerIdentities(hdr textproto.MIMEHeader) ([]identity, error) {
+	if n := len(hdr["From"]); n != 1 {
+		return nil, &MessageFormatError{Reason: fmt.Sprintf("the message must have exactly one From header field, not %d (RFC 5322 section 3.6)", n)}
 	}
-	a, err := mailaddr.Parse(list[0].Address)
+	if n := len(hdr["Sender"]); n > 1 {
+		return nil, &MessageFormatError{Reason: fmt.Sprintf("the message may have at most one Sender header field, not %d (RFC 5322 section 3.6)", n)}
+	}
+	out, err := headerMailboxes(hdr.Get("From"), "header.from")
 	if err != nil {
-		return namedAddr{}, validate.Field("from", "the From header's address "+err.Error())
+		return nil, err
 	}
-	return namedAddr{addr: a, name: list[0].Name}, nil
+	if v, ok := hdr["Sender"]; ok {
+		sender, err := headerMailboxes(v[0], "header.sender")
+		if err != nil {
+			return nil, err
+		}
+		if len(sender) != 1 {
+			return nil, &MessageFormatError{Reason: "the Sender header field must hold exactly one address"}
+		}
+		return append(out, sender...), nil
+	}
+	if len(out) > 1 {
+		return nil, &MessageFormatError{Reason: "a From header field with several addresses needs a Sender header field (RFC 5322 section 3.6.2)"}
+	}
+	return out, nil
+}
+
+func headerMailboxes(value, field string) ([]identity, error) {
+	name := map[string]string{"header.from": "From", "header.sender": "Sender"}[field]
+	list, err := mail.ParseAddressList(value)
+	if err != nil || len(list) == 0 {
+		return nil, &MessageFormatError{Reason: "the " + name + " header field must hold e-mail addresses"}
+	}
+	out := make([]identity, 0, len(list))
+	for _, l := range list {
+		a, err := mailaddr.Parse(l.Address)
+		if err != nil {
+			return nil, &MessageFormatError{Reason: fmt.Sprintf("the %s header field's address %q %s", name, l.Address, err.Error())}
+		}
+		out = append(out, identity{namedAddr{addr: a, name: l.Name}, field})
+	}
+	return out, nil
 }
 
 func parseRecipients(list []string) ([]string, error) {
 	if len(list) == 0 {
 		return nil, validate.Field("recipients", "at least one recipient is required")
 	}
+	if len(list) > MaxRecipients {
+		return nil, &TooManyRecipientsError{Field: "recipients", Count: len(list), Limit: MaxRecipients}
+	}
 	out := make([]string, 0, len(list))
 	for i, r := range list {
 		a, err := mailaddr.Parse(r)
 		if err != nil {
-			return nil, validate.Field(fmt.Sprintf("recipients[%d]", i), err.Error())
+			return nil, &BadAddressError{Field: fmt.Sprintf("recipients[%d]", i), Role: RoleRecipient, Address: r, Reason: err.Error()}
 		}
 		out = append(out, a.String())
 	}
@@ -163,9 +211,16 @@ func headerAddrs(hdr textproto.MIMEHeader, name string) []string {
 	}
 	out := make([]string, 0, len(list))
 	for _, a := range list {
-		out = append(out, a.Address)
+		out = append(out, storable(a.Address))
 	}
 	return out
+}
+
+// storable makes header text that is only shown (subject, names, the message log's To and
+// Cc) fit a text column: a message may carry 8-bit Latin-1 or a NUL in its header, which
+// PostgreSQL refuses in text. The MIME itself is kept as sent.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func decodeSubject(s string) string {

@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"fmt"
+	"mime"
 	netmail "net/mail"
 	"regexp"
 	"slices"
@@ -95,8 +96,8 @@ func render(r *Request, id string, now time.Time, maxBytes int) (*rendered, erro
 	if len(to)+len(cc)+len(bcc) == 0 {
 		v.Add("to", "at least one recipient (to, cc or bcc) is required")
 	}
-	if n := len(to) + len(cc) + len(bcc); n > MaxRecipients {
-		v.Add("to", fmt.Sprintf("to, cc and bcc together may name at most %d recipients, not %d", MaxRecipients, n))
+	if n := len(r.To) + len(r.Cc) + len(r.Bcc); n > MaxRecipients {
+		return nil, &TooManyRecipientsError{Field: "to", Count: n, Limit: MaxRecipients}
 	}
 	if err := v.Err(); err != nil || !ok {
 		return nil, v.Err()
@@ -109,7 +110,7 @@ func render(r *Request, id string, now time.Time, maxBytes int) (*rendered, erro
 		return nil, validate.Field("body", err.Error())
 	}
 	if len(raw) > maxBytes {
-		return nil, validate.Field("attachments", fmt.Sprintf("the message is %d bytes once encoded; at most %d are accepted", len(raw), maxBytes))
+		return nil, &TooLargeError{Field: "attachments", Size: len(raw), Limit: maxBytes}
 	}
 	out.mime = raw
 	return out, nil
@@ -152,16 +153,47 @@ func checkContent(v *validate.Error, r *Request) {
 	}
 	for i, a := range r.Attachments {
 		f := fmt.Sprintf("attachments[%d]", i)
-		if a.Filename == "" || strings.ContainsAny(a.Filename, "\r\n\"/\\") {
-			v.Add(f+".filename", "must be a file name without quotes, slashes or line breaks")
+		if !validFilename(a.Filename) {
+			v.Add(f+".filename", "must be a file name of at most 255 bytes without quotes, slashes, line breaks or other control characters")
 		}
-		if a.ContentType != "" && !strings.Contains(a.ContentType, "/") {
-			v.Add(f+".content_type", "must be a MIME type like application/pdf")
+		if a.ContentType != "" {
+			ct, ok := mediaType(a.ContentType)
+			if !ok {
+				v.Add(f+".content_type", "must be a MIME type like application/pdf or text/plain; charset=utf-8 (RFC 2045)")
+			}
+			r.Attachments[i].ContentType = ct
 		}
 		if a.ContentID != "" && !contentID.MatchString(a.ContentID) {
 			v.Add(f+".content_id", "must be letters, digits and . _ - @ (referenced in html as cid:<content_id>)")
 		}
 	}
+}
+
+// mediaType parses a content type (RFC 2045) and returns it re-formatted by mime, so what
+// reaches the MIME header is only a type, a subtype and quoted parameters: no line break
+// or stray text can ride along into the part's header.
+func mediaType(s string) (string, bool) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return "", false
+	}
+	mt, params, err := mime.ParseMediaType(s)
+	if err != nil || !strings.Contains(mt, "/") || strings.HasPrefix(mt, "multipart/") {
+		return "", false
+	}
+	out := mime.FormatMediaType(mt, params)
+	return out, out != ""
+}
+
+func validFilename(name string) bool {
+	if name == "" || len(name) > 255 || !utf8.ValidString(name) || strings.ContainsAny(name, "\"/\\") {
+		return false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0x2028 || r == 0x2029 {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHeaders(v *validate.Error, headers map[string]string) {

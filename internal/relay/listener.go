@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +85,14 @@ type trackedConn struct {
 
 	busy      atomic.Bool // inside a mail transaction (MAIL FROM until the DATA reply)
 	closeOnce sync.Once
+	// expired is set once a read has hit its deadline: every later read fails the same
+	// way. bufio hands the bytes of a line cut off by a timeout to go-smtp as a whole line
+	// and forgets the error, which let a client dripping a byte now and then start a fresh
+	// timeout with every fragment.
+	expired atomic.Bool
+	// readLimit (Unix nanoseconds; 0: none) is the latest read deadline anyone may set:
+	// the end of the DATA phase, which go-smtp's per-command deadlines (BDAT) cannot extend.
+	readLimit atomic.Int64
 
 	mu       sync.Mutex
 	username string
@@ -107,7 +117,24 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	if c.srv.draining.Load() && !c.busy.Load() {
 		return 0, drainingError{}
 	}
-	return c.Conn.Read(b)
+	if c.expired.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n, err := c.Conn.Read(b)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.expired.Store(true)
+	}
+	return n, err
+}
+
+// limitReads caps every read deadline at end until it is called with the zero time.
+func (c *trackedConn) limitReads(end time.Time) {
+	if end.IsZero() {
+		c.readLimit.Store(0)
+		return
+	}
+	c.readLimit.Store(end.UnixNano())
 }
 
 // wakeIfIdle interrupts a blocked read of an idle session so it sees the drain.
@@ -122,6 +149,9 @@ func (c *trackedConn) wakeIfIdle() {
 func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	if c.srv.draining.Load() && !c.busy.Load() {
 		t = time.Now()
+	}
+	if limit := c.readLimit.Load(); limit != 0 && (t.IsZero() || t.UnixNano() > limit) {
+		t = time.Unix(0, limit)
 	}
 	return c.Conn.SetReadDeadline(t)
 }

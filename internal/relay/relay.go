@@ -3,8 +3,9 @@
 // (465), AUTH PLAIN/LOGIN with relay credentials, and every message handed to the same
 // pipeline as REST submissions (message.Service.SubmitRaw) before the client hears 250.
 //
-// Protection against clients that misbehave: a per-IP connection limit, read and write
-// timeouts on every command and on every chunk of DATA, a maximum line length, a size
+// Protection against clients that misbehave: a per-IP connection limit, a timeout on every
+// whole command line and on the whole DATA phase (not on each read), a write timeout, a
+// maximum line length, a size
 // limit enforced while reading (the rest of an oversized message is discarded, never
 // buffered), and throttling of failed logins per IP address and per user name.
 package relay
@@ -58,7 +59,8 @@ type Config struct {
 	MaxRecipients int
 	// MaxConnsPerIP bounds simultaneous connections from one address; default 20.
 	MaxConnsPerIP int
-	// Timeout bounds the wait for each command, each chunk of DATA and each write; default 5m.
+	// Timeout bounds each command line (from the wait for it to its line end), the whole
+	// DATA phase (from 354 to the final dot) and each write; default 5m.
 	Timeout time.Duration
 	// AllowInsecureAuth allows AUTH without TLS, and only from loopback addresses.
 	AllowInsecureAuth bool

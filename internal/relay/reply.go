@@ -24,28 +24,55 @@ func (s *session) reply(err error, stage string) *smtp.SMTPError {
 	return r
 }
 
-// replyFor maps an error of message.Service to a reply and a metrics class:
-//   - a refused sender: 550 5.7.1 with the rule in words;
+// replyFor is the one mapping of message.Service's typed refusals to replies, with a
+// metrics class:
+//   - a refused sender: 550 5.7.1 naming the address and the rule;
 //   - a limit or quota: 451 4.7.1 saying when to retry; a paused connector: 451 4.7.0;
-//   - other invalid input: a 5xx naming what is wrong;
+//   - too large: 552 5.3.4; too many recipients: 452 4.5.3; a bad address: 553 5.1.7
+//     (sender) or 550 5.1.3 (recipient); a broken header: 550 5.6.0;
+//   - other invalid input: 550 5.6.0 naming what is wrong;
 //   - the database unreachable: 451 4.3.0 saying so (the client keeps the message);
 //   - anything else: 451 4.3.0.
 func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
-	var le *message.LimitError
-	var ve *validate.Error
+	var (
+		le      *message.LimitError
+		paused  *message.ConnectorPausedError
+		sender  *message.SenderRefusedError
+		large   *message.TooLargeError
+		many    *message.TooManyRecipientsError
+		addr    *message.BadAddressError
+		format  *message.MessageFormatError
+		noConn  *message.ConnectorNotFoundError
+		invalid *validate.Error
+	)
 	if ue, ok := store.AsUnavailable(err); ok {
 		return unavailableReply(ue), "unavailable"
 	}
 	switch {
 	case errors.As(err, &le):
-		wait := max(le.Reset.Sub(now).Round(time.Second), time.Second)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1},
-			Message: oneLine(fmt.Sprintf("%s; retry after %s (in %s)", capitalize(le.Error()), le.Reset.UTC().Format(time.RFC3339), wait))}, "deferred"
-	case errors.Is(err, message.ErrConnectorPaused):
+			Message: oneLine(fmt.Sprintf("%s; retry after %s (in %s)", capitalize(le.Error()), le.Reset.UTC().Format(time.RFC3339), le.RetryAfter(now)))}, "deferred"
+	case errors.As(err, &paused):
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 			Message: "The connector is paused and accepts no messages; try again later"}, "deferred"
-	case errors.As(err, &ve) && len(ve.Fields) > 0:
-		return fieldReply(ve.Fields[0]), "rejected"
+	case errors.As(err, &sender):
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+			Message: oneLine(fmt.Sprintf("Sender <%s> refused: %s", sender.Address, sender.Reason))}, "rejected"
+	case errors.As(err, &large):
+		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too large: " + large.Error()}, "rejected"
+	case errors.As(err, &many):
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + many.Error()}, "rejected"
+	case errors.As(err, &addr) && addr.Role == message.RoleSender:
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: oneLine("Bad sender address: " + addr.Reason)}, "rejected"
+	case errors.As(err, &addr):
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: oneLine("Bad recipient address: " + addr.Reason)}, "rejected"
+	case errors.As(err, &format):
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: capitalize(oneLine(format.Reason))}, "rejected"
+	case errors.As(err, &noConn):
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "The connector of this relay credential no longer exists"}, "rejected"
+	case errors.As(err, &invalid) && len(invalid.Fields) > 0:
+		f := invalid.Fields[0]
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: oneLine(f.Field + ": " + f.Message)}, "rejected"
 	}
 	return errTempFailure, "error"
 }
@@ -59,26 +86,6 @@ func unavailableReply(ue *store.UnavailableError) *smtp.SMTPError {
 		msg = "Database connection lost while queueing; the message may have been queued, try again shortly"
 	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: msg}
-}
-
-// fieldReply answers the first field error of a refused submission.
-func fieldReply(f validate.FieldError) *smtp.SMTPError {
-	msg := capitalize(oneLine(f.Message))
-	switch {
-	case f.Field == "from.email":
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: msg}
-	case f.Field == "envelope_from":
-		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address: " + f.Message}
-	case f.Field == "from":
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: msg}
-	case f.Field == "data" && strings.Contains(f.Message, "at most"):
-		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: msg}
-	case strings.HasPrefix(f.Field, "recipients"):
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address: " + oneLine(f.Message)}
-	case f.Field == "connector_id":
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "The connector of this relay credential no longer exists"}
-	}
-	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: oneLine(f.Field + ": " + f.Message)}
 }
 
 // oneLine keeps a reply on one line: go-smtp would turn line breaks into a multi-line reply.

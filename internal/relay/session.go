@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -216,31 +215,15 @@ func (s *session) Data(r io.Reader) error {
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + acc.ID}
 }
 
-// maxDataTimeouts bounds a whole message to this many timeouts (30 minutes by default), so a
-// client trickling a byte now and then cannot hold a session for ever.
-const maxDataTimeouts = 6
-
-// readData reads the whole message, moving the read deadline forward before every chunk so
-// the timeout bounds a stalled client, not a large message.
+// readData reads the whole message within one timeout from the 354 reply: the timeout
+// bounds the DATA phase as a whole (and, with BDAT, every chunk command inside it), so a
+// client trickling a byte now and then cannot hold a session.
 func (s *session) readData(r io.Reader) ([]byte, error) {
-	var buf bytes.Buffer
-	chunk := make([]byte, 32*1024)
-	end := time.Now().Add(maxDataTimeouts * s.srv.cfg.Timeout)
-	for {
-		deadline := time.Now().Add(s.srv.cfg.Timeout)
-		if deadline.After(end) {
-			deadline = end
-		}
-		_ = s.conn.Conn().SetReadDeadline(deadline)
-		n, err := r.Read(chunk)
-		buf.Write(chunk[:n])
-		if err == io.EOF {
-			return buf.Bytes(), nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	end := time.Now().Add(s.srv.cfg.Timeout)
+	s.tc.limitReads(end)
+	defer s.tc.limitReads(time.Time{})
+	_ = s.conn.Conn().SetReadDeadline(end)
+	return io.ReadAll(r)
 }
 
 // dataFailed answers a message that did not arrive whole: too large (the rest is discarded

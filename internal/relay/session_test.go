@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 	"github.com/wneessen/go-mail"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/message"
+	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
 // goMailClient is go-mail configured like a mail server's relay-host settings.
@@ -109,6 +113,8 @@ func TestRelayRefusals(t *testing.T) {
 		c.expectCmd(250, "EHLO client.example")
 		c.starttls(b.tlsConfig())
 		require.Equal(t, "5.7.8 Authentication credentials invalid", c.expectCmd(535, "AUTH PLAIN %s", plain("sw-nosuchuser", b.password)))
+		// A user name that is not text (once a 454 "temporary" database error).
+		c.expectCmd(535, "AUTH PLAIN %s", plain("sw-\xff\xfe", b.password))
 	})
 	t.Run("AuthBeforeTLS", func(t *testing.T) {
 		c := dialRaw(t, b.srv.Addr())
@@ -129,7 +135,7 @@ func TestRelayRefusals(t *testing.T) {
 	t.Run("UnverifiedEnvelopeSenderAtMail", func(t *testing.T) {
 		c := b.session(t)
 		msg := c.expectCmd(550, "MAIL FROM:<ceo@other.example>")
-		require.True(t, strings.HasPrefix(msg, "5.7.1 Domain other.example is not a sender domain of this account"), msg)
+		require.True(t, strings.HasPrefix(msg, "5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain of this account"), msg)
 		require.Contains(t, msg, "this connector may also send from its default sender "+sender)
 		// go-mail sees the refusal as a permanent error of the message.
 		err := b.goMailClient(t, false, mail.SMTPAuthPlain, b.password).DialAndSend(goMailMessage(t, "ceo@other.example", "x", "a@customer.example"))
@@ -143,7 +149,7 @@ func TestRelayRefusals(t *testing.T) {
 		c.expectCmd(250, "RCPT TO:<a@customer.example>")
 		code, msg := c.data(testMessage("ceo@other.example", "a@customer.example", "Spoofed"))
 		require.Equal(t, 550, code)
-		require.True(t, strings.HasPrefix(msg, "5.7.1 Domain other.example is not a sender domain"), msg)
+		require.True(t, strings.HasPrefix(msg, "5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain"), msg)
 	})
 	t.Run("NullSender", func(t *testing.T) {
 		c := b.session(t)
@@ -512,8 +518,8 @@ func TestRelayHugeMessage(t *testing.T) {
 	// Not parallel: the allocation bound reads the process-wide counter, and tests running
 	// beside it (all parallel ones wait until the sequential tests are done) would count
 	// into it — it failed that way on a loaded machine.
-	// A generous timeout: the whole DATA phase is bounded by six of them, and 100 MB over
-	// loopback takes over ten seconds under the race detector.
+	// A generous timeout: it bounds the whole DATA phase, and 100 MB over loopback takes
+	// over ten seconds under the race detector.
 	b := setup(t, func(c *Config) { c.AllowInsecureAuth = true; c.Timeout = time.Minute })
 	c := dialRaw(t, b.srv.Addr())
 	c.expectCmd(250, "EHLO client.example")
@@ -634,6 +640,34 @@ func TestReplyFor(t *testing.T) {
 	r, class := replyFor(fmt.Errorf("wrapped: %w", errors.New("boom")), time.Now())
 	require.Equal(t, errTempFailure, r)
 	require.Equal(t, "error", class)
+
+	// Each typed refusal of message maps to its reply by type, never by its words.
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		err   error
+		code  int
+		enh   smtp.EnhancedCode
+		class string
+	}{
+		{&message.SenderRefusedError{Field: "header.from", Address: "ceo@other.example", Reason: "no"}, 550, smtp.EnhancedCode{5, 7, 1}, "rejected"},
+		{&message.TooLargeError{Field: "data", Size: 20, Limit: 10}, 552, smtp.EnhancedCode{5, 3, 4}, "rejected"},
+		{&message.TooManyRecipientsError{Field: "recipients", Count: 51, Limit: 50}, 452, smtp.EnhancedCode{4, 5, 3}, "rejected"},
+		{&message.BadAddressError{Field: "envelope_from", Role: message.RoleSender, Address: "x", Reason: "bad"}, 553, smtp.EnhancedCode{5, 1, 7}, "rejected"},
+		{&message.BadAddressError{Field: "recipients[0]", Role: message.RoleRecipient, Address: "x", Reason: "bad"}, 550, smtp.EnhancedCode{5, 1, 3}, "rejected"},
+		{&message.MessageFormatError{Reason: "two From fields"}, 550, smtp.EnhancedCode{5, 6, 0}, "rejected"},
+		{&message.ConnectorNotFoundError{ID: "con_x"}, 550, smtp.EnhancedCode{5, 7, 0}, "rejected"},
+		{&message.ConnectorPausedError{ConnectorID: "con_x"}, 451, smtp.EnhancedCode{4, 7, 0}, "deferred"},
+		{&message.LimitError{Scope: "connector", Period: "hour", Quota: message.Quota{Limit: 5, Reset: now.Add(time.Hour)}}, 451, smtp.EnhancedCode{4, 7, 1}, "deferred"},
+		{validate.Field("subject", "must be one line"), 550, smtp.EnhancedCode{5, 6, 0}, "rejected"},
+		// A size refusal in words that once matched "at most" is an ordinary field error.
+		{validate.Field("data", "at most one From"), 550, smtp.EnhancedCode{5, 6, 0}, "rejected"},
+	} {
+		r, class := replyFor(fmt.Errorf("wrapped: %w", tc.err), now)
+		require.Equal(t, tc.code, r.Code, "%T", tc.err)
+		require.Equal(t, tc.enh, r.EnhancedCode, "%T", tc.err)
+		require.Equal(t, tc.class, class, "%T", tc.err)
+		require.NotContains(t, r.Message, "\n")
+	}
 }
 
 // TestRelayDatabaseDown: when the message cannot be committed the client hears a temporary
@@ -669,4 +703,191 @@ func TestRelayShutdownTimeout(t *testing.T) {
 	_, err = stuck.conn.Read(make([]byte, 1))
 	require.Error(t, err, "the session was closed")
 	require.Empty(t, b.messages(t))
+}
+
+// TestRelaySlowDrip: a client sending one byte at a time, each well within the timeout, is
+// cut off when a whole command line or the whole message has taken the timeout.
+func TestRelaySlowDrip(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	b := setup(t, func(c *Config) { c.AllowInsecureAuth = true; c.Timeout = timeout })
+	// drip writes script one byte every 250 ms until the server hangs up, and returns the
+	// lines it answered and when it hung up, counted from start.
+	drip := func(t *testing.T, c *rawClient, script string) ([]string, time.Duration) {
+		start := time.Now()
+		go func() {
+			for i := 0; i < len(script); i++ {
+				if _, err := c.conn.Write([]byte{script[i]}); err != nil {
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		lines := readLines(t, c.conn)
+		return lines, time.Since(start)
+	}
+	t.Run("CommandLine", func(t *testing.T) {
+		t.Parallel()
+		c := dialRaw(t, b.srv.Addr())
+		lines, took := drip(t, c, "EHLO client.example.with.a.rather.long.name.that.takes.a.while\r\n")
+		require.Less(t, took, timeout+1500*time.Millisecond, "cut off after one timeout, not per byte: %q", lines)
+		require.NotEmpty(t, lines)
+		require.Regexp(t, `^421 4\.4\.2`, lines[len(lines)-1])
+	})
+	t.Run("DataPhase", func(t *testing.T) {
+		t.Parallel()
+		before := len(b.messages(t))
+		c := dialRaw(t, b.srv.Addr())
+		c.expectCmd(250, "EHLO client.example")
+		c.login(b.username, b.password)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		c.expectCmd(354, "DATA")
+		lines, took := drip(t, c, testMessage(sender, "a@customer.example", "Dripped")+".\r\n")
+		require.Less(t, took, timeout+1500*time.Millisecond, "the whole DATA phase is bounded: %q", lines)
+		require.Contains(t, strings.Join(lines, "\n"), "421 4.4.2")
+		require.Len(t, b.messages(t), before, "nothing was stored")
+	})
+	t.Run("ChunkingPhase", func(t *testing.T) {
+		t.Parallel()
+		c := dialRaw(t, b.srv.Addr())
+		c.expectCmd(250, "EHLO client.example")
+		c.login(b.username, b.password)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		start := time.Now()
+		go func() { // whole BDAT commands of one byte each: every command line is quick
+			for i := 0; i < 60; i++ {
+				if _, err := c.conn.Write([]byte("BDAT 1\r\nx")); err != nil {
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		lines := readLines(t, c.conn)
+		require.Less(t, time.Since(start), timeout+1500*time.Millisecond, "the message is bounded across BDAT chunks: %q", lines)
+	})
+}
+
+// leftovers counts what a submission writes: messages, their events, delivery jobs and
+// usage counters. A refused message must change none of them.
+func (b *testBundle) leftovers(t *testing.T) [4]int {
+	t.Helper()
+	var n [4]int
+	for i, q := range []string{
+		"SELECT count(*) FROM messages", "SELECT count(*) FROM message_events",
+		"SELECT count(*) FROM river_job WHERE kind = 'message_deliver'", "SELECT coalesce(sum(count), 0) FROM usage_counters",
+	} {
+		require.NoError(t, b.pool.QueryRow(context.Background(), q).Scan(&n[i]))
+	}
+	return n
+}
+
+// verifyDomain gives tenantID the domain with send rights.
+func (b *testBundle) verifyDomain(t *testing.T, tenantID, name string) {
+	t.Helper()
+	d, err := b.domains.Create(context.Background(), tenantID, name)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(context.Background(), "UPDATE sending_domains SET status = 'verified', verified_at = now() WHERE id = $1", d.ID)
+	require.NoError(t, err)
+}
+
+// TestRelaySenderIdentity: the sender rule applies to every mailbox a message claims to come
+// from — each From address, the Sender field — and exactly one From field is accepted;
+// an smtp connector's default sender does not cover a domain another tenant verified.
+func TestRelaySenderIdentity(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	other, err := tenant.NewService(b.pool).Create(ctx, "Other", nil)
+	require.NoError(t, err)
+	b.verifyDomain(t, other.ID, "other.example")
+	b.verifyDomain(t, b.tenantID, "acme.example")
+
+	header := "To: a@customer.example\r\nSubject: Identity\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <id@acme.example>\r\n"
+	for name, tc := range map[string]struct {
+		fields string
+		code   int
+		want   string
+	}{
+		"TwoFromFields": {"From: Acme <" + sender + ">\r\nFrom: CEO <ceo@other.example>\r\n", 550, "5.6.0 The message must have exactly one From header field, not 2"},
+		"NoFromField":   {"", 550, "5.6.0 The message must have exactly one From header field, not 0"},
+		"SecondFromMailboxOfOtherTenant": {"From: " + sender + ", ceo@other.example\r\nSender: " + sender + "\r\n", 550,
+			"5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain of this account"},
+		"SeveralFromMailboxesWithoutSender": {"From: " + sender + ", billing@acme.example\r\n", 550, "5.6.0 A From header field with several addresses needs a Sender header field"},
+		"SenderFieldOfOtherTenant": {"From: " + sender + "\r\nSender: ceo@other.example\r\n", 550,
+			"5.7.1 Sender <ceo@other.example> refused: domain other.example is not a sender domain of this account"},
+		"TwoSenderFields": {"From: " + sender + "\r\nSender: " + sender + "\r\nSender: billing@acme.example\r\n", 550, "5.6.0 The message may have at most one Sender header field, not 2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := b.leftovers(t)
+			c := b.session(t)
+			c.expectCmd(250, "MAIL FROM:<%s>", sender)
+			c.expectCmd(250, "RCPT TO:<a@customer.example>")
+			code, msg := c.data(tc.fields + header + "\r\nHello\r\n")
+			require.Equal(t, tc.code, code, msg)
+			require.True(t, strings.HasPrefix(msg, tc.want), msg)
+			require.Equal(t, before, b.leftovers(t), "a refused message leaves nothing behind")
+		})
+	}
+	t.Run("SeveralFromMailboxesAllowed", func(t *testing.T) {
+		c := b.session(t)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		code, msg := c.data("From: " + sender + ", billing@acme.example\r\nSender: " + sender + "\r\n" + header + "\r\nHello\r\n")
+		require.Equal(t, 250, code, msg)
+	})
+	t.Run("EightBitHeaderTextIsStored", func(t *testing.T) {
+		// Latin-1 in the header: text PostgreSQL refuses; once a 451 for ever.
+		c := b.session(t)
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		code, msg := c.data("From: Mueller <" + sender + ">\r\nTo: a@customer.example\r\nSubject: Gr\xfc\xdfe!\r\nMessage-ID: <a\xff@acme.example>\r\n\r\nHello\r\n")
+		require.Equal(t, 250, code, msg)
+		var subject string
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT subject FROM messages WHERE id = $1", strings.TrimPrefix(msg, "2.0.0 Ok: queued as ")).Scan(&subject))
+		require.Equal(t, "Gr\uFFFDe!", subject)
+	})
+	t.Run("DefaultSenderAtDomainOfOtherTenant", func(t *testing.T) {
+		// An smtp connector whose default sender is at a domain only the other tenant verified.
+		_, err := b.connectors.Create(ctx, b.tenantID, connector.Input{
+			Name: "spoof", Kind: connector.KindSMTP, Sender: connector.Sender{Email: "ceo@other.example"},
+			SMTP: &connector.SMTPInput{Host: "127.0.0.1", Port: 2525, Security: "none"},
+		})
+		var v *validate.Error
+		require.ErrorAs(t, err, &v)
+		require.Equal(t, "default_sender.email", v.Fields[0].Field)
+		require.Contains(t, v.Fields[0].Message, "another account has verified")
+
+		// One made before the other tenant verified the domain is refused when used.
+		spoof, err := b.connectors.Create(ctx, b.tenantID, connector.Input{
+			Name: "older", Kind: connector.KindSMTP, Sender: connector.Sender{Email: "ceo@later.example"},
+			SMTP: &connector.SMTPInput{Host: "127.0.0.1", Port: 2525, Security: "none"},
+		})
+		require.NoError(t, err)
+		b.verifyDomain(t, other.ID, "later.example")
+		cred, password, err := b.creds.Create(ctx, b.tenantID, spoof.ID, "")
+		require.NoError(t, err)
+		before := b.leftovers(t)
+		c := dialRaw(t, b.srv.Addr())
+		c.expectCmd(250, "EHLO client.example")
+		c.starttls(b.tlsConfig())
+		c.login(cred.Username, password)
+		msg := c.expectCmd(550, "MAIL FROM:<ceo@later.example>")
+		require.True(t, strings.HasPrefix(msg, "5.7.1 Sender <ceo@later.example> refused: ceo@later.example is at later.example, a domain another account has verified"), msg)
+		// And in the header, behind an allowed envelope sender.
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		code, msg := c.data("From: ceo@later.example\r\n" + header + "\r\nHello\r\n")
+		require.Equal(t, 550, code, msg)
+		require.Contains(t, msg, "5.7.1 Sender <ceo@later.example> refused")
+		require.Equal(t, before, b.leftovers(t), "a refused message leaves nothing behind")
+
+		// A PATCH to such an address is refused too; the connector's own address still works.
+		_, err = b.connectors.Update(ctx, b.tenantID, b.connector.ID, connector.Patch{Sender: &connector.Sender{Email: "noreply@later.example"}})
+		require.ErrorAs(t, err, &v)
+		require.Equal(t, "default_sender.email", v.Fields[0].Field)
+	})
 }

@@ -684,7 +684,9 @@ export interface paths {
          *     the message and its delivery job are committed: it will be delivered or reported as
          *     failed, never lost. The sender must be allowed by the connector: a `platform`
          *     connector sends only from the tenant's verified (or at-risk) domains; an `smtp`
-         *     connector from such a domain or exactly its default sender.
+         *     connector from such a domain or exactly its default sender — unless that address is
+         *     at a domain another tenant has verified and this one has not (`422` naming
+         *     `from.email`). More than 50 recipients, or a message over the size limit, is a `422`.
          *
          *     With an `Idempotency-Key`, repeating the same request within 24 hours returns the
          *     first answer; the same key with a different body is a `409`.
@@ -1185,7 +1187,7 @@ export interface components {
              */
             monthly_quota?: number | null;
         };
-        /** @description A new connector. */
+        /** @description A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`). */
         ConnectorCreate: {
             /** @description A label. */
             name: string;
@@ -1197,7 +1199,7 @@ export interface components {
             /** @description Make this the tenant's default connector (the first connector always is). */
             is_default?: boolean;
         };
-        /** @description Fields to change; absent fields keep their value. */
+        /** @description Fields to change; absent fields keep their value. A new `default_sender` of an `smtp` connector follows the rule of ConnectorCreate. */
         ConnectorUpdate: {
             /** @description A label. */
             name?: string;
@@ -1987,7 +1989,7 @@ export interface components {
             /** @description The file's bytes in base64. */
             content: string;
             /**
-             * @description The MIME type; guessed from the file name when absent.
+             * @description The MIME type (RFC 2045, parameters allowed), written back in canonical form; guessed from the file name when absent. Anything that does not parse as a media type — a line break, stray text — is a `422`.
              * @example application/pdf
              */
             content_type?: string;
@@ -2280,7 +2282,7 @@ export interface components {
         KeyID: string;
         /** @description Page size. */
         Limit: number;
-        /** @description The `next_cursor` of the previous page. */
+        /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
         Cursor: string;
     };
     requestBodies: never;
@@ -2471,7 +2473,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2615,7 +2617,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2714,7 +2716,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -2833,7 +2835,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3067,7 +3069,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3164,7 +3166,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3377,7 +3379,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3409,7 +3411,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -3516,7 +3518,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only messages in this status. */
                 status?: components["schemas"]["MessageStatus"];

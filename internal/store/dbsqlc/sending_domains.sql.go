@@ -654,3 +654,28 @@ func (q *Queries) SendingDomainUpdateState(ctx context.Context, arg SendingDomai
 	)
 	return i, err
 }
+
+const sendingDomainVerifiedElsewhere = `-- name: SendingDomainVerifiedElsewhere :one
+SELECT EXISTS (
+    SELECT 1 FROM sending_domains o
+    WHERE o.domain = $1 AND o.tenant_id <> $2 AND o.status IN ('verified', 'at_risk')
+) AND NOT EXISTS (
+    SELECT 1 FROM sending_domains m
+    WHERE m.tenant_id = $2 AND m.domain = $1 AND m.status IN ('verified', 'at_risk')
+) AS claimed
+`
+
+type SendingDomainVerifiedElsewhereParams struct {
+	Domain   string
+	TenantID string
+}
+
+// SendingDomainVerifiedElsewhere reports whether another tenant holds domain with send rights
+// (verified or at_risk) while tenant_id does not: an smtp connector's default sender there
+// would be sending as someone else's proven domain. It spans tenants on purpose.
+func (q *Queries) SendingDomainVerifiedElsewhere(ctx context.Context, arg SendingDomainVerifiedElsewhereParams) (*bool, error) {
+	row := q.db.QueryRow(ctx, sendingDomainVerifiedElsewhere, arg.Domain, arg.TenantID)
+	var claimed *bool
+	err := row.Scan(&claimed)
+	return claimed, err
+}
