@@ -228,6 +228,24 @@ func (e ConnectorUpdateIsDefault) Valid() bool {
 	}
 }
 
+// Defines values for DKIMRotationAlgorithm.
+const (
+	DKIMRotationAlgorithmEd25519 DKIMRotationAlgorithm = "ed25519"
+	DKIMRotationAlgorithmRsa     DKIMRotationAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DKIMRotationAlgorithm enum.
+func (e DKIMRotationAlgorithm) Valid() bool {
+	switch e {
+	case DKIMRotationAlgorithmEd25519:
+		return true
+	case DKIMRotationAlgorithmRsa:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DomainSpfStatus.
 const (
 	DomainSpfStatusFail DomainSpfStatus = "fail"
@@ -330,6 +348,45 @@ func (e DomainCheckResultStatus) Valid() bool {
 	}
 }
 
+// Defines values for DomainDKIMKeyAlgorithm.
+const (
+	DomainDKIMKeyAlgorithmEd25519 DomainDKIMKeyAlgorithm = "ed25519"
+	DomainDKIMKeyAlgorithmRsa     DomainDKIMKeyAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyAlgorithm enum.
+func (e DomainDKIMKeyAlgorithm) Valid() bool {
+	switch e {
+	case DomainDKIMKeyAlgorithmEd25519:
+		return true
+	case DomainDKIMKeyAlgorithmRsa:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainDKIMKeyState.
+const (
+	DomainDKIMKeyStateActive   DomainDKIMKeyState = "active"
+	DomainDKIMKeyStatePending  DomainDKIMKeyState = "pending"
+	DomainDKIMKeyStateRetiring DomainDKIMKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyState enum.
+func (e DomainDKIMKeyState) Valid() bool {
+	switch e {
+	case DomainDKIMKeyStateActive:
+		return true
+	case DomainDKIMKeyStatePending:
+		return true
+	case DomainDKIMKeyStateRetiring:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DomainEventFromStatus.
 const (
 	DomainEventFromStatusAtRisk   DomainEventFromStatus = "at_risk"
@@ -356,8 +413,11 @@ func (e DomainEventFromStatus) Valid() bool {
 
 // Defines values for DomainEventType.
 const (
-	DomainEventTypeCreated       DomainEventType = "created"
-	DomainEventTypeStatusChanged DomainEventType = "status_changed"
+	DomainEventTypeCreated          DomainEventType = "created"
+	DomainEventTypeDkimKeyActivated DomainEventType = "dkim_key_activated"
+	DomainEventTypeDkimKeyRetired   DomainEventType = "dkim_key_retired"
+	DomainEventTypeDkimRotationDue  DomainEventType = "dkim_rotation_due"
+	DomainEventTypeStatusChanged    DomainEventType = "status_changed"
 )
 
 // Valid indicates whether the value is a known member of the DomainEventType enum.
@@ -365,7 +425,55 @@ func (e DomainEventType) Valid() bool {
 	switch e {
 	case DomainEventTypeCreated:
 		return true
+	case DomainEventTypeDkimKeyActivated:
+		return true
+	case DomainEventTypeDkimKeyRetired:
+		return true
+	case DomainEventTypeDkimRotationDue:
+		return true
 	case DomainEventTypeStatusChanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainPreviewOutcome.
+const (
+	DomainPreviewOutcomeFail      DomainPreviewOutcome = "fail"
+	DomainPreviewOutcomePass      DomainPreviewOutcome = "pass"
+	DomainPreviewOutcomeTemperror DomainPreviewOutcome = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainPreviewOutcome enum.
+func (e DomainPreviewOutcome) Valid() bool {
+	switch e {
+	case DomainPreviewOutcomeFail:
+		return true
+	case DomainPreviewOutcomePass:
+		return true
+	case DomainPreviewOutcomeTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordKeyState.
+const (
+	DomainRecordKeyStateActive   DomainRecordKeyState = "active"
+	DomainRecordKeyStatePending  DomainRecordKeyState = "pending"
+	DomainRecordKeyStateRetiring DomainRecordKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordKeyState enum.
+func (e DomainRecordKeyState) Valid() bool {
+	switch e {
+	case DomainRecordKeyStateActive:
+		return true
+	case DomainRecordKeyStatePending:
+		return true
+	case DomainRecordKeyStateRetiring:
 		return true
 	default:
 		return false
@@ -398,6 +506,7 @@ func (e DomainRecordPurpose) Valid() bool {
 
 // Defines values for DomainRecordRequirement.
 const (
+	DomainRecordRequirementOptional            DomainRecordRequirement = "optional"
 	DomainRecordRequirementRecommended         DomainRecordRequirement = "recommended"
 	DomainRecordRequirementRequired            DomainRecordRequirement = "required"
 	DomainRecordRequirementRequiredForPlatform DomainRecordRequirement = "required_for_platform"
@@ -406,6 +515,8 @@ const (
 // Valid indicates whether the value is a known member of the DomainRecordRequirement enum.
 func (e DomainRecordRequirement) Valid() bool {
 	switch e {
+	case DomainRecordRequirementOptional:
+		return true
 	case DomainRecordRequirementRecommended:
 		return true
 	case DomainRecordRequirementRequired:
@@ -1147,7 +1258,7 @@ type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
 	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
-	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
 	// `address.not_allowed`; the enum lists every code delivery classifies into.
 	//
@@ -1548,6 +1659,15 @@ type ConnectorUsage struct {
 	Name string `json:"name"`
 }
 
+// DKIMRotation Which keys to rotate.
+type DKIMRotation struct {
+	// Algorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+	Algorithm *DKIMRotationAlgorithm `json:"algorithm,omitempty"`
+}
+
+// DKIMRotationAlgorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+type DKIMRotationAlgorithm string
+
 // DMARCPolicy The DMARC policy found (informational).
 type DMARCPolicy struct {
 	// Adkim DKIM alignment: r (relaxed) or s (strict).
@@ -1588,7 +1708,16 @@ type Domain struct {
 	// CreatedAt When it was added.
 	CreatedAt time.Time `json:"created_at"`
 
-	// DkimSelector The DKIM selector of its key.
+	// DkimEd25519 Mail is signed with an Ed25519 key beside the RSA key.
+	DkimEd25519 bool `json:"dkim_ed25519"`
+
+	// DkimKeys Its DKIM keys, active first, then pending, then retiring.
+	DkimKeys []DomainDKIMKey `json:"dkim_keys"`
+
+	// DkimRotationDays The keys rotate every this many days; `null`: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days"`
+
+	// DkimSelector The selector of its active RSA key.
 	//
 	// Example: sw1
 	DkimSelector string `json:"dkim_selector"`
@@ -1762,11 +1891,18 @@ type DomainCheckResult struct {
 	CheckedAt time.Time `json:"checked_at"`
 
 	// Code Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
-	// `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
-	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
-	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
-	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
-	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`; the enum lists them all.
+	// `ownership.quoted`, `spf.ok`, `spf.allows_all`, `spf.indeterminate` (the record depends
+	// on the sending address and the platform has no `SENDWERK_SPF_IPS`; not a failure),
+	// `spf.record_missing`, `spf.include_missing`, `spf.multiple_records`,
+	// `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`, `dkim.ok`, `dkim.testing`
+	// (passes, but `t=y`), `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+	// `dkim.key_type_mismatch` (`k=` is not the key's algorithm), `dkim.hash_not_allowed`
+	// (`h=` without sha256), `dkim.service_not_email` (`s=` without `email` or `*`),
+	// `dkim.syntax`, `dmarc.ok`, `dmarc.policy_implied` (no valid `p=` but a valid `rua=`:
+	// read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
+	// answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
+	// recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
 	//
 	//
 	// Example: ownership.token_missing
@@ -1789,10 +1925,15 @@ type DomainCheckResult struct {
 	// Observed The records found (TXT strings joined).
 	Observed []string `json:"observed"`
 
-	// Resolver The DNS server that answered.
+	// Resolver The DNS server that answered (`preview` for intended records).
 	//
 	// Example: 192.0.2.53:53
 	Resolver *string `json:"resolver,omitempty"`
+
+	// Selector For `dkim`: the selector of the key checked (a domain may have several).
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Spf How the domain's SPF record was evaluated (RFC 7208).
 	Spf *SPFDetails `json:"spf,omitempty"`
@@ -1818,16 +1959,51 @@ type DomainCheckRun struct {
 
 // DomainCreate A domain to add.
 type DomainCreate struct {
+	// DkimEd25519 Also sign with an Ed25519 key (a second selector and record).
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the DKIM keys every this many days; the new key is created two weeks ahead so its record can be published in time. Unset: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+
 	// Domain The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`.
 	Domain string `json:"domain"`
 }
+
+// DomainDKIMKey One DKIM key of a domain (the private key is never returned).
+type DomainDKIMKey struct {
+	// ActivatedAt When it started signing.
+	ActivatedAt nullable.Nullable[time.Time] `json:"activated_at"`
+
+	// Algorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+	Algorithm DomainDKIMKeyAlgorithm `json:"algorithm"`
+
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// RetireAfter For a retiring key: when its record may be removed.
+	RetireAfter nullable.Nullable[time.Time] `json:"retire_after"`
+
+	// Selector Published at `<selector>._domainkey.<domain>`.
+	//
+	// Example: sw2
+	Selector string `json:"selector"`
+
+	// State `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+	State DomainDKIMKeyState `json:"state"`
+}
+
+// DomainDKIMKeyAlgorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+type DomainDKIMKeyAlgorithm string
+
+// DomainDKIMKeyState `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+type DomainDKIMKeyState string
 
 // DomainEvent Something that happened to a domain.
 type DomainEvent struct {
 	// CheckId The check that caused it.
 	CheckId *string `json:"check_id,omitempty"`
 
-	// Code The stable code of the cause (a check code, `domain.verified` or `domain.restored`).
+	// Code The stable code of the cause (a check code, `domain.verified`, `domain.restored`, `dkim.rotation_due`, `dkim.key_activated` or `dkim.key_retired`).
 	Code string `json:"code"`
 
 	// CreatedAt When it happened.
@@ -1836,7 +2012,7 @@ type DomainEvent struct {
 	// DomainId The domain.
 	DomainId string `json:"domain_id"`
 
-	// FromStatus The status before; `null` for `created`.
+	// FromStatus The status before; `null` for `created` and the `dkim_*` events.
 	FromStatus nullable.Nullable[DomainEventFromStatus] `json:"from_status"`
 
 	// Id The event's id.
@@ -1852,14 +2028,14 @@ type DomainEvent struct {
 	// makes it `verified` at once. DNS timeouts and server failures never change the status.
 	ToStatus DomainStatus `json:"to_status"`
 
-	// Type What happened.
+	// Type What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 	Type DomainEventType `json:"type"`
 }
 
-// DomainEventFromStatus The status before; `null` for `created`.
+// DomainEventFromStatus The status before; `null` for `created` and the `dkim_*` events.
 type DomainEventFromStatus string
 
-// DomainEventType What happened.
+// DomainEventType What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 type DomainEventType string
 
 // DomainEventList A page of events, newest first.
@@ -1880,6 +2056,54 @@ type DomainList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// DomainPreview What the checks would find if the records were published.
+type DomainPreview struct {
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// Names The names whose TXT records the preview replaced.
+	Names []string `json:"names"`
+
+	// Outcome What the required checks (ownership, active DKIM keys) would give.
+	Outcome DomainPreviewOutcome `json:"outcome"`
+
+	// Results The result of each check; `resolver: preview` marks answers that contain the intended records.
+	Results []DomainCheckResult `json:"results"`
+}
+
+// DomainPreviewOutcome What the required checks (ownership, active DKIM keys) would give.
+type DomainPreviewOutcome string
+
+// DomainPreviewRequest Records the tenant intends to publish; at least one.
+type DomainPreviewRequest struct {
+	// Dkim DKIM key records intended at `<selector>._domainkey.<domain>`.
+	Dkim *[]struct {
+		// Selector The selector.
+		//
+		// Example: sw1
+		Selector string `json:"selector"`
+
+		// Value The TXT value.
+		//
+		// Example: v=DKIM1; k=rsa; p=MIIBIjAN…
+		Value string `json:"value"`
+	} `json:"dkim,omitempty"`
+
+	// Dmarc The DMARC record intended at `_dmarc.<domain>`.
+	Dmarc *string `json:"dmarc,omitempty"`
+
+	// Ownership The ownership TXT record intended at the domain.
+	Ownership *string `json:"ownership,omitempty"`
+
+	// Spf The SPF record intended at the domain.
+	//
+	// Example: v=spf1 include:_spf.google.com include:_spf.sendwerk.example ~all
+	Spf *string `json:"spf,omitempty"`
+
+	// Zone A BIND zone-file snippet; its TXT records are used, other types ignored.
+	Zone *string `json:"zone,omitempty"`
+}
+
 // DomainRecord One DNS record to publish and its current check status.
 type DomainRecord struct {
 	// CheckedAt When it was last checked.
@@ -1898,14 +2122,25 @@ type DomainRecord struct {
 	// Example: sw1._domainkey
 	Host string `json:"host"`
 
+	// KeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+	KeyState *DomainRecordKeyState `json:"key_state,omitempty"`
+
 	// Message The latest check's message.
 	Message *string `json:"message,omitempty"`
 
 	// Purpose What the record proves.
 	Purpose DomainRecordPurpose `json:"purpose"`
 
-	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+	// RemoveAfter For a retiring key: the record may be removed after this time.
+	RemoveAfter *time.Time `json:"remove_after,omitempty"`
+
+	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 	Requirement DomainRecordRequirement `json:"requirement"`
+
+	// Selector For `dkim`: the key's selector.
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Status The latest check of this record; `pending` before the first check.
 	Status DomainRecordStatus `json:"status"`
@@ -1927,10 +2162,13 @@ type DomainRecord struct {
 	Zone string `json:"zone"`
 }
 
+// DomainRecordKeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+type DomainRecordKeyState string
+
 // DomainRecordPurpose What the record proves.
 type DomainRecordPurpose string
 
-// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 type DomainRecordRequirement string
 
 // DomainRecordStatus The latest check of this record; `pending` before the first check.
@@ -2028,6 +2266,15 @@ type DomainRevokedEvent struct {
 // number of consecutive failed checks); may not send until the records pass again, which
 // makes it `verified` at once. DNS timeouts and server failures never change the status.
 type DomainStatus string
+
+// DomainUpdate How a domain signs; fields left out stay as they are.
+type DomainUpdate struct {
+	// DkimEd25519 Sign with an Ed25519 key beside the RSA key.
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the keys every this many days; `null` stops scheduled rotation.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+}
 
 // DomainVerifiedEvent `domain.verified`: A pending domain passed its checks and may send.
 type DomainVerifiedEvent struct {
@@ -4322,6 +4569,15 @@ type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 // CreateDomainJSONRequestBody defines body for CreateDomain for application/json ContentType.
 type CreateDomainJSONRequestBody = DomainCreate
 
+// UpdateDomainJSONRequestBody defines body for UpdateDomain for application/json ContentType.
+type UpdateDomainJSONRequestBody = DomainUpdate
+
+// RotateDomainDKIMJSONRequestBody defines body for RotateDomainDKIM for application/json ContentType.
+type RotateDomainDKIMJSONRequestBody = DKIMRotation
+
+// PreviewDomainJSONRequestBody defines body for PreviewDomain for application/json ContentType.
+type PreviewDomainJSONRequestBody = DomainPreviewRequest
+
 // SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
 type SendMessageJSONRequestBody = MessageCreate
 
@@ -5254,15 +5510,24 @@ type ServerInterface interface {
 	// GetDomain Get a sender domain
 	// (GET /v1/domains/{domain_id})
 	GetDomain(ctx echo.Context, domainId DomainID) error
+	// UpdateDomain Change how a domain signs
+	// (PATCH /v1/domains/{domain_id})
+	UpdateDomain(ctx echo.Context, domainId DomainID) error
 	// CheckDomain Check a domain now
 	// (POST /v1/domains/{domain_id}/check)
 	CheckDomain(ctx echo.Context, domainId DomainID) error
 	// ListDomainChecks Check history
 	// (GET /v1/domains/{domain_id}/checks)
 	ListDomainChecks(ctx echo.Context, domainId DomainID, params ListDomainChecksParams) error
+	// RotateDomainDKIM Rotate the DKIM keys
+	// (POST /v1/domains/{domain_id}/dkim/rotate)
+	RotateDomainDKIM(ctx echo.Context, domainId DomainID) error
 	// ListDomainEvents Status changes
 	// (GET /v1/domains/{domain_id}/events)
 	ListDomainEvents(ctx echo.Context, domainId DomainID, params ListDomainEventsParams) error
+	// PreviewDomain Check records before publishing them
+	// (POST /v1/domains/{domain_id}/preview)
+	PreviewDomain(ctx echo.Context, domainId DomainID) error
 	// GetDomainRecords Records to publish
 	// (GET /v1/domains/{domain_id}/records)
 	GetDomainRecords(ctx echo.Context, domainId DomainID, params GetDomainRecordsParams) error
@@ -5740,6 +6005,22 @@ func (w *ServerInterfaceWrapper) GetDomain(ctx echo.Context) error {
 	return err
 }
 
+// UpdateDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateDomain(ctx, domainId)
+	return err
+}
+
 // CheckDomain converts echo context to params.
 func (w *ServerInterfaceWrapper) CheckDomain(ctx echo.Context) error {
 	var err error
@@ -5788,6 +6069,22 @@ func (w *ServerInterfaceWrapper) ListDomainChecks(ctx echo.Context) error {
 	return err
 }
 
+// RotateDomainDKIM converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateDomainDKIM(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateDomainDKIM(ctx, domainId)
+	return err
+}
+
 // ListDomainEvents converts echo context to params.
 func (w *ServerInterfaceWrapper) ListDomainEvents(ctx echo.Context) error {
 	var err error
@@ -5817,6 +6114,22 @@ func (w *ServerInterfaceWrapper) ListDomainEvents(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListDomainEvents(ctx, domainId, params)
+	return err
+}
+
+// PreviewDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) PreviewDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PreviewDomain(ctx, domainId)
 	return err
 }
 
@@ -6570,10 +6883,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/domains", wrapper.CreateDomain, options.OperationMiddlewares["createDomain"]...)
 	router.DELETE(options.BaseURL+"/v1/domains/:domain_id", wrapper.DeleteDomain, options.OperationMiddlewares["deleteDomain"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id", wrapper.GetDomain, options.OperationMiddlewares["getDomain"]...)
+	router.PATCH(options.BaseURL+"/v1/domains/:domain_id", wrapper.UpdateDomain, options.OperationMiddlewares["updateDomain"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id/records", wrapper.GetDomainRecords, options.OperationMiddlewares["getDomainRecords"]...)
 	router.POST(options.BaseURL+"/v1/domains/:domain_id/check", wrapper.CheckDomain, options.OperationMiddlewares["checkDomain"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id/checks", wrapper.ListDomainChecks, options.OperationMiddlewares["listDomainChecks"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id/events", wrapper.ListDomainEvents, options.OperationMiddlewares["listDomainEvents"]...)
+	router.POST(options.BaseURL+"/v1/domains/:domain_id/dkim/rotate", wrapper.RotateDomainDKIM, options.OperationMiddlewares["rotateDomainDKIM"]...)
+	router.POST(options.BaseURL+"/v1/domains/:domain_id/preview", wrapper.PreviewDomain, options.OperationMiddlewares["previewDomain"]...)
 	router.GET(options.BaseURL+"/v1/messages", wrapper.ListMessages, options.OperationMiddlewares["listMessages"]...)
 	router.POST(options.BaseURL+"/v1/messages", wrapper.SendMessage, options.OperationMiddlewares["sendMessage"]...)
 	router.POST(options.BaseURL+"/v1/messages/batch", wrapper.SendMessageBatch, options.OperationMiddlewares["sendMessageBatch"]...)
@@ -8261,6 +8577,109 @@ func (response GetDomain404ApplicationProblemPlusJSONResponse) VisitGetDomainRes
 	return err
 }
 
+type UpdateDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Body     *UpdateDomainJSONRequestBody
+}
+
+type UpdateDomainResponseObject interface {
+	VisitUpdateDomainResponse(w http.ResponseWriter) error
+}
+
+type UpdateDomain200JSONResponse Domain
+
+func (response UpdateDomain200JSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain400ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain401ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain403ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain404ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain422ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CheckDomainRequestObject struct {
 	DomainId DomainID `json:"domain_id"`
 }
@@ -8437,6 +8856,125 @@ func (response ListDomainChecks404ApplicationProblemPlusJSONResponse) VisitListD
 	return err
 }
 
+type RotateDomainDKIMRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Body     *RotateDomainDKIMJSONRequestBody
+}
+
+type RotateDomainDKIMResponseObject interface {
+	VisitRotateDomainDKIMResponse(w http.ResponseWriter) error
+}
+
+type RotateDomainDKIM200JSONResponse DomainRecords
+
+func (response RotateDomainDKIM200JSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM400ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM401ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM403ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM404ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM409ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM422ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListDomainEventsRequestObject struct {
 	DomainId DomainID `json:"domain_id"`
 	Params   ListDomainEventsParams
@@ -8520,6 +9058,109 @@ func (response ListDomainEvents404ApplicationProblemPlusJSONResponse) VisitListD
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Body     *PreviewDomainJSONRequestBody
+}
+
+type PreviewDomainResponseObject interface {
+	VisitPreviewDomainResponse(w http.ResponseWriter) error
+}
+
+type PreviewDomain200JSONResponse DomainPreview
+
+func (response PreviewDomain200JSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain400ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain401ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain403ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain404ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain422ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10983,15 +11624,24 @@ type StrictServerInterface interface {
 	// GetDomain Get a sender domain
 	// (GET /v1/domains/{domain_id})
 	GetDomain(ctx context.Context, request GetDomainRequestObject) (GetDomainResponseObject, error)
+	// UpdateDomain Change how a domain signs
+	// (PATCH /v1/domains/{domain_id})
+	UpdateDomain(ctx context.Context, request UpdateDomainRequestObject) (UpdateDomainResponseObject, error)
 	// CheckDomain Check a domain now
 	// (POST /v1/domains/{domain_id}/check)
 	CheckDomain(ctx context.Context, request CheckDomainRequestObject) (CheckDomainResponseObject, error)
 	// ListDomainChecks Check history
 	// (GET /v1/domains/{domain_id}/checks)
 	ListDomainChecks(ctx context.Context, request ListDomainChecksRequestObject) (ListDomainChecksResponseObject, error)
+	// RotateDomainDKIM Rotate the DKIM keys
+	// (POST /v1/domains/{domain_id}/dkim/rotate)
+	RotateDomainDKIM(ctx context.Context, request RotateDomainDKIMRequestObject) (RotateDomainDKIMResponseObject, error)
 	// ListDomainEvents Status changes
 	// (GET /v1/domains/{domain_id}/events)
 	ListDomainEvents(ctx context.Context, request ListDomainEventsRequestObject) (ListDomainEventsResponseObject, error)
+	// PreviewDomain Check records before publishing them
+	// (POST /v1/domains/{domain_id}/preview)
+	PreviewDomain(ctx context.Context, request PreviewDomainRequestObject) (PreviewDomainResponseObject, error)
 	// GetDomainRecords Records to publish
 	// (GET /v1/domains/{domain_id}/records)
 	GetDomainRecords(ctx context.Context, request GetDomainRecordsRequestObject) (GetDomainRecordsResponseObject, error)
@@ -11803,6 +12453,54 @@ func (sh *strictHandler) GetDomain(ctx echo.Context, domainId DomainID) error {
 	return nil
 }
 
+// UpdateDomain operation middleware
+func (sh *strictHandler) UpdateDomain(ctx echo.Context, domainId DomainID) error {
+	var request UpdateDomainRequestObject
+
+	request.DomainId = domainId
+
+	var body UpdateDomainJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateDomain(ctx.Request().Context(), request.(UpdateDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateDomainResponseObject); ok {
+		return validResponse.VisitUpdateDomainResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // CheckDomain operation middleware
 func (sh *strictHandler) CheckDomain(ctx echo.Context, domainId DomainID) error {
 	var request CheckDomainRequestObject
@@ -11854,6 +12552,57 @@ func (sh *strictHandler) ListDomainChecks(ctx echo.Context, domainId DomainID, p
 	return nil
 }
 
+// RotateDomainDKIM operation middleware
+func (sh *strictHandler) RotateDomainDKIM(ctx echo.Context, domainId DomainID) error {
+	var request RotateDomainDKIMRequestObject
+
+	request.DomainId = domainId
+
+	var body RotateDomainDKIMJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateDomainDKIM(ctx.Request().Context(), request.(RotateDomainDKIMRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateDomainDKIM")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateDomainDKIMResponseObject); ok {
+		return validResponse.VisitRotateDomainDKIMResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListDomainEvents operation middleware
 func (sh *strictHandler) ListDomainEvents(ctx echo.Context, domainId DomainID, params ListDomainEventsParams) error {
 	var request ListDomainEventsRequestObject
@@ -11874,6 +12623,54 @@ func (sh *strictHandler) ListDomainEvents(ctx echo.Context, domainId DomainID, p
 		return err
 	} else if validResponse, ok := response.(ListDomainEventsResponseObject); ok {
 		return validResponse.VisitListDomainEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PreviewDomain operation middleware
+func (sh *strictHandler) PreviewDomain(ctx echo.Context, domainId DomainID) error {
+	var request PreviewDomainRequestObject
+
+	request.DomainId = domainId
+
+	var body PreviewDomainJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PreviewDomain(ctx.Request().Context(), request.(PreviewDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PreviewDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PreviewDomainResponseObject); ok {
+		return validResponse.VisitPreviewDomainResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

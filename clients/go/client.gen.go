@@ -229,6 +229,24 @@ func (e ConnectorUpdateIsDefault) Valid() bool {
 	}
 }
 
+// Defines values for DKIMRotationAlgorithm.
+const (
+	DKIMRotationAlgorithmEd25519 DKIMRotationAlgorithm = "ed25519"
+	DKIMRotationAlgorithmRsa     DKIMRotationAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DKIMRotationAlgorithm enum.
+func (e DKIMRotationAlgorithm) Valid() bool {
+	switch e {
+	case DKIMRotationAlgorithmEd25519:
+		return true
+	case DKIMRotationAlgorithmRsa:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DomainSpfStatus.
 const (
 	DomainSpfStatusFail DomainSpfStatus = "fail"
@@ -331,6 +349,45 @@ func (e DomainCheckResultStatus) Valid() bool {
 	}
 }
 
+// Defines values for DomainDKIMKeyAlgorithm.
+const (
+	DomainDKIMKeyAlgorithmEd25519 DomainDKIMKeyAlgorithm = "ed25519"
+	DomainDKIMKeyAlgorithmRsa     DomainDKIMKeyAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyAlgorithm enum.
+func (e DomainDKIMKeyAlgorithm) Valid() bool {
+	switch e {
+	case DomainDKIMKeyAlgorithmEd25519:
+		return true
+	case DomainDKIMKeyAlgorithmRsa:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainDKIMKeyState.
+const (
+	DomainDKIMKeyStateActive   DomainDKIMKeyState = "active"
+	DomainDKIMKeyStatePending  DomainDKIMKeyState = "pending"
+	DomainDKIMKeyStateRetiring DomainDKIMKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyState enum.
+func (e DomainDKIMKeyState) Valid() bool {
+	switch e {
+	case DomainDKIMKeyStateActive:
+		return true
+	case DomainDKIMKeyStatePending:
+		return true
+	case DomainDKIMKeyStateRetiring:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DomainEventFromStatus.
 const (
 	DomainEventFromStatusAtRisk   DomainEventFromStatus = "at_risk"
@@ -357,8 +414,11 @@ func (e DomainEventFromStatus) Valid() bool {
 
 // Defines values for DomainEventType.
 const (
-	DomainEventTypeCreated       DomainEventType = "created"
-	DomainEventTypeStatusChanged DomainEventType = "status_changed"
+	DomainEventTypeCreated          DomainEventType = "created"
+	DomainEventTypeDkimKeyActivated DomainEventType = "dkim_key_activated"
+	DomainEventTypeDkimKeyRetired   DomainEventType = "dkim_key_retired"
+	DomainEventTypeDkimRotationDue  DomainEventType = "dkim_rotation_due"
+	DomainEventTypeStatusChanged    DomainEventType = "status_changed"
 )
 
 // Valid indicates whether the value is a known member of the DomainEventType enum.
@@ -366,7 +426,55 @@ func (e DomainEventType) Valid() bool {
 	switch e {
 	case DomainEventTypeCreated:
 		return true
+	case DomainEventTypeDkimKeyActivated:
+		return true
+	case DomainEventTypeDkimKeyRetired:
+		return true
+	case DomainEventTypeDkimRotationDue:
+		return true
 	case DomainEventTypeStatusChanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainPreviewOutcome.
+const (
+	DomainPreviewOutcomeFail      DomainPreviewOutcome = "fail"
+	DomainPreviewOutcomePass      DomainPreviewOutcome = "pass"
+	DomainPreviewOutcomeTemperror DomainPreviewOutcome = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainPreviewOutcome enum.
+func (e DomainPreviewOutcome) Valid() bool {
+	switch e {
+	case DomainPreviewOutcomeFail:
+		return true
+	case DomainPreviewOutcomePass:
+		return true
+	case DomainPreviewOutcomeTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordKeyState.
+const (
+	DomainRecordKeyStateActive   DomainRecordKeyState = "active"
+	DomainRecordKeyStatePending  DomainRecordKeyState = "pending"
+	DomainRecordKeyStateRetiring DomainRecordKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordKeyState enum.
+func (e DomainRecordKeyState) Valid() bool {
+	switch e {
+	case DomainRecordKeyStateActive:
+		return true
+	case DomainRecordKeyStatePending:
+		return true
+	case DomainRecordKeyStateRetiring:
 		return true
 	default:
 		return false
@@ -399,6 +507,7 @@ func (e DomainRecordPurpose) Valid() bool {
 
 // Defines values for DomainRecordRequirement.
 const (
+	DomainRecordRequirementOptional            DomainRecordRequirement = "optional"
 	DomainRecordRequirementRecommended         DomainRecordRequirement = "recommended"
 	DomainRecordRequirementRequired            DomainRecordRequirement = "required"
 	DomainRecordRequirementRequiredForPlatform DomainRecordRequirement = "required_for_platform"
@@ -407,6 +516,8 @@ const (
 // Valid indicates whether the value is a known member of the DomainRecordRequirement enum.
 func (e DomainRecordRequirement) Valid() bool {
 	switch e {
+	case DomainRecordRequirementOptional:
+		return true
 	case DomainRecordRequirementRecommended:
 		return true
 	case DomainRecordRequirementRequired:
@@ -1148,7 +1259,7 @@ type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
 	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
-	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
 	// `address.not_allowed`; the enum lists every code delivery classifies into.
 	//
@@ -1549,6 +1660,15 @@ type ConnectorUsage struct {
 	Name string `json:"name"`
 }
 
+// DKIMRotation Which keys to rotate.
+type DKIMRotation struct {
+	// Algorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+	Algorithm *DKIMRotationAlgorithm `json:"algorithm,omitempty"`
+}
+
+// DKIMRotationAlgorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+type DKIMRotationAlgorithm string
+
 // DMARCPolicy The DMARC policy found (informational).
 type DMARCPolicy struct {
 	// Adkim DKIM alignment: r (relaxed) or s (strict).
@@ -1589,7 +1709,16 @@ type Domain struct {
 	// CreatedAt When it was added.
 	CreatedAt time.Time `json:"created_at"`
 
-	// DkimSelector The DKIM selector of its key.
+	// DkimEd25519 Mail is signed with an Ed25519 key beside the RSA key.
+	DkimEd25519 bool `json:"dkim_ed25519"`
+
+	// DkimKeys Its DKIM keys, active first, then pending, then retiring.
+	DkimKeys []DomainDKIMKey `json:"dkim_keys"`
+
+	// DkimRotationDays The keys rotate every this many days; `null`: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days"`
+
+	// DkimSelector The selector of its active RSA key.
 	//
 	// Example: sw1
 	DkimSelector string `json:"dkim_selector"`
@@ -1763,11 +1892,18 @@ type DomainCheckResult struct {
 	CheckedAt time.Time `json:"checked_at"`
 
 	// Code Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
-	// `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
-	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
-	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
-	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
-	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`; the enum lists them all.
+	// `ownership.quoted`, `spf.ok`, `spf.allows_all`, `spf.indeterminate` (the record depends
+	// on the sending address and the platform has no `SENDWERK_SPF_IPS`; not a failure),
+	// `spf.record_missing`, `spf.include_missing`, `spf.multiple_records`,
+	// `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`, `dkim.ok`, `dkim.testing`
+	// (passes, but `t=y`), `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+	// `dkim.key_type_mismatch` (`k=` is not the key's algorithm), `dkim.hash_not_allowed`
+	// (`h=` without sha256), `dkim.service_not_email` (`s=` without `email` or `*`),
+	// `dkim.syntax`, `dmarc.ok`, `dmarc.policy_implied` (no valid `p=` but a valid `rua=`:
+	// read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
+	// answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
+	// recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
 	//
 	//
 	// Example: ownership.token_missing
@@ -1790,10 +1926,15 @@ type DomainCheckResult struct {
 	// Observed The records found (TXT strings joined).
 	Observed []string `json:"observed"`
 
-	// Resolver The DNS server that answered.
+	// Resolver The DNS server that answered (`preview` for intended records).
 	//
 	// Example: 192.0.2.53:53
 	Resolver *string `json:"resolver,omitempty"`
+
+	// Selector For `dkim`: the selector of the key checked (a domain may have several).
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Spf How the domain's SPF record was evaluated (RFC 7208).
 	Spf *SPFDetails `json:"spf,omitempty"`
@@ -1819,16 +1960,51 @@ type DomainCheckRun struct {
 
 // DomainCreate A domain to add.
 type DomainCreate struct {
+	// DkimEd25519 Also sign with an Ed25519 key (a second selector and record).
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the DKIM keys every this many days; the new key is created two weeks ahead so its record can be published in time. Unset: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+
 	// Domain The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`.
 	Domain string `json:"domain"`
 }
+
+// DomainDKIMKey One DKIM key of a domain (the private key is never returned).
+type DomainDKIMKey struct {
+	// ActivatedAt When it started signing.
+	ActivatedAt nullable.Nullable[time.Time] `json:"activated_at"`
+
+	// Algorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+	Algorithm DomainDKIMKeyAlgorithm `json:"algorithm"`
+
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// RetireAfter For a retiring key: when its record may be removed.
+	RetireAfter nullable.Nullable[time.Time] `json:"retire_after"`
+
+	// Selector Published at `<selector>._domainkey.<domain>`.
+	//
+	// Example: sw2
+	Selector string `json:"selector"`
+
+	// State `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+	State DomainDKIMKeyState `json:"state"`
+}
+
+// DomainDKIMKeyAlgorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+type DomainDKIMKeyAlgorithm string
+
+// DomainDKIMKeyState `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+type DomainDKIMKeyState string
 
 // DomainEvent Something that happened to a domain.
 type DomainEvent struct {
 	// CheckId The check that caused it.
 	CheckId *string `json:"check_id,omitempty"`
 
-	// Code The stable code of the cause (a check code, `domain.verified` or `domain.restored`).
+	// Code The stable code of the cause (a check code, `domain.verified`, `domain.restored`, `dkim.rotation_due`, `dkim.key_activated` or `dkim.key_retired`).
 	Code string `json:"code"`
 
 	// CreatedAt When it happened.
@@ -1837,7 +2013,7 @@ type DomainEvent struct {
 	// DomainId The domain.
 	DomainId string `json:"domain_id"`
 
-	// FromStatus The status before; `null` for `created`.
+	// FromStatus The status before; `null` for `created` and the `dkim_*` events.
 	FromStatus nullable.Nullable[DomainEventFromStatus] `json:"from_status"`
 
 	// Id The event's id.
@@ -1853,14 +2029,14 @@ type DomainEvent struct {
 	// makes it `verified` at once. DNS timeouts and server failures never change the status.
 	ToStatus DomainStatus `json:"to_status"`
 
-	// Type What happened.
+	// Type What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 	Type DomainEventType `json:"type"`
 }
 
-// DomainEventFromStatus The status before; `null` for `created`.
+// DomainEventFromStatus The status before; `null` for `created` and the `dkim_*` events.
 type DomainEventFromStatus string
 
-// DomainEventType What happened.
+// DomainEventType What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 type DomainEventType string
 
 // DomainEventList A page of events, newest first.
@@ -1881,6 +2057,54 @@ type DomainList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// DomainPreview What the checks would find if the records were published.
+type DomainPreview struct {
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// Names The names whose TXT records the preview replaced.
+	Names []string `json:"names"`
+
+	// Outcome What the required checks (ownership, active DKIM keys) would give.
+	Outcome DomainPreviewOutcome `json:"outcome"`
+
+	// Results The result of each check; `resolver: preview` marks answers that contain the intended records.
+	Results []DomainCheckResult `json:"results"`
+}
+
+// DomainPreviewOutcome What the required checks (ownership, active DKIM keys) would give.
+type DomainPreviewOutcome string
+
+// DomainPreviewRequest Records the tenant intends to publish; at least one.
+type DomainPreviewRequest struct {
+	// Dkim DKIM key records intended at `<selector>._domainkey.<domain>`.
+	Dkim *[]struct {
+		// Selector The selector.
+		//
+		// Example: sw1
+		Selector string `json:"selector"`
+
+		// Value The TXT value.
+		//
+		// Example: v=DKIM1; k=rsa; p=MIIBIjAN…
+		Value string `json:"value"`
+	} `json:"dkim,omitempty"`
+
+	// Dmarc The DMARC record intended at `_dmarc.<domain>`.
+	Dmarc *string `json:"dmarc,omitempty"`
+
+	// Ownership The ownership TXT record intended at the domain.
+	Ownership *string `json:"ownership,omitempty"`
+
+	// Spf The SPF record intended at the domain.
+	//
+	// Example: v=spf1 include:_spf.google.com include:_spf.sendwerk.example ~all
+	Spf *string `json:"spf,omitempty"`
+
+	// Zone A BIND zone-file snippet; its TXT records are used, other types ignored.
+	Zone *string `json:"zone,omitempty"`
+}
+
 // DomainRecord One DNS record to publish and its current check status.
 type DomainRecord struct {
 	// CheckedAt When it was last checked.
@@ -1899,14 +2123,25 @@ type DomainRecord struct {
 	// Example: sw1._domainkey
 	Host string `json:"host"`
 
+	// KeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+	KeyState *DomainRecordKeyState `json:"key_state,omitempty"`
+
 	// Message The latest check's message.
 	Message *string `json:"message,omitempty"`
 
 	// Purpose What the record proves.
 	Purpose DomainRecordPurpose `json:"purpose"`
 
-	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+	// RemoveAfter For a retiring key: the record may be removed after this time.
+	RemoveAfter *time.Time `json:"remove_after,omitempty"`
+
+	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 	Requirement DomainRecordRequirement `json:"requirement"`
+
+	// Selector For `dkim`: the key's selector.
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Status The latest check of this record; `pending` before the first check.
 	Status DomainRecordStatus `json:"status"`
@@ -1928,10 +2163,13 @@ type DomainRecord struct {
 	Zone string `json:"zone"`
 }
 
+// DomainRecordKeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+type DomainRecordKeyState string
+
 // DomainRecordPurpose What the record proves.
 type DomainRecordPurpose string
 
-// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 type DomainRecordRequirement string
 
 // DomainRecordStatus The latest check of this record; `pending` before the first check.
@@ -2029,6 +2267,15 @@ type DomainRevokedEvent struct {
 // number of consecutive failed checks); may not send until the records pass again, which
 // makes it `verified` at once. DNS timeouts and server failures never change the status.
 type DomainStatus string
+
+// DomainUpdate How a domain signs; fields left out stay as they are.
+type DomainUpdate struct {
+	// DkimEd25519 Sign with an Ed25519 key beside the RSA key.
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the keys every this many days; `null` stops scheduled rotation.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+}
 
 // DomainVerifiedEvent `domain.verified`: A pending domain passed its checks and may send.
 type DomainVerifiedEvent struct {
@@ -4323,6 +4570,15 @@ type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 // CreateDomainJSONRequestBody defines body for CreateDomain for application/json ContentType.
 type CreateDomainJSONRequestBody = DomainCreate
 
+// UpdateDomainJSONRequestBody defines body for UpdateDomain for application/json ContentType.
+type UpdateDomainJSONRequestBody = DomainUpdate
+
+// RotateDomainDKIMJSONRequestBody defines body for RotateDomainDKIM for application/json ContentType.
+type RotateDomainDKIMJSONRequestBody = DKIMRotation
+
+// PreviewDomainJSONRequestBody defines body for PreviewDomain for application/json ContentType.
+type PreviewDomainJSONRequestBody = DomainPreviewRequest
+
 // SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
 type SendMessageJSONRequestBody = MessageCreate
 
@@ -5507,7 +5763,10 @@ type ClientInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -5523,7 +5782,10 @@ type ClientInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -5547,6 +5809,32 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
 	GetDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UpdateDomainWithBody Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateDomain Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomain(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CheckDomain Check a domain now
 	//
 	// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -5565,12 +5853,88 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
 	ListDomainChecks(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RotateDomainDKIMWithBody Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIMWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateDomainDKIM Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIM(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListDomainEvents Status changes
 	//
 	// The domain's creation and every status change with its reason, newest first.
 	//
 	// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
 	ListDomainEvents(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewDomainWithBody Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewDomain Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomain(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetDomainRecords Records to publish
 	//
@@ -5583,7 +5947,11 @@ type ClientInterface interface {
 	//   domain's one SPF record with the platform's include merged into what the domain
 	//   published at the last check.
 	// - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-	//   to a provider that serves it works too).
+	//   to a provider that serves it works too), one per key: with Ed25519 signing also
+	//   `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+	//   `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+	//   once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+	//   until `remove_after`, then it may be removed).
 	// - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 	//   exists.
 	//
@@ -6470,7 +6838,10 @@ func (c *Client) ListDomains(ctx context.Context, params *ListDomainsParams, req
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -6496,7 +6867,10 @@ func (c *Client) CreateDomainWithBody(ctx context.Context, contentType string, b
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -6550,6 +6924,52 @@ func (c *Client) GetDomain(ctx context.Context, domainId DomainID, reqEditors ..
 	return c.Client.Do(req)
 }
 
+// UpdateDomainWithBody Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *Client) UpdateDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateDomainRequestWithBody(c.Server, domainId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateDomain Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *Client) UpdateDomain(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateDomainRequest(c.Server, domainId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CheckDomain Check a domain now
 //
 // Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -6588,6 +7008,70 @@ func (c *Client) ListDomainChecks(ctx context.Context, domainId DomainID, params
 	return c.Client.Do(req)
 }
 
+// RotateDomainDKIMWithBody Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *Client) RotateDomainDKIMWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDomainDKIMRequestWithBody(c.Server, domainId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateDomainDKIM Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *Client) RotateDomainDKIM(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDomainDKIMRequest(c.Server, domainId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListDomainEvents Status changes
 //
 // The domain's creation and every status change with its reason, newest first.
@@ -6595,6 +7079,58 @@ func (c *Client) ListDomainChecks(ctx context.Context, domainId DomainID, params
 // Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
 func (c *Client) ListDomainEvents(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListDomainEventsRequest(c.Server, domainId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewDomainWithBody Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *Client) PreviewDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewDomainRequestWithBody(c.Server, domainId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewDomain Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *Client) PreviewDomain(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewDomainRequest(c.Server, domainId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6616,7 +7152,11 @@ func (c *Client) ListDomainEvents(ctx context.Context, domainId DomainID, params
 //     domain's one SPF record with the platform's include merged into what the domain
 //     published at the last check.
 //   - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-//     to a provider that serves it works too).
+//     to a provider that serves it works too), one per key: with Ed25519 signing also
+//     `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+//     `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+//     once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+//     until `remove_after`, then it may be removed).
 //   - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 //     exists.
 //
@@ -8389,6 +8929,53 @@ func NewGetDomainRequest(server string, domainId DomainID) (*http.Request, error
 	return req, nil
 }
 
+// NewUpdateDomainRequest calls the generic UpdateDomain builder with application/json body
+func NewUpdateDomainRequest(server string, domainId DomainID, body UpdateDomainJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateDomainRequestWithBody(server, domainId, "application/json", bodyReader)
+}
+
+// NewUpdateDomainRequestWithBody constructs an http.Request for the UpdateDomain method, with any body, and a specified content type
+func NewUpdateDomainRequestWithBody(server string, domainId DomainID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewCheckDomainRequest constructs an http.Request for the CheckDomain method
 func NewCheckDomainRequest(server string, domainId DomainID) (*http.Request, error) {
 	var err error
@@ -8496,6 +9083,53 @@ func NewListDomainChecksRequest(server string, domainId DomainID, params *ListDo
 	return req, nil
 }
 
+// NewRotateDomainDKIMRequest calls the generic RotateDomainDKIM builder with application/json body
+func NewRotateDomainDKIMRequest(server string, domainId DomainID, body RotateDomainDKIMJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateDomainDKIMRequestWithBody(server, domainId, "application/json", bodyReader)
+}
+
+// NewRotateDomainDKIMRequestWithBody constructs an http.Request for the RotateDomainDKIM method, with any body, and a specified content type
+func NewRotateDomainDKIMRequestWithBody(server string, domainId DomainID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/dkim/rotate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListDomainEventsRequest constructs an http.Request for the ListDomainEvents method
 func NewListDomainEventsRequest(server string, domainId DomainID, params *ListDomainEventsParams) (*http.Request, error) {
 	var err error
@@ -8565,6 +9199,53 @@ func NewListDomainEventsRequest(server string, domainId DomainID, params *ListDo
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPreviewDomainRequest calls the generic PreviewDomain builder with application/json body
+func NewPreviewDomainRequest(server string, domainId DomainID, body PreviewDomainJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPreviewDomainRequestWithBody(server, domainId, "application/json", bodyReader)
+}
+
+// NewPreviewDomainRequestWithBody constructs an http.Request for the PreviewDomain method, with any body, and a specified content type
+func NewPreviewDomainRequestWithBody(server string, domainId DomainID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/preview", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -10465,7 +11146,10 @@ type ClientWithResponsesInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -10481,7 +11165,10 @@ type ClientWithResponsesInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -10509,6 +11196,32 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
 	GetDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*GetDomainResponse, error)
 
+	// UpdateDomainWithBodyWithResponse Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error)
+
+	// UpdateDomainWithResponse Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomainWithResponse(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error)
+
 	// CheckDomainWithResponse Check a domain now
 	//
 	// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -10531,6 +11244,50 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
 	ListDomainChecksWithResponse(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*ListDomainChecksResponse, error)
 
+	// RotateDomainDKIMWithBodyWithResponse Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIMWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error)
+
+	// RotateDomainDKIMWithResponse Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIMWithResponse(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error)
+
 	// ListDomainEventsWithResponse Status changes
 	//
 	// The domain's creation and every status change with its reason, newest first.
@@ -10539,6 +11296,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
 	ListDomainEventsWithResponse(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*ListDomainEventsResponse, error)
+
+	// PreviewDomainWithBodyWithResponse Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error)
+
+	// PreviewDomainWithResponse Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomainWithResponse(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error)
 
 	// GetDomainRecordsWithResponse Records to publish
 	//
@@ -10551,7 +11340,11 @@ type ClientWithResponsesInterface interface {
 	//   domain's one SPF record with the platform's include merged into what the domain
 	//   published at the last check.
 	// - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-	//   to a provider that serves it works too).
+	//   to a provider that serves it works too), one per key: with Ed25519 signing also
+	//   `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+	//   `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+	//   once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+	//   until `remove_after`, then it may be removed).
 	// - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 	//   exists.
 	//
@@ -12378,6 +13171,82 @@ func (r GetDomainResponse) ContentType() string {
 	return ""
 }
 
+type UpdateDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Domain
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateDomainResponse) GetJSON200() *Domain {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CheckDomainResponse429Headers the declared response headers of an HTTP 429 response for CheckDomain
 type CheckDomainResponse429Headers struct {
 	RetryAfter *int
@@ -12523,6 +13392,89 @@ func (r ListDomainChecksResponse) ContentType() string {
 	return ""
 }
 
+type RotateDomainDKIMResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainRecords
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateDomainDKIMResponse) GetJSON200() *DomainRecords {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateDomainDKIMResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateDomainDKIMResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateDomainDKIMResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateDomainDKIMResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListDomainEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12586,6 +13538,82 @@ func (r ListDomainEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListDomainEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PreviewDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainPreview
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PreviewDomainResponse) GetJSON200() *DomainPreview {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PreviewDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PreviewDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PreviewDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PreviewDomainResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15023,7 +16051,10 @@ func (c *ClientWithResponses) ListDomainsWithResponse(ctx context.Context, param
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -15045,7 +16076,10 @@ func (c *ClientWithResponses) CreateDomainWithBodyWithResponse(ctx context.Conte
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -15091,6 +16125,44 @@ func (c *ClientWithResponses) GetDomainWithResponse(ctx context.Context, domainI
 	return ParseGetDomainResponse(rsp)
 }
 
+// UpdateDomainWithBodyWithResponse Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *ClientWithResponses) UpdateDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error) {
+	rsp, err := c.UpdateDomainWithBody(ctx, domainId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateDomainResponse(rsp)
+}
+
+// UpdateDomainWithResponse Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *ClientWithResponses) UpdateDomainWithResponse(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error) {
+	rsp, err := c.UpdateDomain(ctx, domainId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateDomainResponse(rsp)
+}
+
 // CheckDomainWithResponse Check a domain now
 //
 // Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -15125,6 +16197,62 @@ func (c *ClientWithResponses) ListDomainChecksWithResponse(ctx context.Context, 
 	return ParseListDomainChecksResponse(rsp)
 }
 
+// RotateDomainDKIMWithBodyWithResponse Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *ClientWithResponses) RotateDomainDKIMWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error) {
+	rsp, err := c.RotateDomainDKIMWithBody(ctx, domainId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDomainDKIMResponse(rsp)
+}
+
+// RotateDomainDKIMWithResponse Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *ClientWithResponses) RotateDomainDKIMWithResponse(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error) {
+	rsp, err := c.RotateDomainDKIM(ctx, domainId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDomainDKIMResponse(rsp)
+}
+
 // ListDomainEventsWithResponse Status changes
 //
 // The domain's creation and every status change with its reason, newest first.
@@ -15140,6 +16268,50 @@ func (c *ClientWithResponses) ListDomainEventsWithResponse(ctx context.Context, 
 	return ParseListDomainEventsResponse(rsp)
 }
 
+// PreviewDomainWithBodyWithResponse Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *ClientWithResponses) PreviewDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error) {
+	rsp, err := c.PreviewDomainWithBody(ctx, domainId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewDomainResponse(rsp)
+}
+
+// PreviewDomainWithResponse Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *ClientWithResponses) PreviewDomainWithResponse(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error) {
+	rsp, err := c.PreviewDomain(ctx, domainId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewDomainResponse(rsp)
+}
+
 // GetDomainRecordsWithResponse Records to publish
 //
 // The DNS records the customer publishes, each with its purpose, requirement, relative host
@@ -15151,7 +16323,11 @@ func (c *ClientWithResponses) ListDomainEventsWithResponse(ctx context.Context, 
 //     domain's one SPF record with the platform's include merged into what the domain
 //     published at the last check.
 //   - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-//     to a provider that serves it works too).
+//     to a provider that serves it works too), one per key: with Ed25519 signing also
+//     `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+//     `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+//     once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+//     until `remove_after`, then it may be removed).
 //   - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 //     exists.
 //
@@ -16893,6 +18069,67 @@ func ParseGetDomainResponse(rsp *http.Response) (*GetDomainResponse, error) {
 	return response, nil
 }
 
+// ParseUpdateDomainResponse parses an HTTP response from a UpdateDomainWithResponse call
+func ParseUpdateDomainResponse(rsp *http.Response) (*UpdateDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Domain
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseCheckDomainResponse parses an HTTP response from a CheckDomainWithResponse call
 func ParseCheckDomainResponse(rsp *http.Response) (*CheckDomainResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17014,6 +18251,74 @@ func ParseListDomainChecksResponse(rsp *http.Response) (*ListDomainChecksRespons
 	return response, nil
 }
 
+// ParseRotateDomainDKIMResponse parses an HTTP response from a RotateDomainDKIMWithResponse call
+func ParseRotateDomainDKIMResponse(rsp *http.Response) (*RotateDomainDKIMResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateDomainDKIMResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainRecords
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListDomainEventsResponse parses an HTTP response from a ListDomainEventsWithResponse call
 func ParseListDomainEventsResponse(rsp *http.Response) (*ListDomainEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17062,6 +18367,67 @@ func ParseListDomainEventsResponse(rsp *http.Response) (*ListDomainEventsRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePreviewDomainResponse parses an HTTP response from a PreviewDomainWithResponse call
+func ParsePreviewDomainResponse(rsp *http.Response) (*PreviewDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PreviewDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainPreview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 

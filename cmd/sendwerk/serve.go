@@ -133,6 +133,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	dev.publish(domains)
+	go func() {
+		for _, w := range dnsWarnings(ctx, cfg) {
+			logger.Warn(w)
+		}
+	}()
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
@@ -373,7 +378,24 @@ func newDomainService(pool *pgxpool.Pool, cfg *config.Config) (*sendingdomain.Se
 		GracePeriod: cfg.DomainGracePeriod, GraceChecks: cfg.DomainGraceChecks,
 		IntervalPending: cfg.DomainCheckPending, PendingFor: cfg.DomainCheckPendingFor, IntervalVerified: cfg.DomainCheckVerified,
 		ManualCheckInterval: cfg.DomainManualCheckInterval,
+		KeyOverlap:          cfg.DKIMKeyOverlap, RotationNotice: cfg.DKIMRotationNotice,
 	})
+}
+
+// dnsWarnings finds DNS settings that make domain checks report less than they could:
+// SPF records with IP macros cannot be evaluated without the platform's addresses, and a
+// DNS server that does not recurse answers delegated names (a _domainkey sub-zone) with
+// referrals, which checks report as dns.not_recursive.
+func dnsWarnings(ctx context.Context, cfg *config.Config) []string {
+	var out []string
+	if cfg.SPFInclude != "" && len(cfg.SPFNetworks) == 0 {
+		out = append(out, "SENDWERK_SPF_INCLUDE is set without SENDWERK_SPF_IPS: SPF records whose verdict depends on the sending address (IP macros such as %{i} or %{ir}) cannot be evaluated and are reported as spf.indeterminate; set SENDWERK_SPF_IPS to the relay's sending addresses")
+	}
+	resolver := dnscheck.NewResolver(&dnscheck.ResolverConfig{Servers: cfg.DNSServers, Timeout: cfg.DNSTimeout, Attempts: 1})
+	if err := resolver.CheckRecursion(ctx); err != nil {
+		out = append(out, fmt.Sprintf("%v: domain checks need recursive resolvers (set SENDWERK_DNS_SERVERS); delegated records will be reported as dns.not_recursive", err))
+	}
+	return out
 }
 
 // loadRoots returns the system roots plus the certificates in file.

@@ -97,6 +97,8 @@ type Config struct {
 	DomainCheckVerified       time.Duration
 	DomainChecksInFlight      int
 	DomainManualCheckInterval time.Duration
+	DKIMKeyOverlap            time.Duration
+	DKIMRotationNotice        time.Duration
 
 	// Bounce intake for platform connectors.
 	BounceDomain   string
@@ -243,6 +245,10 @@ func Vars() []Var {
 				c.RelayPublicHost = strings.TrimSuffix(v, ".")
 				return checkHostName(c.RelayPublicHost)
 			}},
+		{Name: "SENDWERK_DKIM_KEY_OVERLAP", Default: "168h", Help: "After a DKIM key rotation, how long the replaced key stays listed (`retiring`) before its record may be removed: mail signed with it may still be verified meanwhile.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DKIMKeyOverlap, v) }},
+		{Name: "SENDWERK_DKIM_ROTATION_NOTICE", Default: "336h", Help: "For domains with scheduled rotation (`dkim_rotation_days`): how long before the date the new key is created and the tenant told (`dkim_rotation_due`), so its record can be published in time.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DKIMRotationNotice, v) }},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",

@@ -25,6 +25,7 @@ const (
 	BounceReport    = "bnc"
 	Webhook         = "whk"
 	WebhookDelivery = "whd"
+	DKIMKey         = "dkk"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -243,19 +243,19 @@ func mayHaveArrived(ctx context.Context, sendErr error, o delivery.Outcome) (str
 	return "", false
 }
 
-// sign adds a DKIM signature with the sender domain's key when the domain has one. A
+// sign adds a DKIM signature with each of the sender domain's active keys when it has any. A
 // message from an smtp connector's own default sender on an unverified domain goes unsigned:
 // the tenant's server is then the one to sign it.
 func (d *Deliverer) sign(ctx context.Context, m dbsqlc.Message) ([]byte, error) {
 	domain := m.FromEmail[strings.LastIndexByte(m.FromEmail, '@')+1:]
-	selector, signer, err := d.senders.DKIMSigner(ctx, m.TenantID, domain)
+	signers, err := d.senders.DKIMSigners(ctx, m.TenantID, domain)
 	if errors.Is(err, store.ErrNotFound) {
 		return m.Mime, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("error loading dkim key: %w", err)
 	}
-	signed, err := delivery.SignDKIM(m.Mime, delivery.DKIMOptions{Domain: domain, Selector: selector, Signer: signer})
+	signed, err := delivery.SignDKIM(m.Mime, signers...)
 	if err != nil {
 		return nil, fmt.Errorf("error signing message: %w", err)
 	}

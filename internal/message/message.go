@@ -5,7 +5,6 @@ package message
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
@@ -50,8 +50,9 @@ type Senders interface {
 	// CheckSender returns a *SenderError when tenantID may not send from domain.
 	// requireSPF is set for platform connectors, which need the platform in the domain's SPF.
 	CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) error
-	// DKIMSigner returns the key to sign mail from domain, or store.ErrNotFound.
-	DKIMSigner(ctx context.Context, tenantID, domain string) (selector string, signer crypto.Signer, err error)
+	// DKIMSigners returns the keys to sign mail from domain with (one signature each), or
+	// store.ErrNotFound.
+	DKIMSigners(ctx context.Context, tenantID, domain string) ([]delivery.DKIMOptions, error)
 }
 
 // SenderError is a refused sender, with the rule it broke in words.

@@ -2,7 +2,6 @@ package message
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -32,8 +31,8 @@ func (noSenders) CheckSender(_ context.Context, _, domain string, _ bool) error 
 	return &SenderError{Domain: domain, Message: "domain " + domain + " is not a sender domain of this account"}
 }
 
-func (noSenders) DKIMSigner(context.Context, string, string) (string, crypto.Signer, error) {
-	return "", nil, store.ErrNotFound
+func (noSenders) DKIMSigners(context.Context, string, string) ([]delivery.DKIMOptions, error) {
+	return nil, store.ErrNotFound
 }
 
 type testBundle struct {

@@ -2,7 +2,6 @@ package message
 
 import (
 	"context"
-	"crypto"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +20,8 @@ import (
 type anySenders struct{}
 
 func (anySenders) CheckSender(context.Context, string, string, bool) error { return nil }
-func (anySenders) DKIMSigner(context.Context, string, string) (string, crypto.Signer, error) {
-	return "", nil, store.ErrNotFound
+func (anySenders) DKIMSigners(context.Context, string, string) ([]delivery.DKIMOptions, error) {
+	return nil, store.ErrNotFound
 }
 
 type verp struct{}

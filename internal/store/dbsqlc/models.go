@@ -162,10 +162,6 @@ type SendingDomain struct {
 	Domain              string
 	Status              string
 	VerificationToken   string
-	DkimSelector        string
-	DkimPublicKey       string
-	DkimPrivateKeyID    string
-	DkimPrivateKey      []byte
 	LastResults         []byte
 	SpfStatus           *string
 	VerifiedAt          *time.Time
@@ -177,6 +173,9 @@ type SendingDomain struct {
 	LastManualCheckAt   *time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	DkimEd25519         bool
+	DkimRotationDays    *int32
+	DkimGeneration      int32
 }
 
 type SendingDomainCheck struct {
@@ -190,6 +189,21 @@ type SendingDomainCheck struct {
 	Results      []byte
 	StartedAt    time.Time
 	DurationMs   int64
+}
+
+type SendingDomainDkimKey struct {
+	ID           string
+	TenantID     string
+	DomainID     string
+	Selector     string
+	Algorithm    string
+	PublicKey    string
+	PrivateKeyID string
+	PrivateKey   []byte
+	State        string
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
+	RetireAfter  *time.Time
 }
 
 type SendingDomainEvent struct {
