@@ -60,6 +60,48 @@ func (e ApiKeyCreatedStatus) Valid() bool {
 	}
 }
 
+// Defines values for BounceReportKind.
+const (
+	BounceReportKindArf     BounceReportKind = "arf"
+	BounceReportKindDsn     BounceReportKind = "dsn"
+	BounceReportKindUnknown BounceReportKind = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportKind enum.
+func (e BounceReportKind) Valid() bool {
+	switch e {
+	case BounceReportKindArf:
+		return true
+	case BounceReportKindDsn:
+		return true
+	case BounceReportKindUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BounceReportOutcome.
+const (
+	BounceReportOutcomeRecorded  BounceReportOutcome = "recorded"
+	BounceReportOutcomeUnmatched BounceReportOutcome = "unmatched"
+	BounceReportOutcomeUnparsed  BounceReportOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportOutcome enum.
+func (e BounceReportOutcome) Valid() bool {
+	switch e {
+	case BounceReportOutcomeRecorded:
+		return true
+	case BounceReportOutcomeUnmatched:
+		return true
+	case BounceReportOutcomeUnparsed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionTestStepName.
 const (
 	ConnectionTestStepNameAuth    ConnectionTestStepName = "auth"
@@ -114,6 +156,27 @@ func (e ConnectionTestStepStatus) Valid() bool {
 	}
 }
 
+// Defines values for ConnectorPausedReason.
+const (
+	ConnectorPausedReasonAuthFailed            ConnectorPausedReason = "auth.failed"
+	ConnectorPausedReasonManual                ConnectorPausedReason = "manual"
+	ConnectorPausedReasonTlsCertificateInvalid ConnectorPausedReason = "tls.certificate_invalid"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorPausedReason enum.
+func (e ConnectorPausedReason) Valid() bool {
+	switch e {
+	case ConnectorPausedReasonAuthFailed:
+		return true
+	case ConnectorPausedReasonManual:
+		return true
+	case ConnectorPausedReasonTlsCertificateInvalid:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectorKind.
 const (
 	ConnectorKindPlatform ConnectorKind = "platform"
@@ -159,6 +222,24 @@ const (
 func (e ConnectorUpdateIsDefault) Valid() bool {
 	switch e {
 	case ConnectorUpdateIsDefaultTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DKIMRotationAlgorithm.
+const (
+	DKIMRotationAlgorithmEd25519 DKIMRotationAlgorithm = "ed25519"
+	DKIMRotationAlgorithmRsa     DKIMRotationAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DKIMRotationAlgorithm enum.
+func (e DKIMRotationAlgorithm) Valid() bool {
+	switch e {
+	case DKIMRotationAlgorithmEd25519:
+		return true
+	case DKIMRotationAlgorithmRsa:
 		return true
 	default:
 		return false
@@ -267,6 +348,45 @@ func (e DomainCheckResultStatus) Valid() bool {
 	}
 }
 
+// Defines values for DomainDKIMKeyAlgorithm.
+const (
+	DomainDKIMKeyAlgorithmEd25519 DomainDKIMKeyAlgorithm = "ed25519"
+	DomainDKIMKeyAlgorithmRsa     DomainDKIMKeyAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyAlgorithm enum.
+func (e DomainDKIMKeyAlgorithm) Valid() bool {
+	switch e {
+	case DomainDKIMKeyAlgorithmEd25519:
+		return true
+	case DomainDKIMKeyAlgorithmRsa:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainDKIMKeyState.
+const (
+	DomainDKIMKeyStateActive   DomainDKIMKeyState = "active"
+	DomainDKIMKeyStatePending  DomainDKIMKeyState = "pending"
+	DomainDKIMKeyStateRetiring DomainDKIMKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyState enum.
+func (e DomainDKIMKeyState) Valid() bool {
+	switch e {
+	case DomainDKIMKeyStateActive:
+		return true
+	case DomainDKIMKeyStatePending:
+		return true
+	case DomainDKIMKeyStateRetiring:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DomainEventFromStatus.
 const (
 	DomainEventFromStatusAtRisk   DomainEventFromStatus = "at_risk"
@@ -293,8 +413,11 @@ func (e DomainEventFromStatus) Valid() bool {
 
 // Defines values for DomainEventType.
 const (
-	DomainEventTypeCreated       DomainEventType = "created"
-	DomainEventTypeStatusChanged DomainEventType = "status_changed"
+	DomainEventTypeCreated          DomainEventType = "created"
+	DomainEventTypeDkimKeyActivated DomainEventType = "dkim_key_activated"
+	DomainEventTypeDkimKeyRetired   DomainEventType = "dkim_key_retired"
+	DomainEventTypeDkimRotationDue  DomainEventType = "dkim_rotation_due"
+	DomainEventTypeStatusChanged    DomainEventType = "status_changed"
 )
 
 // Valid indicates whether the value is a known member of the DomainEventType enum.
@@ -302,7 +425,55 @@ func (e DomainEventType) Valid() bool {
 	switch e {
 	case DomainEventTypeCreated:
 		return true
+	case DomainEventTypeDkimKeyActivated:
+		return true
+	case DomainEventTypeDkimKeyRetired:
+		return true
+	case DomainEventTypeDkimRotationDue:
+		return true
 	case DomainEventTypeStatusChanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainPreviewOutcome.
+const (
+	DomainPreviewOutcomeFail      DomainPreviewOutcome = "fail"
+	DomainPreviewOutcomePass      DomainPreviewOutcome = "pass"
+	DomainPreviewOutcomeTemperror DomainPreviewOutcome = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainPreviewOutcome enum.
+func (e DomainPreviewOutcome) Valid() bool {
+	switch e {
+	case DomainPreviewOutcomeFail:
+		return true
+	case DomainPreviewOutcomePass:
+		return true
+	case DomainPreviewOutcomeTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordKeyState.
+const (
+	DomainRecordKeyStateActive   DomainRecordKeyState = "active"
+	DomainRecordKeyStatePending  DomainRecordKeyState = "pending"
+	DomainRecordKeyStateRetiring DomainRecordKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordKeyState enum.
+func (e DomainRecordKeyState) Valid() bool {
+	switch e {
+	case DomainRecordKeyStateActive:
+		return true
+	case DomainRecordKeyStatePending:
+		return true
+	case DomainRecordKeyStateRetiring:
 		return true
 	default:
 		return false
@@ -335,6 +506,7 @@ func (e DomainRecordPurpose) Valid() bool {
 
 // Defines values for DomainRecordRequirement.
 const (
+	DomainRecordRequirementOptional            DomainRecordRequirement = "optional"
 	DomainRecordRequirementRecommended         DomainRecordRequirement = "recommended"
 	DomainRecordRequirementRequired            DomainRecordRequirement = "required"
 	DomainRecordRequirementRequiredForPlatform DomainRecordRequirement = "required_for_platform"
@@ -343,6 +515,8 @@ const (
 // Valid indicates whether the value is a known member of the DomainRecordRequirement enum.
 func (e DomainRecordRequirement) Valid() bool {
 	switch e {
+	case DomainRecordRequirementOptional:
+		return true
 	case DomainRecordRequirementRecommended:
 		return true
 	case DomainRecordRequirementRequired:
@@ -774,6 +948,54 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SuppressionCreateReason.
+const (
+	SuppressionCreateReasonComplaint   SuppressionCreateReason = "complaint"
+	SuppressionCreateReasonHardBounce  SuppressionCreateReason = "hard_bounce"
+	SuppressionCreateReasonManual      SuppressionCreateReason = "manual"
+	SuppressionCreateReasonUnsubscribe SuppressionCreateReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionCreateReason enum.
+func (e SuppressionCreateReason) Valid() bool {
+	switch e {
+	case SuppressionCreateReasonComplaint:
+		return true
+	case SuppressionCreateReasonHardBounce:
+		return true
+	case SuppressionCreateReasonManual:
+		return true
+	case SuppressionCreateReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SuppressionReason.
+const (
+	SuppressionReasonComplaint   SuppressionReason = "complaint"
+	SuppressionReasonHardBounce  SuppressionReason = "hard_bounce"
+	SuppressionReasonManual      SuppressionReason = "manual"
+	SuppressionReasonUnsubscribe SuppressionReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionReason enum.
+func (e SuppressionReason) Valid() bool {
+	switch e {
+	case SuppressionReasonComplaint:
+		return true
+	case SuppressionReasonHardBounce:
+		return true
+	case SuppressionReasonManual:
+		return true
+	case SuppressionReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookDeliveryStatus.
 const (
 	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
@@ -789,6 +1011,27 @@ func (e WebhookDeliveryStatus) Valid() bool {
 	case WebhookDeliveryStatusPending:
 		return true
 	case WebhookDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListBounceReportsParamsOutcome.
+const (
+	ListBounceReportsParamsOutcomeRecorded  ListBounceReportsParamsOutcome = "recorded"
+	ListBounceReportsParamsOutcomeUnmatched ListBounceReportsParamsOutcome = "unmatched"
+	ListBounceReportsParamsOutcomeUnparsed  ListBounceReportsParamsOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the ListBounceReportsParamsOutcome enum.
+func (e ListBounceReportsParamsOutcome) Valid() bool {
+	switch e {
+	case ListBounceReportsParamsOutcomeRecorded:
+		return true
+	case ListBounceReportsParamsOutcomeUnmatched:
+		return true
+	case ListBounceReportsParamsOutcomeUnparsed:
 		return true
 	default:
 		return false
@@ -951,12 +1194,71 @@ type Attachment struct {
 	Filename string `json:"filename"`
 }
 
+// BounceReport One report the bounce listener received.
+type BounceReport struct {
+	// Details The parsed report: per-recipient `action`, `status`, `diagnostic_code`, or the feedback type.
+	Details map[string]interface{} `json:"details"`
+
+	// EnvelopeFrom The envelope sender (usually empty: `<>`).
+	EnvelopeFrom string `json:"envelope_from"`
+
+	// Id The report's id.
+	//
+	// Example: bnc_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Kind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+	Kind BounceReportKind `json:"kind"`
+
+	// MessageId The message it names.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Outcome What became of it.
+	Outcome BounceReportOutcome `json:"outcome"`
+
+	// Problem Why it was not recorded.
+	Problem string `json:"problem"`
+
+	// Raw The report as received (unparsed and unmatched reports only).
+	Raw *string `json:"raw,omitempty"`
+
+	// RcptTo The envelope recipient (the VERP return path).
+	RcptTo string `json:"rcpt_to"`
+
+	// ReceivedAt When it arrived.
+	ReceivedAt time.Time `json:"received_at"`
+
+	// RemoteAddr The sending server's address.
+	RemoteAddr string `json:"remote_addr"`
+
+	// SizeBytes Its size.
+	SizeBytes int `json:"size_bytes"`
+
+	// TenantId The tenant of the message it names.
+	TenantId *string `json:"tenant_id,omitempty"`
+}
+
+// BounceReportKind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+type BounceReportKind string
+
+// BounceReportOutcome What became of it.
+type BounceReportOutcome string
+
+// BounceReportList A page of bounce reports.
+type BounceReportList struct {
+	// Items The reports, newest first.
+	Items []BounceReport `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
 // ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
 	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
-	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
 	// `address.not_allowed`; the enum lists every code delivery classifies into.
 	//
@@ -1026,6 +1328,9 @@ type ConnectionTestStepStatus string
 
 // Connector How a tenant's mail leaves Sendwerk.
 type Connector struct {
+	// ConsecutiveFailures Delivery attempts in a row that failed with the same `auth.failed` or `tls.certificate_invalid`; any attempt that gets past the login resets it.
+	ConsecutiveFailures *int `json:"consecutive_failures,omitempty"`
+
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
@@ -1043,6 +1348,9 @@ type Connector struct {
 	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
 	Kind ConnectorKind `json:"kind"`
 
+	// LastFailure The last failure the circuit breaker counted, with the upstream's reply.
+	LastFailure *ConnectorFailure `json:"last_failure,omitempty"`
+
 	// LastTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 	LastTest *ConnectionTest `json:"last_test,omitempty"`
 
@@ -1053,6 +1361,16 @@ type Connector struct {
 	//
 	// Example: Office 365
 	Name string `json:"name"`
+
+	// PausedAt When it was paused.
+	PausedAt nullable.Nullable[time.Time] `json:"paused_at,omitempty"`
+
+	// PausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+	// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+	// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+	// attempts in a row failed that way. Queued messages wait; a successful connection
+	// test or a PATCH resumes the connector.
+	PausedReason nullable.Nullable[ConnectorPausedReason] `json:"paused_reason,omitempty"`
 
 	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
 	Smtp *SMTPSettings `json:"smtp,omitempty"`
@@ -1066,6 +1384,13 @@ type Connector struct {
 	// Warnings Settings that work but weaken security, in words (e.g. `security` `none`, `tls_skip_verify`).
 	Warnings []string `json:"warnings"`
 }
+
+// ConnectorPausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+// attempts in a row failed that way. Queued messages wait; a successful connection
+// test or a PATCH resumes the connector.
+type ConnectorPausedReason string
 
 // ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
@@ -1089,6 +1414,32 @@ type ConnectorCreate struct {
 
 	// Status `paused` connectors accept no new messages and hold queued ones.
 	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorFailure The last failure the circuit breaker counted, with the upstream's reply.
+type ConnectorFailure struct {
+	// At When it happened.
+	At time.Time `json:"at"`
+
+	// Code `auth.failed` or `tls.certificate_invalid`.
+	//
+	// Example: auth.failed
+	Code string `json:"code"`
+
+	// EnhancedCode The enhanced status code, when given.
+	//
+	// Example: 5.7.8
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// SmtpCode The reply code, when there was a reply.
+	//
+	// Example: 535
+	SmtpCode *int `json:"smtp_code,omitempty"`
+
+	// Text The reply text or what went wrong.
+	//
+	// Example: Authentication credentials invalid
+	Text string `json:"text"`
 }
 
 // ConnectorKind `smtp`: the tenant's own server. `platform`: the operator's default relay.
@@ -1308,6 +1659,15 @@ type ConnectorUsage struct {
 	Name string `json:"name"`
 }
 
+// DKIMRotation Which keys to rotate.
+type DKIMRotation struct {
+	// Algorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+	Algorithm *DKIMRotationAlgorithm `json:"algorithm,omitempty"`
+}
+
+// DKIMRotationAlgorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+type DKIMRotationAlgorithm string
+
 // DMARCPolicy The DMARC policy found (informational).
 type DMARCPolicy struct {
 	// Adkim DKIM alignment: r (relaxed) or s (strict).
@@ -1348,7 +1708,16 @@ type Domain struct {
 	// CreatedAt When it was added.
 	CreatedAt time.Time `json:"created_at"`
 
-	// DkimSelector The DKIM selector of its key.
+	// DkimEd25519 Mail is signed with an Ed25519 key beside the RSA key.
+	DkimEd25519 bool `json:"dkim_ed25519"`
+
+	// DkimKeys Its DKIM keys, active first, then pending, then retiring.
+	DkimKeys []DomainDKIMKey `json:"dkim_keys"`
+
+	// DkimRotationDays The keys rotate every this many days; `null`: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days"`
+
+	// DkimSelector The selector of its active RSA key.
 	//
 	// Example: sw1
 	DkimSelector string `json:"dkim_selector"`
@@ -1522,11 +1891,18 @@ type DomainCheckResult struct {
 	CheckedAt time.Time `json:"checked_at"`
 
 	// Code Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
-	// `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
-	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
-	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
-	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
-	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`; the enum lists them all.
+	// `ownership.quoted`, `spf.ok`, `spf.allows_all`, `spf.indeterminate` (the record depends
+	// on the sending address and the platform has no `SENDWERK_SPF_IPS`; not a failure),
+	// `spf.record_missing`, `spf.include_missing`, `spf.multiple_records`,
+	// `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`, `dkim.ok`, `dkim.testing`
+	// (passes, but `t=y`), `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+	// `dkim.key_type_mismatch` (`k=` is not the key's algorithm), `dkim.hash_not_allowed`
+	// (`h=` without sha256), `dkim.service_not_email` (`s=` without `email` or `*`),
+	// `dkim.syntax`, `dmarc.ok`, `dmarc.policy_implied` (no valid `p=` but a valid `rua=`:
+	// read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
+	// answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
+	// recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
 	//
 	//
 	// Example: ownership.token_missing
@@ -1549,10 +1925,15 @@ type DomainCheckResult struct {
 	// Observed The records found (TXT strings joined).
 	Observed []string `json:"observed"`
 
-	// Resolver The DNS server that answered.
+	// Resolver The DNS server that answered (`preview` for intended records).
 	//
 	// Example: 192.0.2.53:53
 	Resolver *string `json:"resolver,omitempty"`
+
+	// Selector For `dkim`: the selector of the key checked (a domain may have several).
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Spf How the domain's SPF record was evaluated (RFC 7208).
 	Spf *SPFDetails `json:"spf,omitempty"`
@@ -1578,16 +1959,51 @@ type DomainCheckRun struct {
 
 // DomainCreate A domain to add.
 type DomainCreate struct {
+	// DkimEd25519 Also sign with an Ed25519 key (a second selector and record).
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the DKIM keys every this many days; the new key is created two weeks ahead so its record can be published in time. Unset: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+
 	// Domain The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`.
 	Domain string `json:"domain"`
 }
+
+// DomainDKIMKey One DKIM key of a domain (the private key is never returned).
+type DomainDKIMKey struct {
+	// ActivatedAt When it started signing.
+	ActivatedAt nullable.Nullable[time.Time] `json:"activated_at"`
+
+	// Algorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+	Algorithm DomainDKIMKeyAlgorithm `json:"algorithm"`
+
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// RetireAfter For a retiring key: when its record may be removed.
+	RetireAfter nullable.Nullable[time.Time] `json:"retire_after"`
+
+	// Selector Published at `<selector>._domainkey.<domain>`.
+	//
+	// Example: sw2
+	Selector string `json:"selector"`
+
+	// State `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+	State DomainDKIMKeyState `json:"state"`
+}
+
+// DomainDKIMKeyAlgorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+type DomainDKIMKeyAlgorithm string
+
+// DomainDKIMKeyState `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+type DomainDKIMKeyState string
 
 // DomainEvent Something that happened to a domain.
 type DomainEvent struct {
 	// CheckId The check that caused it.
 	CheckId *string `json:"check_id,omitempty"`
 
-	// Code The stable code of the cause (a check code, `domain.verified` or `domain.restored`).
+	// Code The stable code of the cause (a check code, `domain.verified`, `domain.restored`, `dkim.rotation_due`, `dkim.key_activated` or `dkim.key_retired`).
 	Code string `json:"code"`
 
 	// CreatedAt When it happened.
@@ -1596,7 +2012,7 @@ type DomainEvent struct {
 	// DomainId The domain.
 	DomainId string `json:"domain_id"`
 
-	// FromStatus The status before; `null` for `created`.
+	// FromStatus The status before; `null` for `created` and the `dkim_*` events.
 	FromStatus nullable.Nullable[DomainEventFromStatus] `json:"from_status"`
 
 	// Id The event's id.
@@ -1612,14 +2028,14 @@ type DomainEvent struct {
 	// makes it `verified` at once. DNS timeouts and server failures never change the status.
 	ToStatus DomainStatus `json:"to_status"`
 
-	// Type What happened.
+	// Type What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 	Type DomainEventType `json:"type"`
 }
 
-// DomainEventFromStatus The status before; `null` for `created`.
+// DomainEventFromStatus The status before; `null` for `created` and the `dkim_*` events.
 type DomainEventFromStatus string
 
-// DomainEventType What happened.
+// DomainEventType What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 type DomainEventType string
 
 // DomainEventList A page of events, newest first.
@@ -1640,6 +2056,54 @@ type DomainList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// DomainPreview What the checks would find if the records were published.
+type DomainPreview struct {
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// Names The names whose TXT records the preview replaced.
+	Names []string `json:"names"`
+
+	// Outcome What the required checks (ownership, active DKIM keys) would give.
+	Outcome DomainPreviewOutcome `json:"outcome"`
+
+	// Results The result of each check; `resolver: preview` marks answers that contain the intended records.
+	Results []DomainCheckResult `json:"results"`
+}
+
+// DomainPreviewOutcome What the required checks (ownership, active DKIM keys) would give.
+type DomainPreviewOutcome string
+
+// DomainPreviewRequest Records the tenant intends to publish; at least one.
+type DomainPreviewRequest struct {
+	// Dkim DKIM key records intended at `<selector>._domainkey.<domain>`.
+	Dkim *[]struct {
+		// Selector The selector.
+		//
+		// Example: sw1
+		Selector string `json:"selector"`
+
+		// Value The TXT value.
+		//
+		// Example: v=DKIM1; k=rsa; p=MIIBIjAN…
+		Value string `json:"value"`
+	} `json:"dkim,omitempty"`
+
+	// Dmarc The DMARC record intended at `_dmarc.<domain>`.
+	Dmarc *string `json:"dmarc,omitempty"`
+
+	// Ownership The ownership TXT record intended at the domain.
+	Ownership *string `json:"ownership,omitempty"`
+
+	// Spf The SPF record intended at the domain.
+	//
+	// Example: v=spf1 include:_spf.google.com include:_spf.sendwerk.example ~all
+	Spf *string `json:"spf,omitempty"`
+
+	// Zone A BIND zone-file snippet; its TXT records are used, other types ignored.
+	Zone *string `json:"zone,omitempty"`
+}
+
 // DomainRecord One DNS record to publish and its current check status.
 type DomainRecord struct {
 	// CheckedAt When it was last checked.
@@ -1658,14 +2122,25 @@ type DomainRecord struct {
 	// Example: sw1._domainkey
 	Host string `json:"host"`
 
+	// KeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+	KeyState *DomainRecordKeyState `json:"key_state,omitempty"`
+
 	// Message The latest check's message.
 	Message *string `json:"message,omitempty"`
 
 	// Purpose What the record proves.
 	Purpose DomainRecordPurpose `json:"purpose"`
 
-	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+	// RemoveAfter For a retiring key: the record may be removed after this time.
+	RemoveAfter *time.Time `json:"remove_after,omitempty"`
+
+	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 	Requirement DomainRecordRequirement `json:"requirement"`
+
+	// Selector For `dkim`: the key's selector.
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Status The latest check of this record; `pending` before the first check.
 	Status DomainRecordStatus `json:"status"`
@@ -1687,10 +2162,13 @@ type DomainRecord struct {
 	Zone string `json:"zone"`
 }
 
+// DomainRecordKeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+type DomainRecordKeyState string
+
 // DomainRecordPurpose What the record proves.
 type DomainRecordPurpose string
 
-// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 type DomainRecordRequirement string
 
 // DomainRecordStatus The latest check of this record; `pending` before the first check.
@@ -1788,6 +2266,15 @@ type DomainRevokedEvent struct {
 // number of consecutive failed checks); may not send until the records pass again, which
 // makes it `verified` at once. DNS timeouts and server failures never change the status.
 type DomainStatus string
+
+// DomainUpdate How a domain signs; fields left out stay as they are.
+type DomainUpdate struct {
+	// DkimEd25519 Sign with an Ed25519 key beside the RSA key.
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the keys every this many days; `null` stops scheduled rotation.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+}
 
 // DomainVerifiedEvent `domain.verified`: A pending domain passed its checks and may send.
 type DomainVerifiedEvent struct {
@@ -2004,6 +2491,9 @@ type MessageAccepted struct {
 
 	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
 	Status MessageStatus `json:"status"`
+
+	// Suppressed Recipients left out because they are on the suppression list; the message goes to the others. Absent when none was.
+	Suppressed *[]SuppressedRecipient `json:"suppressed,omitempty"`
 }
 
 // MessageBatch Messages to send together.
@@ -3310,6 +3800,70 @@ type SuppressedRecipient struct {
 	Reason string `json:"reason"`
 }
 
+// Suppression An address the tenant's mail is not sent to.
+type Suppression struct {
+	// Address The address, lower-case, with an A-label domain.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// CreatedAt When the address was (last) suppressed.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Detail What the receiving side said (e.g. `550 5.1.1 User unknown`), or a note.
+	//
+	// Example: 550 5.1.1 <jane@example.org>: Recipient address rejected: User unknown
+	Detail string `json:"detail"`
+
+	// ExpiresAt When the entry lapses; `null`: never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Id The entry's id.
+	//
+	// Example: sup_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+	Reason SuppressionReason `json:"reason"`
+
+	// SourceMessageId The message whose bounce or complaint added the address.
+	//
+	// Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+	SourceMessageId *string `json:"source_message_id,omitempty"`
+}
+
+// SuppressionCreate An address to suppress.
+type SuppressionCreate struct {
+	// Address The address.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// Detail A note.
+	Detail *string `json:"detail,omitempty"`
+
+	// ExpiresAt When the entry lapses (in the future); absent or `null` for never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Reason Why; `manual` unless given.
+	Reason *SuppressionCreateReason `json:"reason,omitempty"`
+}
+
+// SuppressionCreateReason Why; `manual` unless given.
+type SuppressionCreateReason string
+
+// SuppressionList A page of suppressions.
+type SuppressionList struct {
+	// Items The entries, newest first.
+	Items []Suppression `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// SuppressionReason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+type SuppressionReason string
+
 // TLSInfo The negotiated TLS session and the server's certificate.
 type TLSInfo struct {
 	// CipherSuite Negotiated cipher suite.
@@ -3811,6 +4365,21 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListBounceReportsParams defines parameters for ListBounceReports.
+type ListBounceReportsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Outcome Only reports with this outcome.
+	Outcome *ListBounceReportsParamsOutcome `form:"outcome,omitempty" json:"outcome,omitempty"`
+}
+
+// ListBounceReportsParamsOutcome defines parameters for ListBounceReports.
+type ListBounceReportsParamsOutcome string
+
 // ListConnectorsParams defines parameters for ListConnectors.
 type ListConnectorsParams struct {
 	// Limit Page size.
@@ -3925,6 +4494,21 @@ type SendMessageBatchParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListSuppressionsParams defines parameters for ListSuppressions.
+type ListSuppressionsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Address Only addresses that start with this text.
+	Address *string `form:"address,omitempty" json:"address,omitempty"`
+
+	// Reason Only entries with this reason.
+	Reason *SuppressionReason `form:"reason,omitempty" json:"reason,omitempty"`
+}
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Limit Page size.
@@ -3985,11 +4569,23 @@ type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 // CreateDomainJSONRequestBody defines body for CreateDomain for application/json ContentType.
 type CreateDomainJSONRequestBody = DomainCreate
 
+// UpdateDomainJSONRequestBody defines body for UpdateDomain for application/json ContentType.
+type UpdateDomainJSONRequestBody = DomainUpdate
+
+// RotateDomainDKIMJSONRequestBody defines body for RotateDomainDKIM for application/json ContentType.
+type RotateDomainDKIMJSONRequestBody = DKIMRotation
+
+// PreviewDomainJSONRequestBody defines body for PreviewDomain for application/json ContentType.
+type PreviewDomainJSONRequestBody = DomainPreviewRequest
+
 // SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
 type SendMessageJSONRequestBody = MessageCreate
 
 // SendMessageBatchJSONRequestBody defines body for SendMessageBatch for application/json ContentType.
 type SendMessageBatchJSONRequestBody = MessageBatch
+
+// CreateSuppressionJSONRequestBody defines body for CreateSuppression for application/json ContentType.
+type CreateSuppressionJSONRequestBody = SuppressionCreate
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -4866,6 +5462,9 @@ type ServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{key_id})
 	GetApiKey(ctx echo.Context, keyId KeyID) error
+	// ListBounceReports Reports received by the bounce listener (operator)
+	// (GET /v1/bounce-reports)
+	ListBounceReports(ctx echo.Context, params ListBounceReportsParams) error
 	// TestConnectorSettings Test connector settings before saving
 	// (POST /v1/connector-tests)
 	TestConnectorSettings(ctx echo.Context) error
@@ -4911,15 +5510,24 @@ type ServerInterface interface {
 	// GetDomain Get a sender domain
 	// (GET /v1/domains/{domain_id})
 	GetDomain(ctx echo.Context, domainId DomainID) error
+	// UpdateDomain Change how a domain signs
+	// (PATCH /v1/domains/{domain_id})
+	UpdateDomain(ctx echo.Context, domainId DomainID) error
 	// CheckDomain Check a domain now
 	// (POST /v1/domains/{domain_id}/check)
 	CheckDomain(ctx echo.Context, domainId DomainID) error
 	// ListDomainChecks Check history
 	// (GET /v1/domains/{domain_id}/checks)
 	ListDomainChecks(ctx echo.Context, domainId DomainID, params ListDomainChecksParams) error
+	// RotateDomainDKIM Rotate the DKIM keys
+	// (POST /v1/domains/{domain_id}/dkim/rotate)
+	RotateDomainDKIM(ctx echo.Context, domainId DomainID) error
 	// ListDomainEvents Status changes
 	// (GET /v1/domains/{domain_id}/events)
 	ListDomainEvents(ctx echo.Context, domainId DomainID, params ListDomainEventsParams) error
+	// PreviewDomain Check records before publishing them
+	// (POST /v1/domains/{domain_id}/preview)
+	PreviewDomain(ctx echo.Context, domainId DomainID) error
 	// GetDomainRecords Records to publish
 	// (GET /v1/domains/{domain_id}/records)
 	GetDomainRecords(ctx echo.Context, domainId DomainID, params GetDomainRecordsParams) error
@@ -4947,6 +5555,18 @@ type ServerInterface interface {
 	// GetPlatform Platform facts
 	// (GET /v1/platform)
 	GetPlatform(ctx echo.Context) error
+	// ListSuppressions List suppressed addresses
+	// (GET /v1/suppressions)
+	ListSuppressions(ctx echo.Context, params ListSuppressionsParams) error
+	// CreateSuppression Suppress an address
+	// (POST /v1/suppressions)
+	CreateSuppression(ctx echo.Context) error
+	// DeleteSuppression Lift a suppression
+	// (DELETE /v1/suppressions/{address})
+	DeleteSuppression(ctx echo.Context, address string) error
+	// GetSuppression Is an address suppressed?
+	// (GET /v1/suppressions/{address})
+	GetSuppression(ctx echo.Context, address string) error
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx echo.Context, params ListTenantsParams) error
@@ -5089,6 +5709,38 @@ func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiKey(ctx, keyId)
+	return err
+}
+
+// ListBounceReports converts echo context to params.
+func (w *ServerInterfaceWrapper) ListBounceReports(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBounceReportsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "outcome" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "outcome", ctx.QueryParams(), &params.Outcome, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter outcome: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListBounceReports(ctx, params)
 	return err
 }
 
@@ -5353,6 +6005,22 @@ func (w *ServerInterfaceWrapper) GetDomain(ctx echo.Context) error {
 	return err
 }
 
+// UpdateDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateDomain(ctx, domainId)
+	return err
+}
+
 // CheckDomain converts echo context to params.
 func (w *ServerInterfaceWrapper) CheckDomain(ctx echo.Context) error {
 	var err error
@@ -5401,6 +6069,22 @@ func (w *ServerInterfaceWrapper) ListDomainChecks(ctx echo.Context) error {
 	return err
 }
 
+// RotateDomainDKIM converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateDomainDKIM(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateDomainDKIM(ctx, domainId)
+	return err
+}
+
 // ListDomainEvents converts echo context to params.
 func (w *ServerInterfaceWrapper) ListDomainEvents(ctx echo.Context) error {
 	var err error
@@ -5430,6 +6114,22 @@ func (w *ServerInterfaceWrapper) ListDomainEvents(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListDomainEvents(ctx, domainId, params)
+	return err
+}
+
+// PreviewDomain converts echo context to params.
+func (w *ServerInterfaceWrapper) PreviewDomain(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "domain_id" -------------
+	var domainId DomainID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "domain_id", ctx.Param("domain_id"), &domainId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter domain_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PreviewDomain(ctx, domainId)
 	return err
 }
 
@@ -5683,6 +6383,86 @@ func (w *ServerInterfaceWrapper) GetPlatform(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetPlatform(ctx)
+	return err
+}
+
+// ListSuppressions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSuppressions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSuppressionsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "address" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "address", ctx.QueryParams(), &params.Address, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter address: %s", err))
+	}
+
+	// ------------- Optional query parameter "reason" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "reason", ctx.QueryParams(), &params.Reason, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter reason: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSuppressions(ctx, params)
+	return err
+}
+
+// CreateSuppression converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSuppression(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSuppression(ctx)
+	return err
+}
+
+// DeleteSuppression converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSuppression(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "address" -------------
+	var address string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "address", ctx.Param("address"), &address, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter address: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSuppression(ctx, address)
+	return err
+}
+
+// GetSuppression converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSuppression(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "address" -------------
+	var address string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "address", ctx.Param("address"), &address, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter address: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSuppression(ctx, address)
 	return err
 }
 
@@ -6103,10 +6883,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/domains", wrapper.CreateDomain, options.OperationMiddlewares["createDomain"]...)
 	router.DELETE(options.BaseURL+"/v1/domains/:domain_id", wrapper.DeleteDomain, options.OperationMiddlewares["deleteDomain"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id", wrapper.GetDomain, options.OperationMiddlewares["getDomain"]...)
+	router.PATCH(options.BaseURL+"/v1/domains/:domain_id", wrapper.UpdateDomain, options.OperationMiddlewares["updateDomain"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id/records", wrapper.GetDomainRecords, options.OperationMiddlewares["getDomainRecords"]...)
 	router.POST(options.BaseURL+"/v1/domains/:domain_id/check", wrapper.CheckDomain, options.OperationMiddlewares["checkDomain"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id/checks", wrapper.ListDomainChecks, options.OperationMiddlewares["listDomainChecks"]...)
 	router.GET(options.BaseURL+"/v1/domains/:domain_id/events", wrapper.ListDomainEvents, options.OperationMiddlewares["listDomainEvents"]...)
+	router.POST(options.BaseURL+"/v1/domains/:domain_id/dkim/rotate", wrapper.RotateDomainDKIM, options.OperationMiddlewares["rotateDomainDKIM"]...)
+	router.POST(options.BaseURL+"/v1/domains/:domain_id/preview", wrapper.PreviewDomain, options.OperationMiddlewares["previewDomain"]...)
 	router.GET(options.BaseURL+"/v1/messages", wrapper.ListMessages, options.OperationMiddlewares["listMessages"]...)
 	router.POST(options.BaseURL+"/v1/messages", wrapper.SendMessage, options.OperationMiddlewares["sendMessage"]...)
 	router.POST(options.BaseURL+"/v1/messages/batch", wrapper.SendMessageBatch, options.OperationMiddlewares["sendMessageBatch"]...)
@@ -6124,6 +6907,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.RedeliverWebhookDelivery, options.OperationMiddlewares["redeliverWebhookDelivery"]...)
 	router.GET(options.BaseURL+"/v1/platform", wrapper.GetPlatform, options.OperationMiddlewares["getPlatform"]...)
+	router.GET(options.BaseURL+"/v1/suppressions", wrapper.ListSuppressions, options.OperationMiddlewares["listSuppressions"]...)
+	router.POST(options.BaseURL+"/v1/suppressions", wrapper.CreateSuppression, options.OperationMiddlewares["createSuppression"]...)
+	router.DELETE(options.BaseURL+"/v1/suppressions/:address", wrapper.DeleteSuppression, options.OperationMiddlewares["deleteSuppression"]...)
+	router.GET(options.BaseURL+"/v1/suppressions/:address", wrapper.GetSuppression, options.OperationMiddlewares["getSuppression"]...)
+	router.GET(options.BaseURL+"/v1/bounce-reports", wrapper.ListBounceReports, options.OperationMiddlewares["listBounceReports"]...)
 
 }
 
@@ -6512,6 +7300,60 @@ func (response GetApiKey404ApplicationProblemPlusJSONResponse) VisitGetApiKeyRes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBounceReportsRequestObject struct {
+	Params ListBounceReportsParams
+}
+
+type ListBounceReportsResponseObject interface {
+	VisitListBounceReportsResponse(w http.ResponseWriter) error
+}
+
+type ListBounceReports200JSONResponse BounceReportList
+
+func (response ListBounceReports200JSONResponse) VisitListBounceReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBounceReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListBounceReports400ApplicationProblemPlusJSONResponse) VisitListBounceReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBounceReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBounceReports401ApplicationProblemPlusJSONResponse) VisitListBounceReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7735,6 +8577,109 @@ func (response GetDomain404ApplicationProblemPlusJSONResponse) VisitGetDomainRes
 	return err
 }
 
+type UpdateDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Body     *UpdateDomainJSONRequestBody
+}
+
+type UpdateDomainResponseObject interface {
+	VisitUpdateDomainResponse(w http.ResponseWriter) error
+}
+
+type UpdateDomain200JSONResponse Domain
+
+func (response UpdateDomain200JSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain400ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain401ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain403ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain404ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDomain422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDomain422ApplicationProblemPlusJSONResponse) VisitUpdateDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CheckDomainRequestObject struct {
 	DomainId DomainID `json:"domain_id"`
 }
@@ -7911,6 +8856,125 @@ func (response ListDomainChecks404ApplicationProblemPlusJSONResponse) VisitListD
 	return err
 }
 
+type RotateDomainDKIMRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Body     *RotateDomainDKIMJSONRequestBody
+}
+
+type RotateDomainDKIMResponseObject interface {
+	VisitRotateDomainDKIMResponse(w http.ResponseWriter) error
+}
+
+type RotateDomainDKIM200JSONResponse DomainRecords
+
+func (response RotateDomainDKIM200JSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM400ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM401ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM403ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM404ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM409ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDomainDKIM422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDomainDKIM422ApplicationProblemPlusJSONResponse) VisitRotateDomainDKIMResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListDomainEventsRequestObject struct {
 	DomainId DomainID `json:"domain_id"`
 	Params   ListDomainEventsParams
@@ -7994,6 +9058,109 @@ func (response ListDomainEvents404ApplicationProblemPlusJSONResponse) VisitListD
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomainRequestObject struct {
+	DomainId DomainID `json:"domain_id"`
+	Body     *PreviewDomainJSONRequestBody
+}
+
+type PreviewDomainResponseObject interface {
+	VisitPreviewDomainResponse(w http.ResponseWriter) error
+}
+
+type PreviewDomain200JSONResponse DomainPreview
+
+func (response PreviewDomain200JSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain400ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain401ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain403ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain404ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewDomain422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewDomain422ApplicationProblemPlusJSONResponse) VisitPreviewDomainResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8792,6 +9959,296 @@ func (response GetPlatform401ApplicationProblemPlusJSONResponse) VisitGetPlatfor
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressionsRequestObject struct {
+	Params ListSuppressionsParams
+}
+
+type ListSuppressionsResponseObject interface {
+	VisitListSuppressionsResponse(w http.ResponseWriter) error
+}
+
+type ListSuppressions200JSONResponse SuppressionList
+
+func (response ListSuppressions200JSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListSuppressions400ApplicationProblemPlusJSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSuppressions401ApplicationProblemPlusJSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSuppressions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListSuppressions403ApplicationProblemPlusJSONResponse) VisitListSuppressionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppressionRequestObject struct {
+	Body *CreateSuppressionJSONRequestBody
+}
+
+type CreateSuppressionResponseObject interface {
+	VisitCreateSuppressionResponse(w http.ResponseWriter) error
+}
+
+type CreateSuppression201JSONResponse Suppression
+
+func (response CreateSuppression201JSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression400ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression401ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression403ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSuppression422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSuppression422ApplicationProblemPlusJSONResponse) VisitCreateSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSuppressionRequestObject struct {
+	Address string `json:"address"`
+}
+
+type DeleteSuppressionResponseObject interface {
+	VisitDeleteSuppressionResponse(w http.ResponseWriter) error
+}
+
+type DeleteSuppression204Response struct {
+}
+
+func (response DeleteSuppression204Response) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSuppression401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSuppression401ApplicationProblemPlusJSONResponse) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSuppression403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSuppression403ApplicationProblemPlusJSONResponse) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSuppression404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSuppression404ApplicationProblemPlusJSONResponse) VisitDeleteSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppressionRequestObject struct {
+	Address string `json:"address"`
+}
+
+type GetSuppressionResponseObject interface {
+	VisitGetSuppressionResponse(w http.ResponseWriter) error
+}
+
+type GetSuppression200JSONResponse Suppression
+
+func (response GetSuppression200JSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppression401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSuppression401ApplicationProblemPlusJSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppression403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetSuppression403ApplicationProblemPlusJSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSuppression404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetSuppression404ApplicationProblemPlusJSONResponse) VisitGetSuppressionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10119,6 +11576,9 @@ type StrictServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{key_id})
 	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
+	// ListBounceReports Reports received by the bounce listener (operator)
+	// (GET /v1/bounce-reports)
+	ListBounceReports(ctx context.Context, request ListBounceReportsRequestObject) (ListBounceReportsResponseObject, error)
 	// TestConnectorSettings Test connector settings before saving
 	// (POST /v1/connector-tests)
 	TestConnectorSettings(ctx context.Context, request TestConnectorSettingsRequestObject) (TestConnectorSettingsResponseObject, error)
@@ -10164,15 +11624,24 @@ type StrictServerInterface interface {
 	// GetDomain Get a sender domain
 	// (GET /v1/domains/{domain_id})
 	GetDomain(ctx context.Context, request GetDomainRequestObject) (GetDomainResponseObject, error)
+	// UpdateDomain Change how a domain signs
+	// (PATCH /v1/domains/{domain_id})
+	UpdateDomain(ctx context.Context, request UpdateDomainRequestObject) (UpdateDomainResponseObject, error)
 	// CheckDomain Check a domain now
 	// (POST /v1/domains/{domain_id}/check)
 	CheckDomain(ctx context.Context, request CheckDomainRequestObject) (CheckDomainResponseObject, error)
 	// ListDomainChecks Check history
 	// (GET /v1/domains/{domain_id}/checks)
 	ListDomainChecks(ctx context.Context, request ListDomainChecksRequestObject) (ListDomainChecksResponseObject, error)
+	// RotateDomainDKIM Rotate the DKIM keys
+	// (POST /v1/domains/{domain_id}/dkim/rotate)
+	RotateDomainDKIM(ctx context.Context, request RotateDomainDKIMRequestObject) (RotateDomainDKIMResponseObject, error)
 	// ListDomainEvents Status changes
 	// (GET /v1/domains/{domain_id}/events)
 	ListDomainEvents(ctx context.Context, request ListDomainEventsRequestObject) (ListDomainEventsResponseObject, error)
+	// PreviewDomain Check records before publishing them
+	// (POST /v1/domains/{domain_id}/preview)
+	PreviewDomain(ctx context.Context, request PreviewDomainRequestObject) (PreviewDomainResponseObject, error)
 	// GetDomainRecords Records to publish
 	// (GET /v1/domains/{domain_id}/records)
 	GetDomainRecords(ctx context.Context, request GetDomainRecordsRequestObject) (GetDomainRecordsResponseObject, error)
@@ -10200,6 +11669,18 @@ type StrictServerInterface interface {
 	// GetPlatform Platform facts
 	// (GET /v1/platform)
 	GetPlatform(ctx context.Context, request GetPlatformRequestObject) (GetPlatformResponseObject, error)
+	// ListSuppressions List suppressed addresses
+	// (GET /v1/suppressions)
+	ListSuppressions(ctx context.Context, request ListSuppressionsRequestObject) (ListSuppressionsResponseObject, error)
+	// CreateSuppression Suppress an address
+	// (POST /v1/suppressions)
+	CreateSuppression(ctx context.Context, request CreateSuppressionRequestObject) (CreateSuppressionResponseObject, error)
+	// DeleteSuppression Lift a suppression
+	// (DELETE /v1/suppressions/{address})
+	DeleteSuppression(ctx context.Context, request DeleteSuppressionRequestObject) (DeleteSuppressionResponseObject, error)
+	// GetSuppression Is an address suppressed?
+	// (GET /v1/suppressions/{address})
+	GetSuppression(ctx context.Context, request GetSuppressionRequestObject) (GetSuppressionResponseObject, error)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx context.Context, request ListTenantsRequestObject) (ListTenantsResponseObject, error)
@@ -10429,6 +11910,31 @@ func (sh *strictHandler) GetApiKey(ctx echo.Context, keyId KeyID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiKeyResponseObject); ok {
 		return validResponse.VisitGetApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListBounceReports operation middleware
+func (sh *strictHandler) ListBounceReports(ctx echo.Context, params ListBounceReportsParams) error {
+	var request ListBounceReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBounceReports(ctx.Request().Context(), request.(ListBounceReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBounceReports")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListBounceReportsResponseObject); ok {
+		return validResponse.VisitListBounceReportsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -10947,6 +12453,54 @@ func (sh *strictHandler) GetDomain(ctx echo.Context, domainId DomainID) error {
 	return nil
 }
 
+// UpdateDomain operation middleware
+func (sh *strictHandler) UpdateDomain(ctx echo.Context, domainId DomainID) error {
+	var request UpdateDomainRequestObject
+
+	request.DomainId = domainId
+
+	var body UpdateDomainJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateDomain(ctx.Request().Context(), request.(UpdateDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateDomainResponseObject); ok {
+		return validResponse.VisitUpdateDomainResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // CheckDomain operation middleware
 func (sh *strictHandler) CheckDomain(ctx echo.Context, domainId DomainID) error {
 	var request CheckDomainRequestObject
@@ -10998,6 +12552,57 @@ func (sh *strictHandler) ListDomainChecks(ctx echo.Context, domainId DomainID, p
 	return nil
 }
 
+// RotateDomainDKIM operation middleware
+func (sh *strictHandler) RotateDomainDKIM(ctx echo.Context, domainId DomainID) error {
+	var request RotateDomainDKIMRequestObject
+
+	request.DomainId = domainId
+
+	var body RotateDomainDKIMJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateDomainDKIM(ctx.Request().Context(), request.(RotateDomainDKIMRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateDomainDKIM")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateDomainDKIMResponseObject); ok {
+		return validResponse.VisitRotateDomainDKIMResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListDomainEvents operation middleware
 func (sh *strictHandler) ListDomainEvents(ctx echo.Context, domainId DomainID, params ListDomainEventsParams) error {
 	var request ListDomainEventsRequestObject
@@ -11018,6 +12623,54 @@ func (sh *strictHandler) ListDomainEvents(ctx echo.Context, domainId DomainID, p
 		return err
 	} else if validResponse, ok := response.(ListDomainEventsResponseObject); ok {
 		return validResponse.VisitListDomainEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PreviewDomain operation middleware
+func (sh *strictHandler) PreviewDomain(ctx echo.Context, domainId DomainID) error {
+	var request PreviewDomainRequestObject
+
+	request.DomainId = domainId
+
+	var body PreviewDomainJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PreviewDomain(ctx.Request().Context(), request.(PreviewDomainRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PreviewDomain")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PreviewDomainResponseObject); ok {
+		return validResponse.VisitPreviewDomainResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -11286,6 +12939,127 @@ func (sh *strictHandler) GetPlatform(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetPlatformResponseObject); ok {
 		return validResponse.VisitGetPlatformResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSuppressions operation middleware
+func (sh *strictHandler) ListSuppressions(ctx echo.Context, params ListSuppressionsParams) error {
+	var request ListSuppressionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSuppressions(ctx.Request().Context(), request.(ListSuppressionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSuppressions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSuppressionsResponseObject); ok {
+		return validResponse.VisitListSuppressionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSuppression operation middleware
+func (sh *strictHandler) CreateSuppression(ctx echo.Context) error {
+	var request CreateSuppressionRequestObject
+
+	var body CreateSuppressionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSuppression(ctx.Request().Context(), request.(CreateSuppressionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSuppression")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSuppressionResponseObject); ok {
+		return validResponse.VisitCreateSuppressionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteSuppression operation middleware
+func (sh *strictHandler) DeleteSuppression(ctx echo.Context, address string) error {
+	var request DeleteSuppressionRequestObject
+
+	request.Address = address
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSuppression(ctx.Request().Context(), request.(DeleteSuppressionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSuppression")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSuppressionResponseObject); ok {
+		return validResponse.VisitDeleteSuppressionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSuppression operation middleware
+func (sh *strictHandler) GetSuppression(ctx echo.Context, address string) error {
+	var request GetSuppressionRequestObject
+
+	request.Address = address
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSuppression(ctx.Request().Context(), request.(GetSuppressionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSuppression")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSuppressionResponseObject); ok {
+		return validResponse.VisitGetSuppressionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

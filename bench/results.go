@@ -33,6 +33,7 @@ type results struct {
 	Relay      *relayResult      `json:"relay,omitempty"`
 	Submission *submissionResult `json:"submission,omitempty"`
 	Latency    *latencyRes       `json:"latency,omitempty"`
+	DKIM       *dkimResult       `json:"dkim,omitempty"`
 }
 
 type machine struct {
@@ -129,6 +130,9 @@ type latencyRes struct {
 func newResults(e *env) *results {
 	r := &results{GeneratedAt: time.Now().UTC().Truncate(time.Second), Plan: e.plan, ServerEnv: map[string]string{}}
 	r.Machine = machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Model: cpuModel(), Kernel: firstLine("/proc/sys/kernel/osrelease"), LoadAvg: firstLine("/proc/loadavg"), MemoryGB: memGB()}
+	if e.srv == nil {
+		return r // only in-process phases (dkim): no server, cluster or Postfix
+	}
 	for k, v := range e.srv.env {
 		switch k {
 		case "SENDWERK_ADMIN_TOKEN", "SENDWERK_SECRET_KEY", "DATABASE_URL", "SENDWERK_HTTP_ADDR", "SENDWERK_DATA_DIR", "SENDWERK_DNS_SERVERS",
@@ -275,6 +279,12 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(w, "; per message over the relay host %.1f", sb.Unsigned.StatementsPerMessage)
 		}
 		fmt.Fprintln(w)
+	}
+	if r.DKIM != nil {
+		r.DKIM.print(w)
+	}
+	if r.CPUMethod.Sendwerk == "" {
+		return // only in-process phases ran
 	}
 	fmt.Fprintf(w, "5. CPU: Sendwerk = %s\n        Postfix  = %s\n", r.CPUMethod.Sendwerk, r.CPUMethod.Postfix)
 	for _, n := range r.Notes {

@@ -37,6 +37,17 @@ checks=(
 	# deploy/sendwerk.service is checked by systemd's own verifier (systemd-analyze verify and
 	# security --offline), which works without systemd running as PID 1.
 	"systemd	systemd-analyze (the systemd unit test)	command -v systemd-analyze"
+	# DKIM signatures are verified by verifiers that did not sign them: dkimpy (with PyNaCl for
+	# ed25519-sha256, imported by Debian's own python3) and OpenDKIM's opendkim-testmsg, which
+	# reads keys through the system resolver and so runs in a private network namespace (ip).
+	"python3-dkim	dkimpy (DKIM verification tests)	/usr/bin/python3 -c 'import dkim'"
+	"python3-nacl	PyNaCl (dkimpy ed25519-sha256)	/usr/bin/python3 -c 'import nacl.signing'"
+	"opendkim-tools	opendkim-testmsg (DKIM verification tests)	command -v opendkim-testmsg"
+	"iproute2	ip (a private network namespace for opendkim-testmsg)	command -v ip"
+	# Key-record variants are served by a real authoritative server (Knot DNS), and delegated
+	# _domainkey sub-zones resolve through a real recursive resolver (unbound with stub zones).
+	"knot	knotd and knotc (authoritative DNS tests)	command -v knotd && command -v knotc"
+	"unbound	unbound (recursive DNS tests)	command -v unbound"
 )
 
 # failing prints "package<TAB>need" for every check that does not pass.

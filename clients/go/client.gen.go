@@ -61,6 +61,48 @@ func (e ApiKeyCreatedStatus) Valid() bool {
 	}
 }
 
+// Defines values for BounceReportKind.
+const (
+	BounceReportKindArf     BounceReportKind = "arf"
+	BounceReportKindDsn     BounceReportKind = "dsn"
+	BounceReportKindUnknown BounceReportKind = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportKind enum.
+func (e BounceReportKind) Valid() bool {
+	switch e {
+	case BounceReportKindArf:
+		return true
+	case BounceReportKindDsn:
+		return true
+	case BounceReportKindUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BounceReportOutcome.
+const (
+	BounceReportOutcomeRecorded  BounceReportOutcome = "recorded"
+	BounceReportOutcomeUnmatched BounceReportOutcome = "unmatched"
+	BounceReportOutcomeUnparsed  BounceReportOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the BounceReportOutcome enum.
+func (e BounceReportOutcome) Valid() bool {
+	switch e {
+	case BounceReportOutcomeRecorded:
+		return true
+	case BounceReportOutcomeUnmatched:
+		return true
+	case BounceReportOutcomeUnparsed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionTestStepName.
 const (
 	ConnectionTestStepNameAuth    ConnectionTestStepName = "auth"
@@ -115,6 +157,27 @@ func (e ConnectionTestStepStatus) Valid() bool {
 	}
 }
 
+// Defines values for ConnectorPausedReason.
+const (
+	ConnectorPausedReasonAuthFailed            ConnectorPausedReason = "auth.failed"
+	ConnectorPausedReasonManual                ConnectorPausedReason = "manual"
+	ConnectorPausedReasonTlsCertificateInvalid ConnectorPausedReason = "tls.certificate_invalid"
+)
+
+// Valid indicates whether the value is a known member of the ConnectorPausedReason enum.
+func (e ConnectorPausedReason) Valid() bool {
+	switch e {
+	case ConnectorPausedReasonAuthFailed:
+		return true
+	case ConnectorPausedReasonManual:
+		return true
+	case ConnectorPausedReasonTlsCertificateInvalid:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectorKind.
 const (
 	ConnectorKindPlatform ConnectorKind = "platform"
@@ -160,6 +223,24 @@ const (
 func (e ConnectorUpdateIsDefault) Valid() bool {
 	switch e {
 	case ConnectorUpdateIsDefaultTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DKIMRotationAlgorithm.
+const (
+	DKIMRotationAlgorithmEd25519 DKIMRotationAlgorithm = "ed25519"
+	DKIMRotationAlgorithmRsa     DKIMRotationAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DKIMRotationAlgorithm enum.
+func (e DKIMRotationAlgorithm) Valid() bool {
+	switch e {
+	case DKIMRotationAlgorithmEd25519:
+		return true
+	case DKIMRotationAlgorithmRsa:
 		return true
 	default:
 		return false
@@ -268,6 +349,45 @@ func (e DomainCheckResultStatus) Valid() bool {
 	}
 }
 
+// Defines values for DomainDKIMKeyAlgorithm.
+const (
+	DomainDKIMKeyAlgorithmEd25519 DomainDKIMKeyAlgorithm = "ed25519"
+	DomainDKIMKeyAlgorithmRsa     DomainDKIMKeyAlgorithm = "rsa"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyAlgorithm enum.
+func (e DomainDKIMKeyAlgorithm) Valid() bool {
+	switch e {
+	case DomainDKIMKeyAlgorithmEd25519:
+		return true
+	case DomainDKIMKeyAlgorithmRsa:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainDKIMKeyState.
+const (
+	DomainDKIMKeyStateActive   DomainDKIMKeyState = "active"
+	DomainDKIMKeyStatePending  DomainDKIMKeyState = "pending"
+	DomainDKIMKeyStateRetiring DomainDKIMKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainDKIMKeyState enum.
+func (e DomainDKIMKeyState) Valid() bool {
+	switch e {
+	case DomainDKIMKeyStateActive:
+		return true
+	case DomainDKIMKeyStatePending:
+		return true
+	case DomainDKIMKeyStateRetiring:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DomainEventFromStatus.
 const (
 	DomainEventFromStatusAtRisk   DomainEventFromStatus = "at_risk"
@@ -294,8 +414,11 @@ func (e DomainEventFromStatus) Valid() bool {
 
 // Defines values for DomainEventType.
 const (
-	DomainEventTypeCreated       DomainEventType = "created"
-	DomainEventTypeStatusChanged DomainEventType = "status_changed"
+	DomainEventTypeCreated          DomainEventType = "created"
+	DomainEventTypeDkimKeyActivated DomainEventType = "dkim_key_activated"
+	DomainEventTypeDkimKeyRetired   DomainEventType = "dkim_key_retired"
+	DomainEventTypeDkimRotationDue  DomainEventType = "dkim_rotation_due"
+	DomainEventTypeStatusChanged    DomainEventType = "status_changed"
 )
 
 // Valid indicates whether the value is a known member of the DomainEventType enum.
@@ -303,7 +426,55 @@ func (e DomainEventType) Valid() bool {
 	switch e {
 	case DomainEventTypeCreated:
 		return true
+	case DomainEventTypeDkimKeyActivated:
+		return true
+	case DomainEventTypeDkimKeyRetired:
+		return true
+	case DomainEventTypeDkimRotationDue:
+		return true
 	case DomainEventTypeStatusChanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainPreviewOutcome.
+const (
+	DomainPreviewOutcomeFail      DomainPreviewOutcome = "fail"
+	DomainPreviewOutcomePass      DomainPreviewOutcome = "pass"
+	DomainPreviewOutcomeTemperror DomainPreviewOutcome = "temperror"
+)
+
+// Valid indicates whether the value is a known member of the DomainPreviewOutcome enum.
+func (e DomainPreviewOutcome) Valid() bool {
+	switch e {
+	case DomainPreviewOutcomeFail:
+		return true
+	case DomainPreviewOutcomePass:
+		return true
+	case DomainPreviewOutcomeTemperror:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DomainRecordKeyState.
+const (
+	DomainRecordKeyStateActive   DomainRecordKeyState = "active"
+	DomainRecordKeyStatePending  DomainRecordKeyState = "pending"
+	DomainRecordKeyStateRetiring DomainRecordKeyState = "retiring"
+)
+
+// Valid indicates whether the value is a known member of the DomainRecordKeyState enum.
+func (e DomainRecordKeyState) Valid() bool {
+	switch e {
+	case DomainRecordKeyStateActive:
+		return true
+	case DomainRecordKeyStatePending:
+		return true
+	case DomainRecordKeyStateRetiring:
 		return true
 	default:
 		return false
@@ -336,6 +507,7 @@ func (e DomainRecordPurpose) Valid() bool {
 
 // Defines values for DomainRecordRequirement.
 const (
+	DomainRecordRequirementOptional            DomainRecordRequirement = "optional"
 	DomainRecordRequirementRecommended         DomainRecordRequirement = "recommended"
 	DomainRecordRequirementRequired            DomainRecordRequirement = "required"
 	DomainRecordRequirementRequiredForPlatform DomainRecordRequirement = "required_for_platform"
@@ -344,6 +516,8 @@ const (
 // Valid indicates whether the value is a known member of the DomainRecordRequirement enum.
 func (e DomainRecordRequirement) Valid() bool {
 	switch e {
+	case DomainRecordRequirementOptional:
+		return true
 	case DomainRecordRequirementRecommended:
 		return true
 	case DomainRecordRequirementRequired:
@@ -775,6 +949,54 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SuppressionCreateReason.
+const (
+	SuppressionCreateReasonComplaint   SuppressionCreateReason = "complaint"
+	SuppressionCreateReasonHardBounce  SuppressionCreateReason = "hard_bounce"
+	SuppressionCreateReasonManual      SuppressionCreateReason = "manual"
+	SuppressionCreateReasonUnsubscribe SuppressionCreateReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionCreateReason enum.
+func (e SuppressionCreateReason) Valid() bool {
+	switch e {
+	case SuppressionCreateReasonComplaint:
+		return true
+	case SuppressionCreateReasonHardBounce:
+		return true
+	case SuppressionCreateReasonManual:
+		return true
+	case SuppressionCreateReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SuppressionReason.
+const (
+	SuppressionReasonComplaint   SuppressionReason = "complaint"
+	SuppressionReasonHardBounce  SuppressionReason = "hard_bounce"
+	SuppressionReasonManual      SuppressionReason = "manual"
+	SuppressionReasonUnsubscribe SuppressionReason = "unsubscribe"
+)
+
+// Valid indicates whether the value is a known member of the SuppressionReason enum.
+func (e SuppressionReason) Valid() bool {
+	switch e {
+	case SuppressionReasonComplaint:
+		return true
+	case SuppressionReasonHardBounce:
+		return true
+	case SuppressionReasonManual:
+		return true
+	case SuppressionReasonUnsubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookDeliveryStatus.
 const (
 	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
@@ -790,6 +1012,27 @@ func (e WebhookDeliveryStatus) Valid() bool {
 	case WebhookDeliveryStatusPending:
 		return true
 	case WebhookDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListBounceReportsParamsOutcome.
+const (
+	ListBounceReportsParamsOutcomeRecorded  ListBounceReportsParamsOutcome = "recorded"
+	ListBounceReportsParamsOutcomeUnmatched ListBounceReportsParamsOutcome = "unmatched"
+	ListBounceReportsParamsOutcomeUnparsed  ListBounceReportsParamsOutcome = "unparsed"
+)
+
+// Valid indicates whether the value is a known member of the ListBounceReportsParamsOutcome enum.
+func (e ListBounceReportsParamsOutcome) Valid() bool {
+	switch e {
+	case ListBounceReportsParamsOutcomeRecorded:
+		return true
+	case ListBounceReportsParamsOutcomeUnmatched:
+		return true
+	case ListBounceReportsParamsOutcomeUnparsed:
 		return true
 	default:
 		return false
@@ -952,12 +1195,71 @@ type Attachment struct {
 	Filename string `json:"filename"`
 }
 
+// BounceReport One report the bounce listener received.
+type BounceReport struct {
+	// Details The parsed report: per-recipient `action`, `status`, `diagnostic_code`, or the feedback type.
+	Details map[string]interface{} `json:"details"`
+
+	// EnvelopeFrom The envelope sender (usually empty: `<>`).
+	EnvelopeFrom string `json:"envelope_from"`
+
+	// Id The report's id.
+	//
+	// Example: bnc_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Kind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+	Kind BounceReportKind `json:"kind"`
+
+	// MessageId The message it names.
+	MessageId *string `json:"message_id,omitempty"`
+
+	// Outcome What became of it.
+	Outcome BounceReportOutcome `json:"outcome"`
+
+	// Problem Why it was not recorded.
+	Problem string `json:"problem"`
+
+	// Raw The report as received (unparsed and unmatched reports only).
+	Raw *string `json:"raw,omitempty"`
+
+	// RcptTo The envelope recipient (the VERP return path).
+	RcptTo string `json:"rcpt_to"`
+
+	// ReceivedAt When it arrived.
+	ReceivedAt time.Time `json:"received_at"`
+
+	// RemoteAddr The sending server's address.
+	RemoteAddr string `json:"remote_addr"`
+
+	// SizeBytes Its size.
+	SizeBytes int `json:"size_bytes"`
+
+	// TenantId The tenant of the message it names.
+	TenantId *string `json:"tenant_id,omitempty"`
+}
+
+// BounceReportKind `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+type BounceReportKind string
+
+// BounceReportOutcome What became of it.
+type BounceReportOutcome string
+
+// BounceReportList A page of bounce reports.
+type BounceReportList struct {
+	// Items The reports, newest first.
+	Items []BounceReport `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
 // ConnectionTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 type ConnectionTest struct {
 	// Code Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
 	// `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
 	// `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
-	// `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+	// `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
 	// `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
 	// `address.not_allowed`; the enum lists every code delivery classifies into.
 	//
@@ -1027,6 +1329,9 @@ type ConnectionTestStepStatus string
 
 // Connector How a tenant's mail leaves Sendwerk.
 type Connector struct {
+	// ConsecutiveFailures Delivery attempts in a row that failed with the same `auth.failed` or `tls.certificate_invalid`; any attempt that gets past the login resets it.
+	ConsecutiveFailures *int `json:"consecutive_failures,omitempty"`
+
 	// CreatedAt When it was created.
 	CreatedAt time.Time `json:"created_at"`
 
@@ -1044,6 +1349,9 @@ type Connector struct {
 	// Kind `smtp`: the tenant's own server. `platform`: the operator's default relay.
 	Kind ConnectorKind `json:"kind"`
 
+	// LastFailure The last failure the circuit breaker counted, with the upstream's reply.
+	LastFailure *ConnectorFailure `json:"last_failure,omitempty"`
+
 	// LastTest A staged connection test. `steps` lists every step; after the first failure the rest are `skipped`.
 	LastTest *ConnectionTest `json:"last_test,omitempty"`
 
@@ -1054,6 +1362,16 @@ type Connector struct {
 	//
 	// Example: Office 365
 	Name string `json:"name"`
+
+	// PausedAt When it was paused.
+	PausedAt nullable.Nullable[time.Time] `json:"paused_at,omitempty"`
+
+	// PausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+	// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+	// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+	// attempts in a row failed that way. Queued messages wait; a successful connection
+	// test or a PATCH resumes the connector.
+	PausedReason nullable.Nullable[ConnectorPausedReason] `json:"paused_reason,omitempty"`
 
 	// Smtp The tenant's own SMTP server, as stored. The password is never returned.
 	Smtp *SMTPSettings `json:"smtp,omitempty"`
@@ -1067,6 +1385,13 @@ type Connector struct {
 	// Warnings Settings that work but weaken security, in words (e.g. `security` `none`, `tls_skip_verify`).
 	Warnings []string `json:"warnings"`
 }
+
+// ConnectorPausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+// attempts in a row failed that way. Queued messages wait; a successful connection
+// test or a PATCH resumes the connector.
+type ConnectorPausedReason string
 
 // ConnectorCreate A new connector. An `smtp` connector's `default_sender` may not be at a domain another tenant has verified and this one has not (`422` naming `default_sender.email`).
 type ConnectorCreate struct {
@@ -1090,6 +1415,32 @@ type ConnectorCreate struct {
 
 	// Status `paused` connectors accept no new messages and hold queued ones.
 	Status *ConnectorStatus `json:"status,omitempty"`
+}
+
+// ConnectorFailure The last failure the circuit breaker counted, with the upstream's reply.
+type ConnectorFailure struct {
+	// At When it happened.
+	At time.Time `json:"at"`
+
+	// Code `auth.failed` or `tls.certificate_invalid`.
+	//
+	// Example: auth.failed
+	Code string `json:"code"`
+
+	// EnhancedCode The enhanced status code, when given.
+	//
+	// Example: 5.7.8
+	EnhancedCode *string `json:"enhanced_code,omitempty"`
+
+	// SmtpCode The reply code, when there was a reply.
+	//
+	// Example: 535
+	SmtpCode *int `json:"smtp_code,omitempty"`
+
+	// Text The reply text or what went wrong.
+	//
+	// Example: Authentication credentials invalid
+	Text string `json:"text"`
 }
 
 // ConnectorKind `smtp`: the tenant's own server. `platform`: the operator's default relay.
@@ -1309,6 +1660,15 @@ type ConnectorUsage struct {
 	Name string `json:"name"`
 }
 
+// DKIMRotation Which keys to rotate.
+type DKIMRotation struct {
+	// Algorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+	Algorithm *DKIMRotationAlgorithm `json:"algorithm,omitempty"`
+}
+
+// DKIMRotationAlgorithm Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+type DKIMRotationAlgorithm string
+
 // DMARCPolicy The DMARC policy found (informational).
 type DMARCPolicy struct {
 	// Adkim DKIM alignment: r (relaxed) or s (strict).
@@ -1349,7 +1709,16 @@ type Domain struct {
 	// CreatedAt When it was added.
 	CreatedAt time.Time `json:"created_at"`
 
-	// DkimSelector The DKIM selector of its key.
+	// DkimEd25519 Mail is signed with an Ed25519 key beside the RSA key.
+	DkimEd25519 bool `json:"dkim_ed25519"`
+
+	// DkimKeys Its DKIM keys, active first, then pending, then retiring.
+	DkimKeys []DomainDKIMKey `json:"dkim_keys"`
+
+	// DkimRotationDays The keys rotate every this many days; `null`: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days"`
+
+	// DkimSelector The selector of its active RSA key.
 	//
 	// Example: sw1
 	DkimSelector string `json:"dkim_selector"`
@@ -1523,11 +1892,18 @@ type DomainCheckResult struct {
 	CheckedAt time.Time `json:"checked_at"`
 
 	// Code Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
-	// `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
-	// `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
-	// `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
-	// `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
-	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`; the enum lists them all.
+	// `ownership.quoted`, `spf.ok`, `spf.allows_all`, `spf.indeterminate` (the record depends
+	// on the sending address and the platform has no `SENDWERK_SPF_IPS`; not a failure),
+	// `spf.record_missing`, `spf.include_missing`, `spf.multiple_records`,
+	// `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`, `dkim.ok`, `dkim.testing`
+	// (passes, but `t=y`), `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+	// `dkim.key_type_mismatch` (`k=` is not the key's algorithm), `dkim.hash_not_allowed`
+	// (`h=` without sha256), `dkim.service_not_email` (`s=` without `email` or `*`),
+	// `dkim.syntax`, `dmarc.ok`, `dmarc.policy_implied` (no valid `p=` but a valid `rua=`:
+	// read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+	// `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
+	// answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
+	// recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
 	//
 	//
 	// Example: ownership.token_missing
@@ -1550,10 +1926,15 @@ type DomainCheckResult struct {
 	// Observed The records found (TXT strings joined).
 	Observed []string `json:"observed"`
 
-	// Resolver The DNS server that answered.
+	// Resolver The DNS server that answered (`preview` for intended records).
 	//
 	// Example: 192.0.2.53:53
 	Resolver *string `json:"resolver,omitempty"`
+
+	// Selector For `dkim`: the selector of the key checked (a domain may have several).
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Spf How the domain's SPF record was evaluated (RFC 7208).
 	Spf *SPFDetails `json:"spf,omitempty"`
@@ -1579,16 +1960,51 @@ type DomainCheckRun struct {
 
 // DomainCreate A domain to add.
 type DomainCreate struct {
+	// DkimEd25519 Also sign with an Ed25519 key (a second selector and record).
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the DKIM keys every this many days; the new key is created two weeks ahead so its record can be published in time. Unset: only on request.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+
 	// Domain The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`.
 	Domain string `json:"domain"`
 }
+
+// DomainDKIMKey One DKIM key of a domain (the private key is never returned).
+type DomainDKIMKey struct {
+	// ActivatedAt When it started signing.
+	ActivatedAt nullable.Nullable[time.Time] `json:"activated_at"`
+
+	// Algorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+	Algorithm DomainDKIMKeyAlgorithm `json:"algorithm"`
+
+	// CreatedAt When it was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// RetireAfter For a retiring key: when its record may be removed.
+	RetireAfter nullable.Nullable[time.Time] `json:"retire_after"`
+
+	// Selector Published at `<selector>._domainkey.<domain>`.
+	//
+	// Example: sw2
+	Selector string `json:"selector"`
+
+	// State `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+	State DomainDKIMKeyState `json:"state"`
+}
+
+// DomainDKIMKeyAlgorithm `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+type DomainDKIMKeyAlgorithm string
+
+// DomainDKIMKeyState `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+type DomainDKIMKeyState string
 
 // DomainEvent Something that happened to a domain.
 type DomainEvent struct {
 	// CheckId The check that caused it.
 	CheckId *string `json:"check_id,omitempty"`
 
-	// Code The stable code of the cause (a check code, `domain.verified` or `domain.restored`).
+	// Code The stable code of the cause (a check code, `domain.verified`, `domain.restored`, `dkim.rotation_due`, `dkim.key_activated` or `dkim.key_retired`).
 	Code string `json:"code"`
 
 	// CreatedAt When it happened.
@@ -1597,7 +2013,7 @@ type DomainEvent struct {
 	// DomainId The domain.
 	DomainId string `json:"domain_id"`
 
-	// FromStatus The status before; `null` for `created`.
+	// FromStatus The status before; `null` for `created` and the `dkim_*` events.
 	FromStatus nullable.Nullable[DomainEventFromStatus] `json:"from_status"`
 
 	// Id The event's id.
@@ -1613,14 +2029,14 @@ type DomainEvent struct {
 	// makes it `verified` at once. DNS timeouts and server failures never change the status.
 	ToStatus DomainStatus `json:"to_status"`
 
-	// Type What happened.
+	// Type What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 	Type DomainEventType `json:"type"`
 }
 
-// DomainEventFromStatus The status before; `null` for `created`.
+// DomainEventFromStatus The status before; `null` for `created` and the `dkim_*` events.
 type DomainEventFromStatus string
 
-// DomainEventType What happened.
+// DomainEventType What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
 type DomainEventType string
 
 // DomainEventList A page of events, newest first.
@@ -1641,6 +2057,54 @@ type DomainList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// DomainPreview What the checks would find if the records were published.
+type DomainPreview struct {
+	// DomainId The domain.
+	DomainId string `json:"domain_id"`
+
+	// Names The names whose TXT records the preview replaced.
+	Names []string `json:"names"`
+
+	// Outcome What the required checks (ownership, active DKIM keys) would give.
+	Outcome DomainPreviewOutcome `json:"outcome"`
+
+	// Results The result of each check; `resolver: preview` marks answers that contain the intended records.
+	Results []DomainCheckResult `json:"results"`
+}
+
+// DomainPreviewOutcome What the required checks (ownership, active DKIM keys) would give.
+type DomainPreviewOutcome string
+
+// DomainPreviewRequest Records the tenant intends to publish; at least one.
+type DomainPreviewRequest struct {
+	// Dkim DKIM key records intended at `<selector>._domainkey.<domain>`.
+	Dkim *[]struct {
+		// Selector The selector.
+		//
+		// Example: sw1
+		Selector string `json:"selector"`
+
+		// Value The TXT value.
+		//
+		// Example: v=DKIM1; k=rsa; p=MIIBIjAN…
+		Value string `json:"value"`
+	} `json:"dkim,omitempty"`
+
+	// Dmarc The DMARC record intended at `_dmarc.<domain>`.
+	Dmarc *string `json:"dmarc,omitempty"`
+
+	// Ownership The ownership TXT record intended at the domain.
+	Ownership *string `json:"ownership,omitempty"`
+
+	// Spf The SPF record intended at the domain.
+	//
+	// Example: v=spf1 include:_spf.google.com include:_spf.sendwerk.example ~all
+	Spf *string `json:"spf,omitempty"`
+
+	// Zone A BIND zone-file snippet; its TXT records are used, other types ignored.
+	Zone *string `json:"zone,omitempty"`
+}
+
 // DomainRecord One DNS record to publish and its current check status.
 type DomainRecord struct {
 	// CheckedAt When it was last checked.
@@ -1659,14 +2123,25 @@ type DomainRecord struct {
 	// Example: sw1._domainkey
 	Host string `json:"host"`
 
+	// KeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+	KeyState *DomainRecordKeyState `json:"key_state,omitempty"`
+
 	// Message The latest check's message.
 	Message *string `json:"message,omitempty"`
 
 	// Purpose What the record proves.
 	Purpose DomainRecordPurpose `json:"purpose"`
 
-	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+	// RemoveAfter For a retiring key: the record may be removed after this time.
+	RemoveAfter *time.Time `json:"remove_after,omitempty"`
+
+	// Requirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 	Requirement DomainRecordRequirement `json:"requirement"`
+
+	// Selector For `dkim`: the key's selector.
+	//
+	// Example: sw1
+	Selector *string `json:"selector,omitempty"`
 
 	// Status The latest check of this record; `pending` before the first check.
 	Status DomainRecordStatus `json:"status"`
@@ -1688,10 +2163,13 @@ type DomainRecord struct {
 	Zone string `json:"zone"`
 }
 
+// DomainRecordKeyState For `dkim`: the key's state (see `DomainDKIMKey`).
+type DomainRecordKeyState string
+
 // DomainRecordPurpose What the record proves.
 type DomainRecordPurpose string
 
-// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+// DomainRecordRequirement `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
 type DomainRecordRequirement string
 
 // DomainRecordStatus The latest check of this record; `pending` before the first check.
@@ -1789,6 +2267,15 @@ type DomainRevokedEvent struct {
 // number of consecutive failed checks); may not send until the records pass again, which
 // makes it `verified` at once. DNS timeouts and server failures never change the status.
 type DomainStatus string
+
+// DomainUpdate How a domain signs; fields left out stay as they are.
+type DomainUpdate struct {
+	// DkimEd25519 Sign with an Ed25519 key beside the RSA key.
+	DkimEd25519 *bool `json:"dkim_ed25519,omitempty"`
+
+	// DkimRotationDays Rotate the keys every this many days; `null` stops scheduled rotation.
+	DkimRotationDays nullable.Nullable[int] `json:"dkim_rotation_days,omitempty"`
+}
 
 // DomainVerifiedEvent `domain.verified`: A pending domain passed its checks and may send.
 type DomainVerifiedEvent struct {
@@ -2005,6 +2492,9 @@ type MessageAccepted struct {
 
 	// Status `queued` → `sending` → `delivered`, or `deferred` (will retry) → … → `failed`; `cancelled` by request.
 	Status MessageStatus `json:"status"`
+
+	// Suppressed Recipients left out because they are on the suppression list; the message goes to the others. Absent when none was.
+	Suppressed *[]SuppressedRecipient `json:"suppressed,omitempty"`
 }
 
 // MessageBatch Messages to send together.
@@ -3311,6 +3801,70 @@ type SuppressedRecipient struct {
 	Reason string `json:"reason"`
 }
 
+// Suppression An address the tenant's mail is not sent to.
+type Suppression struct {
+	// Address The address, lower-case, with an A-label domain.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// CreatedAt When the address was (last) suppressed.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Detail What the receiving side said (e.g. `550 5.1.1 User unknown`), or a note.
+	//
+	// Example: 550 5.1.1 <jane@example.org>: Recipient address rejected: User unknown
+	Detail string `json:"detail"`
+
+	// ExpiresAt When the entry lapses; `null`: never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Id The entry's id.
+	//
+	// Example: sup_06h0a1b2c3d4e5f6g7h8j9k0mn
+	Id string `json:"id"`
+
+	// Reason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+	Reason SuppressionReason `json:"reason"`
+
+	// SourceMessageId The message whose bounce or complaint added the address.
+	//
+	// Example: msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+	SourceMessageId *string `json:"source_message_id,omitempty"`
+}
+
+// SuppressionCreate An address to suppress.
+type SuppressionCreate struct {
+	// Address The address.
+	//
+	// Example: jane@example.org
+	Address string `json:"address"`
+
+	// Detail A note.
+	Detail *string `json:"detail,omitempty"`
+
+	// ExpiresAt When the entry lapses (in the future); absent or `null` for never.
+	ExpiresAt nullable.Nullable[time.Time] `json:"expires_at,omitempty"`
+
+	// Reason Why; `manual` unless given.
+	Reason *SuppressionCreateReason `json:"reason,omitempty"`
+}
+
+// SuppressionCreateReason Why; `manual` unless given.
+type SuppressionCreateReason string
+
+// SuppressionList A page of suppressions.
+type SuppressionList struct {
+	// Items The entries, newest first.
+	Items []Suppression `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// SuppressionReason `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+type SuppressionReason string
+
 // TLSInfo The negotiated TLS session and the server's certificate.
 type TLSInfo struct {
 	// CipherSuite Negotiated cipher suite.
@@ -3812,6 +4366,21 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListBounceReportsParams defines parameters for ListBounceReports.
+type ListBounceReportsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Outcome Only reports with this outcome.
+	Outcome *ListBounceReportsParamsOutcome `form:"outcome,omitempty" json:"outcome,omitempty"`
+}
+
+// ListBounceReportsParamsOutcome defines parameters for ListBounceReports.
+type ListBounceReportsParamsOutcome string
+
 // ListConnectorsParams defines parameters for ListConnectors.
 type ListConnectorsParams struct {
 	// Limit Page size.
@@ -3926,6 +4495,21 @@ type SendMessageBatchParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListSuppressionsParams defines parameters for ListSuppressions.
+type ListSuppressionsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Address Only addresses that start with this text.
+	Address *string `form:"address,omitempty" json:"address,omitempty"`
+
+	// Reason Only entries with this reason.
+	Reason *SuppressionReason `form:"reason,omitempty" json:"reason,omitempty"`
+}
+
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
 	// Limit Page size.
@@ -3986,11 +4570,23 @@ type SendConnectorTestEmailJSONRequestBody = TestEmailRequest
 // CreateDomainJSONRequestBody defines body for CreateDomain for application/json ContentType.
 type CreateDomainJSONRequestBody = DomainCreate
 
+// UpdateDomainJSONRequestBody defines body for UpdateDomain for application/json ContentType.
+type UpdateDomainJSONRequestBody = DomainUpdate
+
+// RotateDomainDKIMJSONRequestBody defines body for RotateDomainDKIM for application/json ContentType.
+type RotateDomainDKIMJSONRequestBody = DKIMRotation
+
+// PreviewDomainJSONRequestBody defines body for PreviewDomain for application/json ContentType.
+type PreviewDomainJSONRequestBody = DomainPreviewRequest
+
 // SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
 type SendMessageJSONRequestBody = MessageCreate
 
 // SendMessageBatchJSONRequestBody defines body for SendMessageBatch for application/json ContentType.
 type SendMessageBatchJSONRequestBody = MessageBatch
+
+// CreateSuppressionJSONRequestBody defines body for CreateSuppression for application/json ContentType.
+type CreateSuppressionJSONRequestBody = SuppressionCreate
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -4974,6 +5570,17 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListBounceReports Reports received by the bounce listener (operator)
+	//
+	// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+	// the operator: `recorded` reports were tied to a message (its timeline has
+	// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+	// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+	// report (`raw`, as text) for a look by hand.
+	//
+	// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+	ListBounceReports(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// TestConnectorSettingsWithBody Test connector settings before saving
 	//
 	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
@@ -5156,7 +5763,10 @@ type ClientInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -5172,7 +5782,10 @@ type ClientInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -5196,6 +5809,32 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
 	GetDomain(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UpdateDomainWithBody Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateDomain Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomain(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CheckDomain Check a domain now
 	//
 	// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -5214,12 +5853,88 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
 	ListDomainChecks(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RotateDomainDKIMWithBody Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIMWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateDomainDKIM Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIM(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListDomainEvents Status changes
 	//
 	// The domain's creation and every status change with its reason, newest first.
 	//
 	// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
 	ListDomainEvents(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewDomainWithBody Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewDomain Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomain(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetDomainRecords Records to publish
 	//
@@ -5232,7 +5947,11 @@ type ClientInterface interface {
 	//   domain's one SPF record with the platform's include merged into what the domain
 	//   published at the last check.
 	// - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-	//   to a provider that serves it works too).
+	//   to a provider that serves it works too), one per key: with Ed25519 signing also
+	//   `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+	//   `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+	//   once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+	//   until `remove_after`, then it may be removed).
 	// - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 	//   exists.
 	//
@@ -5358,6 +6077,59 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/platform (the `GetPlatform` operationId).
 	GetPlatform(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSuppressions List suppressed addresses
+	//
+	// The tenant's suppression list, newest first: addresses its mail is not sent to.
+	// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+	// address (`jane@`, `jane@example.org`), case-insensitively.
+	//
+	// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+	ListSuppressions(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSuppressionWithBody Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppressionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSuppression Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppression(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSuppression Lift a suppression
+	//
+	// Removes the address from the list; mail to it is sent again.
+	//
+	// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+	DeleteSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSuppression Is an address suppressed?
+	//
+	// The address's entry; `404` when it is not suppressed.
+	//
+	// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+	GetSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List tenants
 	//
@@ -5683,6 +6455,27 @@ func (c *Client) RevokeApiKey(ctx context.Context, keyId KeyID, reqEditors ...Re
 // Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 func (c *Client) GetApiKey(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetApiKeyRequest(c.Server, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListBounceReports Reports received by the bounce listener (operator)
+//
+// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+// the operator: `recorded` reports were tied to a message (its timeline has
+// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+// report (`raw`, as text) for a look by hand.
+//
+// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+func (c *Client) ListBounceReports(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBounceReportsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6045,7 +6838,10 @@ func (c *Client) ListDomains(ctx context.Context, params *ListDomainsParams, req
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -6071,7 +6867,10 @@ func (c *Client) CreateDomainWithBody(ctx context.Context, contentType string, b
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -6125,6 +6924,52 @@ func (c *Client) GetDomain(ctx context.Context, domainId DomainID, reqEditors ..
 	return c.Client.Do(req)
 }
 
+// UpdateDomainWithBody Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *Client) UpdateDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateDomainRequestWithBody(c.Server, domainId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateDomain Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *Client) UpdateDomain(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateDomainRequest(c.Server, domainId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CheckDomain Check a domain now
 //
 // Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -6163,6 +7008,70 @@ func (c *Client) ListDomainChecks(ctx context.Context, domainId DomainID, params
 	return c.Client.Do(req)
 }
 
+// RotateDomainDKIMWithBody Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *Client) RotateDomainDKIMWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDomainDKIMRequestWithBody(c.Server, domainId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateDomainDKIM Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *Client) RotateDomainDKIM(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDomainDKIMRequest(c.Server, domainId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListDomainEvents Status changes
 //
 // The domain's creation and every status change with its reason, newest first.
@@ -6170,6 +7079,58 @@ func (c *Client) ListDomainChecks(ctx context.Context, domainId DomainID, params
 // Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
 func (c *Client) ListDomainEvents(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListDomainEventsRequest(c.Server, domainId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewDomainWithBody Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *Client) PreviewDomainWithBody(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewDomainRequestWithBody(c.Server, domainId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewDomain Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *Client) PreviewDomain(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewDomainRequest(c.Server, domainId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6191,7 +7152,11 @@ func (c *Client) ListDomainEvents(ctx context.Context, domainId DomainID, params
 //     domain's one SPF record with the platform's include merged into what the domain
 //     published at the last check.
 //   - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-//     to a provider that serves it works too).
+//     to a provider that serves it works too), one per key: with Ed25519 signing also
+//     `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+//     `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+//     once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+//     until `remove_after`, then it may be removed).
 //   - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 //     exists.
 //
@@ -6418,6 +7383,109 @@ func (c *Client) CancelMessage(ctx context.Context, messageId MessageID, reqEdit
 // Corresponds with GET /v1/platform (the `GetPlatform` operationId).
 func (c *Client) GetPlatform(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPlatformRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSuppressions List suppressed addresses
+//
+// The tenant's suppression list, newest first: addresses its mail is not sent to.
+// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+// address (`jane@`, `jane@example.org`), case-insensitively.
+//
+// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+func (c *Client) ListSuppressions(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSuppressionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSuppressionWithBody Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *Client) CreateSuppressionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSuppressionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSuppression Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *Client) CreateSuppression(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSuppressionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSuppression Lift a suppression
+//
+// Removes the address from the list; mail to it is sent again.
+//
+// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+func (c *Client) DeleteSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSuppressionRequest(c.Server, address)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSuppression Is an address suppressed?
+//
+// The address's entry; `404` when it is not suppressed.
+//
+// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+func (c *Client) GetSuppression(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSuppressionRequest(c.Server, address)
 	if err != nil {
 		return nil, err
 	}
@@ -7106,6 +8174,84 @@ func NewGetApiKeyRequest(server string, keyId KeyID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListBounceReportsRequest constructs an http.Request for the ListBounceReports method
+func NewListBounceReportsRequest(server string, params *ListBounceReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/bounce-reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Outcome != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "outcome", *params.Outcome, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewTestConnectorSettingsRequest calls the generic TestConnectorSettings builder with application/json body
 func NewTestConnectorSettingsRequest(server string, body TestConnectorSettingsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -7783,6 +8929,53 @@ func NewGetDomainRequest(server string, domainId DomainID) (*http.Request, error
 	return req, nil
 }
 
+// NewUpdateDomainRequest calls the generic UpdateDomain builder with application/json body
+func NewUpdateDomainRequest(server string, domainId DomainID, body UpdateDomainJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateDomainRequestWithBody(server, domainId, "application/json", bodyReader)
+}
+
+// NewUpdateDomainRequestWithBody constructs an http.Request for the UpdateDomain method, with any body, and a specified content type
+func NewUpdateDomainRequestWithBody(server string, domainId DomainID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewCheckDomainRequest constructs an http.Request for the CheckDomain method
 func NewCheckDomainRequest(server string, domainId DomainID) (*http.Request, error) {
 	var err error
@@ -7890,6 +9083,53 @@ func NewListDomainChecksRequest(server string, domainId DomainID, params *ListDo
 	return req, nil
 }
 
+// NewRotateDomainDKIMRequest calls the generic RotateDomainDKIM builder with application/json body
+func NewRotateDomainDKIMRequest(server string, domainId DomainID, body RotateDomainDKIMJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateDomainDKIMRequestWithBody(server, domainId, "application/json", bodyReader)
+}
+
+// NewRotateDomainDKIMRequestWithBody constructs an http.Request for the RotateDomainDKIM method, with any body, and a specified content type
+func NewRotateDomainDKIMRequestWithBody(server string, domainId DomainID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/dkim/rotate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListDomainEventsRequest constructs an http.Request for the ListDomainEvents method
 func NewListDomainEventsRequest(server string, domainId DomainID, params *ListDomainEventsParams) (*http.Request, error) {
 	var err error
@@ -7959,6 +9199,53 @@ func NewListDomainEventsRequest(server string, domainId DomainID, params *ListDo
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPreviewDomainRequest calls the generic PreviewDomain builder with application/json body
+func NewPreviewDomainRequest(server string, domainId DomainID, body PreviewDomainJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPreviewDomainRequestWithBody(server, domainId, "application/json", bodyReader)
+}
+
+// NewPreviewDomainRequestWithBody constructs an http.Request for the PreviewDomain method, with any body, and a specified content type
+func NewPreviewDomainRequestWithBody(server string, domainId DomainID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "domain_id", domainId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/domains/%s/preview", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -8491,6 +9778,204 @@ func NewGetPlatformRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/v1/platform")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListSuppressionsRequest constructs an http.Request for the ListSuppressions method
+func NewListSuppressionsRequest(server string, params *ListSuppressionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Address != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "address", *params.Address, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Reason != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason", *params.Reason, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateSuppressionRequest calls the generic CreateSuppression builder with application/json body
+func NewCreateSuppressionRequest(server string, body CreateSuppressionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSuppressionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateSuppressionRequestWithBody constructs an http.Request for the CreateSuppression method, with any body, and a specified content type
+func NewCreateSuppressionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSuppressionRequest constructs an http.Request for the DeleteSuppression method
+func NewDeleteSuppressionRequest(server string, address string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "address", address, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSuppressionRequest constructs an http.Request for the GetSuppression method
+func NewGetSuppressionRequest(server string, address string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "address", address, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/suppressions/%s", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -9452,6 +10937,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/api-keys/{key_id} (the `GetApiKey` operationId).
 	GetApiKeyWithResponse(ctx context.Context, keyId KeyID, reqEditors ...RequestEditorFn) (*GetApiKeyResponse, error)
 
+	// ListBounceReportsWithResponse Reports received by the bounce listener (operator)
+	//
+	// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+	// the operator: `recorded` reports were tied to a message (its timeline has
+	// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+	// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+	// report (`raw`, as text) for a look by hand.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+	ListBounceReportsWithResponse(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*ListBounceReportsResponse, error)
+
 	// TestConnectorSettingsWithBodyWithResponse Test connector settings before saving
 	//
 	// Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
@@ -9648,7 +11146,10 @@ type ClientWithResponsesInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -9664,7 +11165,10 @@ type ClientWithResponsesInterface interface {
 	// stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 	// Subdomains are separate sender domains: a verified `example.com` does not cover
 	// `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-	// (the private key is stored encrypted and never returned); get the records to publish from
+	// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+	// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+	// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+	// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 	// `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 	// periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 	// it too, each proving it with its own token.
@@ -9692,6 +11196,32 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id} (the `GetDomain` operationId).
 	GetDomainWithResponse(ctx context.Context, domainId DomainID, reqEditors ...RequestEditorFn) (*GetDomainResponse, error)
 
+	// UpdateDomainWithBodyWithResponse Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error)
+
+	// UpdateDomainWithResponse Change how a domain signs
+	//
+	// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+	// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+	// `pending` (listed with the records, signing only once its record verifies); turning it
+	// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+	// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+	UpdateDomainWithResponse(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error)
+
 	// CheckDomainWithResponse Check a domain now
 	//
 	// Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -9714,6 +11244,50 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/domains/{domain_id}/checks (the `ListDomainChecks` operationId).
 	ListDomainChecksWithResponse(ctx context.Context, domainId DomainID, params *ListDomainChecksParams, reqEditors ...RequestEditorFn) (*ListDomainChecksResponse, error)
 
+	// RotateDomainDKIMWithBodyWithResponse Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIMWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error)
+
+	// RotateDomainDKIMWithResponse Rotate the DKIM keys
+	//
+	// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+	// beside the active one, without interrupting signing:
+	//
+	// 1. The new key is listed in the records as `pending`; publish its TXT record.
+	// 2. Checks verify it; nothing is signed with it before its record verifies.
+	// 3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+	//    record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+	//    default 7 days), while mail signed with it may still be verified; then it is deleted.
+	//
+	// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+	// A rotation still waiting for its record is a `409`. The domain's events record each
+	// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+	// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+	// `dkim_rotation_due`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+	RotateDomainDKIMWithResponse(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error)
+
 	// ListDomainEventsWithResponse Status changes
 	//
 	// The domain's creation and every status change with its reason, newest first.
@@ -9722,6 +11296,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/domains/{domain_id}/events (the `ListDomainEvents` operationId).
 	ListDomainEventsWithResponse(ctx context.Context, domainId DomainID, params *ListDomainEventsParams, reqEditors ...RequestEditorFn) (*ListDomainEventsResponse, error)
+
+	// PreviewDomainWithBodyWithResponse Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error)
+
+	// PreviewDomainWithResponse Check records before publishing them
+	//
+	// Runs the domain's checks as if the given records were published, and returns the same
+	// per-record verdicts a real check would — before anything is changed in DNS. Give single
+	// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+	// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+	// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+	// a `name=value` token) and other live records stay; everything not given — includes of
+	// other providers, their lookup counts and void lookups, duplicate records — is read
+	// from live DNS. Nothing is stored and the domain's status does not change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+	PreviewDomainWithResponse(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error)
 
 	// GetDomainRecordsWithResponse Records to publish
 	//
@@ -9734,7 +11340,11 @@ type ClientWithResponsesInterface interface {
 	//   domain's one SPF record with the platform's include merged into what the domain
 	//   published at the last check.
 	// - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-	//   to a provider that serves it works too).
+	//   to a provider that serves it works too), one per key: with Ed25519 signing also
+	//   `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+	//   `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+	//   once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+	//   until `remove_after`, then it may be removed).
 	// - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 	//   exists.
 	//
@@ -9874,6 +11484,65 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/platform (the `GetPlatform` operationId).
 	GetPlatformWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPlatformResponse, error)
+
+	// ListSuppressionsWithResponse List suppressed addresses
+	//
+	// The tenant's suppression list, newest first: addresses its mail is not sent to.
+	// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+	// address (`jane@`, `jane@example.org`), case-insensitively.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+	ListSuppressionsWithResponse(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*ListSuppressionsResponse, error)
+
+	// CreateSuppressionWithBodyWithResponse Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppressionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error)
+
+	// CreateSuppressionWithResponse Suppress an address
+	//
+	// Adds an address to the suppression list (or replaces its entry). From then on,
+	// submissions leave it out of the recipients (listed in the `202` answer as
+	// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+	// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+	// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+	// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+	// `5.7.x`), `complaint` when a recipient reports a message as spam.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+	CreateSuppressionWithResponse(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error)
+
+	// DeleteSuppressionWithResponse Lift a suppression
+	//
+	// Removes the address from the list; mail to it is sent again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+	DeleteSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*DeleteSuppressionResponse, error)
+
+	// GetSuppressionWithResponse Is an address suppressed?
+	//
+	// The address's entry; `404` when it is not suppressed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+	GetSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*GetSuppressionResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -10448,6 +12117,61 @@ func (r GetApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListBounceReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BounceReportList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBounceReportsResponse) GetJSON200() *BounceReportList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListBounceReportsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListBounceReportsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBounceReportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBounceReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBounceReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBounceReportsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11447,6 +13171,82 @@ func (r GetDomainResponse) ContentType() string {
 	return ""
 }
 
+type UpdateDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Domain
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateDomainResponse) GetJSON200() *Domain {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateDomainResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CheckDomainResponse429Headers the declared response headers of an HTTP 429 response for CheckDomain
 type CheckDomainResponse429Headers struct {
 	RetryAfter *int
@@ -11592,6 +13392,89 @@ func (r ListDomainChecksResponse) ContentType() string {
 	return ""
 }
 
+type RotateDomainDKIMResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainRecords
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateDomainDKIMResponse) GetJSON200() *DomainRecords {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RotateDomainDKIMResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateDomainDKIMResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateDomainDKIMResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateDomainDKIMResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateDomainDKIMResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListDomainEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11655,6 +13538,82 @@ func (r ListDomainEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListDomainEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PreviewDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DomainPreview
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PreviewDomainResponse) GetJSON200() *DomainPreview {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PreviewDomainResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PreviewDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PreviewDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PreviewDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PreviewDomainResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12293,6 +14252,254 @@ func (r GetPlatformResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetPlatformResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListSuppressionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SuppressionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSuppressionsResponse) GetJSON200() *SuppressionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSuppressionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSuppressionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSuppressionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSuppressionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSuppressionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSuppressionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSuppressionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateSuppressionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Suppression
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ValidationFailed
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSuppressionResponse) GetJSON201() *Suppression {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateSuppressionResponse) GetApplicationproblemJSON422() *ValidationFailed {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSuppressionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSuppressionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSuppressionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSuppressionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSuppressionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteSuppressionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteSuppressionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteSuppressionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSuppressionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSuppressionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSuppressionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSuppressionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSuppressionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Suppression
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSuppressionResponse) GetJSON200() *Suppression {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSuppressionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSuppressionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSuppressionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSuppressionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSuppressionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSuppressionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSuppressionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13527,6 +15734,25 @@ func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, keyId K
 	return ParseGetApiKeyResponse(rsp)
 }
 
+// ListBounceReportsWithResponse Reports received by the bounce listener (operator)
+//
+// What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+// the operator: `recorded` reports were tied to a message (its timeline has
+// `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+// could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+// report (`raw`, as text) for a look by hand.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/bounce-reports (the `ListBounceReports` operationId).
+func (c *ClientWithResponses) ListBounceReportsWithResponse(ctx context.Context, params *ListBounceReportsParams, reqEditors ...RequestEditorFn) (*ListBounceReportsResponse, error) {
+	rsp, err := c.ListBounceReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBounceReportsResponse(rsp)
+}
+
 // TestConnectorSettingsWithBodyWithResponse Test connector settings before saving
 //
 // Runs the same staged connection test as `POST /v1/connectors/{connector_id}/test` on
@@ -13825,7 +16051,10 @@ func (c *ClientWithResponses) ListDomainsWithResponse(ctx context.Context, param
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -13847,7 +16076,10 @@ func (c *ClientWithResponses) CreateDomainWithBodyWithResponse(ctx context.Conte
 // stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
 // Subdomains are separate sender domains: a verified `example.com` does not cover
 // `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-// (the private key is stored encrypted and never returned); get the records to publish from
+// (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+// an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+// receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+// rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
 // `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
 // periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
 // it too, each proving it with its own token.
@@ -13893,6 +16125,44 @@ func (c *ClientWithResponses) GetDomainWithResponse(ctx context.Context, domainI
 	return ParseGetDomainResponse(rsp)
 }
 
+// UpdateDomainWithBodyWithResponse Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *ClientWithResponses) UpdateDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error) {
+	rsp, err := c.UpdateDomainWithBody(ctx, domainId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateDomainResponse(rsp)
+}
+
+// UpdateDomainWithResponse Change how a domain signs
+//
+// Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+// Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+// `pending` (listed with the records, signing only once its record verifies); turning it
+// off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+// out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/domains/{domain_id} (the `UpdateDomain` operationId).
+func (c *ClientWithResponses) UpdateDomainWithResponse(ctx context.Context, domainId DomainID, body UpdateDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateDomainResponse, error) {
+	rsp, err := c.UpdateDomain(ctx, domainId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateDomainResponse(rsp)
+}
+
 // CheckDomainWithResponse Check a domain now
 //
 // Runs the ownership, SPF, DKIM and DMARC checks now against DNS and applies the outcome,
@@ -13927,6 +16197,62 @@ func (c *ClientWithResponses) ListDomainChecksWithResponse(ctx context.Context, 
 	return ParseListDomainChecksResponse(rsp)
 }
 
+// RotateDomainDKIMWithBodyWithResponse Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *ClientWithResponses) RotateDomainDKIMWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error) {
+	rsp, err := c.RotateDomainDKIMWithBody(ctx, domainId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDomainDKIMResponse(rsp)
+}
+
+// RotateDomainDKIMWithResponse Rotate the DKIM keys
+//
+// Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+// beside the active one, without interrupting signing:
+//
+//  1. The new key is listed in the records as `pending`; publish its TXT record.
+//  2. Checks verify it; nothing is signed with it before its record verifies.
+//  3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+//     record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+//     default 7 days), while mail signed with it may still be verified; then it is deleted.
+//
+// Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+// A rotation still waiting for its record is a `409`. The domain's events record each
+// activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+// rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+// `dkim_rotation_due`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/dkim/rotate (the `RotateDomainDKIM` operationId).
+func (c *ClientWithResponses) RotateDomainDKIMWithResponse(ctx context.Context, domainId DomainID, body RotateDomainDKIMJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateDomainDKIMResponse, error) {
+	rsp, err := c.RotateDomainDKIM(ctx, domainId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDomainDKIMResponse(rsp)
+}
+
 // ListDomainEventsWithResponse Status changes
 //
 // The domain's creation and every status change with its reason, newest first.
@@ -13942,6 +16268,50 @@ func (c *ClientWithResponses) ListDomainEventsWithResponse(ctx context.Context, 
 	return ParseListDomainEventsResponse(rsp)
 }
 
+// PreviewDomainWithBodyWithResponse Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *ClientWithResponses) PreviewDomainWithBodyWithResponse(ctx context.Context, domainId DomainID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error) {
+	rsp, err := c.PreviewDomainWithBody(ctx, domainId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewDomainResponse(rsp)
+}
+
+// PreviewDomainWithResponse Check records before publishing them
+//
+// Runs the domain's checks as if the given records were published, and returns the same
+// per-record verdicts a real check would — before anything is changed in DNS. Give single
+// records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+// (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+// name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+// a `name=value` token) and other live records stay; everything not given — includes of
+// other providers, their lookup counts and void lookups, duplicate records — is read
+// from live DNS. Nothing is stored and the domain's status does not change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/domains/{domain_id}/preview (the `PreviewDomain` operationId).
+func (c *ClientWithResponses) PreviewDomainWithResponse(ctx context.Context, domainId DomainID, body PreviewDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewDomainResponse, error) {
+	rsp, err := c.PreviewDomain(ctx, domainId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewDomainResponse(rsp)
+}
+
 // GetDomainRecordsWithResponse Records to publish
 //
 // The DNS records the customer publishes, each with its purpose, requirement, relative host
@@ -13953,7 +16323,11 @@ func (c *ClientWithResponses) ListDomainEventsWithResponse(ctx context.Context, 
 //     domain's one SPF record with the platform's include merged into what the domain
 //     published at the last check.
 //   - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-//     to a provider that serves it works too).
+//     to a provider that serves it works too), one per key: with Ed25519 signing also
+//     `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+//     `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+//     once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+//     until `remove_after`, then it may be removed).
 //   - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
 //     exists.
 //
@@ -14158,6 +16532,95 @@ func (c *ClientWithResponses) GetPlatformWithResponse(ctx context.Context, reqEd
 		return nil, err
 	}
 	return ParseGetPlatformResponse(rsp)
+}
+
+// ListSuppressionsWithResponse List suppressed addresses
+//
+// The tenant's suppression list, newest first: addresses its mail is not sent to.
+// Entries past their `expires_at` are gone. `address` finds entries by the start of the
+// address (`jane@`, `jane@example.org`), case-insensitively.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/suppressions (the `ListSuppressions` operationId).
+func (c *ClientWithResponses) ListSuppressionsWithResponse(ctx context.Context, params *ListSuppressionsParams, reqEditors ...RequestEditorFn) (*ListSuppressionsResponse, error) {
+	rsp, err := c.ListSuppressions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSuppressionsResponse(rsp)
+}
+
+// CreateSuppressionWithBodyWithResponse Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *ClientWithResponses) CreateSuppressionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error) {
+	rsp, err := c.CreateSuppressionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSuppressionResponse(rsp)
+}
+
+// CreateSuppressionWithResponse Suppress an address
+//
+// Adds an address to the suppression list (or replaces its entry). From then on,
+// submissions leave it out of the recipients (listed in the `202` answer as
+// `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+// `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+// Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+// the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+// `5.7.x`), `complaint` when a recipient reports a message as spam.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/suppressions (the `CreateSuppression` operationId).
+func (c *ClientWithResponses) CreateSuppressionWithResponse(ctx context.Context, body CreateSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSuppressionResponse, error) {
+	rsp, err := c.CreateSuppression(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSuppressionResponse(rsp)
+}
+
+// DeleteSuppressionWithResponse Lift a suppression
+//
+// Removes the address from the list; mail to it is sent again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/suppressions/{address} (the `DeleteSuppression` operationId).
+func (c *ClientWithResponses) DeleteSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*DeleteSuppressionResponse, error) {
+	rsp, err := c.DeleteSuppression(ctx, address, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSuppressionResponse(rsp)
+}
+
+// GetSuppressionWithResponse Is an address suppressed?
+//
+// The address's entry; `404` when it is not suppressed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/suppressions/{address} (the `GetSuppression` operationId).
+func (c *ClientWithResponses) GetSuppressionWithResponse(ctx context.Context, address string, reqEditors ...RequestEditorFn) (*GetSuppressionResponse, error) {
+	rsp, err := c.GetSuppression(ctx, address, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSuppressionResponse(rsp)
 }
 
 // ListTenantsWithResponse List tenants
@@ -14786,6 +17249,46 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListBounceReportsResponse parses an HTTP response from a ListBounceReportsWithResponse call
+func ParseListBounceReportsResponse(rsp *http.Response) (*ListBounceReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBounceReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BounceReportList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	}
 
@@ -15566,6 +18069,67 @@ func ParseGetDomainResponse(rsp *http.Response) (*GetDomainResponse, error) {
 	return response, nil
 }
 
+// ParseUpdateDomainResponse parses an HTTP response from a UpdateDomainWithResponse call
+func ParseUpdateDomainResponse(rsp *http.Response) (*UpdateDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Domain
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseCheckDomainResponse parses an HTTP response from a CheckDomainWithResponse call
 func ParseCheckDomainResponse(rsp *http.Response) (*CheckDomainResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15687,6 +18251,74 @@ func ParseListDomainChecksResponse(rsp *http.Response) (*ListDomainChecksRespons
 	return response, nil
 }
 
+// ParseRotateDomainDKIMResponse parses an HTTP response from a RotateDomainDKIMWithResponse call
+func ParseRotateDomainDKIMResponse(rsp *http.Response) (*RotateDomainDKIMResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateDomainDKIMResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainRecords
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListDomainEventsResponse parses an HTTP response from a ListDomainEventsWithResponse call
 func ParseListDomainEventsResponse(rsp *http.Response) (*ListDomainEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15735,6 +18367,67 @@ func ParseListDomainEventsResponse(rsp *http.Response) (*ListDomainEventsRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePreviewDomainResponse parses an HTTP response from a PreviewDomainWithResponse call
+func ParsePreviewDomainResponse(rsp *http.Response) (*PreviewDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PreviewDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DomainPreview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 
@@ -16319,6 +19012,197 @@ func ParseGetPlatformResponse(rsp *http.Response) (*GetPlatformResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSuppressionsResponse parses an HTTP response from a ListSuppressionsWithResponse call
+func ParseListSuppressionsResponse(rsp *http.Response) (*ListSuppressionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSuppressionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SuppressionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSuppressionResponse parses an HTTP response from a CreateSuppressionWithResponse call
+func ParseCreateSuppressionResponse(rsp *http.Response) (*CreateSuppressionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSuppressionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Suppression
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSuppressionResponse parses an HTTP response from a DeleteSuppressionWithResponse call
+func ParseDeleteSuppressionResponse(rsp *http.Response) (*DeleteSuppressionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSuppressionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSuppressionResponse parses an HTTP response from a GetSuppressionWithResponse call
+func ParseGetSuppressionResponse(rsp *http.Response) (*GetSuppressionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSuppressionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Suppression
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	}
 

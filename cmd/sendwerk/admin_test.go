@@ -166,9 +166,8 @@ func TestAdminDomainsDue(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	insert := func(id, domain string, next time.Duration) {
-		_, err := pool.Exec(ctx, `INSERT INTO sending_domains (id, tenant_id, domain, verification_token, dkim_selector,
-			dkim_public_key, dkim_private_key_id, dkim_private_key, next_check_at)
-			VALUES ($1, $2, $3, 'tok', 'sw1', 'cHVi', 'k1', '\x00', now() + $4 * interval '1 second')`, id, ten.ID, domain, next.Seconds())
+		_, err := pool.Exec(ctx, `INSERT INTO sending_domains (id, tenant_id, domain, verification_token, next_check_at)
+			VALUES ($1, $2, $3, 'tok', now() + $4 * interval '1 second')`, id, ten.ID, domain, next.Seconds())
 		require.NoError(t, err)
 	}
 	insert("dom_01jd3v8m5q0c7s2k9x4r6t1w3a", "late.example", -10*time.Minute)

@@ -251,11 +251,12 @@ func TestDomains(t *testing.T) {
 }
 
 // TestReadmeDomains runs the README's sender-domain examples as written: the first block
-// against a live server, then — once the zone snippet it saved is "published" on a test
-// DNS server — the second.
+// against a live server, the preview of the zone snippet it saved, then — once the snippet
+// is "published" on a test DNS server — the check, and a key rotation.
 func TestReadmeDomains(t *testing.T) {
 	t.Parallel()
-	b, zone := setupDomains(t, nil)
+	b, zone := setupDomains(t, map[string]string{"SENDWERK_DOMAIN_MANUAL_CHECK_INTERVAL": "1ms"})
+	otherProvider := `_spf.other-provider.example. 300 IN TXT "v=spf1 ip4:198.51.100.0/24 ~all"` + "\n"
 	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage)
 	dir := t.TempDir()
 	run := func(block, prefix string) string {
@@ -276,9 +277,15 @@ func TestReadmeDomains(t *testing.T) {
 	require.Contains(t, out, "spf (required_for_platform): TXT @ -> ")
 	require.Contains(t, out, "; Sendwerk records for example.com")
 
+	zone.SetZone(platformSPFZone + otherProvider)
+	out = run("domains-preview", "DOMAIN_ID="+m[1]+"\n")
+	require.Contains(t, out, `"outcome": "pass"`)
+	require.Contains(t, out, `"code": "dkim.ok"`)
+	require.Contains(t, out, "spf.ok: The SPF record of example.com")
+
 	snippet, err := os.ReadFile(filepath.Join(dir, "example.com.zone"))
 	require.NoError(t, err)
-	zone.SetZone(platformSPFZone + string(snippet))
+	zone.SetZone(platformSPFZone + otherProvider + string(snippet))
 
 	out = run("domains-check", "DOMAIN_ID="+m[1]+"\n")
 	require.Contains(t, out, `"status": "verified"`)
@@ -287,4 +294,14 @@ func TestReadmeDomains(t *testing.T) {
 	require.Contains(t, out, `"to_status": "verified"`)
 	require.Contains(t, out, "the domain is verified and may send")
 	require.NotContains(t, out, `"status": "fail"`)
+
+	out = run("domains-rotate", "DOMAIN_ID="+m[1]+"\n")
+	require.Contains(t, out, "sw1._domainkey active (required)")
+	require.Contains(t, out, "sw2._domainkey pending (required)")
+	snippet, err = os.ReadFile(filepath.Join(dir, "example.com.zone"))
+	require.NoError(t, err)
+	zone.SetZone(platformSPFZone + string(snippet))
+	out = run("domains-rotate-check", "DOMAIN_ID="+m[1]+"\n")
+	require.Contains(t, out, `"selector": "sw1",`+"\n"+`    "state": "retiring"`)
+	require.Contains(t, out, "mail is now signed with key sw2")
 }

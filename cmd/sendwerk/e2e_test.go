@@ -44,6 +44,8 @@ type testBundle struct {
 	metricsAddr string
 	// devInbox and devDNS are the development mail catcher's and DNS server's addresses.
 	devInbox, devDNS string
+	// bounceAddr is the bounce listener's, when the test set SENDWERK_BOUNCE_SMTP_ADDR.
+	bounceAddr string
 	// stop ends the server the way SIGTERM does and returns what serve returned; the
 	// test's cleanup calls it too (only the first call stops).
 	stop func() error
@@ -120,7 +122,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	b := &testBundle{baseURL: "http://" + addrs.HTTP, dbURL: dbURL, pool: pool, logs: logs, smtpAddr: addrs.SMTP, smtpsAddr: addrs.SMTPS,
-		metricsAddr: addrs.Metrics, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, stop: stop}
+		metricsAddr: addrs.Metrics, devInbox: addrs.DevInbox, devDNS: addrs.DevDNS, stop: stop, bounceAddr: addrs.Bounce}
 	b.admin = b.client(t, testAdminToken)
 	return b
 }

@@ -149,3 +149,25 @@ func TestReadmeMessages(t *testing.T) {
 	require.Contains(t, text, "HTTP 429, Retry-After: ")
 	require.Contains(t, text, `"limit": 1`)
 }
+
+// TestReadmeSuppressions runs the README's connector block and then its suppressions block,
+// as written but for the upstream's host and port, against a live server.
+func TestReadmeSuppressions(t *testing.T) {
+	t.Parallel()
+	b, up := setupTrustedUpstream(t)
+	_, _, key := b.newTenantKey(t, "Acme", sendwerk.ScopeManage, sendwerk.ScopeMessagesSend)
+
+	script := strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "connectors"), "```sh"), "```") +
+		strings.TrimSuffix(strings.TrimPrefix(readmeBlock(t, "suppressions"), "```sh"), "```")
+	script = strings.ReplaceAll(script, `"host": "smtp.example.com", "port": 587`, fmt.Sprintf(`"host": "127.0.0.1", "port": %d`, up.Port()))
+	script = "BASE=" + b.baseURL + "\nAPI_KEY=" + key + "\n" + script
+	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
+	require.NoError(t, err, string(out))
+	text := string(out)
+	require.Contains(t, text, `"reason": "unsubscribe"`)
+	require.Contains(t, text, `"status": 422`)
+	require.Contains(t, text, "jane@example.org is on the suppression list (unsubscribe)")
+	require.Contains(t, text, `"status": "queued"`)
+	require.Contains(t, text, `"address": "jane@example.org"`)
+	require.Contains(t, text, "HTTP 204")
+}

@@ -23,6 +23,8 @@ type listenAddrs struct {
 	HTTP  string
 	SMTP  string
 	SMTPS string
+	// Bounce is the bounce listener's address, when it runs.
+	Bounce string
 	// Metrics is the SENDWERK_METRICS_ADDR listener's address, when there is one.
 	Metrics string
 	// SelfSignedCert is the path of the generated development certificate, when one is used.

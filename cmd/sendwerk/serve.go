@@ -37,6 +37,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 	"github.com/sendwerk/sendwerk/internal/webhook"
 )
@@ -132,17 +133,27 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	dev.publish(domains)
+	go func() {
+		for _, w := range dnsWarnings(ctx, cfg) {
+			logger.Warn(w)
+		}
+	}()
 	senders := message.DomainSenders(domains)
 	pools := message.NewPools(&delivery.PoolConfig{MaxConns: cfg.SMTPPoolSize, IdleTimeout: cfg.SMTPPoolIdle})
 	defer pools.Close()
-	deliverer := message.NewDeliverer(pool, connectors, senders, pools, logger)
+	suppressions := suppression.NewService(pool)
+	bounces, returnPaths, err := newBounceService(pool, cfg, suppressions, logger)
+	if err != nil {
+		return err
+	}
+	deliverer := message.NewDeliverer(pool, connectors, senders, pools, logger, &message.DelivererOptions{Suppressions: suppressions, ReturnPaths: returnPaths})
 	deliverer.Observer = deliveryMetrics
+	maxAttempts := len(cfg.RetrySchedule) + 1
 	whBox, err := secret.NewBox(cfg.SecretKey, cfg.PreviousSecretKeys...)
 	if err != nil {
 		return fmt.Errorf("SENDWERK_SECRET_KEY: %w", err)
 	}
 	whCfg := webhookConfig(cfg)
-	maxAttempts := len(cfg.RetrySchedule) + 1
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{
 		Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown,
 		RescueAfter: cfg.JobRescueAfter, ReconcileInterval: cfg.ReconcileInterval,
@@ -151,10 +162,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		Deliver:         message.NewDeliverWorker(deliverer, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Timeout: cfg.AttemptTimeout}),
 		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
 		DeliveryWorkers: cfg.DeliveryWorkers,
-		Reconcile:       message.NewReconcileWorker(pool, message.ReconcileConfig{Settle: cfg.JobRescueAfter, Window: cfg.JobRescueAfter + 10*cfg.ReconcileInterval, MaxAttempts: maxAttempts}),
 		Webhooks:        webhook.NewDeliverWorker(pool, whBox, whCfg, logger),
 		WebhookWorkers:  cfg.WebhookWorkers,
 		EventRetention:  event.NewRetentionWorker(pool, cfg.EventRetention),
+		Reconcile:       message.NewReconcileWorker(pool, message.ReconcileConfig{Settle: cfg.JobRescueAfter, Window: cfg.JobRescueAfter + 10*cfg.ReconcileInterval, MaxAttempts: maxAttempts}),
 	})
 	if err != nil {
 		return err
@@ -162,7 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
-		Committers: committers(cfg.SubmitCommitters),
+		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions,
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
@@ -175,12 +186,6 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	if relayServer != nil {
 		defer relayServer.Close()
-	}
-	facts := platformFacts(cfg)
-	if changed, err := platform.Publish(ctx, pool, facts, time.Now()); err != nil {
-		return err
-	} else if len(changed) > 0 {
-		logger.Info("platform facts changed; every tenant gets a platform.changed event", "changed", changed)
 	}
 	// Not ctx: River cancels the jobs in flight when its start context ends, and a stop
 	// must let deliveries finish first (stopJobs).
@@ -208,13 +213,26 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	facts := platformFacts(cfg)
+	if changed, err := platform.Publish(ctx, pool, facts, time.Now()); err != nil {
+		return err
+	} else if len(changed) > 0 {
+		logger.Info("platform facts changed; every tenant gets a platform.changed event", "changed", changed)
+	}
 	handler, err := httpapi.New(httpapi.Options{
-		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), Webhooks: webhooks, Platform: facts, AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
+		Pool: pool, Tenants: tenants, Connectors: connectors, Domains: domains, Messages: messages, Suppressions: suppressions, Bounces: bounces, RelayCredentials: relayCredentials, RelayHost: relayHostInfo(cfg, relayServer), Webhooks: webhooks, Platform: facts, AdminToken: cfg.AdminToken, APIKeyRequestsPerSec: cfg.APIKeyRequestsPerSec, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies, Registry: reg, Logger: logger, JobDashboard: dashboard,
 		CORSOrigins: cfg.CORSOrigins, MetricsHandler: metricsOnAPI(cfg, reg),
 	})
 	if err != nil {
 		return err
+	}
+	bounceListener, err := startBounceListener(cfg, bounces)
+	if err != nil {
+		return err
+	}
+	if bounceListener != nil {
+		defer bounceListener.Close()
 	}
 	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln := lns.http
@@ -235,6 +253,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	if relayServer != nil {
 		addrs.SMTP, addrs.SMTPS = relayServer.Addr(), relayServer.TLSAddr()
+	}
+	if bounceListener != nil {
+		addrs.Bounce = bounceListener.Addr()
 	}
 	dev.addrs(&addrs)
 	printBanner(stdout, cfg, addrs, generated)
@@ -324,7 +345,7 @@ func newConnectorService(pool *pgxpool.Pool, cfg *config.Config) (*connector.Ser
 	}
 	policy := connector.Policy{
 		AllowNoAuth: cfg.AllowUnauthenticatedUpstreams, AllowPlaintext: cfg.AllowPlaintextUpstreams,
-		AllowPrivateAddresses: cfg.AllowPrivateUpstreams,
+		AllowPrivateAddresses: cfg.AllowPrivateUpstreams, BreakerThreshold: cfg.BreakerThreshold,
 	}
 	if cfg.UpstreamCAFile != "" {
 		roots, err := loadRoots(cfg.UpstreamCAFile)
@@ -357,7 +378,24 @@ func newDomainService(pool *pgxpool.Pool, cfg *config.Config) (*sendingdomain.Se
 		GracePeriod: cfg.DomainGracePeriod, GraceChecks: cfg.DomainGraceChecks,
 		IntervalPending: cfg.DomainCheckPending, PendingFor: cfg.DomainCheckPendingFor, IntervalVerified: cfg.DomainCheckVerified,
 		ManualCheckInterval: cfg.DomainManualCheckInterval,
+		KeyOverlap:          cfg.DKIMKeyOverlap, RotationNotice: cfg.DKIMRotationNotice,
 	})
+}
+
+// dnsWarnings finds DNS settings that make domain checks report less than they could:
+// SPF records with IP macros cannot be evaluated without the platform's addresses, and a
+// DNS server that does not recurse answers delegated names (a _domainkey sub-zone) with
+// referrals, which checks report as dns.not_recursive.
+func dnsWarnings(ctx context.Context, cfg *config.Config) []string {
+	var out []string
+	if cfg.SPFInclude != "" && len(cfg.SPFNetworks) == 0 {
+		out = append(out, "SENDWERK_SPF_INCLUDE is set without SENDWERK_SPF_IPS: SPF records whose verdict depends on the sending address (IP macros such as %{i} or %{ir}) cannot be evaluated and are reported as spf.indeterminate; set SENDWERK_SPF_IPS to the relay's sending addresses")
+	}
+	resolver := dnscheck.NewResolver(&dnscheck.ResolverConfig{Servers: cfg.DNSServers, Timeout: cfg.DNSTimeout, Attempts: 1})
+	if err := resolver.CheckRecursion(ctx); err != nil {
+		out = append(out, fmt.Sprintf("%v: domain checks need recursive resolvers (set SENDWERK_DNS_SERVERS); delegated records will be reported as dns.not_recursive", err))
+	}
+	return out
 }
 
 // loadRoots returns the system roots plus the certificates in file.

@@ -71,3 +71,40 @@ WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: ConnectorDelete :execrows
 DELETE FROM connectors WHERE tenant_id = @tenant_id AND id = @id;
+
+-- ConnectorBreakerFail counts one more failure of a kind; a different kind starts over.
+-- name: ConnectorBreakerFail :one
+UPDATE connectors SET
+    consecutive_failures = CASE WHEN failure_code = @failure_code THEN consecutive_failures + 1 ELSE 1 END,
+    failure_code = @failure_code, last_failure = @last_failure
+WHERE tenant_id = @tenant_id AND id = @id
+RETURNING consecutive_failures, status;
+
+-- ConnectorBreakerReset forgets failures after a delivery got past the login.
+-- name: ConnectorBreakerReset :exec
+UPDATE connectors SET consecutive_failures = 0, failure_code = NULL
+WHERE tenant_id = @tenant_id AND id = @id AND consecutive_failures > 0;
+
+-- ConnectorBreakerTrip pauses an active connector; no row when it was paused already.
+-- name: ConnectorBreakerTrip :one
+UPDATE connectors SET status = 'paused', paused_reason = @paused_reason, paused_at = now(), updated_at = now()
+WHERE tenant_id = @tenant_id AND id = @id AND status = 'active'
+RETURNING *;
+
+-- ConnectorBreakerResume makes a connector the breaker paused active again and forgets its
+-- failures; no row when it is active or was paused by hand.
+-- name: ConnectorBreakerResume :one
+UPDATE connectors SET status = 'active', paused_reason = NULL, paused_at = NULL,
+    consecutive_failures = 0, failure_code = NULL, updated_at = now()
+WHERE tenant_id = @tenant_id AND id = @id AND status = 'paused' AND paused_reason IN ('auth.failed', 'tls.certificate_invalid')
+RETURNING *;
+
+-- ConnectorSetPauseReason records why the connector's status changed through the API:
+-- a reason when it was paused, none (and no failures) when it was resumed.
+-- name: ConnectorSetPauseReason :one
+UPDATE connectors SET paused_reason = sqlc.narg('paused_reason'),
+    paused_at = CASE WHEN sqlc.narg('paused_reason')::text IS NULL THEN NULL ELSE now() END,
+    consecutive_failures = CASE WHEN sqlc.narg('paused_reason')::text IS NULL THEN 0 ELSE consecutive_failures END,
+    failure_code = CASE WHEN sqlc.narg('paused_reason')::text IS NULL THEN NULL ELSE failure_code END
+WHERE tenant_id = @tenant_id AND id = @id
+RETURNING *;

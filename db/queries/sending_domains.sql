@@ -1,10 +1,8 @@
 -- name: SendingDomainInsert :one
 INSERT INTO sending_domains (
-    id, tenant_id, domain, verification_token, dkim_selector, dkim_public_key,
-    dkim_private_key_id, dkim_private_key, next_check_at, created_at, updated_at
+    id, tenant_id, domain, verification_token, dkim_ed25519, dkim_rotation_days, next_check_at, created_at, updated_at
 ) VALUES (
-    @id, @tenant_id, @domain, @verification_token, @dkim_selector, @dkim_public_key,
-    @dkim_private_key_id, @dkim_private_key, @next_check_at, @created_at, @created_at
+    @id, @tenant_id, @domain, @verification_token, @dkim_ed25519, @dkim_rotation_days, @next_check_at, @created_at, @created_at
 )
 RETURNING *;
 

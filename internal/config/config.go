@@ -54,6 +54,7 @@ type Config struct {
 	ReconcileInterval    time.Duration
 	SMTPPoolSize         int
 	SMTPPoolIdle         time.Duration
+	BreakerThreshold     int
 	BodyRetention        time.Duration
 	JobFetchCooldown     time.Duration
 	APIKeyRequestsPerSec int
@@ -96,7 +97,12 @@ type Config struct {
 	DomainCheckVerified       time.Duration
 	DomainChecksInFlight      int
 	DomainManualCheckInterval time.Duration
+	DKIMKeyOverlap            time.Duration
+	DKIMRotationNotice        time.Duration
 
+	// Bounce intake for platform connectors.
+	BounceDomain   string
+	BounceSMTPAddr string
 	// Events, webhooks and platform facts.
 	EventRetention       time.Duration
 	WebhookRetrySchedule []time.Duration
@@ -105,9 +111,7 @@ type Config struct {
 	WebhookSecretOverlap time.Duration
 	WebhookWorkers       int
 	EgressNetworks       []netip.Prefix
-	BounceDomain         string
 	RelayPublicHost      string
-
 	// Development mail catcher and DNS server; empty when off (always in production).
 	CORSOrigins     []string
 	DevInboxAddr    string
@@ -186,6 +190,13 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPTimeout, v) }},
 		{Name: "SENDWERK_SMTP_AUTH_FAILURE_LIMIT", Default: "5", Help: "Failed SMTP logins one client address may make within 5 minutes (one user name: twice as many); further logins get 454 until the window passes.",
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPAuthFailureLimit, v, 1) }},
+		{Name: "SENDWERK_BOUNCE_DOMAIN", Help: "The operator's bounce domain (e.g. `bounces.sendwerk.example`): `platform` connectors send with the return path `bounces+<token>@` it, and the bounce listener takes DSNs and complaints for it. Its MX must point at `SENDWERK_BOUNCE_SMTP_ADDR`; published at `GET /v1/platform`. Unset: platform mail keeps the sender's return path and no bounces are taken in.",
+			set: func(c *Config, v string) error {
+				c.BounceDomain = strings.ToLower(strings.TrimSuffix(v, "."))
+				return checkHostName(c.BounceDomain)
+			}},
+		{Name: "SENDWERK_BOUNCE_SMTP_ADDR", Help: "Listen address of the bounce listener (SMTP without AUTH, only for `SENDWERK_BOUNCE_DOMAIN`, reports up to 2 MB), e.g. `:25`. Unset or `off`: no listener.",
+			set: func(c *Config, v string) error { return parseListenAddr(&c.BounceSMTPAddr, v) }},
 		{Name: "SENDWERK_DNS_SERVERS", Help: "Comma-separated DNS resolvers (`host:port`) for sender-domain checks. Unset: the development DNS when it runs, else the nameservers of `/etc/resolv.conf`.",
 			set: func(c *Config, v string) error { return parseServers(&c.DNSServers, v) }},
 		{Name: "SENDWERK_DNS_TIMEOUT", Default: "2s", Help: "Wait for one DNS answer; each lookup tries every server twice, over TCP when an answer is truncated.",
@@ -229,16 +240,15 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.WebhookWorkers, v, 1) }},
 		{Name: "SENDWERK_EGRESS_NETWORKS", Help: "Comma-separated CIDRs Sendwerk connects to tenants' SMTP servers from, published at `GET /v1/platform` for their firewalls. A change notifies every tenant (`platform.changed`).",
 			set: func(c *Config, v string) error { return parsePrefixes(&c.EgressNetworks, v) }},
-		{Name: "SENDWERK_BOUNCE_DOMAIN", Help: "Domain bounces of platform mail return to, published at `GET /v1/platform`. Unset: none.",
-			set: func(c *Config, v string) error {
-				c.BounceDomain = strings.TrimSuffix(v, ".")
-				return checkHostName(c.BounceDomain)
-			}},
 		{Name: "SENDWERK_RELAY_PUBLIC_HOST", Help: "The relay host's name as customers configure it, published at `GET /v1/platform` with the listeners' ports. Unset: `SENDWERK_SMTP_HOSTNAME`.",
 			set: func(c *Config, v string) error {
 				c.RelayPublicHost = strings.TrimSuffix(v, ".")
 				return checkHostName(c.RelayPublicHost)
 			}},
+		{Name: "SENDWERK_DKIM_KEY_OVERLAP", Default: "168h", Help: "After a DKIM key rotation, how long the replaced key stays listed (`retiring`) before its record may be removed: mail signed with it may still be verified meanwhile.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DKIMKeyOverlap, v) }},
+		{Name: "SENDWERK_DKIM_ROTATION_NOTICE", Default: "336h", Help: "For domains with scheduled rotation (`dkim_rotation_days`): how long before the date the new key is created and the tenant told (`dkim_rotation_due`), so its record can be published in time.",
+			set: func(c *Config, v string) error { return parseDuration(&c.DKIMRotationNotice, v) }},
 		{Name: "SENDWERK_AUTO_MIGRATE", Default: "true", Help: "Apply database migrations when `serve` starts.",
 			set: func(c *Config, v string) error { return parseBool(&c.AutoMigrate, v) }},
 		{Name: "SENDWERK_LOG_FORMAT", Default: "text", Help: "`text` or `json`.",
@@ -267,6 +277,8 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPPoolSize, v, 1) }},
 		{Name: "SENDWERK_SMTP_POOL_IDLE", Default: "30s", Help: "Idle connections to an upstream are closed after this long.",
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPPoolIdle, v) }},
+		{Name: "SENDWERK_CONNECTOR_BREAKER_THRESHOLD", Default: "3", Help: "Delivery attempts in a row (across messages) that may fail with a rejected password or a certificate that does not verify before the connector is paused (`paused_reason` `auth.failed` / `tls.certificate_invalid`); queued messages wait until a passing connection test or a PATCH resumes it.",
+			set: func(c *Config, v string) error { return parseInt(&c.BreakerThreshold, v, 1) }},
 		{Name: "SENDWERK_MESSAGE_BODY_RETENTION", Default: "720h", Help: "Bodies of finished messages are purged after this long; metadata and events stay.",
 			set: func(c *Config, v string) error { return parseDuration(&c.BodyRetention, v) }},
 		{Name: "SENDWERK_JOB_FETCH_COOLDOWN", Default: "10ms", Help: "Shortest pause between fetches of new jobs; lower means faster pickup, more queries.",
@@ -346,7 +358,6 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 // LoadEnv loads from the process environment.
 func LoadEnv() (*Config, error) { return Load(os.Getenv, os.ReadFile) }
 
-// Validate checks rules that span variables.
 // outcomeRecording is how long a delivery attempt may take to record its outcome after the
 // attempt timeout (message.RecordTimeout; config does not import message).
 const outcomeRecording = 15 * time.Second
@@ -355,10 +366,14 @@ const outcomeRecording = 15 * time.Second
 // timeout is the request's plus this).
 const webhookRecording = 5 * time.Second
 
+// Validate checks rules that span variables.
 func (c *Config) Validate() error {
 	var errs []error
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("SENDWERK_TLS_CERT_FILE and SENDWERK_TLS_KEY_FILE: set both or neither"))
+	}
+	if c.BounceSMTPAddr != "" && c.BounceDomain == "" {
+		errs = append(errs, errors.New("SENDWERK_BOUNCE_SMTP_ADDR: needs SENDWERK_BOUNCE_DOMAIN, the domain it takes bounces for"))
 	}
 	if c.WebhookTimeout > 0 && c.JobRescueAfter > 0 && c.JobRescueAfter <= c.WebhookTimeout+webhookRecording {
 		errs = append(errs, fmt.Errorf("SENDWERK_WEBHOOK_TIMEOUT: must be shorter than SENDWERK_JOB_RESCUE_AFTER minus %s, or webhook attempts would be retried while they still run", webhookRecording))

@@ -52,6 +52,9 @@ type Connector struct {
 	LastTest  *TestResult
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Breaker is the circuit breaker's state: why the connector is paused, and the
+	// failures it counted.
+	Breaker Breaker
 
 	passwordKeyID string
 	password      []byte // ciphertext
@@ -120,6 +123,10 @@ type Policy struct {
 	Platform *delivery.Settings
 	// RootCAs verifies upstream certificates; nil means the system pool.
 	RootCAs *x509.CertPool
+	// BreakerThreshold is how many delivery attempts in a row may fail with a rejected
+	// password (or a certificate that does not verify) before the connector is paused;
+	// 0 means DefaultBreakerThreshold.
+	BreakerThreshold int
 }
 
 // Service stores connectors and talks to their servers.
@@ -232,6 +239,9 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		if err := s.apply(c, p); err != nil {
 			return err
 		}
+		if c.Breaker.Tripped() && p.Status == nil {
+			c.Status = StatusActive // the tenant changed something: try again
+		}
 		if p.Sender != nil { // a stale default sender is refused when used, not when pausing
 			if err := checkSenderClaim(ctx, q, tenantID, c); err != nil {
 				return err
@@ -248,6 +258,9 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		updated, err := q.ConnectorUpdate(ctx, updateParams(c))
 		if err != nil {
 			return fmt.Errorf("error updating connector: %w", err)
+		}
+		if updated, err = s.recordPauseReason(ctx, q, updated, before); err != nil {
+			return err
 		}
 		if out, err = fromRow(updated); err != nil {
 			return err
@@ -303,6 +316,9 @@ func fromRow(r dbsqlc.Connector) (*Connector, error) {
 		Limits:    Limits{PerMinute: r.LimitPerMinute, PerHour: r.LimitPerHour, PerDay: r.LimitPerDay, MonthlyQuota: r.MonthlyQuota},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		password: r.SmtpPasswordCiphertext,
+	}
+	if err := c.Breaker.fromRow(r); err != nil {
+		return nil, err
 	}
 	if r.SmtpPasswordKeyID != nil {
 		c.passwordKeyID = *r.SmtpPasswordKeyID

@@ -62,6 +62,11 @@ func (s *Service) Test(ctx context.Context, tenantID, id string) (*TestResult, e
 	if err := appendTestFailed(ctx, s.db, c, res); err != nil {
 		return nil, err
 	}
+	if res.OK {
+		if err := s.resumeAfterTest(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -255,6 +256,10 @@ func (e *stageError) Unwrap() error { return e.err }
 // recipients that were accepted.
 func (c *conn) transact(ctx context.Context, timeout time.Duration, env Envelope, raw []byte) (*Result, error) {
 	defer c.raw.watch(ctx)()
+	// RFC 6531 3.4: SMTPUTF8 only for a message that needs it (a non-ASCII address in the
+	// envelope or non-ASCII in the header); go-mail would otherwise ask for it whenever
+	// the server offers it, and receivers log and treat ASCII mail as internationalized.
+	c.client.SkipSMTPUTF8(!needsSMTPUTF8(env, raw))
 	if err := c.mail(ctx, timeout, env.From); err != nil {
 		return nil, &stageError{stage: StageMail, err: err}
 	}
@@ -268,6 +273,31 @@ func (c *conn) transact(ctx context.Context, timeout time.Duration, env Envelope
 	}
 	c.messages++
 	return &Result{Reply: reply, QueueID: queueID(reply.Text), RemoteAddr: c.remote, TLS: c.tls, Recipients: rcpts}, nil
+}
+
+// needsSMTPUTF8 reports a non-ASCII envelope address or header byte.
+func needsSMTPUTF8(env Envelope, raw []byte) bool {
+	for _, a := range append([]string{env.From}, env.To...) {
+		if !isASCII(a) {
+			return true
+		}
+	}
+	header := raw
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+		header = raw[:i]
+	} else if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
+		header = raw[:i]
+	}
+	return !isASCII(string(header))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // mail sends MAIL FROM.
@@ -294,6 +324,10 @@ func (c *conn) rcpts(ctx context.Context, timeout time.Duration, to []string) ([
 			results = append(results, RecipientResult{Address: addr, Accepted: true})
 		case !isReply:
 			return results, err
+		case reply.Code == 421:
+			// The server is closing the connection: no further command will be answered.
+			results = append(results, RecipientResult{Address: addr, Reply: &reply})
+			return results, &rcptRejected{results: results, errs: append(rejected, err)}
 		default:
 			results = append(results, RecipientResult{Address: addr, Reply: &reply})
 			rejected = append(rejected, err)

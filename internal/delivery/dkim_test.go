@@ -74,7 +74,8 @@ func TestSignDKIM(t *testing.T) {
 		v := verifyDKIM(t, signed, key)
 		require.NoError(t, v.Err)
 		require.Equal(t, dkimDomain, v.Domain)
-		require.Equal(t, []string{"From", "From", "To", "Subject", "Message-ID", "MIME-Version", "Content-Type"}, v.HeaderKeys)
+		require.Equal(t, []string{"From", "To", "Subject", "Message-ID", "MIME-Version", "Content-Type",
+			"From", "Subject", "Reply-To", "To", "Cc", "List-Unsubscribe", "List-Unsubscribe-Post"}, v.HeaderKeys)
 	})
 
 	t.Run("Ed25519Verifies", func(t *testing.T) {
@@ -111,7 +112,7 @@ func TestSignDKIM(t *testing.T) {
 		require.NoError(t, err)
 		v := verifyDKIM(t, signed, key)
 		require.NoError(t, v.Err)
-		require.Equal(t, []string{"From", "From", "Subject"}, v.HeaderKeys)
+		require.Equal(t, []string{"From", "Subject", "From", "Subject", "Reply-To", "To", "Cc", "List-Unsubscribe", "List-Unsubscribe-Post"}, v.HeaderKeys)
 	})
 
 	t.Run("SurvivesDeliveryThroughPool", func(t *testing.T) {

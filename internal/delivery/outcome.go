@@ -55,6 +55,7 @@ const (
 	CodeCommandTimeout           = "smtp.timeout"
 	CodeConnectionDropped        = "smtp.connection_dropped"
 	CodeDeferred                 = "smtp.deferred"
+	CodeConnectionClosing        = "smtp.connection_closing"
 	CodeRejected                 = "smtp.rejected"
 	CodeRecipientRejected        = "smtp.recipient_rejected"
 	CodeTLSHandshakeFailed       = "tls.handshake_failed"
@@ -176,6 +177,9 @@ func classifyReply(r Reply) Outcome {
 		o.Class, o.Code = ClassConfig, CodeAuthRequiresTLS
 	case r.Code == 530:
 		o.Class, o.Code = ClassConfig, CodeAuthRequired
+	case r.Code == 421:
+		// RFC 5321 3.8: the server is closing the connection, whatever it was answering.
+		o.Class, o.Code = ClassTemporary, CodeConnectionClosing
 	case r.Code >= 400 && r.Code < 500:
 		o.Class, o.Code = ClassTemporary, CodeDeferred
 	case r.Code >= 500 && r.Code < 600:
@@ -191,8 +195,10 @@ func classifyReply(r Reply) Outcome {
 func classifyGoMail(err error) (Outcome, bool) {
 	text := err.Error()
 	switch {
+	case noAuthOffered(err):
+		return Outcome{Class: ClassConfig, Code: CodeAuthMechanismUnsupported, Text: text}, true
 	case errors.Is(err, mail.ErrPlainAuthNotSupported), errors.Is(err, mail.ErrLoginAuthNotSupported),
-		errors.Is(err, mail.ErrCramMD5AuthNotSupported), strings.Contains(text, "server does not support SMTP AUTH"):
+		errors.Is(err, mail.ErrCramMD5AuthNotSupported):
 		return Outcome{Class: ClassConfig, Code: CodeAuthMechanismUnsupported, Text: text}, true
 	case errors.Is(err, gmsmtp.ErrUnencrypted):
 		return Outcome{Class: ClassConfig, Code: CodeAuthRequiresTLS, Text: text}, true
@@ -200,6 +206,11 @@ func classifyGoMail(err error) (Outcome, bool) {
 		return Outcome{Class: ClassConfig, Code: CodeStartTLSUnsupported, Text: text}, true
 	}
 	return Outcome{}, false
+}
+
+// noAuthOffered is go-mail's error for a server without the AUTH extension.
+func noAuthOffered(err error) bool {
+	return strings.Contains(err.Error(), "server does not support SMTP AUTH")
 }
 
 // classifyNetwork maps DNS, TCP and timeout errors; all are temporary.

@@ -46,7 +46,17 @@ func TestClassifyRealFailures(t *testing.T) {
 		{
 			name: "ServiceClosing421",
 			opts: smtptest.Opts{Script: scripted(delivery.StageMail, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"})},
-			want: want{delivery.ClassTemporary, delivery.CodeDeferred, 421, "4.3.2", delivery.StageMail},
+			want: want{delivery.ClassTemporary, delivery.CodeConnectionClosing, 421, "4.3.2", delivery.StageMail},
+		},
+		{
+			name: "ServiceClosing421AtRcpt",
+			opts: smtptest.Opts{Script: scripted(delivery.StageRcpt, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many errors, closing"})},
+			want: want{delivery.ClassTemporary, delivery.CodeConnectionClosing, 421, "4.7.0", delivery.StageRcpt},
+		},
+		{
+			name: "ServiceClosing421AtData",
+			opts: smtptest.Opts{Script: scripted(delivery.StageData, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"})},
+			want: want{delivery.ClassTemporary, delivery.CodeConnectionClosing, 421, "4.3.2", delivery.StageData},
 		},
 		{
 			name: "LocalError451",
@@ -102,6 +112,22 @@ func TestClassifyRealFailures(t *testing.T) {
 			sec:  delivery.SecurityStartTLS,
 			mech: delivery.AuthCRAMMD5,
 			want: want{delivery.ClassConfig, delivery.CodeAuthMechanismUnsupported, 0, "", delivery.StageConnect},
+		},
+		{
+			// The same condition and code as the probe's ClosingAtEHLO421.
+			name: "ServiceClosing421AtEHLO",
+			opts: smtptest.Opts{Script: &smtptest.Script{HelloFunc: func(string) *smtp.SMTPError {
+				return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many connections"}
+			}}},
+			want: want{delivery.ClassTemporary, delivery.CodeConnectionClosing, 421, "4.7.0", delivery.StageConnect},
+		},
+		{
+			// The same condition the probe reports as auth.requires_tls (probe_test.go).
+			name: "AuthOnlyAfterStartTLS",
+			opts: smtptest.Opts{StartTLS: true, Auth: true, Users: testUsers(), RequireTLSForAuth: true},
+			sec:  delivery.SecurityNone,
+			mech: delivery.AuthPlain,
+			want: want{delivery.ClassConfig, delivery.CodeAuthRequiresTLS, 0, "", delivery.StageConnect},
 		},
 		{
 			name: "StartTLSMissing",

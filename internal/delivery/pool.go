@@ -314,6 +314,16 @@ func (p *Pool) outcome(stage Stage, err error) Outcome {
 	if stage != StageConnect {
 		return o
 	}
+	if o.SMTPCode == 530 {
+		// At set-up, 530 answers AUTH: "must issue a STARTTLS command first", as in the probe.
+		o.Code = CodeAuthRequiresTLS
+	}
+	if noAuthOffered(err) && p.settings.Security == SecurityNone {
+		// As in the probe: no AUTH on a plain connection means login is offered only
+		// after TLS, a setting to change, not a mechanism to pick.
+		o.Code = CodeAuthRequiresTLS
+		o.Text = "the server offers no login over an unencrypted connection (AUTH is not among its capabilities); choose STARTTLS or TLS: " + o.Text
+	}
 	worked := p.worked.Load()
 	switch {
 	case o.Code == CodeDNSNotFound && !worked:
@@ -340,11 +350,12 @@ func rcptOutcome(rr *rcptRejected) Outcome {
 		if r.Accepted {
 			continue
 		}
-		if o := classifyReply(*r.Reply); rank[o.Class] > rank[best.Class] {
+		o := classifyReply(*r.Reply)
+		if rank[o.Class] > rank[best.Class] || (o.Code == CodeConnectionClosing && best.Class == ClassTemporary) {
 			best = o
 		}
 	}
-	if best.Class != ClassConfig {
+	if best.Class != ClassConfig && best.Code != CodeConnectionClosing {
 		best.Code = CodeRecipientRejected
 	}
 	best.Text = rr.Error()

@@ -92,6 +92,25 @@ func TestPoolSend(t *testing.T) {
 		require.Equal(t, string(raw), string(msg.Data))
 	})
 
+	t.Run("NoSMTPUTF8ForASCIIMail", func(t *testing.T) {
+		t.Parallel()
+		b := setupPool(t, smtptest.Opts{}, delivery.SecurityNone, delivery.AuthNone, nil)
+		raw := []byte("From: sender@example.test\r\nTo: rcpt@example.test\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nÄÖÜ in the body needs 8BITMIME only\r\n")
+		_, err := b.pool.Send(context.Background(), testEnvelope(), raw)
+		require.NoError(t, err)
+		msg := b.srv.WaitMessages(t, 1, time.Second)[0]
+		require.False(t, msg.UTF8)
+		require.Equal(t, smtp.Body8BitMIME, msg.Body)
+	})
+
+	t.Run("SMTPUTF8ForUTF8HeaderOnly", func(t *testing.T) {
+		t.Parallel()
+		b := setupPool(t, smtptest.Opts{}, delivery.SecurityNone, delivery.AuthNone, nil)
+		_, err := b.pool.Send(context.Background(), testEnvelope(), []byte("From: Jürgen <sender@example.test>\r\nTo: rcpt@example.test\r\n\r\nhi\r\n"))
+		require.NoError(t, err)
+		require.True(t, b.srv.WaitMessages(t, 1, time.Second)[0].UTF8)
+	})
+
 	for _, mech := range []delivery.AuthMechanism{delivery.AuthPlain, delivery.AuthLogin, delivery.AuthCRAMMD5} {
 		t.Run("StartTLSAuth/"+string(mech), func(t *testing.T) {
 			t.Parallel()

@@ -299,11 +299,19 @@ func (p *prober) banner(ctx context.Context, st *ProbeStep) *probeFailure {
 	return p.bannerFailure(ctx, reply, err)
 }
 
+// closingFailure is a 421 at any step: the server is closing the connection (RFC 5321
+// 3.8), the same code delivery reports for it.
+func closingFailure(reply Reply) *probeFailure {
+	return &probeFailure{CodeConnectionClosing, fmt.Sprintf("The server is closing the connection (%s): it is shutting down, busy or limiting connections from Sendwerk's address. Try again later; if it persists, ask the server's operator.", reply)}
+}
+
 // bannerFailure explains a missing, rejecting or garbled greeting.
 func (p *prober) bannerFailure(ctx context.Context, reply Reply, err error) *probeFailure {
 	var tpErr *textproto.Error
 	var protoErr textproto.ProtocolError
 	switch {
+	case errors.As(err, &tpErr) && tpErr.Code == 421:
+		return closingFailure(reply)
 	case errors.As(err, &tpErr):
 		return &probeFailure{CodeBannerRejected, fmt.Sprintf("The server refused the connection right away (%s). It may be overloaded or not accept connections from Sendwerk's address.", reply)}
 	case isTimeout(err) && ctx.Err() == nil:
@@ -391,6 +399,9 @@ func (p *prober) ehlo(ctx context.Context, st *ProbeStep) *probeFailure {
 		return nil
 	case errors.As(err, &tpErr) && (code == 500 || code == 502):
 		return p.helo(ctx, st)
+	case errors.As(err, &tpErr) && code == 421:
+		st.Detail = reply.String()
+		return closingFailure(reply)
 	case errors.As(err, &tpErr):
 		st.Detail = reply.String()
 		return &probeFailure{CodeEHLORejected, fmt.Sprintf("The server rejected our greeting EHLO %s (%s). Some servers require the HELO name to be a real, resolvable host name: set the HELO name.", p.heloName(), reply)}

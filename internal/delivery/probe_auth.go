@@ -80,6 +80,8 @@ func (p *prober) authFailure(mech string, reply Reply) *probeFailure {
 		return &probeFailure{CodeAuthFailed, fmt.Sprintf("The server rejected the user name or password (%s). Check both; some providers (Microsoft 365, Gmail) require an app password or have SMTP login turned off for the account.", reply)}
 	case reply.Code == 523 || reply.Code == 530 || reply.Code == 538:
 		return &probeFailure{CodeAuthRequiresTLS, fmt.Sprintf("The server requires TLS before login (%s). Choose STARTTLS or TLS.", reply)}
+	case reply.Code == 421:
+		return closingFailure(reply)
 	case reply.Code == 504:
 		return &probeFailure{CodeAuthMechanismUnsupported, fmt.Sprintf("The server does not accept %s login (%s).", mech, reply)}
 	case reply.Code >= 400 && reply.Code < 500:

@@ -233,6 +233,15 @@ func TestProbeFailures(t *testing.T) {
 			delivery.CodeAuthRequiresTLS, delivery.StepAuth, "Choose STARTTLS")
 	})
 
+	t.Run("ClosingAtEHLO421", func(t *testing.T) {
+		t.Parallel()
+		srv := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{HelloFunc: func(string) *smtp.SMTPError {
+			return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many connections"}
+		}}})
+		requireFailure(t, probe(t, serverSettings(srv, delivery.SecurityNone)), delivery.CodeConnectionClosing, delivery.StepEHLO,
+			"closing the connection", "421 4.7.0 too many connections")
+	})
+
 	t.Run("EHLORejected", func(t *testing.T) {
 		t.Parallel()
 		srv := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{HelloFunc: func(string) *smtp.SMTPError {

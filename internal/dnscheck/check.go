@@ -24,6 +24,7 @@ const (
 // for customers, and the evidence (expected vs observed records).
 type CheckResult struct {
 	Check     string        `json:"check"`
+	Selector  string        `json:"selector,omitempty"` // the DKIM key a dkim result is about
 	Status    CheckStatus   `json:"status"`
 	Code      string        `json:"code"`
 	Message   string        `json:"message"`
@@ -102,6 +103,8 @@ func (res *CheckResult) dnsFailure(err error, name string) {
 		res.set(StatusTempError, "dns.refused", "The DNS server refused to answer for %s; we will check again.", name)
 	case KindNetwork:
 		res.set(StatusTempError, "dns.network", "The DNS servers could not be reached for %s; we will check again.", name)
+	case KindNotRecursive:
+		res.set(StatusTempError, "dns.not_recursive", "The DNS server %s answered for %s with a referral or without recursion: it is not a recursive resolver, so its answer says nothing about the record. Set SENDWERK_DNS_SERVERS to recursive resolvers; we will check again.", le.Server, name)
 	case KindCNAMELoop:
 		res.set(StatusFail, "dns.cname_loop", "The CNAME records at %s form a loop or a chain that is too long; fix the CNAME records and check again.", name)
 	case KindInvalidName:
@@ -122,13 +125,20 @@ func (c *Checker) CheckOwnership(ctx context.Context, domain, expectedTXT string
 	}
 	want := strings.TrimSpace(expectedTXT)
 	prefix, _, _ := strings.Cut(want, "=")
-	var similar bool
+	var similar, quoted bool
 	for _, txt := range ans.TXT() {
 		if strings.EqualFold(strings.TrimSpace(txt), want) {
 			res.set(StatusPass, "ownership.ok", "The verification record was found at %s.", domain)
 			return done()
 		}
+		unquoted := strings.TrimSpace(strings.Trim(strings.TrimSpace(txt), `"'“”`))
+		quoted = quoted || (unquoted != strings.TrimSpace(txt) && strings.EqualFold(unquoted, want))
 		similar = similar || strings.HasPrefix(strings.ToLower(strings.TrimSpace(txt)), strings.ToLower(prefix)+"=")
+	}
+	if quoted {
+		// DNS panels that quote values themselves publish a typed-in "…" with the quotes.
+		res.set(StatusFail, "ownership.quoted", "The verification record at %s contains literal quotation marks; remove the quotation marks from the value (enter %s without them) and check again.", domain, want)
+		return done()
 	}
 	if similar {
 		res.set(StatusFail, "ownership.token_mismatch", "A %s= TXT record was found at %s, but it does not carry the expected value; replace it with %s and check again.", prefix, domain, want)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,9 @@ type DMARCPolicy struct {
 	Percent         int      `json:"pct"`
 	RUA             []string `json:"rua,omitempty"`
 	RUF             []string `json:"ruf,omitempty"`
+	// Implied says why Policy is none although the record does not say so: RFC 7489
+	// 6.6.3 reads a record with a missing or invalid p= (or sp=) but a valid rua as p=none.
+	Implied string `json:"implied,omitempty"`
 }
 
 // CheckDMARC reads the DMARC policy of domain (falling back to its organizational
@@ -72,6 +76,10 @@ func (res *CheckResult) judgeDMARC(domain string, recs []string) {
 	}
 	pol.Domain = domain
 	res.DMARC = pol
+	if pol.Implied != "" {
+		res.set(StatusPass, "dmarc.policy_implied", "The DMARC record at %s has %s, so receivers read it as p=none because it names a report address (rua=); add an explicit p= tag.", name, pol.Implied)
+		return
+	}
 	res.set(StatusPass, "dmarc.ok", "The DMARC policy at %s is p=%s.", name, pol.Policy)
 }
 
@@ -85,11 +93,17 @@ func parseDMARC(record string) (*DMARCPolicy, error) {
 		return nil, fmt.Errorf("the record must start with v=DMARC1")
 	}
 	pol := &DMARCPolicy{Record: record, ADKIM: "r", ASPF: "r", Percent: 100}
-	if pol.Policy, err = oneOf(tags, "p", true, "none", "quarantine", "reject"); err != nil {
-		return nil, err
+	pol.RUA, pol.RUF = reportURIs(tags["rua"]), reportURIs(tags["ruf"])
+	var policyErr error
+	if pol.Policy, policyErr = oneOf(tags, "p", true, "none", "quarantine", "reject"); policyErr == nil {
+		pol.SubdomainPolicy, policyErr = oneOf(tags, "sp", false, "none", "quarantine", "reject")
 	}
-	if pol.SubdomainPolicy, err = oneOf(tags, "sp", false, "none", "quarantine", "reject"); err != nil {
-		return nil, err
+	if policyErr != nil {
+		if len(pol.RUA) == 0 {
+			return nil, policyErr
+		}
+		// RFC 7489 6.6.3: act as if v=DMARC1; p=none was published.
+		pol.Policy, pol.SubdomainPolicy, pol.Implied = "none", "", strings.TrimPrefix(policyErr.Error(), "the ")
 	}
 	if pol.ADKIM, err = oneOf(tags, "adkim", false, "r", "s"); err != nil {
 		return nil, err
@@ -105,11 +119,7 @@ func parseDMARC(record string) (*DMARCPolicy, error) {
 		}
 		pol.Percent = n
 	}
-	if pol.RUA, err = reportURIs(tags["rua"], "rua"); err != nil {
-		return nil, err
-	}
-	pol.RUF, err = reportURIs(tags["ruf"], "ruf")
-	return pol, err
+	return pol, nil
 }
 
 func oneOf(tags map[string]string, name string, required bool, allowed ...string) (string, error) {
@@ -128,20 +138,22 @@ func oneOf(tags map[string]string, name string, required bool, allowed ...string
 	return "", fmt.Errorf("%s=%s is not one of %s", name, v, strings.Join(allowed, ", "))
 }
 
-// reportURIs parses a comma-separated list of report addresses; only mailto:
-// URIs are in practical use.
-func reportURIs(v, tag string) ([]string, error) {
-	if v == "" {
-		return nil, nil
-	}
+// reportURIs returns the valid report URIs of a comma-separated list (RFC 7489 6.2:
+// a URI with a scheme, optionally "!size"); invalid entries are ignored, as receivers
+// ignore them, rather than making the whole record invalid.
+func reportURIs(v string) []string {
 	var out []string
 	for _, u := range strings.Split(v, ",") {
 		u = strings.TrimSpace(u)
-		addr, ok := strings.CutPrefix(strings.ToLower(u), "mailto:")
-		if !ok || !strings.Contains(addr, "@") {
-			return nil, fmt.Errorf("%s=%s is not a list of mailto: addresses", tag, v)
+		bare, _, _ := strings.Cut(u, "!")
+		parsed, err := url.Parse(bare)
+		if err != nil || parsed.Scheme == "" || (parsed.Opaque == "" && parsed.Host == "") {
+			continue
+		}
+		if strings.EqualFold(parsed.Scheme, "mailto") && !strings.Contains(parsed.Opaque, "@") {
+			continue
 		}
 		out = append(out, u)
 	}
-	return out, nil
+	return out
 }

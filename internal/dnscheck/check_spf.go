@@ -58,7 +58,7 @@ func (c *Checker) CheckSPFNetworks(ctx context.Context, domain string, platformN
 		return done()
 	}
 	ips := sampleIPs(platformNets)
-	w := &spfWalk{c: c, ctx: ctx, target: platformInclude, env: macroEnv{
+	w := &spfWalk{c: c, ctx: ctx, target: platformInclude, noIP: len(ips) == 0, env: macroEnv{
 		sender: "postmaster@" + domain, local: "postmaster", senderDomain: domain, helo: domain,
 		ip: firstIP(ips), ptrFunc: func() string { return "unknown" },
 	}}
@@ -69,6 +69,10 @@ func (c *Checker) CheckSPFNetworks(ctx context.Context, domain string, platformN
 	res.SPF.Lookups, res.SPF.IncludePath = w.lookups, w.found
 	if w.lookups > MaxDNSTerms {
 		res.set(StatusFail, "spf.too_many_lookups", "The SPF record of %s needs %d DNS lookups when fully evaluated; receivers stop at %d and then treat it as broken. Remove includes you no longer use and check again.", domain, w.lookups, MaxDNSTerms)
+		return done()
+	}
+	if w.found == nil && len(w.ipDependent) > 0 {
+		res.set(StatusPass, "spf.indeterminate", "Whether the SPF record of %s authorises the platform depends on the sending address (%s uses IP macros), and this platform has no sending addresses configured: the platform operator must set SENDWERK_SPF_IPS so Sendwerk can evaluate it.", domain, w.ipDependent[0])
 		return done()
 	}
 	c.evaluateIPs(ctx, res, domain, ips, term)
@@ -259,6 +263,10 @@ type spfWalk struct {
 	env     macroEnv
 	lookups int
 	found   []string
+	// noIP: there is no platform address to expand IP macros (%{i}, %{v}, %{p}) with, so
+	// includes and redirects that use them are not followed but listed in ipDependent.
+	noIP        bool
+	ipDependent []string
 }
 
 func (w *spfWalk) walk(domain string, rec *spfRecord, path []string, depth int) error {
@@ -286,6 +294,10 @@ func (w *spfWalk) walk(domain string, rec *spfRecord, path []string, depth int) 
 }
 
 func (w *spfWalk) follow(spec macroString, domain, label string, path []string, depth int) error {
+	if w.noIP && spec.usesIP() {
+		w.ipDependent = append(w.ipDependent, label+spec.String())
+		return nil
+	}
 	w.env.domain = domain
 	target := strings.TrimSuffix(spec.expand(&w.env), ".")
 	if !validDNSName(target) {

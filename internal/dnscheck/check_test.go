@@ -198,7 +198,7 @@ func TestCheckDKIM(t *testing.T) {
 			res := b.checker.CheckDKIM(ctx, tt.selector, "example.com", tt.key)
 			require.Equal(t, CheckStatus(tt.status), res.Status, res.Message)
 			require.Equal(t, tt.code, res.Code)
-			require.Equal(t, "p="+dkimKey, res.Expected)
+			require.Equal(t, "v=DKIM1; k=rsa; p="+dkimKey, res.Expected)
 		})
 	}
 	t.Run("TimeoutIsTemporary", func(t *testing.T) {

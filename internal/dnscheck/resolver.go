@@ -204,6 +204,10 @@ const (
 	KindBadResponse ErrorKind = "bad_response"
 	KindCNAMELoop   ErrorKind = "cname_loop"
 	KindInvalidName ErrorKind = "invalid_name"
+	// KindNotRecursive is a referral (no answer, NS records in the authority section, not
+	// authoritative) or a non-authoritative answer without recursion available: the server
+	// asked is not a recursive resolver, so "no record" from it means nothing.
+	KindNotRecursive ErrorKind = "not_recursive"
 )
 
 // LookupError is a lookup that DNS did not answer usably. Most kinds are temporary
@@ -352,6 +356,8 @@ func checkResponse(resp *dns.Msg, q dns.Question, srv string) error {
 	switch {
 	case len(resp.Question) != 1 || !strings.EqualFold(rawName(resp.Question[0].Name), rawName(q.Name)) || resp.Question[0].Qtype != q.Qtype:
 		le.Kind = KindBadResponse
+	case (resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError) && notRecursive(resp):
+		le.Kind = KindNotRecursive
 	case resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError:
 		return nil
 	case resp.Rcode == dns.RcodeServerFailure:
@@ -362,6 +368,52 @@ func checkResponse(resp *dns.Msg, q dns.Question, srv string) error {
 		le.Kind = KindRcode
 	}
 	return le
+}
+
+// notRecursive recognises answers from a server that did not recurse for us: a referral
+// (no answer, NS in the authority section, no AA bit), or any non-authoritative reply
+// without RA. An authoritative answer (AA) is the zone's own data and stands.
+func notRecursive(resp *dns.Msg) bool {
+	if resp.Authoritative {
+		return false
+	}
+	if !resp.RecursionAvailable {
+		return true
+	}
+	if len(resp.Answer) > 0 {
+		return false
+	}
+	for _, rr := range resp.Ns {
+		if rr.Header().Rrtype == dns.TypeNS {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckRecursion asks every configured server for the root NS set with recursion desired
+// and returns an error naming the servers that do not offer recursion (no RA bit): an
+// authoritative server there answers delegated names (a _domainkey sub-zone) with
+// referrals, which checks then report as dns.not_recursive.
+func (r *Resolver) CheckRecursion(ctx context.Context) error {
+	m := new(dns.Msg)
+	m.SetQuestion(".", dns.TypeNS)
+	m.SetEdns0(r.udpSize, false)
+	var bad []string
+	for _, srv := range r.servers {
+		c := &dns.Client{Net: "udp", Timeout: r.timeout, UDPSize: r.udpSize}
+		resp, _, err := c.ExchangeContext(ctx, m, srv)
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("%s (no answer: %v)", srv, err))
+		case !resp.RecursionAvailable:
+			bad = append(bad, srv+" (recursion not available)")
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("DNS servers that are not recursive resolvers: %s", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func classifyNetErr(err error) ErrorKind {

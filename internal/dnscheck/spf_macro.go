@@ -196,6 +196,43 @@ type macroEnv struct {
 	ptrFunc                     func() string // the validated PTR name, looked up only when used
 }
 
+// String writes m back in macro-string syntax.
+func (m macroString) String() string {
+	var b strings.Builder
+	for _, tok := range m {
+		switch tok.kind {
+		case macroEscape:
+			b.WriteString(map[string]string{"%": "%%", " ": "%_", "%20": "%-"}[tok.text])
+		case macroLetter:
+			l := tok.letter
+			if tok.upper {
+				l -= 'a' - 'A'
+			}
+			b.WriteString("%{" + string(l))
+			if tok.digits > 0 {
+				b.WriteString(strconv.Itoa(tok.digits))
+			}
+			if tok.reverse {
+				b.WriteByte('r')
+			}
+			b.WriteString(tok.delims + "}")
+		default:
+			b.WriteString(tok.text)
+		}
+	}
+	return b.String()
+}
+
+// usesIP reports whether m expands differently for different client addresses.
+func (m macroString) usesIP() bool {
+	for _, tok := range m {
+		if tok.kind == macroLetter && strings.IndexByte("ipvc", tok.letter) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // expand produces the text of m in env.
 func (m macroString) expand(env *macroEnv) string {
 	var b strings.Builder

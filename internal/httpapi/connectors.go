@@ -217,6 +217,7 @@ func toAPIConnector(c *connector.Connector) api.Connector {
 		t := toAPITest(c.LastTest)
 		out.LastTest = &t
 	}
+	toAPIBreaker(&out, c.Breaker)
 	if m := c.SMTP; m != nil {
 		out.Smtp = &api.SMTPSettings{
 			Host: m.Host, Port: m.Port, Security: api.SMTPSecurity(m.Security), AuthMechanism: api.SMTPAuthMechanism(m.AuthMechanism),
@@ -270,4 +271,22 @@ func optString(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// toAPIBreaker adds the circuit breaker's state: why the connector is paused and the last
+// failure it counted, with the upstream's reply.
+func toAPIBreaker(out *api.Connector, b connector.Breaker) {
+	n := b.ConsecutiveFailures
+	out.ConsecutiveFailures = &n
+	out.PausedAt = nullTime(b.PausedAt)
+	out.PausedReason = nullable.NewNullNullable[api.ConnectorPausedReason]()
+	if b.PausedReason != "" {
+		out.PausedReason = nullable.NewNullableWithValue(api.ConnectorPausedReason(b.PausedReason))
+	}
+	if f := b.LastFailure; f != nil {
+		out.LastFailure = &api.ConnectorFailure{Code: f.Code, Text: f.Text, At: f.At, EnhancedCode: optString(f.EnhancedCode)}
+		if f.SMTPCode != 0 {
+			out.LastFailure.SmtpCode = &f.SMTPCode
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 
 	"github.com/oapi-codegen/nullable"
 
@@ -36,7 +37,11 @@ func (s *Server) ListDomains(ctx context.Context, req api.ListDomainsRequestObje
 
 // CreateDomain adds a sender domain.
 func (s *Server) CreateDomain(ctx context.Context, req api.CreateDomainRequestObject) (api.CreateDomainResponseObject, error) {
-	d, err := s.domains.Create(ctx, tenantID(ctx), req.Body.Domain)
+	nd := sendingdomain.NewDomain{Name: req.Body.Domain, Ed25519: req.Body.DkimEd25519 != nil && *req.Body.DkimEd25519}
+	if days, err := req.Body.DkimRotationDays.Get(); err == nil {
+		nd.RotationDays = &days
+	}
+	d, err := s.domains.CreateDomain(ctx, tenantID(ctx), nd)
 	var dup *sendingdomain.DuplicateError
 	if errors.As(err, &dup) {
 		detail := fmt.Sprintf("domain %s is already added (%s); each domain can be added once", dup.Domain, dup.ID)
@@ -73,6 +78,69 @@ func (s *Server) DeleteDomain(ctx context.Context, req api.DeleteDomainRequestOb
 	return api.DeleteDomain204Response{}, nil
 }
 
+// UpdateDomain changes how a domain signs (Ed25519 beside RSA, scheduled rotation).
+func (s *Server) UpdateDomain(ctx context.Context, req api.UpdateDomainRequestObject) (api.UpdateDomainResponseObject, error) {
+	var p sendingdomain.DKIMPolicy
+	p.Ed25519 = req.Body.DkimEd25519
+	if req.Body.DkimRotationDays.IsSpecified() {
+		var days *int
+		if v, err := req.Body.DkimRotationDays.Get(); err == nil {
+			days = &v
+		}
+		p.RotationDays = &days
+	}
+	d, err := s.domains.UpdateDKIMPolicy(ctx, tenantID(ctx), req.DomainId, p)
+	if sendingdomain.IsNotFound(err) {
+		return api.UpdateDomain404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound(ctx, "domain", req.DomainId)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateDomain200JSONResponse(toAPIDomain(d)), nil
+}
+
+// RotateDomainDKIM starts a key rotation: the next key, pending until its record verifies.
+func (s *Server) RotateDomainDKIM(ctx context.Context, req api.RotateDomainDKIMRequestObject) (api.RotateDomainDKIMResponseObject, error) {
+	alg := ""
+	if req.Body != nil && req.Body.Algorithm != nil {
+		alg = string(*req.Body.Algorithm)
+	}
+	d, err := s.domains.Rotate(ctx, tenantID(ctx), req.DomainId, alg)
+	if sendingdomain.IsNotFound(err) {
+		return api.RotateDomainDKIM404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound(ctx, "domain", req.DomainId)}, nil
+	}
+	var pending *sendingdomain.RotationPendingError
+	if errors.As(err, &pending) {
+		p := newProblem(http.StatusConflict, TypeConflict, "Conflict", pending.Error())
+		return api.RotateDomainDKIM409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse(stamp(ctx, p.Problem))}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.RotateDomainDKIM200JSONResponse(s.apiRecords(d)), nil
+}
+
+// PreviewDomain runs the checks over records the tenant intends to publish.
+func (s *Server) PreviewDomain(ctx context.Context, req api.PreviewDomainRequestObject) (api.PreviewDomainResponseObject, error) {
+	b := req.Body
+	p := sendingdomain.Preview{SPF: deref(b.Spf), Ownership: deref(b.Ownership), DMARC: deref(b.Dmarc), Zone: deref(b.Zone)}
+	if b.Dkim != nil {
+		for _, k := range *b.Dkim {
+			p.DKIM = append(p.DKIM, sendingdomain.PreviewDKIM{Selector: k.Selector, Value: k.Value})
+		}
+	}
+	res, err := s.domains.Preview(ctx, tenantID(ctx), req.DomainId, p)
+	if sendingdomain.IsNotFound(err) {
+		return api.PreviewDomain404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound(ctx, "domain", req.DomainId)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := res.Names
+	sort.Strings(names)
+	return api.PreviewDomain200JSONResponse{DomainId: req.DomainId, Outcome: api.DomainPreviewOutcome(res.Outcome), Results: toAPIResults(res.Results), Names: names}, nil
+}
+
 // GetDomainRecords lists the records to publish, as JSON or as a zone-file snippet.
 func (s *Server) GetDomainRecords(ctx context.Context, req api.GetDomainRecordsRequestObject) (api.GetDomainRecordsResponseObject, error) {
 	d, err := s.domains.Get(ctx, tenantID(ctx), req.DomainId)
@@ -86,11 +154,16 @@ func (s *Server) GetDomainRecords(ctx context.Context, req api.GetDomainRecordsR
 	if req.Params.Format != nil && *req.Params.Format == api.GetDomainRecordsParamsFormatZone {
 		return api.GetDomainRecords200TextResponse(sendingdomain.ZoneFile(d, recs)), nil
 	}
-	out := api.GetDomainRecords200JSONResponse{DomainId: d.ID, Domain: d.Name, Status: api.DomainStatus(d.Status), Records: make([]api.DomainRecord, len(recs))}
+	return api.GetDomainRecords200JSONResponse(s.apiRecords(d)), nil
+}
+
+func (s *Server) apiRecords(d *sendingdomain.Domain) api.DomainRecords {
+	recs := s.domains.Records(d)
+	out := api.DomainRecords{DomainId: d.ID, Domain: d.Name, Status: api.DomainStatus(d.Status), Records: make([]api.DomainRecord, len(recs))}
 	for i, r := range recs {
 		out.Records[i] = toAPIRecord(r)
 	}
-	return out, nil
+	return out
 }
 
 // CheckDomain checks a domain now.
@@ -172,10 +245,20 @@ func toAPIDomain(d *sendingdomain.Domain) api.Domain {
 		DkimSelector: d.DKIMSelector, Checks: toAPIResults(d.Results), VerifiedAt: nullTime(d.VerifiedAt),
 		FirstFailedAt: nullTime(d.FirstFailedAt), ConsecutiveFailures: d.ConsecutiveFailures, RevokesAt: nullTime(d.RevokesAt),
 		LastCheckedAt: nullTime(d.LastCheckedAt), NextCheckAt: d.NextCheckAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
-		SpfStatus: nullable.NewNullNullable[api.DomainSpfStatus](),
+		SpfStatus: nullable.NewNullNullable[api.DomainSpfStatus](), DkimEd25519: d.DKIMEd25519,
+		DkimRotationDays: nullable.NewNullNullable[int](), DkimKeys: make([]api.DomainDKIMKey, len(d.DKIMKeys)),
 	}
 	if d.SPFStatus != "" {
 		out.SpfStatus = nullable.NewNullableWithValue(api.DomainSpfStatus(d.SPFStatus))
+	}
+	if d.DKIMRotationDays != nil {
+		out.DkimRotationDays = nullable.NewNullableWithValue(*d.DKIMRotationDays)
+	}
+	for i, k := range d.DKIMKeys {
+		out.DkimKeys[i] = api.DomainDKIMKey{
+			Selector: k.Selector, Algorithm: api.DomainDKIMKeyAlgorithm(k.Algorithm), State: api.DomainDKIMKeyState(k.State),
+			CreatedAt: k.CreatedAt, ActivatedAt: nullTime(k.ActivatedAt), RetireAfter: nullTime(k.RetireAfter),
+		}
 	}
 	return out
 }
@@ -198,7 +281,7 @@ func toAPIResults(rs []dnscheck.CheckResult) []api.DomainCheckResult {
 
 func toAPIResult(r dnscheck.CheckResult) api.DomainCheckResult {
 	out := api.DomainCheckResult{
-		Check: api.DomainCheckResultCheck(r.Check), Status: api.DomainCheckResultStatus(r.Status), Code: r.Code,
+		Check: api.DomainCheckResultCheck(r.Check), Selector: optString(r.Selector), Status: api.DomainCheckResultStatus(r.Status), Code: r.Code,
 		Message: r.Message, Expected: r.Expected, Observed: r.Observed, Resolver: optString(r.Resolver),
 		CheckedAt: r.CheckedAt, DurationMs: r.Duration.Milliseconds(),
 	}
@@ -237,7 +320,11 @@ func toAPIRecord(r sendingdomain.Record) api.DomainRecord {
 	out := api.DomainRecord{
 		Purpose: api.DomainRecordPurpose(r.Purpose), Requirement: api.DomainRecordRequirement(r.Requirement),
 		Type: api.DomainRecordType(r.Type), Host: r.Host, Zone: r.Zone, Fqdn: r.FQDN, Value: r.Value, Ttl: r.TTL,
-		Status: api.DomainRecordStatusPending,
+		Status: api.DomainRecordStatusPending, Selector: optString(r.Selector), RemoveAfter: r.RemoveAfter,
+	}
+	if r.KeyState != "" {
+		st := api.DomainRecordKeyState(r.KeyState)
+		out.KeyState = &st
 	}
 	if c := r.Check; c != nil {
 		out.Status = api.DomainRecordStatus(c.Status)

@@ -35,7 +35,7 @@ func (s *Server) SendMessage(ctx context.Context, req api.SendMessageRequestObje
 	}
 	limit, remaining, reset := rateHeaders(quota)
 	return api.SendMessage202JSONResponse{
-		Body:    api.MessageAccepted{Id: acc.ID, Status: api.MessageStatus(acc.Status), MessageId: acc.MessageID},
+		Body:    api.MessageAccepted{Id: acc.ID, Status: api.MessageStatus(acc.Status), MessageId: acc.MessageID, Suppressed: toAPISuppressed(acc.Suppressed)},
 		Headers: api.SendMessage202ResponseHeaders{RateLimitLimit: limit, RateLimitRemaining: remaining, RateLimitReset: reset},
 	}, nil
 }

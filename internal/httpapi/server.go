@@ -23,10 +23,12 @@ import (
 
 	sendwerk "github.com/sendwerk/sendwerk"
 	"github.com/sendwerk/sendwerk/api"
+	"github.com/sendwerk/sendwerk/internal/bounce"
 	"github.com/sendwerk/sendwerk/internal/connector"
 	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/platform"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 	"github.com/sendwerk/sendwerk/internal/webhook"
 )
@@ -40,7 +42,11 @@ type Options struct {
 	Connectors *connector.Service
 	Domains    *sendingdomain.Service
 	Messages   *message.Service
-	Webhooks   *webhook.Service
+	// Suppressions is the tenants' suppression lists; Bounces what the bounce listener
+	// received (nil: no listener).
+	Suppressions *suppression.Service
+	Bounces      *bounce.Service
+	Webhooks     *webhook.Service
 	// Platform is what GET /v1/platform publishes.
 	Platform platform.Facts
 	// RelayCredentials are the SMTP relay host's logins; RelayHost says where it listens.
@@ -66,23 +72,26 @@ type Options struct {
 
 // Server implements api.StrictServerInterface.
 type Server struct {
-	pool       *pgxpool.Pool
-	tenants    *tenant.Service
-	connectors *connector.Service
-	domains    *sendingdomain.Service
-	messages   *message.Service
-	webhooks   *webhook.Service
-	platform   platform.Facts
-	relayCreds *connector.RelayCredentials
-	relayHost  RelayHost
-	adminToken string
-	limiter    *keyLimiter
+	pool         *pgxpool.Pool
+	tenants      *tenant.Service
+	connectors   *connector.Service
+	domains      *sendingdomain.Service
+	messages     *message.Service
+	suppressions *suppression.Service
+	bounces      *bounce.Service
+	webhooks     *webhook.Service
+	platform     platform.Facts
+	relayCreds   *connector.RelayCredentials
+	relayHost    RelayHost
+	adminToken   string
+	limiter      *keyLimiter
 }
 
 // New returns the complete HTTP handler.
 func New(opts Options) (http.Handler, error) {
 	s := &Server{pool: opts.Pool, tenants: opts.Tenants, connectors: opts.Connectors, domains: opts.Domains, messages: opts.Messages, adminToken: opts.AdminToken,
-		relayCreds: opts.RelayCredentials, relayHost: opts.RelayHost, webhooks: opts.Webhooks, platform: opts.Platform,
+		relayCreds: opts.RelayCredentials, relayHost: opts.RelayHost, suppressions: opts.Suppressions, bounces: opts.Bounces,
+		webhooks: opts.Webhooks, platform: opts.Platform,
 		limiter: newKeyLimiter(opts.APIKeyRequestsPerSec)}
 	spec, err := loadSpec()
 	if err != nil {

@@ -21,8 +21,11 @@ const (
 	Message         = "msg"
 	Event           = "evt"
 	RelayCredential = "rel"
+	Suppression     = "sup"
+	BounceReport    = "bnc"
 	Webhook         = "whk"
 	WebhookDelivery = "whd"
+	DKIMKey         = "dkk"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

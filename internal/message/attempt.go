@@ -15,6 +15,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 )
 
 // OutcomeUnknown is the outcome of an attempt that started but whose result was never
@@ -84,18 +85,37 @@ type Deliverer struct {
 	connectors *connector.Service
 	senders    Senders
 	pools      *Pools
+	opts       DelivererOptions
 	logger     *slog.Logger
 	NowFunc    func() time.Time
 	// Observer, when set, learns every attempt's outcome (metrics; see observe.go).
 	Observer delivery.Observer
 }
 
-// NewDeliverer returns a Deliverer.
-func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, pools *Pools, logger *slog.Logger) *Deliverer {
+// DelivererOptions are what an attempt tells others and how it addresses bounces.
+type DelivererOptions struct {
+	// Suppressions, when set, learns of recipients the upstream refused as non-existent.
+	Suppressions *suppression.Service
+	// ReturnPaths, when set, gives platform-connector mail a VERP return path at the
+	// operator's bounce domain, so bounces come back to Sendwerk tied to their message.
+	ReturnPaths ReturnPaths
+}
+
+// ReturnPaths makes the envelope sender for a message; internal/bounce implements it.
+type ReturnPaths interface {
+	ReturnPath(messageID string) string
+}
+
+// NewDeliverer returns a Deliverer; opts may be nil.
+func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, pools *Pools, logger *slog.Logger, opts *DelivererOptions) *Deliverer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Deliverer{db: db, q: dbsqlc.New(db), connectors: connectors, senders: senders, pools: pools, logger: logger, NowFunc: time.Now}
+	d := &Deliverer{db: db, q: dbsqlc.New(db), connectors: connectors, senders: senders, pools: pools, logger: logger, NowFunc: time.Now}
+	if opts != nil {
+		d.opts = *opts
+	}
+	return d
 }
 
 // Attempt makes one delivery attempt of a message. An error means the attempt's start or
@@ -187,7 +207,8 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 		return d.fail(ctx, m, "the connector's settings are invalid: "+err.Error())
 	}
 	sendStart := time.Now()
-	res, sendErr := pool.Send(ctx, delivery.Envelope{From: m.EnvelopeFrom, To: m.Recipients}, raw)
+	res, sendErr := pool.Send(ctx, delivery.Envelope{From: d.returnPath(conn, m), To: m.Recipients}, raw)
+	d.afterSend(ctx, m, conn, sendErr)
 	a := &Attempt{Number: int(m.Attempts), Outcome: delivery.Classify(sendErr), Result: res, Err: sendErr}
 	if a.Outcome.Class == delivery.ClassDelivered && res == nil {
 		// Defensive: "delivered" without the upstream's answer is not a delivery we can show.
@@ -222,19 +243,19 @@ func mayHaveArrived(ctx context.Context, sendErr error, o delivery.Outcome) (str
 	return "", false
 }
 
-// sign adds a DKIM signature with the sender domain's key when the domain has one. A
+// sign adds a DKIM signature with each of the sender domain's active keys when it has any. A
 // message from an smtp connector's own default sender on an unverified domain goes unsigned:
 // the tenant's server is then the one to sign it.
 func (d *Deliverer) sign(ctx context.Context, m dbsqlc.Message) ([]byte, error) {
 	domain := m.FromEmail[strings.LastIndexByte(m.FromEmail, '@')+1:]
-	selector, signer, err := d.senders.DKIMSigner(ctx, m.TenantID, domain)
+	signers, err := d.senders.DKIMSigners(ctx, m.TenantID, domain)
 	if errors.Is(err, store.ErrNotFound) {
 		return m.Mime, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("error loading dkim key: %w", err)
 	}
-	signed, err := delivery.SignDKIM(m.Mime, delivery.DKIMOptions{Domain: domain, Selector: selector, Signer: signer})
+	signed, err := delivery.SignDKIM(m.Mime, signers...)
 	if err != nil {
 		return nil, fmt.Errorf("error signing message: %w", err)
 	}

@@ -65,7 +65,7 @@ func (s *Service) SubmitBatch(ctx context.Context, tenantID string, reqs []*Requ
 		}
 		accepted = append(accepted, p)
 		perConnector[p.conn]++
-		items[i].Accepted = &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+		items[i].Accepted = &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
 	}
 	if len(accepted) == 0 {
 		return items, nil, nil

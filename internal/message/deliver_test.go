@@ -52,7 +52,7 @@ func setupDeliver(t *testing.T, opts smtptest.Opts, cfg DeliverConfig) *deliverB
 	require.NoError(t, err)
 	pools := NewPools(nil)
 	t.Cleanup(pools.Close)
-	deliverer := NewDeliverer(tx, conns, noSenders{}, pools, nil)
+	deliverer := NewDeliverer(tx, conns, noSenders{}, pools, nil, nil)
 	worker := NewDeliverWorker(deliverer, cfg)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, worker)

@@ -5,7 +5,6 @@ package message
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +16,12 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 )
 
 // Statuses of a message.
@@ -49,8 +50,9 @@ type Senders interface {
 	// CheckSender returns a *SenderError when tenantID may not send from domain.
 	// requireSPF is set for platform connectors, which need the platform in the domain's SPF.
 	CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) error
-	// DKIMSigner returns the key to sign mail from domain, or store.ErrNotFound.
-	DKIMSigner(ctx context.Context, tenantID, domain string) (selector string, signer crypto.Signer, err error)
+	// DKIMSigners returns the keys to sign mail from domain with (one signature each), or
+	// store.ErrNotFound.
+	DKIMSigners(ctx context.Context, tenantID, domain string) ([]delivery.DKIMOptions, error)
 }
 
 // SenderError is a refused sender, with the rule it broke in words.
@@ -77,6 +79,8 @@ type Config struct {
 	// Committers is how many group-commit transactions may run at once (0: the default;
 	// negative: no grouping, one transaction per submission).
 	Committers int
+	// Suppressions, when set, leaves suppressed recipients out of submissions.
+	Suppressions *suppression.Service
 }
 
 // Service submits and reads messages.
@@ -157,6 +161,8 @@ type Accepted struct {
 	ID        string `json:"id"`
 	Status    string `json:"status"`
 	MessageID string `json:"message_id"`
+	// Suppressed lists the recipients left out because they are on the suppression list.
+	Suppressed []SuppressedRecipient `json:"suppressed,omitempty"`
 }
 
 // Sentinels of the refusals *ConnectorPausedError and *IdempotencyConflictError, for
@@ -175,6 +181,7 @@ type prepared struct {
 	source     string
 	envelope   string
 	recipients []string
+	suppressed []SuppressedRecipient
 }
 
 // prepare validates a request against its connector and the sender rules.
@@ -195,7 +202,11 @@ func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connec
 	if err := s.checkSender(ctx, tenantID, conn, "from.email", r.from.String()); err != nil {
 		return nil, err
 	}
-	return &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}, nil
+	p := &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}
+	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*connector.Connector, error) {
@@ -256,7 +267,7 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 	if p.conn.Status == connector.StatusPaused {
 		return nil, nil, &ConnectorPausedError{ConnectorID: p.conn.ID}
 	}
-	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
 	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc})
 }
 
@@ -279,8 +290,15 @@ func decodeAccepted(raw []byte, err error) (*Accepted, *Quota, error) {
 	return &acc, nil, nil
 }
 
-// insert writes messages, their "queued" events and delivery jobs.
+// insert writes messages, their "queued" (and "suppressed") events and delivery jobs.
 func (s *Service) insert(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+	if err := s.insertMessages(ctx, tx, tenantID, ps); err != nil {
+		return err
+	}
+	return s.recordSuppressed(ctx, tx, tenantID, ps)
+}
+
+func (s *Service) insertMessages(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
 	q := s.q.WithTx(tx)
 	if len(ps) == 1 {
 		p := ps[0]

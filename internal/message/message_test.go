@@ -2,7 +2,6 @@ package message
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -32,8 +31,8 @@ func (noSenders) CheckSender(_ context.Context, _, domain string, _ bool) error 
 	return &SenderError{Domain: domain, Message: "domain " + domain + " is not a sender domain of this account"}
 }
 
-func (noSenders) DKIMSigner(context.Context, string, string) (string, crypto.Signer, error) {
-	return "", nil, store.ErrNotFound
+func (noSenders) DKIMSigners(context.Context, string, string) ([]delivery.DKIMOptions, error) {
+	return nil, store.ErrNotFound
 }
 
 type testBundle struct {
@@ -55,7 +54,7 @@ func setup(t *testing.T) *testBundle {
 		SMTP:   &connector.SMTPInput{Host: "127.0.0.1", Port: 25, Security: string(delivery.SecurityNone)},
 		Sender: connector.Sender{Email: "noreply@acme.example"}})
 	require.NoError(t, err)
-	deliverer := NewDeliverer(pool, conns, noSenders{}, NewPools(nil), nil)
+	deliverer := NewDeliverer(pool, conns, noSenders{}, NewPools(nil), nil, nil)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, NewDeliverWorker(deliverer, DeliverConfig{}))
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers})

@@ -52,7 +52,7 @@ func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmiss
 	if err != nil {
 		return nil, nil, err
 	}
-	acc := &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
+	acc := &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
 	return s.commit(ctx, &pending{tenantID: tenantID, p: p, acc: acc})
 }
 
@@ -112,7 +112,11 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		from: from.addr, fromName: storable(from.name), recipients: rcpts, subject: storable(decodeSubject(hdr.Get("Subject"))),
 		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: storable(msgID), mime: data,
 	}
-	return &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}, nil
+	p := &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}
+	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // identity is a mailbox the message claims to come from, and the header field naming it.

@@ -17,8 +17,8 @@ const DefaultBodyRetention = 30 * 24 * time.Hour
 // purgeBatch bounds one purge statement so it never holds many row locks at once.
 const purgeBatch = 5000
 
-// RetentionArgs asks for message bodies, idempotency keys and usage counters past their
-// retention to be deleted.
+// RetentionArgs asks for message bodies, idempotency keys, usage counters, bounce reports
+// and expired suppressions past their retention to be deleted.
 type RetentionArgs struct{}
 
 // Kind is the job's stable name.
@@ -60,6 +60,23 @@ func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs])
 	if err != nil {
 		return err
 	}
-	river.RecordOutput(ctx, map[string]int64{"bodies": bodies, "idempotency_keys": keys, "usage_counters": counters})
+	reports, suppressions, err := w.purgeBounceData(ctx)
+	if err != nil {
+		return err
+	}
+	river.RecordOutput(ctx, map[string]int64{"bodies": bodies, "idempotency_keys": keys, "usage_counters": counters,
+		"bounce_reports": reports, "expired_suppressions": suppressions})
 	return nil
+}
+
+// purgeBounceData deletes bounce reports as old as purged bodies (an unparsed one keeps a
+// whole message) and suppressions past their expiry (already ignored, now gone).
+func (w *RetentionWorker) purgeBounceData(ctx context.Context) (reports, suppressions int64, err error) {
+	if reports, err = w.svc.q.BounceReportPurge(ctx, w.svc.NowFunc().Add(-w.bodyRetention)); err != nil {
+		return 0, 0, fmt.Errorf("error purging bounce reports: %w", err)
+	}
+	if suppressions, err = w.svc.q.SuppressionDeleteExpired(ctx); err != nil {
+		return 0, 0, fmt.Errorf("error purging expired suppressions: %w", err)
+	}
+	return reports, suppressions, nil
 }

@@ -2,11 +2,11 @@ package message
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"sync"
 	"time"
 
+	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/store"
 )
@@ -32,9 +32,8 @@ type domainSenders struct {
 type signerKey struct{ tenantID, domain string }
 
 type cachedSigner struct {
-	selector string
-	signer   crypto.Signer // nil: the domain has no send rights (sign nothing)
-	expires  time.Time
+	signers []delivery.DKIMOptions // empty: the domain has no send rights (sign nothing)
+	expires time.Time
 }
 
 func (a *domainSenders) CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) error {
@@ -46,9 +45,10 @@ func (a *domainSenders) CheckSender(ctx context.Context, tenantID, domain string
 	return err
 }
 
-// DKIMSigner signs only for domains with send rights: a pending domain's key may not be
-// published yet, and a signature that fails verification is worse than none.
-func (a *domainSenders) DKIMSigner(ctx context.Context, tenantID, domain string) (string, crypto.Signer, error) {
+// DKIMSigners signs only for domains with send rights: a pending domain's key may not be
+// published yet, and a signature that fails verification is worse than none. A domain
+// signs with each of its active keys (RSA, and Ed25519 when enabled).
+func (a *domainSenders) DKIMSigners(ctx context.Context, tenantID, domain string) ([]delivery.DKIMOptions, error) {
 	key := signerKey{tenantID, domain}
 	a.mu.Lock()
 	c, ok := a.signers[key]
@@ -56,16 +56,16 @@ func (a *domainSenders) DKIMSigner(ctx context.Context, tenantID, domain string)
 	if !ok || a.now().After(c.expires) {
 		var err error
 		if c, err = a.load(ctx, tenantID, domain); err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		a.mu.Lock()
 		a.signers[key] = c
 		a.mu.Unlock()
 	}
-	if c.signer == nil {
-		return "", nil, store.ErrNotFound
+	if len(c.signers) == 0 {
+		return nil, store.ErrNotFound
 	}
-	return c.selector, c.signer, nil
+	return c.signers, nil
 }
 
 func (a *domainSenders) load(ctx context.Context, tenantID, domain string) (cachedSigner, error) {
@@ -80,6 +80,9 @@ func (a *domainSenders) load(ctx context.Context, tenantID, domain string) (cach
 	if !d.CanSend() {
 		return c, nil
 	}
-	c.selector, c.signer, err = a.d.DKIMSigner(ctx, tenantID, d.Name)
+	c.signers, err = a.d.DKIMSigners(ctx, tenantID, d.Name)
+	if sendingdomain.IsNotFound(err) {
+		return c, nil
+	}
 	return c, err
 }

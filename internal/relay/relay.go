@@ -39,6 +39,8 @@ type Authenticator interface {
 // Submitter is the message pipeline; message.Service implements it.
 type Submitter interface {
 	CheckEnvelopeSender(ctx context.Context, tenantID, connectorID, from string) error
+	// CheckRecipient returns a *message.SuppressedError for a suppressed recipient.
+	CheckRecipient(ctx context.Context, tenantID, to string) error
 	SubmitRaw(ctx context.Context, tenantID string, sub message.RawSubmission) (*message.Accepted, *message.Quota, error)
 }
 

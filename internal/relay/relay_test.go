@@ -32,6 +32,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -81,19 +82,20 @@ func testCert(t testing.TB) (string, string, *x509.CertPool) {
 // testBundle is a relay on loopback over a real database and the real message pipeline,
 // with one tenant, an smtp connector and a relay credential.
 type testBundle struct {
-	srv        *Server
-	pool       *pgxpool.Pool
-	creds      *connector.RelayCredentials
-	connectors *connector.Service
-	domains    *sendingdomain.Service
-	msgs       *message.Service
-	tenantID   string
-	connector  *connector.Connector
-	username   string
-	password   string
-	roots      *x509.CertPool
-	logs       *syncBuffer
-	registry   *prometheus.Registry
+	srv          *Server
+	pool         *pgxpool.Pool
+	creds        *connector.RelayCredentials
+	connectors   *connector.Service
+	domains      *sendingdomain.Service
+	msgs         *message.Service
+	suppressions *suppression.Service
+	tenantID     string
+	connector    *connector.Connector
+	username     string
+	password     string
+	roots        *x509.CertPool
+	logs         *syncBuffer
+	registry     *prometheus.Registry
 }
 
 type syncBuffer struct {
@@ -129,7 +131,8 @@ func setup(t testing.TB, adjust func(*Config)) *testBundle {
 	require.NoError(t, err)
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	require.NoError(t, err)
-	b.msgs = message.NewService(pool, riverClient, b.connectors, message.DomainSenders(b.domains), nil, message.Config{MaxMessageBytes: int(testMaxMessageBytes)})
+	b.suppressions = suppression.NewService(pool)
+	b.msgs = message.NewService(pool, riverClient, b.connectors, message.DomainSenders(b.domains), nil, message.Config{MaxMessageBytes: int(testMaxMessageBytes), Suppressions: b.suppressions})
 	b.creds = connector.NewRelayCredentials(pool)
 
 	ten, err := tenant.NewService(pool).Create(ctx, "Acme", nil)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sendwerk/sendwerk/internal/message"
 	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/suppression"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -44,11 +45,14 @@ func replyFor(err error, now time.Time) (*smtp.SMTPError, string) {
 		format  *message.MessageFormatError
 		noConn  *message.ConnectorNotFoundError
 		invalid *validate.Error
+		se      *message.SuppressedError
 	)
 	if ue, ok := store.AsUnavailable(err); ok {
 		return unavailableReply(ue), "unavailable"
 	}
 	switch {
+	case errors.As(err, &se) && len(se.Recipients) > 0:
+		return suppressedReply(se.Recipients[0]), "rejected"
 	case errors.As(err, &le):
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1},
 			Message: oneLine(fmt.Sprintf("%s; retry after %s (in %s)", capitalize(le.Error()), le.Reset.UTC().Format(time.RFC3339), le.RetryAfter(now)))}, "deferred"
@@ -98,4 +102,15 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// suppressedReply refuses a suppressed recipient: 5.1.1 for an address that bounced as
+// non-existent, 5.7.1 with the reason for the others (complaint, manual, unsubscribe).
+func suppressedReply(r message.SuppressedRecipient) *smtp.SMTPError {
+	if r.Reason == suppression.ReasonHardBounce {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
+			Message: "Recipient " + r.Address + " is suppressed: an earlier message bounced as mailbox unknown"}
+	}
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: fmt.Sprintf("Recipient %s is on this account's suppression list (%s)", r.Address, r.Reason)}
 }

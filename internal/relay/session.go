@@ -174,13 +174,17 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
-// Rcpt adds a recipient; go-smtp refuses beyond MaxRecipients with 452 4.5.3.
+// Rcpt adds a recipient; go-smtp refuses beyond MaxRecipients with 452 4.5.3, and a
+// suppressed address is refused here.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if _, err := mailaddr.Parse(to); err != nil {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address: " + err.Error()}
 	}
 	if !s.utf8 && !isASCII(to) {
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII recipient address requires the SMTPUTF8 parameter"}
+	}
+	if reply := s.checkRecipient(to); reply != nil {
+		return reply
 	}
 	s.rcpts = append(s.rcpts, to)
 	return nil

@@ -248,6 +248,7 @@ func TestRelayRefusals(t *testing.T) {
 		c2.starttls(b.tlsConfig())
 		c2.expectCmd(535, "AUTH PLAIN %s", plain(cred.Username, password))
 	})
+	t.Run("SuppressedRecipientsAtRcpt", func(t *testing.T) { refusesSuppressedRecipients(t, b) })
 	require.NotContains(t, b.logs.String(), b.password)
 }
 

@@ -34,7 +34,7 @@ type Column struct {
 // fails when the schema has a *_key_id column this table lacks.
 var Columns = []Column{
 	{Name: "connector SMTP passwords", Table: "connectors", ID: "id", KeyID: "smtp_password_key_id", Ciphertext: "smtp_password_ciphertext", ContextFunc: connector.PasswordContext},
-	{Name: "DKIM private keys", Table: "sending_domains", ID: "id", KeyID: "dkim_private_key_id", Ciphertext: "dkim_private_key", ContextFunc: sendingdomain.DKIMKeyContext},
+	{Name: "DKIM private keys", Table: "sending_domain_dkim_keys", ID: "id", KeyID: "private_key_id", Ciphertext: "private_key", ContextFunc: sendingdomain.DKIMKeyContext},
 }
 
 // DefaultBatchSize is how many rows one transaction re-seals: each batch holds its rows'

@@ -82,10 +82,10 @@ func ptr[T any](v T) *T { return &v }
 
 func (b *testBundle) openDKIM(t *testing.T, box *secret.Box, domainID string) []byte {
 	t.Helper()
-	var keyID string
+	var id, keyID string
 	var ct []byte
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT dkim_private_key_id, dkim_private_key FROM sending_domains WHERE id = $1", domainID).Scan(&keyID, &ct))
-	der, err := box.Open(keyID, ct, sendingdomain.DKIMKeyContext(domainID))
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT id, private_key_id, private_key FROM sending_domain_dkim_keys WHERE domain_id = $1", domainID).Scan(&id, &keyID, &ct))
+	der, err := box.Open(keyID, ct, sendingdomain.DKIMKeyContext(id))
 	require.NoError(t, err)
 	return der
 }
@@ -123,7 +123,7 @@ func TestRun(t *testing.T) {
 	t.Run("DryRunWritesNothing", func(t *testing.T) {
 		reports, err := Run(b.ctx, b.pool, rotated, &Options{DryRun: true, BatchSize: 2})
 		require.NoError(t, err)
-		require.Equal(t, map[string][3]int{"connectors": {0, 5, 0}, "sending_domains": {0, 2, 0}}, counts(reports))
+		require.Equal(t, map[string][3]int{"connectors": {0, 5, 0}, "sending_domain_dkim_keys": {0, 2, 0}}, counts(reports))
 		require.Equal(t, map[string]int{oldID: 5}, b.keyIDs(t, Columns[0]))
 		require.Equal(t, map[string]int{oldID: 2}, b.keyIDs(t, Columns[1]))
 	})
@@ -135,14 +135,14 @@ func TestRun(t *testing.T) {
 
 		reports, err := Run(b.ctx, b.pool, rotated, &Options{BatchSize: 2})
 		require.NoError(t, err)
-		require.Equal(t, map[string][3]int{"connectors": {2, 3, 0}, "sending_domains": {0, 2, 0}}, counts(reports))
+		require.Equal(t, map[string][3]int{"connectors": {2, 3, 0}, "sending_domain_dkim_keys": {0, 2, 0}}, counts(reports))
 		require.Equal(t, map[string]int{newID: 5}, b.keyIDs(t, Columns[0]))
 		require.Equal(t, map[string]int{newID: 2}, b.keyIDs(t, Columns[1]))
 	})
 	t.Run("Idempotent", func(t *testing.T) {
 		reports, err := Run(b.ctx, b.pool, rotated, nil)
 		require.NoError(t, err)
-		require.Equal(t, map[string][3]int{"connectors": {5, 0, 0}, "sending_domains": {2, 0, 0}}, counts(reports))
+		require.Equal(t, map[string][3]int{"connectors": {5, 0, 0}, "sending_domain_dkim_keys": {2, 0, 0}}, counts(reports))
 	})
 	t.Run("OpensWithTheNewKeyAlone", func(t *testing.T) {
 		onlyNew := mustBox(t, keyNew)

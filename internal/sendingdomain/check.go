@@ -69,7 +69,7 @@ func (s *Service) Check(ctx context.Context, tenantID, id string) (*Domain, *Che
 		}
 		return nil, nil, &RateLimitError{RetryAfter: wait}
 	}
-	d, err := fromRow(row)
+	d, err := s.withKeys(ctx, row)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,11 +87,17 @@ func (s *Service) RunCheck(ctx context.Context, tenantID, id string) (*Domain, *
 
 func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) (*Domain, *Check, error) {
 	s.metrics.inFlight.Inc()
-	start, began := s.now(), time.Now()
+	// The check's id is taken when it starts, so history sorted by id is sorted by start
+	// even when a slower concurrent check finishes later.
+	checkID, start, began := ids.New(ids.DomainCheck), s.now(), time.Now()
 	results := s.runChecks(ctx, d)
 	took := time.Since(began)
 	s.metrics.inFlight.Dec()
-	out, chk, err := s.apply(ctx, d.TenantID, d.ID, trigger, results, start, took)
+	material, err := s.rotationMaterial(d, s.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	out, chk, err := s.apply(ctx, d.TenantID, d.ID, checkID, trigger, results, material, start, took)
 	if err == nil {
 		s.metrics.checks.WithLabelValues(trigger, chk.Outcome).Inc()
 		for _, r := range results {
@@ -106,19 +112,26 @@ func (s *Service) checkAndApply(ctx context.Context, d *Domain, trigger string) 
 func (s *Service) runChecks(ctx context.Context, d *Domain) []dnscheck.CheckResult {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
+	return s.runChecksWith(ctx, s.checker, d)
+}
+
+// runChecksWith runs the checks with checker: the live one, or a preview's over records
+// the tenant has not published yet. Every active and pending DKIM key is checked.
+func (s *Service) runChecksWith(ctx context.Context, checker *dnscheck.Checker, d *Domain) []dnscheck.CheckResult {
 	checks := []func() dnscheck.CheckResult{
 		func() dnscheck.CheckResult {
-			return s.checker.CheckOwnership(ctx, d.Name, s.cfg.VerificationPrefix+"="+d.VerificationToken)
+			return checker.CheckOwnership(ctx, d.Name, s.cfg.VerificationPrefix+"="+d.VerificationToken)
 		},
-		func() dnscheck.CheckResult {
-			return s.checker.CheckSPFNetworks(ctx, d.Name, s.cfg.SPFNetworks, s.cfg.SPFInclude)
-		},
-		func() dnscheck.CheckResult { return s.checker.CheckDKIM(ctx, d.DKIMSelector, d.Name, d.DKIMPublicKey) },
-		func() dnscheck.CheckResult { return s.checker.CheckDMARC(ctx, d.Name) },
 	}
-	if !s.cfg.SPFChecked() {
-		checks = append(checks[:1], checks[2:]...)
+	if s.cfg.SPFChecked() {
+		checks = append(checks, func() dnscheck.CheckResult {
+			return checker.CheckSPFNetworks(ctx, d.Name, s.cfg.SPFNetworks, s.cfg.SPFInclude)
+		})
 	}
+	for _, k := range d.checkedKeys() {
+		checks = append(checks, func() dnscheck.CheckResult { return checker.CheckDKIMKey(ctx, d.Name, k.spec()) })
+	}
+	checks = append(checks, func() dnscheck.CheckResult { return checker.CheckDMARC(ctx, d.Name) })
 	results := make([]dnscheck.CheckResult, len(checks))
 	var wg sync.WaitGroup
 	for i, check := range checks {
@@ -130,7 +143,7 @@ func (s *Service) runChecks(ctx context.Context, d *Domain) []dnscheck.CheckResu
 
 // apply records a check and moves the domain's state, on the row locked as it is now (a
 // concurrent check may have moved it since the DNS queries began).
-func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, results []dnscheck.CheckResult, start time.Time, took time.Duration) (*Domain, *Check, error) {
+func (s *Service) apply(ctx context.Context, tenantID, id, checkID, trigger string, results []dnscheck.CheckResult, material map[string]keyMaterial, start time.Time, took time.Duration) (*Domain, *Check, error) {
 	raw, err := json.Marshal(results)
 	if err != nil {
 		return nil, nil, fmt.Errorf("error encoding check results: %w", err)
@@ -143,15 +156,15 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 		if err != nil {
 			return fmt.Errorf("error locking domain: %w", store.MapError(err))
 		}
-		d, err := fromRow(row)
+		d, err := s.withKeysTx(ctx, q, row)
 		if err != nil {
 			return err
 		}
 		now := s.now()
-		v := judge(results)
+		v := judge(requiredResults(results, d.DKIMKeys))
 		st, change := s.cfg.next(stateOf(d), v, now)
 		chk = &Check{
-			ID: ids.New(ids.DomainCheck), DomainID: id, Trigger: trigger, Outcome: v.outcome,
+			ID: checkID, DomainID: id, Trigger: trigger, Outcome: v.outcome,
 			StatusBefore: d.Status, StatusAfter: st.Status, Results: results, StartedAt: start, Duration: took,
 		}
 		if _, err := q.DomainCheckInsert(ctx, dbsqlc.DomainCheckInsertParams{
@@ -171,14 +184,26 @@ func (s *Service) apply(ctx context.Context, tenantID, id, trigger string, resul
 		if out, err = fromRow(updated); err != nil {
 			return err
 		}
-		if change == nil {
-			return nil
+		out.DKIMKeys = d.DKIMKeys
+		if change != nil {
+			s.metrics.statusChanges.WithLabelValues(change.To).Inc()
+			if err := appendStatusEvent(ctx, tx, out, change.From, change.To, change.Code, change.Reason, chk.ID, now); err != nil {
+				return err
+			}
+			if err := insertEvent(ctx, q, out, "status_changed", change.From, change.To, change.Code, change.Reason, &chk.ID, now); err != nil {
+				return err
+			}
 		}
-		s.metrics.statusChanges.WithLabelValues(change.To).Inc()
-		if err := appendStatusEvent(ctx, tx, out, change.From, change.To, change.Code, change.Reason, chk.ID, now); err != nil {
+		events, err := s.advanceKeys(ctx, q, out, results, material, now)
+		if err != nil {
 			return err
 		}
-		return insertEvent(ctx, q, out, "status_changed", change.From, change.To, change.Code, change.Reason, &chk.ID, now)
+		for _, e := range events {
+			if err := insertEvent(ctx, q, out, e.typ, "", out.Status, e.code, e.reason, &chk.ID, now); err != nil {
+				return err
+			}
+		}
+		return s.loadKeys(ctx, q, out)
 	})
 	if err != nil {
 		return nil, nil, err

@@ -6,9 +6,6 @@ package sendingdomain
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -49,9 +46,15 @@ type Domain struct {
 	Status string
 	// VerificationToken is the hex token of the ownership record.
 	VerificationToken string
-	DKIMSelector      string
-	// DKIMPublicKey is base64 DER (the p= value).
+	// DKIMSelector and DKIMPublicKey (base64 DER, the p= value) are those of the active
+	// RSA key; DKIMKeys holds every key with its state.
+	DKIMSelector  string
 	DKIMPublicKey string
+	DKIMKeys      []DKIMKey
+	// DKIMEd25519: mail is signed with an Ed25519 key beside the RSA key.
+	DKIMEd25519 bool
+	// DKIMRotationDays rotates the keys on a schedule; nil rotates only on request.
+	DKIMRotationDays *int
 	// Results are the latest result of each check, in check order (ownership, spf, dkim,
 	// dmarc); empty before the first check.
 	Results []dnscheck.CheckResult
@@ -68,8 +71,6 @@ type Domain struct {
 	UpdatedAt           time.Time
 
 	lastManualCheckAt *time.Time
-	dkimKeyID         string
-	dkimKey           []byte // ciphertext
 }
 
 // Unicode is the domain as people write it (U-labels), for display.
@@ -131,6 +132,13 @@ type Config struct {
 	CheckLease time.Duration
 	// CheckRetention is how long check history is kept.
 	CheckRetention time.Duration
+	// KeyOverlap is how long a replaced DKIM key stays published (retiring) after its
+	// successor starts signing: mail signed with it may still be in queues and inboxes
+	// that verify late.
+	KeyOverlap time.Duration
+	// RotationNotice is how long before a scheduled rotation is due the new key is
+	// created (and the tenant told), so its record can be published in time.
+	RotationNotice time.Duration
 }
 
 // Defaults for Config.
@@ -149,6 +157,8 @@ const (
 	DefaultScheduleBatch       = 500
 	DefaultCheckLease          = 15 * time.Minute
 	DefaultCheckRetention      = 30 * 24 * time.Hour
+	DefaultKeyOverlap          = 7 * 24 * time.Hour
+	DefaultRotationNotice      = 14 * 24 * time.Hour
 	// RecordTTL is the TTL suggested for published records.
 	RecordTTL = 3600
 )
@@ -186,6 +196,8 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.CheckLease, DefaultCheckLease)
 	def(&c.CheckRetention, DefaultCheckRetention)
+	def(&c.KeyOverlap, DefaultKeyOverlap)
+	def(&c.RotationNotice, DefaultRotationNotice)
 	c.SPFInclude = strings.TrimSuffix(c.SPFInclude, ".")
 	return c
 }
@@ -199,7 +211,9 @@ type Service struct {
 	q       *dbsqlc.Queries
 	box     *secret.Box
 	checker *dnscheck.Checker
-	cfg     Config
+	// lookuper is the live DNS under a preview's intended records.
+	lookuper dnscheck.Lookuper
+	cfg      Config
 	// inserter enqueues check jobs in callers' transactions; it never works jobs.
 	inserter *river.Client[pgx.Tx]
 	metrics  *metrics
@@ -218,7 +232,7 @@ func NewService(db store.DB, box *secret.Box, lookuper dnscheck.Lookuper, cfg *C
 		return nil, fmt.Errorf("error creating job inserter: %w", err)
 	}
 	s := &Service{db: db, q: dbsqlc.New(db), box: box, cfg: c.withDefaults(), inserter: inserter, metrics: newMetrics(), NowFunc: time.Now}
-	s.checker = dnscheck.NewChecker(lookuper)
+	s.checker, s.lookuper = dnscheck.NewChecker(lookuper), lookuper
 	s.checker.NowFunc = s.now
 	return s, nil
 }
@@ -272,20 +286,48 @@ func (s *Service) Get(ctx context.Context, tenantID, id string) (*Domain, error)
 	if err != nil {
 		return nil, fmt.Errorf("error getting domain: %w", store.MapError(err))
 	}
-	return fromRow(row)
+	return s.withKeys(ctx, row)
+}
+
+// withKeysTx is withKeys inside a transaction.
+func (s *Service) withKeysTx(ctx context.Context, q *dbsqlc.Queries, row dbsqlc.SendingDomain) (*Domain, error) {
+	d, err := fromRow(row)
+	if err != nil {
+		return nil, err
+	}
+	return d, s.loadKeys(ctx, q, d)
+}
+
+// withKeys maps a row and loads the domain's DKIM keys.
+func (s *Service) withKeys(ctx context.Context, row dbsqlc.SendingDomain) (*Domain, error) {
+	d, err := fromRow(row)
+	if err != nil {
+		return nil, err
+	}
+	return d, s.loadKeys(ctx, s.q, d)
 }
 
 // GetByName returns tenantID's domain called name (any spelling), or store.ErrNotFound.
 func (s *Service) GetByName(ctx context.Context, tenantID, name string) (*Domain, error) {
+	row, err := s.rowByName(ctx, tenantID, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.withKeys(ctx, row)
+}
+
+// rowByName reads the domain without its keys: the sender rule, on every submission,
+// needs only its status.
+func (s *Service) rowByName(ctx context.Context, tenantID, name string) (dbsqlc.SendingDomain, error) {
 	ascii, err := mailaddr.Domain(name)
 	if err != nil {
-		return nil, store.ErrNotFound
+		return dbsqlc.SendingDomain{}, store.ErrNotFound
 	}
 	row, err := s.q.SendingDomainGetByName(ctx, dbsqlc.SendingDomainGetByNameParams{TenantID: tenantID, Domain: ascii})
 	if err != nil {
-		return nil, fmt.Errorf("error getting domain: %w", store.MapError(err))
+		return row, fmt.Errorf("error getting domain: %w", store.MapError(err))
 	}
-	return fromRow(row)
+	return row, nil
 }
 
 // List returns up to limit domains after afterID, oldest first.
@@ -294,7 +336,28 @@ func (s *Service) List(ctx context.Context, tenantID, afterID string, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("error listing domains: %w", err)
 	}
-	return fromRows(rows)
+	out, err := fromRows(rows)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	domainIDs := make([]string, len(out))
+	for i, d := range out {
+		domainIDs[i] = d.ID
+	}
+	keys, err := s.q.DKIMKeyListByDomains(ctx, dbsqlc.DKIMKeyListByDomainsParams{TenantID: tenantID, DomainIds: domainIDs})
+	if err != nil {
+		return nil, fmt.Errorf("error listing dkim keys: %w", err)
+	}
+	for _, d := range out {
+		var mine []dbsqlc.SendingDomainDkimKey
+		for _, k := range keys {
+			if k.DomainID == d.ID {
+				mine = append(mine, k)
+			}
+		}
+		d.setKeys(mine)
+	}
+	return out, nil
 }
 
 func fromRows(rows []dbsqlc.SendingDomain) ([]*Domain, error) {
@@ -309,34 +372,51 @@ func fromRows(rows []dbsqlc.SendingDomain) ([]*Domain, error) {
 	return out, nil
 }
 
+// NewDomain is a domain to add and how it signs.
+type NewDomain struct {
+	Name string
+	// Ed25519 signs with an Ed25519 key beside the RSA key (two selectors, two records).
+	Ed25519 bool
+	// RotationDays rotates the keys on a schedule (30 to 3650 days); nil: only on request.
+	RotationDays *int
+}
+
 // Create adds a domain with a fresh ownership token and DKIM key, and enqueues its first
 // check in the same transaction, so the records page shows real status within seconds.
 func (s *Service) Create(ctx context.Context, tenantID, name string) (*Domain, error) {
-	ascii, err := ParseDomain(name)
+	return s.CreateDomain(ctx, tenantID, NewDomain{Name: name})
+}
+
+// CreateDomain is Create with the signing options.
+func (s *Service) CreateDomain(ctx context.Context, tenantID string, nd NewDomain) (*Domain, error) {
+	ascii, err := ParseDomain(nd.Name)
 	if err != nil {
 		return nil, validate.Field("domain", err.Error())
 	}
-	if existing, err := s.GetByName(ctx, tenantID, ascii); err == nil {
+	if nd.RotationDays != nil && (*nd.RotationDays < 30 || *nd.RotationDays > 3650) {
+		return nil, validate.Field("dkim_rotation_days", "must be from 30 to 3650 days, or null for no scheduled rotation")
+	}
+	if existing, err := s.rowByName(ctx, tenantID, ascii); err == nil {
 		return nil, &DuplicateError{Domain: ascii, ID: existing.ID} // before spending a key
 	}
-	key, err := rsa.GenerateKey(rand.Reader, s.cfg.KeyBits)
-	if err != nil {
-		return nil, fmt.Errorf("error generating dkim key: %w", err)
+	algs := []string{AlgorithmRSA}
+	if nd.Ed25519 {
+		algs = append(algs, AlgorithmEd25519)
 	}
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("error encoding dkim public key: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("error encoding dkim private key: %w", err)
+	material := make([]keyMaterial, len(algs))
+	for i, alg := range algs {
+		if material[i], err = generateKey(alg, s.cfg.KeyBits); err != nil {
+			return nil, err
+		}
 	}
 	id, now := ids.New(ids.Domain), s.now()
-	keyID, sealed := s.box.Seal(der, DKIMKeyContext(id))
 	params := dbsqlc.SendingDomainInsertParams{
-		ID: id, TenantID: tenantID, Domain: ascii, VerificationToken: randomHex(16),
-		DkimSelector: s.cfg.Selector, DkimPublicKey: base64.StdEncoding.EncodeToString(pub),
-		DkimPrivateKeyID: keyID, DkimPrivateKey: sealed, NextCheckAt: now.Add(s.cfg.IntervalPending), CreatedAt: now,
+		ID: id, TenantID: tenantID, Domain: ascii, VerificationToken: randomHex(16), DkimEd25519: nd.Ed25519,
+		NextCheckAt: now.Add(s.cfg.IntervalPending), CreatedAt: now,
+	}
+	if nd.RotationDays != nil {
+		n := int32(*nd.RotationDays)
+		params.DkimRotationDays = &n
 	}
 	var out *Domain
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
@@ -348,6 +428,14 @@ func (s *Service) Create(ctx context.Context, tenantID, name string) (*Domain, e
 		if out, err = fromRow(row); err != nil {
 			return err
 		}
+		for _, m := range material {
+			if _, err := s.insertKey(ctx, q, out, m, s.cfg.selectorFor(1, m.algorithm), KeyActive, now); err != nil {
+				return err
+			}
+		}
+		if err := s.loadKeys(ctx, q, out); err != nil {
+			return err
+		}
 		if err := insertEvent(ctx, q, out, "created", "", StatusPending, "", "The domain was added; publish its records and check.", nil, now); err != nil {
 			return err
 		}
@@ -357,7 +445,7 @@ func (s *Service) Create(ctx context.Context, tenantID, name string) (*Domain, e
 		return nil
 	})
 	if errors.Is(err, store.ErrConflict) {
-		if existing, gerr := s.GetByName(ctx, tenantID, ascii); gerr == nil {
+		if existing, gerr := s.rowByName(ctx, tenantID, ascii); gerr == nil {
 			return nil, &DuplicateError{Domain: ascii, ID: existing.ID}
 		}
 		return nil, &DuplicateError{Domain: ascii}
@@ -380,8 +468,14 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
-// DKIMKeyContext binds a domain's sealed DKIM private key to its row (secret.Box context).
-func DKIMKeyContext(domainID string) string { return "domain:" + domainID + ":dkim_key" }
+// DKIMKeyContext binds a sealed DKIM private key to its row of sending_domain_dkim_keys
+// (secret.Box context). It keeps the form of the time each domain had one key, sealed as
+// "domain:dom_<uuid>:dkim_key": migration 00009 gave each domain's key the domain's UUID
+// (dkk_<uuid>), so those ciphertexts open unchanged, and newer keys are bound to their own
+// row's UUID.
+func DKIMKeyContext(keyID string) string {
+	return "domain:" + ids.Domain + "_" + strings.TrimPrefix(keyID, ids.DKIMKey+"_") + ":dkim_key"
+}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -392,11 +486,14 @@ func randomHex(n int) string {
 func fromRow(r dbsqlc.SendingDomain) (*Domain, error) {
 	d := &Domain{
 		ID: r.ID, TenantID: r.TenantID, Name: r.Domain, Status: r.Status, VerificationToken: r.VerificationToken,
-		DKIMSelector: r.DkimSelector, DKIMPublicKey: r.DkimPublicKey, VerifiedAt: r.VerifiedAt,
+		DKIMEd25519: r.DkimEd25519, VerifiedAt: r.VerifiedAt,
 		FirstFailedAt: r.FirstFailedAt, ConsecutiveFailures: int(r.ConsecutiveFailures), RevokesAt: r.RevokesAt,
 		LastCheckedAt: r.LastCheckedAt, NextCheckAt: r.NextCheckAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		lastManualCheckAt: r.LastManualCheckAt, dkimKeyID: r.DkimPrivateKeyID, dkimKey: r.DkimPrivateKey,
-		Results: []dnscheck.CheckResult{},
+		lastManualCheckAt: r.LastManualCheckAt, Results: []dnscheck.CheckResult{},
+	}
+	if r.DkimRotationDays != nil {
+		n := int(*r.DkimRotationDays)
+		d.DKIMRotationDays = &n
 	}
 	if r.SpfStatus != nil {
 		d.SPFStatus = *r.SpfStatus

@@ -35,12 +35,14 @@ func TestCreate(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 2048, pub.(*rsa.PublicKey).N.BitLen())
 
-		_, signer, err := b.svc.DKIMSigner(b.ctx, b.tenantID, "bücher.example")
+		signers, err := b.svc.DKIMSigners(b.ctx, b.tenantID, "bücher.example")
 		require.NoError(t, err)
+		require.Len(t, signers, 1)
+		signer := signers[0].Signer
 		require.True(t, signer.Public().(*rsa.PublicKey).Equal(pub), "the sealed private key belongs to the published public key")
 
 		var sealed []byte
-		require.NoError(t, b.db.QueryRow(b.ctx, "SELECT dkim_private_key FROM sending_domains WHERE id = $1", d.ID).Scan(&sealed))
+		require.NoError(t, b.db.QueryRow(b.ctx, "SELECT private_key FROM sending_domain_dkim_keys WHERE domain_id = $1", d.ID).Scan(&sealed))
 		plain, err := x509.MarshalPKCS8PrivateKey(signer)
 		require.NoError(t, err)
 		require.False(t, bytes.Contains(sealed, plain[len(plain)-64:]), "the private key is stored encrypted")
@@ -116,7 +118,7 @@ func TestTenantIsolation(t *testing.T) {
 	require.True(t, IsNotFound(err))
 	_, err = b.svc.ListEvents(b.ctx, other.ID, d.ID, "", 10)
 	require.True(t, IsNotFound(err))
-	_, _, err = b.svc.DKIMSigner(b.ctx, other.ID, "example.com")
+	_, err = b.svc.DKIMSigners(b.ctx, other.ID, "example.com")
 	require.True(t, IsNotFound(err))
 	_, err = b.svc.CheckSender(b.ctx, other.ID, "example.com", false)
 	require.True(t, IsSenderError(err))

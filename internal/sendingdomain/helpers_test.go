@@ -100,8 +100,14 @@ func (b *testBundle) records(t *testing.T, d *Domain) map[string]string {
 	for _, r := range b.svc.Records(d) {
 		zone := ZoneFile(d, []Record{r})
 		for _, line := range strings.Split(zone, "\n") {
-			if line != "" && !strings.HasPrefix(line, ";") {
-				out[r.Purpose] = line
+			if line == "" || strings.HasPrefix(line, ";") {
+				continue
+			}
+			if r.Selector != "" {
+				out[r.Purpose+":"+r.Selector] = line
+			}
+			if _, ok := out[r.Purpose]; !ok {
+				out[r.Purpose] = line // the first (active) key's record for "dkim"
 			}
 		}
 	}

@@ -53,6 +53,9 @@ func (s *Service) ExpectedTXT(ctx context.Context, name string) ([]string, error
 			continue // an older tenant's copy of the same domain
 		}
 		seen[d.Name] = true
+		if err := s.loadKeys(ctx, s.q, d); err != nil {
+			return nil, err
+		}
 		for _, r := range s.Records(d) {
 			if r.FQDN == name {
 				out = append(out, r.Value)

@@ -3,6 +3,7 @@ package sendingdomain
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/net/publicsuffix"
 
@@ -14,6 +15,8 @@ const (
 	RequirementRequired    = "required"
 	RequirementPlatform    = "required_for_platform"
 	RequirementRecommended = "recommended"
+	// RequirementOptional is a retiring DKIM key's record: keep it until RemoveAfter.
+	RequirementOptional = "optional"
 )
 
 // Record is one DNS record a customer publishes, with its latest check.
@@ -31,6 +34,12 @@ type Record struct {
 	TTL   int
 	// Check is the latest result for this record; nil before the first check.
 	Check *dnscheck.CheckResult
+	// Selector, KeyState and RemoveAfter describe a dkim record's key: pending (publish it;
+	// signing switches to it once it verifies), active (signing), or retiring (signing has
+	// moved on; the record may be removed after RemoveAfter).
+	Selector    string
+	KeyState    string
+	RemoveAfter *time.Time
 }
 
 // DefaultDMARCRecord is suggested when a domain has no DMARC policy: monitoring only, so
@@ -52,7 +61,14 @@ func (s *Service) Records(d *Domain) []Record {
 	if s.cfg.SPFChecked() {
 		out = append(out, rec(CheckSPF, RequirementPlatform, d.Name, s.spfValue(d)))
 	}
-	out = append(out, rec(CheckDKIM, RequirementRequired, d.DKIMSelector+"._domainkey."+d.Name, "v=DKIM1; k=rsa; p="+d.DKIMPublicKey))
+	for _, k := range d.DKIMKeys {
+		r := rec(CheckDKIM, RequirementRequired, k.Selector+"._domainkey."+d.Name, k.Record())
+		r.Selector, r.KeyState, r.RemoveAfter, r.Check = k.Selector, k.State, k.RetireAfter, d.dkimResult(k.Selector)
+		if k.State == KeyRetiring {
+			r.Requirement, r.Check = RequirementOptional, nil
+		}
+		out = append(out, r)
+	}
 	dmarcName, dmarcValue := "_dmarc."+d.Name, DefaultDMARCRecord
 	if r := d.Result(CheckDMARC); r != nil && r.Status == dnscheck.StatusPass && r.DMARC != nil {
 		dmarcName, dmarcValue = "_dmarc."+r.DMARC.Domain, r.DMARC.Record
@@ -71,6 +87,29 @@ func (s *Service) spfValue(d *Domain) string {
 		return r.SPF.SuggestedRecord
 	}
 	return dnscheck.SuggestSPFRecordTerm("", dnscheck.PlatformSPFTerm(s.cfg.SPFInclude, s.cfg.SPFNetworks))
+}
+
+// keyNote says, in a zone-file comment, what a DKIM key's state means for its record.
+func (r Record) keyNote() string {
+	switch {
+	case r.KeyState == KeyPending:
+		return ": new key " + r.Selector + ", signing switches to it once this record verifies"
+	case r.KeyState == KeyRetiring && r.RemoveAfter != nil:
+		return ": retiring key " + r.Selector + ", may be removed after " + r.RemoveAfter.Format(time.RFC3339)
+	case r.KeyState == KeyActive:
+		return ": signing key " + r.Selector
+	}
+	return ""
+}
+
+// dkimResult is the latest DKIM result of selector.
+func (d *Domain) dkimResult(selector string) *dnscheck.CheckResult {
+	for i := range d.Results {
+		if r := &d.Results[i]; r.Check == CheckDKIM && (r.Selector == selector || (r.Selector == "" && selector == d.DKIMSelector)) {
+			return r
+		}
+	}
+	return nil
 }
 
 // zoneOf guesses the DNS zone a domain is managed in: its registrable domain.
@@ -105,7 +144,7 @@ func ZoneFile(d *Domain, recs []Record) string {
 		width = max(width, len(r.FQDN)+1)
 	}
 	for _, r := range recs {
-		fmt.Fprintf(&b, "\n; %s (%s)\n", r.Purpose, strings.ReplaceAll(r.Requirement, "_", " "))
+		fmt.Fprintf(&b, "\n; %s (%s)%s\n", r.Purpose, strings.ReplaceAll(r.Requirement, "_", " "), r.keyNote())
 		fmt.Fprintf(&b, "%-*s %d IN %s %s\n", width, r.FQDN+".", r.TTL, r.Type, txtStrings(r.Value))
 	}
 	return b.String()

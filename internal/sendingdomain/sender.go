@@ -2,8 +2,6 @@ package sendingdomain
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
@@ -45,13 +43,20 @@ func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requ
 	if err != nil {
 		return nil, &SenderError{Domain: domain, Rule: RuleUnknown, Message: fmt.Sprintf("%q is not a valid sender domain", domain)}
 	}
-	d, err := s.GetByName(ctx, tenantID, name)
+	row, err := s.rowByName(ctx, tenantID, name)
 	if IsNotFound(err) {
 		return nil, &SenderError{Domain: name, Rule: RuleUnknown, Message: fmt.Sprintf(
 			"domain %s is not a sender domain of this account: add it with POST /v1/domains, publish its records and check it (each subdomain is added on its own)", name)}
 	}
 	if err != nil {
 		return nil, err
+	}
+	d, err := fromRow(row)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status == StatusRevoked || (requireSPF && s.cfg.SPFChecked() && d.SPFStatus != string(dnscheck.StatusPass)) {
+		_ = s.loadKeys(ctx, s.q, d) // the refusal quotes its cause, which must not be a key still pending
 	}
 	records := fmt.Sprintf("GET /v1/domains/%s/records", d.ID)
 	check := fmt.Sprintf("POST /v1/domains/%s/check", d.ID)
@@ -74,7 +79,7 @@ func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requ
 
 // causeOf quotes the failing check of d, if any, for an error message.
 func causeOf(d *Domain) string {
-	v := judge(d.Results)
+	v := judge(requiredResults(d.Results, d.DKIMKeys))
 	if v.cause == nil {
 		if r := d.Result(CheckSPF); r != nil && r.Status == dnscheck.StatusFail {
 			return " (" + r.Code + ")"
@@ -82,26 +87,4 @@ func causeOf(d *Domain) string {
 		return ""
 	}
 	return " (" + v.cause.Code + ")"
-}
-
-// DKIMSigner returns the selector and private key messages from domain are signed with.
-// It does not judge the domain's status: CheckSender does, when a message is accepted.
-func (s *Service) DKIMSigner(ctx context.Context, tenantID, domain string) (string, crypto.Signer, error) {
-	d, err := s.GetByName(ctx, tenantID, domain)
-	if err != nil {
-		return "", nil, err
-	}
-	der, err := s.box.Open(d.dkimKeyID, d.dkimKey, DKIMKeyContext(d.ID))
-	if err != nil {
-		return "", nil, fmt.Errorf("error opening dkim key of %s: %w", d.Name, err)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return "", nil, fmt.Errorf("error parsing dkim key of %s: %w", d.Name, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return "", nil, fmt.Errorf("dkim key of %s is a %T, not a signer", d.Name, key)
-	}
-	return d.DKIMSelector, signer, nil
 }

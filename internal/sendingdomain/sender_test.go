@@ -78,19 +78,20 @@ func TestManualCheckRateLimit(t *testing.T) {
 	require.NoError(t, err, "scheduled checks are not rate limited")
 }
 
-// TestDKIMSigner signs with the domain's key and verifies the signature against the
+// TestDKIMSigners signs with the domain's key and verifies the signature against the
 // published record, as a receiver would.
-func TestDKIMSigner(t *testing.T) {
+func TestDKIMSigners(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	d := b.create(t, "example.com")
 	b.serve(t, d, allRecords)
 
-	selector, signer, err := b.svc.DKIMSigner(b.ctx, b.tenantID, "example.com")
+	signers, err := b.svc.DKIMSigners(b.ctx, b.tenantID, "example.com")
 	require.NoError(t, err)
-	require.Equal(t, "sw1", selector)
+	require.Len(t, signers, 1)
+	require.Equal(t, "sw1", signers[0].Selector)
 	msg := "From: Acme <noreply@example.com>\r\nTo: user@customer.example\r\nSubject: Hello\r\n\r\nHi.\r\n"
-	signed, err := delivery.SignDKIM([]byte(msg), delivery.DKIMOptions{Domain: d.Name, Selector: selector, Signer: signer})
+	signed, err := delivery.SignDKIM([]byte(msg), signers...)
 	require.NoError(t, err)
 
 	resolver := dnscheck.NewResolver(&dnscheck.ResolverConfig{Servers: []string{b.dns.Addr()}})
@@ -107,7 +108,7 @@ func TestDKIMSigner(t *testing.T) {
 	require.NoError(t, vs[0].Err)
 	require.Equal(t, "example.com", vs[0].Domain)
 
-	_, _, err = b.svc.DKIMSigner(b.ctx, b.tenantID, "unknown.example")
+	_, err = b.svc.DKIMSigners(b.ctx, b.tenantID, "unknown.example")
 	require.True(t, IsNotFound(err))
 	require.False(t, strings.Contains(string(signed), "PRIVATE"))
 }

@@ -435,7 +435,10 @@ export interface paths {
          *     stored in their ASCII (A-label) form (`bücher.example` becomes `xn--bcher-kva.example`).
          *     Subdomains are separate sender domains: a verified `example.com` does not cover
          *     `mail.example.com`. Sendwerk generates an ownership token and an RSA-2048 DKIM key pair
-         *     (the private key is stored encrypted and never returned); get the records to publish from
+         *     (the private key is stored encrypted and never returned) — with `dkim_ed25519: true` also
+         *     an Ed25519 key under its own selector (RFC 8463; mail then carries both signatures and
+         *     receivers that do not know Ed25519 ignore that one), and with `dkim_rotation_days` the keys
+         *     rotate on that schedule (see `POST /v1/domains/{domain_id}/dkim/rotate`); get the records to publish from
          *     `GET /v1/domains/{domain_id}/records`. The first check runs within seconds, then
          *     periodically. A tenant cannot add the same domain twice (`409`); other tenants can add
          *     it too, each proving it with its own token.
@@ -471,7 +474,15 @@ export interface paths {
         delete: operations["deleteDomain"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change how a domain signs
+         * @description Turns Ed25519 signing on or off and sets or clears the scheduled key rotation. Turning
+         *     Ed25519 on adds an Ed25519 key under a new selector: on a domain that already sends it is
+         *     `pending` (listed with the records, signing only once its record verifies); turning it
+         *     off retires the Ed25519 key (its record may be removed after the overlap). Fields left
+         *     out stay as they are; `dkim_rotation_days: null` stops scheduled rotation.
+         */
+        patch: operations["updateDomain"];
         trace?: never;
     };
     "/v1/domains/{domain_id}/records": {
@@ -495,7 +506,11 @@ export interface paths {
          *       domain's one SPF record with the platform's include merged into what the domain
          *       published at the last check.
          *     - `dkim` (required): TXT `v=DKIM1; k=rsa; p=…` at `<selector>._domainkey.<domain>` (a CNAME
-         *       to a provider that serves it works too).
+         *       to a provider that serves it works too), one per key: with Ed25519 signing also
+         *       `v=DKIM1; k=ed25519; p=…` at its own selector. Each carries its key's `key_state`:
+         *       `active` (signing), `pending` (a rotation's new key: publish it; signing switches to it
+         *       once it verifies), or `retiring` (requirement `optional`: signing has moved on; keep it
+         *       until `remove_after`, then it may be removed).
          *     - `dmarc` (recommended, informational): the policy found, or `v=DMARC1; p=none` when none
          *       exists.
          *
@@ -578,6 +593,72 @@ export interface paths {
         get: operations["listDomainEvents"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{domain_id}/dkim/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The domain's id. */
+                domain_id: components["parameters"]["DomainID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the DKIM keys
+         * @description Creates the next DKIM key under a new selector (`sw2`, `sw3`, …; Ed25519 keys end in `ed`)
+         *     beside the active one, without interrupting signing:
+         *
+         *     1. The new key is listed in the records as `pending`; publish its TXT record.
+         *     2. Checks verify it; nothing is signed with it before its record verifies.
+         *     3. Once it verifies, signing switches to it and the old key becomes `retiring`: its
+         *        record stays listed with `remove_after` (the overlap, `SENDWERK_DKIM_KEY_OVERLAP`,
+         *        default 7 days), while mail signed with it may still be verified; then it is deleted.
+         *
+         *     Without a body every algorithm the domain signs with is rotated; `algorithm` picks one.
+         *     A rotation still waiting for its record is a `409`. The domain's events record each
+         *     activation and retirement (`dkim_key_activated`, `dkim_key_retired`); a scheduled
+         *     rotation (`dkim_rotation_days`) starts the same way ahead of its date, with the event
+         *     `dkim_rotation_due`.
+         */
+        post: operations["rotateDomainDKIM"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{domain_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The domain's id. */
+                domain_id: components["parameters"]["DomainID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check records before publishing them
+         * @description Runs the domain's checks as if the given records were published, and returns the same
+         *     per-record verdicts a real check would — before anything is changed in DNS. Give single
+         *     records (`spf`, `ownership`, `dmarc`, `dkim` by selector) or a whole zone-file snippet
+         *     (`zone`: TXT records with absolute names or names relative to the domain's zone). At a
+         *     name given, each record replaces the live record of its kind (SPF, DMARC, DKIM key, or
+         *     a `name=value` token) and other live records stay; everything not given — includes of
+         *     other providers, their lookup counts and void lookups, duplicate records — is read
+         *     from live DNS. Nothing is stored and the domain's status does not change.
+         */
+        post: operations["previewDomain"];
         delete?: never;
         options?: never;
         head?: never;
@@ -914,6 +995,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/suppressions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List suppressed addresses
+         * @description The tenant's suppression list, newest first: addresses its mail is not sent to.
+         *     Entries past their `expires_at` are gone. `address` finds entries by the start of the
+         *     address (`jane@`, `jane@example.org`), case-insensitively.
+         */
+        get: operations["listSuppressions"];
+        put?: never;
+        /**
+         * Suppress an address
+         * @description Adds an address to the suppression list (or replaces its entry). From then on,
+         *     submissions leave it out of the recipients (listed in the `202` answer as
+         *     `suppressed`; `422` when no recipient is left), and the relay host refuses it at
+         *     `RCPT` (`550 5.1.1` for a hard bounce, `550 5.7.1` with the reason otherwise).
+         *     Sendwerk adds entries itself: `hard_bounce` when an upstream or a bounce report says
+         *     the mailbox does not exist (`5.1.x`, `5.2.1`; not for policy rejections such as
+         *     `5.7.x`), `complaint` when a recipient reports a message as spam.
+         */
+        post: operations["createSuppression"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suppressions/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The suppressed address (any case). */
+                address: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Is an address suppressed?
+         * @description The address's entry; `404` when it is not suppressed.
+         */
+        get: operations["getSuppression"];
+        put?: never;
+        post?: never;
+        /**
+         * Lift a suppression
+         * @description Removes the address from the list; mail to it is sent again.
+         */
+        delete: operations["deleteSuppression"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bounce-reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reports received by the bounce listener (operator)
+         * @description What arrived at the bounce listener (`SENDWERK_BOUNCE_SMTP_ADDR`), newest first, for
+         *     the operator: `recorded` reports were tied to a message (its timeline has
+         *     `bounced` or `complained`); `unparsed` ones were not a DSN or feedback report Sendwerk
+         *     could read, `unmatched` ones named no message of Sendwerk's. Those two keep the raw
+         *     report (`raw`, as text) for a look by hand.
+         */
+        get: operations["listBounceReports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1144,6 +1308,23 @@ export interface components {
             warnings: string[];
             last_test?: components["schemas"]["ConnectionTest"];
             /**
+             * @description Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
+             *     `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
+             *     (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+             *     attempts in a row failed that way. Queued messages wait; a successful connection
+             *     test or a PATCH resumes the connector.
+             * @enum {string|null}
+             */
+            paused_reason?: "manual" | "auth.failed" | "tls.certificate_invalid" | null;
+            /**
+             * Format: date-time
+             * @description When it was paused.
+             */
+            paused_at?: string | null;
+            /** @description Delivery attempts in a row that failed with the same `auth.failed` or `tls.certificate_invalid`; any attempt that gets past the login resets it. */
+            consecutive_failures?: number;
+            last_failure?: components["schemas"]["ConnectorFailure"];
+            /**
              * Format: date-time
              * @description When it was created.
              */
@@ -1153,6 +1334,34 @@ export interface components {
              * @description When it last changed.
              */
             updated_at: string;
+        };
+        /** @description The last failure the circuit breaker counted, with the upstream's reply. */
+        ConnectorFailure: {
+            /**
+             * @description `auth.failed` or `tls.certificate_invalid`.
+             * @example auth.failed
+             */
+            code: string;
+            /**
+             * @description The reply code, when there was a reply.
+             * @example 535
+             */
+            smtp_code?: number;
+            /**
+             * @description The enhanced status code, when given.
+             * @example 5.7.8
+             */
+            enhanced_code?: string;
+            /**
+             * @description The reply text or what went wrong.
+             * @example Authentication credentials invalid
+             */
+            text: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
         };
         /**
          * @description `smtp`: the tenant's own server. `platform`: the operator's default relay.
@@ -1440,13 +1649,13 @@ export interface components {
              * @description Stable code of the failure: `settings.invalid`, `dns.not_found`, `dns.timeout`,
              *     `tcp.refused`, `tcp.timeout`, `tcp.unreachable`, `smtp.banner_timeout`,
              *     `smtp.protocol_error`, `smtp.ehlo_rejected`, `smtp.starttls_unsupported`,
-             *     `smtp.connection_dropped`, `tls.handshake_failed`, `tls.certificate_invalid`,
+             *     `smtp.connection_dropped`, `smtp.connection_closing` (a 421), `tls.handshake_failed`, `tls.certificate_invalid`,
              *     `tls.not_tls`, `auth.failed`, `auth.mechanism_unsupported`, `auth.requires_tls`,
              *     `address.not_allowed`; the enum lists every code delivery classifies into.
              * @example auth.failed
              * @enum {string}
              */
-            code?: "address.not_allowed" | "delivered" | "dns.not_found" | "dns.timeout" | "dns.failed" | "tcp.refused" | "tcp.timeout" | "tcp.unreachable" | "tcp.failed" | "smtp.banner_timeout" | "smtp.no_banner" | "smtp.banner_rejected" | "smtp.protocol_error" | "smtp.ehlo_rejected" | "smtp.starttls_unsupported" | "smtp.timeout" | "smtp.connection_dropped" | "smtp.deferred" | "smtp.rejected" | "smtp.recipient_rejected" | "tls.handshake_failed" | "tls.certificate_invalid" | "tls.not_tls" | "auth.failed" | "auth.mechanism_unsupported" | "auth.requires_tls" | "auth.required" | "message.invalid" | "pool.closed" | "canceled" | "unknown" | "settings.invalid";
+            code?: "address.not_allowed" | "delivered" | "dns.not_found" | "dns.timeout" | "dns.failed" | "tcp.refused" | "tcp.timeout" | "tcp.unreachable" | "tcp.failed" | "smtp.banner_timeout" | "smtp.no_banner" | "smtp.banner_rejected" | "smtp.protocol_error" | "smtp.ehlo_rejected" | "smtp.starttls_unsupported" | "smtp.timeout" | "smtp.connection_dropped" | "smtp.connection_closing" | "smtp.deferred" | "smtp.rejected" | "smtp.recipient_rejected" | "tls.handshake_failed" | "tls.certificate_invalid" | "tls.not_tls" | "auth.failed" | "auth.mechanism_unsupported" | "auth.requires_tls" | "auth.required" | "message.invalid" | "pool.closed" | "canceled" | "unknown" | "settings.invalid";
             /**
              * @description What went wrong and what to change, in plain words.
              * @example The server rejected the user name or password (535 5.7.8).
@@ -1563,7 +1772,7 @@ export interface components {
              * @example smtp.rejected
              * @enum {string}
              */
-            code?: "address.not_allowed" | "delivered" | "dns.not_found" | "dns.timeout" | "dns.failed" | "tcp.refused" | "tcp.timeout" | "tcp.unreachable" | "tcp.failed" | "smtp.banner_timeout" | "smtp.no_banner" | "smtp.banner_rejected" | "smtp.protocol_error" | "smtp.ehlo_rejected" | "smtp.starttls_unsupported" | "smtp.timeout" | "smtp.connection_dropped" | "smtp.deferred" | "smtp.rejected" | "smtp.recipient_rejected" | "tls.handshake_failed" | "tls.certificate_invalid" | "tls.not_tls" | "auth.failed" | "auth.mechanism_unsupported" | "auth.requires_tls" | "auth.required" | "message.invalid" | "pool.closed" | "canceled" | "unknown" | "settings.invalid";
+            code?: "address.not_allowed" | "delivered" | "dns.not_found" | "dns.timeout" | "dns.failed" | "tcp.refused" | "tcp.timeout" | "tcp.unreachable" | "tcp.failed" | "smtp.banner_timeout" | "smtp.no_banner" | "smtp.banner_rejected" | "smtp.protocol_error" | "smtp.ehlo_rejected" | "smtp.starttls_unsupported" | "smtp.timeout" | "smtp.connection_dropped" | "smtp.connection_closing" | "smtp.deferred" | "smtp.rejected" | "smtp.recipient_rejected" | "tls.handshake_failed" | "tls.certificate_invalid" | "tls.not_tls" | "auth.failed" | "auth.mechanism_unsupported" | "auth.requires_tls" | "auth.required" | "message.invalid" | "pool.closed" | "canceled" | "unknown" | "settings.invalid";
             /** @description What happened, in plain words. */
             message?: string;
             /** @description The sender used (the connector's default sender). */
@@ -1613,7 +1822,7 @@ export interface components {
             /** @description Messages may be sent from this domain now (`verified` or `at_risk`). */
             send_allowed: boolean;
             /**
-             * @description The DKIM selector of its key.
+             * @description The selector of its active RSA key.
              * @example sw1
              */
             dkim_selector: string;
@@ -1661,11 +1870,113 @@ export interface components {
              * @description When it last changed.
              */
             updated_at: string;
+            /** @description Its DKIM keys, active first, then pending, then retiring. */
+            dkim_keys: components["schemas"]["DomainDKIMKey"][];
+            /** @description Mail is signed with an Ed25519 key beside the RSA key. */
+            dkim_ed25519: boolean;
+            /** @description The keys rotate every this many days; `null`: only on request. */
+            dkim_rotation_days: number | null;
+        };
+        /** @description One DKIM key of a domain (the private key is never returned). */
+        DomainDKIMKey: {
+            /**
+             * @description Published at `<selector>._domainkey.<domain>`.
+             * @example sw2
+             */
+            selector: string;
+            /**
+             * @description `rsa` (2048-bit, rsa-sha256) or `ed25519` (ed25519-sha256).
+             * @enum {string}
+             */
+            algorithm: "rsa" | "ed25519";
+            /**
+             * @description `active`: signs mail. `pending`: waits for its record to verify, then signs. `retiring`: replaced; its record may be removed after `retire_after`.
+             * @enum {string}
+             */
+            state: "pending" | "active" | "retiring";
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it started signing.
+             */
+            activated_at: string | null;
+            /**
+             * Format: date-time
+             * @description For a retiring key: when its record may be removed.
+             */
+            retire_after: string | null;
         };
         /** @description A domain to add. */
         DomainCreate: {
             /** @description The domain, e.g. `example.com`, `mail.example.com` or `bücher.example`. */
             domain: string;
+            /**
+             * @description Also sign with an Ed25519 key (a second selector and record).
+             * @default false
+             */
+            dkim_ed25519?: boolean;
+            /** @description Rotate the DKIM keys every this many days; the new key is created two weeks ahead so its record can be published in time. Unset: only on request. */
+            dkim_rotation_days?: number | null;
+        };
+        /** @description How a domain signs; fields left out stay as they are. */
+        DomainUpdate: {
+            /** @description Sign with an Ed25519 key beside the RSA key. */
+            dkim_ed25519?: boolean;
+            /** @description Rotate the keys every this many days; `null` stops scheduled rotation. */
+            dkim_rotation_days?: number | null;
+        };
+        /** @description Which keys to rotate. */
+        DKIMRotation: {
+            /**
+             * @description Rotate only this algorithm's key; unset: every algorithm the domain signs with.
+             * @enum {string}
+             */
+            algorithm?: "rsa" | "ed25519";
+        };
+        /** @description Records the tenant intends to publish; at least one. */
+        DomainPreviewRequest: {
+            /**
+             * @description The SPF record intended at the domain.
+             * @example v=spf1 include:_spf.google.com include:_spf.sendwerk.example ~all
+             */
+            spf?: string;
+            /** @description The ownership TXT record intended at the domain. */
+            ownership?: string;
+            /** @description The DMARC record intended at `_dmarc.<domain>`. */
+            dmarc?: string;
+            /** @description DKIM key records intended at `<selector>._domainkey.<domain>`. */
+            dkim?: {
+                /**
+                 * @description The selector.
+                 * @example sw1
+                 */
+                selector: string;
+                /**
+                 * @description The TXT value.
+                 * @example v=DKIM1; k=rsa; p=MIIBIjAN…
+                 */
+                value: string;
+            }[];
+            /** @description A BIND zone-file snippet; its TXT records are used, other types ignored. */
+            zone?: string;
+        };
+        /** @description What the checks would find if the records were published. */
+        DomainPreview: {
+            /** @description The domain. */
+            domain_id: string;
+            /**
+             * @description What the required checks (ownership, active DKIM keys) would give.
+             * @enum {string}
+             */
+            outcome: "pass" | "fail" | "temperror";
+            /** @description The result of each check; `resolver: preview` marks answers that contain the intended records. */
+            results: components["schemas"]["DomainCheckResult"][];
+            /** @description The names whose TXT records the preview replaced. */
+            names: string[];
         };
         /** @description A page of domains. */
         DomainList: {
@@ -1682,21 +1993,33 @@ export interface components {
              */
             check: "ownership" | "spf" | "dkim" | "dmarc";
             /**
+             * @description For `dkim`: the selector of the key checked (a domain may have several).
+             * @example sw1
+             */
+            selector?: string;
+            /**
              * @description `temperror`: DNS did not answer usably (timeout, SERVFAIL, REFUSED); it never counts against the domain.
              * @enum {string}
              */
             status: "pass" | "fail" | "temperror";
             /**
              * @description Stable code: `ownership.ok`, `ownership.token_missing`, `ownership.token_mismatch`,
-             *     `spf.ok`, `spf.allows_all`, `spf.record_missing`, `spf.include_missing`,
-             *     `spf.multiple_records`, `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`,
-             *     `dkim.ok`, `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
-             *     `dkim.syntax`, `dmarc.ok`, `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
-             *     `dns.servfail`, `dns.refused`, `dns.network`, `dns.cname_loop`; the enum lists them all.
+             *     `ownership.quoted`, `spf.ok`, `spf.allows_all`, `spf.indeterminate` (the record depends
+             *     on the sending address and the platform has no `SENDWERK_SPF_IPS`; not a failure),
+             *     `spf.record_missing`, `spf.include_missing`, `spf.multiple_records`,
+             *     `spf.too_many_lookups`, `spf.void_lookups`, `spf.syntax`, `dkim.ok`, `dkim.testing`
+             *     (passes, but `t=y`), `dkim.record_missing`, `dkim.key_mismatch`, `dkim.key_revoked`,
+             *     `dkim.key_type_mismatch` (`k=` is not the key's algorithm), `dkim.hash_not_allowed`
+             *     (`h=` without sha256), `dkim.service_not_email` (`s=` without `email` or `*`),
+             *     `dkim.syntax`, `dmarc.ok`, `dmarc.policy_implied` (no valid `p=` but a valid `rua=`:
+             *     read as `p=none`), `dmarc.record_missing`, `dmarc.syntax`, `dns.timeout`,
+             *     `dns.servfail`, `dns.refused`, `dns.network`, `dns.not_recursive` (the DNS server
+             *     answered with a referral or without recursion: `SENDWERK_DNS_SERVERS` must name
+             *     recursive resolvers; temporary), `dns.cname_loop`; the enum lists them all.
              * @example ownership.token_missing
              * @enum {string}
              */
-            code: "dns.error" | "dns.timeout" | "dns.servfail" | "dns.refused" | "dns.network" | "dns.cname_loop" | "dns.invalid_name" | "ownership.ok" | "ownership.token_mismatch" | "ownership.token_missing" | "dkim.record_missing" | "dkim.syntax" | "dkim.key_revoked" | "dkim.key_mismatch" | "dkim.ok" | "dmarc.record_missing" | "dmarc.syntax" | "dmarc.ok" | "spf.too_many_lookups" | "spf.record_missing" | "spf.multiple_records" | "spf.syntax" | "spf.allows_all" | "spf.ok" | "spf.include_missing" | "spf.void_lookups";
+            code: "dns.error" | "dns.timeout" | "dns.servfail" | "dns.refused" | "dns.network" | "dns.cname_loop" | "dns.invalid_name" | "dns.not_recursive" | "ownership.ok" | "ownership.token_mismatch" | "ownership.token_missing" | "ownership.quoted" | "dkim.record_missing" | "dkim.syntax" | "dkim.key_revoked" | "dkim.key_mismatch" | "dkim.ok" | "dkim.testing" | "dkim.key_type_mismatch" | "dkim.hash_not_allowed" | "dkim.service_not_email" | "dmarc.record_missing" | "dmarc.syntax" | "dmarc.ok" | "dmarc.policy_implied" | "spf.too_many_lookups" | "spf.record_missing" | "spf.multiple_records" | "spf.syntax" | "spf.allows_all" | "spf.ok" | "spf.include_missing" | "spf.void_lookups" | "spf.indeterminate";
             /**
              * @description What was found and what to do, in plain words.
              * @example No TXT record sendwerk-verification=5f2c… was found at example.com; publish it and check again.
@@ -1707,7 +2030,7 @@ export interface components {
             /** @description The records found (TXT strings joined). */
             observed: string[];
             /**
-             * @description The DNS server that answered.
+             * @description The DNS server that answered (`preview` for intended records).
              * @example 192.0.2.53:53
              */
             resolver?: string;
@@ -1790,10 +2113,10 @@ export interface components {
              */
             purpose: "ownership" | "spf" | "dkim" | "dmarc";
             /**
-             * @description `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational.
+             * @description `required` for sending at all; `required_for_platform` for sending through `platform` connectors; `recommended` is informational; `optional`: a retiring DKIM key's record, removable after `remove_after`.
              * @enum {string}
              */
-            requirement: "required" | "required_for_platform" | "recommended";
+            requirement: "required" | "required_for_platform" | "recommended" | "optional";
             /**
              * @description The record type.
              * @enum {string}
@@ -1835,6 +2158,21 @@ export interface components {
              * @description When it was last checked.
              */
             checked_at?: string;
+            /**
+             * @description For `dkim`: the key's selector.
+             * @example sw1
+             */
+            selector?: string;
+            /**
+             * @description For `dkim`: the key's state (see `DomainDKIMKey`).
+             * @enum {string}
+             */
+            key_state?: "pending" | "active" | "retiring";
+            /**
+             * Format: date-time
+             * @description For a retiring key: the record may be removed after this time.
+             */
+            remove_after?: string;
         };
         /** @description The records a domain publishes. */
         DomainRecords: {
@@ -1899,17 +2237,17 @@ export interface components {
             /** @description The domain. */
             domain_id: string;
             /**
-             * @description What happened.
+             * @description What happened: `dkim_rotation_due` (a scheduled rotation created the next key; publish it), `dkim_key_activated` (a key's record verified and it signs now), `dkim_key_retired` (a replaced key was deleted; its record may go).
              * @enum {string}
              */
-            type: "created" | "status_changed";
+            type: "created" | "status_changed" | "dkim_rotation_due" | "dkim_key_activated" | "dkim_key_retired";
             /**
-             * @description The status before; `null` for `created`.
+             * @description The status before; `null` for `created` and the `dkim_*` events.
              * @enum {string|null}
              */
             from_status: "pending" | "verified" | "at_risk" | "revoked" | null;
             to_status: components["schemas"]["DomainStatus"];
-            /** @description The stable code of the cause (a check code, `domain.verified` or `domain.restored`). */
+            /** @description The stable code of the cause (a check code, `domain.verified`, `domain.restored`, `dkim.rotation_due`, `dkim.key_activated` or `dkim.key_retired`). */
             code: string;
             /** @description Why, in plain words. */
             reason: string;
@@ -2003,6 +2341,8 @@ export interface components {
              * @example <msg_06h0a1b2c3d4e5f6g7h8j9k0mn@acme.example>
              */
             message_id: string;
+            /** @description Recipients left out because they are on the suppression list; the message goes to the others. Absent when none was. */
+            suppressed?: components["schemas"]["SuppressedRecipient"][];
         };
         /** @description Messages to send together. */
         MessageBatch: {
@@ -2898,6 +3238,123 @@ export interface components {
              */
             secret_overlap_seconds: number;
         };
+        /**
+         * @description `hard_bounce`: the mailbox does not exist (added by Sendwerk). `complaint`: the recipient reported a message as spam (added by Sendwerk). `manual`, `unsubscribe`: added through the API.
+         * @enum {string}
+         */
+        SuppressionReason: "hard_bounce" | "complaint" | "manual" | "unsubscribe";
+        /** @description An address the tenant's mail is not sent to. */
+        Suppression: {
+            /**
+             * @description The entry's id.
+             * @example sup_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /**
+             * @description The address, lower-case, with an A-label domain.
+             * @example jane@example.org
+             */
+            address: string;
+            reason: components["schemas"]["SuppressionReason"];
+            /**
+             * @description The message whose bounce or complaint added the address.
+             * @example msg_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            source_message_id?: string;
+            /**
+             * @description What the receiving side said (e.g. `550 5.1.1 User unknown`), or a note.
+             * @example 550 5.1.1 <jane@example.org>: Recipient address rejected: User unknown
+             */
+            detail: string;
+            /**
+             * Format: date-time
+             * @description When the address was (last) suppressed.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the entry lapses; `null`: never.
+             */
+            expires_at?: string | null;
+        };
+        /** @description An address to suppress. */
+        SuppressionCreate: {
+            /**
+             * @description The address.
+             * @example jane@example.org
+             */
+            address: string;
+            /**
+             * @description Why; `manual` unless given.
+             * @default manual
+             * @enum {string}
+             */
+            reason?: "manual" | "unsubscribe" | "hard_bounce" | "complaint";
+            /** @description A note. */
+            detail?: string;
+            /**
+             * Format: date-time
+             * @description When the entry lapses (in the future); absent or `null` for never.
+             */
+            expires_at?: string | null;
+        };
+        /** @description A page of suppressions. */
+        SuppressionList: {
+            /** @description The entries, newest first. */
+            items: components["schemas"]["Suppression"][];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string;
+        };
+        /** @description One report the bounce listener received. */
+        BounceReport: {
+            /**
+             * @description The report's id.
+             * @example bnc_06h0a1b2c3d4e5f6g7h8j9k0mn
+             */
+            id: string;
+            /**
+             * @description `dsn`: a delivery status notification (RFC 3464). `arf`: an abuse feedback report (RFC 5965).
+             * @enum {string}
+             */
+            kind: "dsn" | "arf" | "unknown";
+            /**
+             * @description What became of it.
+             * @enum {string}
+             */
+            outcome: "recorded" | "unparsed" | "unmatched";
+            /** @description The tenant of the message it names. */
+            tenant_id?: string;
+            /** @description The message it names. */
+            message_id?: string;
+            /** @description The envelope sender (usually empty: `<>`). */
+            envelope_from: string;
+            /** @description The envelope recipient (the VERP return path). */
+            rcpt_to: string;
+            /** @description The sending server's address. */
+            remote_addr: string;
+            /** @description Why it was not recorded. */
+            problem: string;
+            /** @description The parsed report: per-recipient `action`, `status`, `diagnostic_code`, or the feedback type. */
+            details: {
+                [key: string]: unknown;
+            };
+            /** @description The report as received (unparsed and unmatched reports only). */
+            raw?: string;
+            /** @description Its size. */
+            size_bytes: number;
+            /**
+             * Format: date-time
+             * @description When it arrived.
+             */
+            received_at: string;
+        };
+        /** @description A page of bounce reports. */
+        BounceReportList: {
+            /** @description The reports, newest first. */
+            items: components["schemas"]["BounceReport"][];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string;
+        };
     };
     responses: {
         /** @description A sending limit or quota is reached; the problem names it, and the headers say when to come back. */
@@ -3037,6 +3494,7 @@ export type ApiKeyCreated = components['schemas']['ApiKeyCreated'];
 export type ApiKeyList = components['schemas']['ApiKeyList'];
 export type Me = components['schemas']['Me'];
 export type Connector = components['schemas']['Connector'];
+export type ConnectorFailure = components['schemas']['ConnectorFailure'];
 export type ConnectorKind = components['schemas']['ConnectorKind'];
 export type ConnectorStatus = components['schemas']['ConnectorStatus'];
 export type SmtpSecurity = components['schemas']['SMTPSecurity'];
@@ -3062,7 +3520,12 @@ export type TestEmailRequest = components['schemas']['TestEmailRequest'];
 export type TestEmailResult = components['schemas']['TestEmailResult'];
 export type DomainStatus = components['schemas']['DomainStatus'];
 export type Domain = components['schemas']['Domain'];
+export type DomainDkimKey = components['schemas']['DomainDKIMKey'];
 export type DomainCreate = components['schemas']['DomainCreate'];
+export type DomainUpdate = components['schemas']['DomainUpdate'];
+export type DkimRotation = components['schemas']['DKIMRotation'];
+export type DomainPreviewRequest = components['schemas']['DomainPreviewRequest'];
+export type DomainPreview = components['schemas']['DomainPreview'];
 export type DomainList = components['schemas']['DomainList'];
 export type DomainCheckResult = components['schemas']['DomainCheckResult'];
 export type SpfDetails = components['schemas']['SPFDetails'];
@@ -3147,6 +3610,12 @@ export type PlatformFacts = components['schemas']['PlatformFacts'];
 export type PlatformRelayHost = components['schemas']['PlatformRelayHost'];
 export type Platform = components['schemas']['Platform'];
 export type PlatformWebhooks = components['schemas']['PlatformWebhooks'];
+export type SuppressionReason = components['schemas']['SuppressionReason'];
+export type Suppression = components['schemas']['Suppression'];
+export type SuppressionCreate = components['schemas']['SuppressionCreate'];
+export type SuppressionList = components['schemas']['SuppressionList'];
+export type BounceReport = components['schemas']['BounceReport'];
+export type BounceReportList = components['schemas']['BounceReportList'];
 export type ResponseLimitReached = components['responses']['LimitReached'];
 export type ResponseBadRequest = components['responses']['BadRequest'];
 export type ResponseUnauthorized = components['responses']['Unauthorized'];
@@ -4050,6 +4519,44 @@ export interface operations {
             404: components["responses"]["NotFound"];
         };
     };
+    updateDomain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The domain's id. */
+                domain_id: components["parameters"]["DomainID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "dkim_ed25519": true,
+                 *       "dkim_rotation_days": 180
+                 *     }
+                 */
+                "application/json": components["schemas"]["DomainUpdate"];
+            };
+        };
+        responses: {
+            /** @description The domain after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
     getDomainRecords: {
         parameters: {
             query?: {
@@ -4175,6 +4682,81 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    rotateDomainDKIM: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The domain's id. */
+                domain_id: components["parameters"]["DomainID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "algorithm": "rsa"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DKIMRotation"];
+            };
+        };
+        responses: {
+            /** @description The records, with the new key `pending`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainRecords"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    previewDomain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The domain's id. */
+                domain_id: components["parameters"]["DomainID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "spf": "v=spf1 include:_spf.google.com include:_spf.sendwerk.example ~all"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DomainPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description The verdicts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainPreview"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
         };
     };
     listMessages: {
@@ -4715,6 +5297,151 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    listSuppressions: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only addresses that start with this text. */
+                address?: string;
+                /** @description Only entries with this reason. */
+                reason?: components["schemas"]["SuppressionReason"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of suppressions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuppressionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    createSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "address": "jane@example.org",
+                 *       "reason": "unsubscribe"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SuppressionCreate"];
+            };
+        };
+        responses: {
+            /** @description The entry. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The suppressed address (any case). */
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The suppressed address (any case). */
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listBounceReports: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, as it was returned; anything else is a `400` naming `cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only reports with this outcome. */
+                outcome?: "recorded" | "unparsed" | "unmatched";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of reports. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BounceReportList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
 }
 type FlattenedDeepRequired<T> = {
     [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
@@ -4725,31 +5452,38 @@ type ReadonlyArray<T> = [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsV1DomainsDomain_idRecordsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/v1/domains/{domain_id}/records"]["get"]["parameters"]["query"]["format"]> = ["json", "zone"];
+export const pathsV1BounceReportsGetParametersQueryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<paths>["/v1/bounce-reports"]["get"]["parameters"]["query"]["outcome"]> = ["recorded", "unparsed", "unmatched"];
 export const problemTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Problem"]["type"]> = ["urn:sendwerk:problem:validation", "urn:sendwerk:problem:malformed-request", "urn:sendwerk:problem:unauthorized", "urn:sendwerk:problem:forbidden", "urn:sendwerk:problem:not-found", "urn:sendwerk:problem:method-not-allowed", "urn:sendwerk:problem:conflict", "urn:sendwerk:problem:payload-too-large", "urn:sendwerk:problem:unsupported-media-type", "urn:sendwerk:problem:rate-limited", "urn:sendwerk:problem:unavailable", "urn:sendwerk:problem:internal", "about:blank"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["messages:send", "read", "manage"];
 export const apiKeyStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ApiKey"]["status"]> = ["active", "expired", "revoked"];
+export const connectorPaused_reasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Connector"]["paused_reason"]> = ["manual", "auth.failed", "tls.certificate_invalid"];
 export const connectorKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorKind"]> = ["smtp", "platform"];
 export const connectorStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectorStatus"]> = ["active", "paused"];
 export const sMTPSecurityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPSecurity"]> = ["tls", "starttls", "none"];
 export const sMTPAuthMechanismValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SMTPAuthMechanism"]> = ["plain", "login", "cram-md5", "none"];
 export const relayCredentialStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RelayCredential"]["status"]> = ["active", "revoked"];
-export const connectionTestCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTest"]["code"]> = ["address.not_allowed", "delivered", "dns.not_found", "dns.timeout", "dns.failed", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.failed", "smtp.banner_timeout", "smtp.no_banner", "smtp.banner_rejected", "smtp.protocol_error", "smtp.ehlo_rejected", "smtp.starttls_unsupported", "smtp.timeout", "smtp.connection_dropped", "smtp.deferred", "smtp.rejected", "smtp.recipient_rejected", "tls.handshake_failed", "tls.certificate_invalid", "tls.not_tls", "auth.failed", "auth.mechanism_unsupported", "auth.requires_tls", "auth.required", "message.invalid", "pool.closed", "canceled", "unknown", "settings.invalid"];
+export const connectionTestCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTest"]["code"]> = ["address.not_allowed", "delivered", "dns.not_found", "dns.timeout", "dns.failed", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.failed", "smtp.banner_timeout", "smtp.no_banner", "smtp.banner_rejected", "smtp.protocol_error", "smtp.ehlo_rejected", "smtp.starttls_unsupported", "smtp.timeout", "smtp.connection_dropped", "smtp.connection_closing", "smtp.deferred", "smtp.rejected", "smtp.recipient_rejected", "tls.handshake_failed", "tls.certificate_invalid", "tls.not_tls", "auth.failed", "auth.mechanism_unsupported", "auth.requires_tls", "auth.required", "message.invalid", "pool.closed", "canceled", "unknown", "settings.invalid"];
 export const connectionTestStepNameValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTestStep"]["name"]> = ["resolve", "connect", "banner", "ehlo", "tls", "auth", "quit"];
 export const connectionTestStepStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConnectionTestStep"]["status"]> = ["ok", "failed", "skipped"];
-export const testEmailResultCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestEmailResult"]["code"]> = ["address.not_allowed", "delivered", "dns.not_found", "dns.timeout", "dns.failed", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.failed", "smtp.banner_timeout", "smtp.no_banner", "smtp.banner_rejected", "smtp.protocol_error", "smtp.ehlo_rejected", "smtp.starttls_unsupported", "smtp.timeout", "smtp.connection_dropped", "smtp.deferred", "smtp.rejected", "smtp.recipient_rejected", "tls.handshake_failed", "tls.certificate_invalid", "tls.not_tls", "auth.failed", "auth.mechanism_unsupported", "auth.requires_tls", "auth.required", "message.invalid", "pool.closed", "canceled", "unknown", "settings.invalid"];
+export const testEmailResultCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestEmailResult"]["code"]> = ["address.not_allowed", "delivered", "dns.not_found", "dns.timeout", "dns.failed", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.failed", "smtp.banner_timeout", "smtp.no_banner", "smtp.banner_rejected", "smtp.protocol_error", "smtp.ehlo_rejected", "smtp.starttls_unsupported", "smtp.timeout", "smtp.connection_dropped", "smtp.connection_closing", "smtp.deferred", "smtp.rejected", "smtp.recipient_rejected", "tls.handshake_failed", "tls.certificate_invalid", "tls.not_tls", "auth.failed", "auth.mechanism_unsupported", "auth.requires_tls", "auth.required", "message.invalid", "pool.closed", "canceled", "unknown", "settings.invalid"];
 export const domainStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainStatus"]> = ["pending", "verified", "at_risk", "revoked"];
 export const domainSpf_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Domain"]["spf_status"]> = ["pass", "fail"];
+export const domainDKIMKeyAlgorithmValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainDKIMKey"]["algorithm"]> = ["rsa", "ed25519"];
+export const domainDKIMKeyStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainDKIMKey"]["state"]> = ["pending", "active", "retiring"];
+export const dKIMRotationAlgorithmValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DKIMRotation"]["algorithm"]> = ["rsa", "ed25519"];
+export const domainPreviewOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainPreview"]["outcome"]> = ["pass", "fail", "temperror"];
 export const domainCheckResultCheckValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["check"]> = ["ownership", "spf", "dkim", "dmarc"];
 export const domainCheckResultStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["status"]> = ["pass", "fail", "temperror"];
-export const domainCheckResultCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["code"]> = ["dns.error", "dns.timeout", "dns.servfail", "dns.refused", "dns.network", "dns.cname_loop", "dns.invalid_name", "ownership.ok", "ownership.token_mismatch", "ownership.token_missing", "dkim.record_missing", "dkim.syntax", "dkim.key_revoked", "dkim.key_mismatch", "dkim.ok", "dmarc.record_missing", "dmarc.syntax", "dmarc.ok", "spf.too_many_lookups", "spf.record_missing", "spf.multiple_records", "spf.syntax", "spf.allows_all", "spf.ok", "spf.include_missing", "spf.void_lookups"];
+export const domainCheckResultCodeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheckResult"]["code"]> = ["dns.error", "dns.timeout", "dns.servfail", "dns.refused", "dns.network", "dns.cname_loop", "dns.invalid_name", "dns.not_recursive", "ownership.ok", "ownership.token_mismatch", "ownership.token_missing", "ownership.quoted", "dkim.record_missing", "dkim.syntax", "dkim.key_revoked", "dkim.key_mismatch", "dkim.ok", "dkim.testing", "dkim.key_type_mismatch", "dkim.hash_not_allowed", "dkim.service_not_email", "dmarc.record_missing", "dmarc.syntax", "dmarc.ok", "dmarc.policy_implied", "spf.too_many_lookups", "spf.record_missing", "spf.multiple_records", "spf.syntax", "spf.allows_all", "spf.ok", "spf.include_missing", "spf.void_lookups", "spf.indeterminate"];
 export const sPFEvaluationResultValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SPFEvaluation"]["result"]> = ["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"];
 export const domainRecordPurposeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["purpose"]> = ["ownership", "spf", "dkim", "dmarc"];
-export const domainRecordRequirementValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["requirement"]> = ["required", "required_for_platform", "recommended"];
+export const domainRecordRequirementValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["requirement"]> = ["required", "required_for_platform", "recommended", "optional"];
 export const domainRecordTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["type"]> = ["TXT"];
 export const domainRecordStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["status"]> = ["pass", "fail", "temperror", "pending"];
+export const domainRecordKey_stateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainRecord"]["key_state"]> = ["pending", "active", "retiring"];
 export const domainCheckTriggerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheck"]["trigger"]> = ["manual", "scheduled"];
 export const domainCheckOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainCheck"]["outcome"]> = ["pass", "fail", "temperror"];
-export const domainEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainEvent"]["type"]> = ["created", "status_changed"];
+export const domainEventTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainEvent"]["type"]> = ["created", "status_changed", "dkim_rotation_due", "dkim_key_activated", "dkim_key_retired"];
 export const domainEventFrom_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DomainEvent"]["from_status"]> = ["pending", "verified", "at_risk", "revoked"];
 export const messageSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageSource"]> = ["api", "smtp", "test"];
 export const messageStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["MessageStatus"]> = ["queued", "sending", "deferred", "delivered", "failed", "cancelled"];
@@ -4779,3 +5513,7 @@ export const quotaThresholdDataPeriodValues: ReadonlyArray<FlattenedDeepRequired
 export const quotaThresholdDataThreshold_percentValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["QuotaThresholdData"]["threshold_percent"]> = [80, 90, 100];
 export const webhookDeliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookDeliveryStatus"]> = ["pending", "succeeded", "failed"];
 export const platformRelayHostSecurityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["PlatformRelayHost"]["security"]> = ["starttls", "tls"];
+export const suppressionReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SuppressionReason"]> = ["hard_bounce", "complaint", "manual", "unsubscribe"];
+export const suppressionCreateReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SuppressionCreate"]["reason"]> = ["manual", "unsubscribe", "hard_bounce", "complaint"];
+export const bounceReportKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BounceReport"]["kind"]> = ["dsn", "arf", "unknown"];
+export const bounceReportOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BounceReport"]["outcome"]> = ["recorded", "unparsed", "unmatched"];

@@ -9,6 +9,162 @@ import (
 	"context"
 )
 
+const connectorBreakerFail = `-- name: ConnectorBreakerFail :one
+UPDATE connectors SET
+    consecutive_failures = CASE WHEN failure_code = $1 THEN consecutive_failures + 1 ELSE 1 END,
+    failure_code = $1, last_failure = $2
+WHERE tenant_id = $3 AND id = $4
+RETURNING consecutive_failures, status
+`
+
+type ConnectorBreakerFailParams struct {
+	FailureCode *string
+	LastFailure []byte
+	TenantID    string
+	ID          string
+}
+
+type ConnectorBreakerFailRow struct {
+	ConsecutiveFailures int32
+	Status              string
+}
+
+// ConnectorBreakerFail counts one more failure of a kind; a different kind starts over.
+func (q *Queries) ConnectorBreakerFail(ctx context.Context, arg ConnectorBreakerFailParams) (ConnectorBreakerFailRow, error) {
+	row := q.db.QueryRow(ctx, connectorBreakerFail,
+		arg.FailureCode,
+		arg.LastFailure,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i ConnectorBreakerFailRow
+	err := row.Scan(&i.ConsecutiveFailures, &i.Status)
+	return i, err
+}
+
+const connectorBreakerReset = `-- name: ConnectorBreakerReset :exec
+UPDATE connectors SET consecutive_failures = 0, failure_code = NULL
+WHERE tenant_id = $1 AND id = $2 AND consecutive_failures > 0
+`
+
+type ConnectorBreakerResetParams struct {
+	TenantID string
+	ID       string
+}
+
+// ConnectorBreakerReset forgets failures after a delivery got past the login.
+func (q *Queries) ConnectorBreakerReset(ctx context.Context, arg ConnectorBreakerResetParams) error {
+	_, err := q.db.Exec(ctx, connectorBreakerReset, arg.TenantID, arg.ID)
+	return err
+}
+
+const connectorBreakerResume = `-- name: ConnectorBreakerResume :one
+UPDATE connectors SET status = 'active', paused_reason = NULL, paused_at = NULL,
+    consecutive_failures = 0, failure_code = NULL, updated_at = now()
+WHERE tenant_id = $1 AND id = $2 AND status = 'paused' AND paused_reason IN ('auth.failed', 'tls.certificate_invalid')
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
+`
+
+type ConnectorBreakerResumeParams struct {
+	TenantID string
+	ID       string
+}
+
+// ConnectorBreakerResume makes a connector the breaker paused active again and forgets its
+// failures; no row when it is active or was paused by hand.
+func (q *Queries) ConnectorBreakerResume(ctx context.Context, arg ConnectorBreakerResumeParams) (Connector, error) {
+	row := q.db.QueryRow(ctx, connectorBreakerResume, arg.TenantID, arg.ID)
+	var i Connector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.Name,
+		&i.Kind,
+		&i.Status,
+		&i.IsDefault,
+		&i.SmtpHost,
+		&i.SmtpPort,
+		&i.SmtpSecurity,
+		&i.SmtpAuthMechanism,
+		&i.SmtpUsername,
+		&i.SmtpPasswordKeyID,
+		&i.SmtpPasswordCiphertext,
+		&i.SmtpHeloName,
+		&i.SmtpConnectTimeoutS,
+		&i.SmtpCommandTimeoutS,
+		&i.SmtpTlsServerName,
+		&i.SmtpTlsSkipVerify,
+		&i.DefaultSenderEmail,
+		&i.DefaultSenderName,
+		&i.LimitPerMinute,
+		&i.LimitPerHour,
+		&i.LimitPerDay,
+		&i.MonthlyQuota,
+		&i.LastTest,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
+	)
+	return i, err
+}
+
+const connectorBreakerTrip = `-- name: ConnectorBreakerTrip :one
+UPDATE connectors SET status = 'paused', paused_reason = $1, paused_at = now(), updated_at = now()
+WHERE tenant_id = $2 AND id = $3 AND status = 'active'
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
+`
+
+type ConnectorBreakerTripParams struct {
+	PausedReason *string
+	TenantID     string
+	ID           string
+}
+
+// ConnectorBreakerTrip pauses an active connector; no row when it was paused already.
+func (q *Queries) ConnectorBreakerTrip(ctx context.Context, arg ConnectorBreakerTripParams) (Connector, error) {
+	row := q.db.QueryRow(ctx, connectorBreakerTrip, arg.PausedReason, arg.TenantID, arg.ID)
+	var i Connector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.Name,
+		&i.Kind,
+		&i.Status,
+		&i.IsDefault,
+		&i.SmtpHost,
+		&i.SmtpPort,
+		&i.SmtpSecurity,
+		&i.SmtpAuthMechanism,
+		&i.SmtpUsername,
+		&i.SmtpPasswordKeyID,
+		&i.SmtpPasswordCiphertext,
+		&i.SmtpHeloName,
+		&i.SmtpConnectTimeoutS,
+		&i.SmtpCommandTimeoutS,
+		&i.SmtpTlsServerName,
+		&i.SmtpTlsSkipVerify,
+		&i.DefaultSenderEmail,
+		&i.DefaultSenderName,
+		&i.LimitPerMinute,
+		&i.LimitPerHour,
+		&i.LimitPerDay,
+		&i.MonthlyQuota,
+		&i.LastTest,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
+	)
+	return i, err
+}
+
 const connectorClearDefault = `-- name: ConnectorClearDefault :exec
 UPDATE connectors SET is_default = false, updated_at = now()
 WHERE tenant_id = $1 AND is_default AND id <> $2
@@ -42,7 +198,7 @@ func (q *Queries) ConnectorDelete(ctx context.Context, arg ConnectorDeleteParams
 }
 
 const connectorGet = `-- name: ConnectorGet :one
-SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at FROM connectors WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure FROM connectors WHERE tenant_id = $1 AND id = $2
 `
 
 type ConnectorGetParams struct {
@@ -81,12 +237,17 @@ func (q *Queries) ConnectorGet(ctx context.Context, arg ConnectorGetParams) (Con
 		&i.LastTest,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
 	)
 	return i, err
 }
 
 const connectorGetDefault = `-- name: ConnectorGetDefault :one
-SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at FROM connectors WHERE tenant_id = $1 AND is_default
+SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure FROM connectors WHERE tenant_id = $1 AND is_default
 `
 
 func (q *Queries) ConnectorGetDefault(ctx context.Context, tenantID string) (Connector, error) {
@@ -120,12 +281,17 @@ func (q *Queries) ConnectorGetDefault(ctx context.Context, tenantID string) (Con
 		&i.LastTest,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
 	)
 	return i, err
 }
 
 const connectorGetForUpdate = `-- name: ConnectorGetForUpdate :one
-SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at FROM connectors WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure FROM connectors WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type ConnectorGetForUpdateParams struct {
@@ -164,6 +330,11 @@ func (q *Queries) ConnectorGetForUpdate(ctx context.Context, arg ConnectorGetFor
 		&i.LastTest,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
 	)
 	return i, err
 }
@@ -185,7 +356,7 @@ INSERT INTO connectors (
     $19, $20,
     $21, $22, $23, $24
 )
-RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
 `
 
 type ConnectorInsertParams struct {
@@ -271,12 +442,17 @@ func (q *Queries) ConnectorInsert(ctx context.Context, arg ConnectorInsertParams
 		&i.LastTest,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
 	)
 	return i, err
 }
 
 const connectorList = `-- name: ConnectorList :many
-SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at FROM connectors
+SELECT id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure FROM connectors
 WHERE tenant_id = $1 AND id > $2
 ORDER BY id
 LIMIT $3
@@ -325,6 +501,11 @@ func (q *Queries) ConnectorList(ctx context.Context, arg ConnectorListParams) ([
 			&i.LastTest,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.PausedReason,
+			&i.PausedAt,
+			&i.FailureCode,
+			&i.ConsecutiveFailures,
+			&i.LastFailure,
 		); err != nil {
 			return nil, err
 		}
@@ -352,7 +533,7 @@ func (q *Queries) ConnectorPromoteOldest(ctx context.Context, tenantID string) e
 const connectorSetDefault = `-- name: ConnectorSetDefault :one
 UPDATE connectors SET is_default = true, updated_at = now()
 WHERE tenant_id = $1 AND id = $2
-RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
 `
 
 type ConnectorSetDefaultParams struct {
@@ -391,6 +572,11 @@ func (q *Queries) ConnectorSetDefault(ctx context.Context, arg ConnectorSetDefau
 		&i.LastTest,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
 	)
 	return i, err
 }
@@ -411,6 +597,63 @@ func (q *Queries) ConnectorSetLastTest(ctx context.Context, arg ConnectorSetLast
 	return err
 }
 
+const connectorSetPauseReason = `-- name: ConnectorSetPauseReason :one
+UPDATE connectors SET paused_reason = $1,
+    paused_at = CASE WHEN $1::text IS NULL THEN NULL ELSE now() END,
+    consecutive_failures = CASE WHEN $1::text IS NULL THEN 0 ELSE consecutive_failures END,
+    failure_code = CASE WHEN $1::text IS NULL THEN NULL ELSE failure_code END
+WHERE tenant_id = $2 AND id = $3
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
+`
+
+type ConnectorSetPauseReasonParams struct {
+	PausedReason *string
+	TenantID     string
+	ID           string
+}
+
+// ConnectorSetPauseReason records why the connector's status changed through the API:
+// a reason when it was paused, none (and no failures) when it was resumed.
+func (q *Queries) ConnectorSetPauseReason(ctx context.Context, arg ConnectorSetPauseReasonParams) (Connector, error) {
+	row := q.db.QueryRow(ctx, connectorSetPauseReason, arg.PausedReason, arg.TenantID, arg.ID)
+	var i Connector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.Name,
+		&i.Kind,
+		&i.Status,
+		&i.IsDefault,
+		&i.SmtpHost,
+		&i.SmtpPort,
+		&i.SmtpSecurity,
+		&i.SmtpAuthMechanism,
+		&i.SmtpUsername,
+		&i.SmtpPasswordKeyID,
+		&i.SmtpPasswordCiphertext,
+		&i.SmtpHeloName,
+		&i.SmtpConnectTimeoutS,
+		&i.SmtpCommandTimeoutS,
+		&i.SmtpTlsServerName,
+		&i.SmtpTlsSkipVerify,
+		&i.DefaultSenderEmail,
+		&i.DefaultSenderName,
+		&i.LimitPerMinute,
+		&i.LimitPerHour,
+		&i.LimitPerDay,
+		&i.MonthlyQuota,
+		&i.LastTest,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
+	)
+	return i, err
+}
+
 const connectorUpdate = `-- name: ConnectorUpdate :one
 UPDATE connectors SET
     name = $1, status = $2,
@@ -425,7 +668,7 @@ UPDATE connectors SET
     limit_per_day = $19, monthly_quota = $20,
     last_test = $21, updated_at = now()
 WHERE tenant_id = $22 AND id = $23
-RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at
+RETURNING id, tenant_id, name, kind, status, is_default, smtp_host, smtp_port, smtp_security, smtp_auth_mechanism, smtp_username, smtp_password_key_id, smtp_password_ciphertext, smtp_helo_name, smtp_connect_timeout_s, smtp_command_timeout_s, smtp_tls_server_name, smtp_tls_skip_verify, default_sender_email, default_sender_name, limit_per_minute, limit_per_hour, limit_per_day, monthly_quota, last_test, created_at, updated_at, paused_reason, paused_at, failure_code, consecutive_failures, last_failure
 `
 
 type ConnectorUpdateParams struct {
@@ -510,6 +753,11 @@ func (q *Queries) ConnectorUpdate(ctx context.Context, arg ConnectorUpdateParams
 		&i.LastTest,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PausedReason,
+		&i.PausedAt,
+		&i.FailureCode,
+		&i.ConsecutiveFailures,
+		&i.LastFailure,
 	)
 	return i, err
 }

@@ -25,6 +25,22 @@ type APIKey struct {
 	CreatedAt    time.Time
 }
 
+type BounceReport struct {
+	ID           string
+	Kind         string
+	Outcome      string
+	TenantID     *string
+	MessageID    *string
+	EnvelopeFrom string
+	RcptTo       string
+	RemoteAddr   string
+	Problem      string
+	Details      []byte
+	Raw          []byte
+	SizeBytes    int32
+	ReceivedAt   time.Time
+}
+
 type Connector struct {
 	ID                     string
 	TenantID               string
@@ -53,6 +69,11 @@ type Connector struct {
 	LastTest               []byte
 	CreatedAt              time.Time
 	UpdatedAt              time.Time
+	PausedReason           *string
+	PausedAt               *time.Time
+	FailureCode            *string
+	ConsecutiveFailures    int32
+	LastFailure            []byte
 }
 
 type Event struct {
@@ -141,10 +162,6 @@ type SendingDomain struct {
 	Domain              string
 	Status              string
 	VerificationToken   string
-	DkimSelector        string
-	DkimPublicKey       string
-	DkimPrivateKeyID    string
-	DkimPrivateKey      []byte
 	LastResults         []byte
 	SpfStatus           *string
 	VerifiedAt          *time.Time
@@ -156,6 +173,9 @@ type SendingDomain struct {
 	LastManualCheckAt   *time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	DkimEd25519         bool
+	DkimRotationDays    *int32
+	DkimGeneration      int32
 }
 
 type SendingDomainCheck struct {
@@ -171,6 +191,21 @@ type SendingDomainCheck struct {
 	DurationMs   int64
 }
 
+type SendingDomainDkimKey struct {
+	ID           string
+	TenantID     string
+	DomainID     string
+	Selector     string
+	Algorithm    string
+	PublicKey    string
+	PrivateKeyID string
+	PrivateKey   []byte
+	State        string
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
+	RetireAfter  *time.Time
+}
+
 type SendingDomainEvent struct {
 	ID         string
 	TenantID   string
@@ -182,6 +217,17 @@ type SendingDomainEvent struct {
 	Reason     string
 	CheckID    *string
 	CreatedAt  time.Time
+}
+
+type Suppression struct {
+	TenantID        string
+	Address         string
+	ID              string
+	Reason          string
+	SourceMessageID *string
+	Detail          string
+	CreatedAt       time.Time
+	ExpiresAt       *time.Time
 }
 
 type Tenant struct {

@@ -178,7 +178,7 @@ const sendingDomainClaimManualCheck = `-- name: SendingDomainClaimManualCheck :o
 UPDATE sending_domains SET last_manual_check_at = $1
 WHERE tenant_id = $2 AND id = $3
   AND (last_manual_check_at IS NULL OR last_manual_check_at <= $4)
-RETURNING id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at
+RETURNING id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation
 `
 
 type SendingDomainClaimManualCheckParams struct {
@@ -204,10 +204,6 @@ func (q *Queries) SendingDomainClaimManualCheck(ctx context.Context, arg Sending
 		&i.Domain,
 		&i.Status,
 		&i.VerificationToken,
-		&i.DkimSelector,
-		&i.DkimPublicKey,
-		&i.DkimPrivateKeyID,
-		&i.DkimPrivateKey,
 		&i.LastResults,
 		&i.SpfStatus,
 		&i.VerifiedAt,
@@ -219,6 +215,9 @@ func (q *Queries) SendingDomainClaimManualCheck(ctx context.Context, arg Sending
 		&i.LastManualCheckAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimEd25519,
+		&i.DkimRotationDays,
+		&i.DkimGeneration,
 	)
 	return i, err
 }
@@ -326,7 +325,7 @@ func (q *Queries) SendingDomainEventList(ctx context.Context, arg SendingDomainE
 }
 
 const sendingDomainGet = `-- name: SendingDomainGet :one
-SELECT id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at FROM sending_domains WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains WHERE tenant_id = $1 AND id = $2
 `
 
 type SendingDomainGetParams struct {
@@ -343,10 +342,6 @@ func (q *Queries) SendingDomainGet(ctx context.Context, arg SendingDomainGetPara
 		&i.Domain,
 		&i.Status,
 		&i.VerificationToken,
-		&i.DkimSelector,
-		&i.DkimPublicKey,
-		&i.DkimPrivateKeyID,
-		&i.DkimPrivateKey,
 		&i.LastResults,
 		&i.SpfStatus,
 		&i.VerifiedAt,
@@ -358,12 +353,15 @@ func (q *Queries) SendingDomainGet(ctx context.Context, arg SendingDomainGetPara
 		&i.LastManualCheckAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimEd25519,
+		&i.DkimRotationDays,
+		&i.DkimGeneration,
 	)
 	return i, err
 }
 
 const sendingDomainGetByName = `-- name: SendingDomainGetByName :one
-SELECT id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at FROM sending_domains WHERE tenant_id = $1 AND domain = $2
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains WHERE tenant_id = $1 AND domain = $2
 `
 
 type SendingDomainGetByNameParams struct {
@@ -380,10 +378,6 @@ func (q *Queries) SendingDomainGetByName(ctx context.Context, arg SendingDomainG
 		&i.Domain,
 		&i.Status,
 		&i.VerificationToken,
-		&i.DkimSelector,
-		&i.DkimPublicKey,
-		&i.DkimPrivateKeyID,
-		&i.DkimPrivateKey,
 		&i.LastResults,
 		&i.SpfStatus,
 		&i.VerifiedAt,
@@ -395,12 +389,15 @@ func (q *Queries) SendingDomainGetByName(ctx context.Context, arg SendingDomainG
 		&i.LastManualCheckAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimEd25519,
+		&i.DkimRotationDays,
+		&i.DkimGeneration,
 	)
 	return i, err
 }
 
 const sendingDomainGetForUpdate = `-- name: SendingDomainGetForUpdate :one
-SELECT id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at FROM sending_domains WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type SendingDomainGetForUpdateParams struct {
@@ -417,10 +414,6 @@ func (q *Queries) SendingDomainGetForUpdate(ctx context.Context, arg SendingDoma
 		&i.Domain,
 		&i.Status,
 		&i.VerificationToken,
-		&i.DkimSelector,
-		&i.DkimPublicKey,
-		&i.DkimPrivateKeyID,
-		&i.DkimPrivateKey,
 		&i.LastResults,
 		&i.SpfStatus,
 		&i.VerifiedAt,
@@ -432,19 +425,20 @@ func (q *Queries) SendingDomainGetForUpdate(ctx context.Context, arg SendingDoma
 		&i.LastManualCheckAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimEd25519,
+		&i.DkimRotationDays,
+		&i.DkimGeneration,
 	)
 	return i, err
 }
 
 const sendingDomainInsert = `-- name: SendingDomainInsert :one
 INSERT INTO sending_domains (
-    id, tenant_id, domain, verification_token, dkim_selector, dkim_public_key,
-    dkim_private_key_id, dkim_private_key, next_check_at, created_at, updated_at
+    id, tenant_id, domain, verification_token, dkim_ed25519, dkim_rotation_days, next_check_at, created_at, updated_at
 ) VALUES (
-    $1, $2, $3, $4, $5, $6,
-    $7, $8, $9, $10, $10
+    $1, $2, $3, $4, $5, $6, $7, $8, $8
 )
-RETURNING id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at
+RETURNING id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation
 `
 
 type SendingDomainInsertParams struct {
@@ -452,10 +446,8 @@ type SendingDomainInsertParams struct {
 	TenantID          string
 	Domain            string
 	VerificationToken string
-	DkimSelector      string
-	DkimPublicKey     string
-	DkimPrivateKeyID  string
-	DkimPrivateKey    []byte
+	DkimEd25519       bool
+	DkimRotationDays  *int32
 	NextCheckAt       time.Time
 	CreatedAt         time.Time
 }
@@ -466,10 +458,8 @@ func (q *Queries) SendingDomainInsert(ctx context.Context, arg SendingDomainInse
 		arg.TenantID,
 		arg.Domain,
 		arg.VerificationToken,
-		arg.DkimSelector,
-		arg.DkimPublicKey,
-		arg.DkimPrivateKeyID,
-		arg.DkimPrivateKey,
+		arg.DkimEd25519,
+		arg.DkimRotationDays,
 		arg.NextCheckAt,
 		arg.CreatedAt,
 	)
@@ -480,10 +470,6 @@ func (q *Queries) SendingDomainInsert(ctx context.Context, arg SendingDomainInse
 		&i.Domain,
 		&i.Status,
 		&i.VerificationToken,
-		&i.DkimSelector,
-		&i.DkimPublicKey,
-		&i.DkimPrivateKeyID,
-		&i.DkimPrivateKey,
 		&i.LastResults,
 		&i.SpfStatus,
 		&i.VerifiedAt,
@@ -495,12 +481,15 @@ func (q *Queries) SendingDomainInsert(ctx context.Context, arg SendingDomainInse
 		&i.LastManualCheckAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimEd25519,
+		&i.DkimRotationDays,
+		&i.DkimGeneration,
 	)
 	return i, err
 }
 
 const sendingDomainList = `-- name: SendingDomainList :many
-SELECT id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at FROM sending_domains
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains
 WHERE tenant_id = $1 AND id > $2
 ORDER BY id
 LIMIT $3
@@ -527,10 +516,6 @@ func (q *Queries) SendingDomainList(ctx context.Context, arg SendingDomainListPa
 			&i.Domain,
 			&i.Status,
 			&i.VerificationToken,
-			&i.DkimSelector,
-			&i.DkimPublicKey,
-			&i.DkimPrivateKeyID,
-			&i.DkimPrivateKey,
 			&i.LastResults,
 			&i.SpfStatus,
 			&i.VerifiedAt,
@@ -542,6 +527,9 @@ func (q *Queries) SendingDomainList(ctx context.Context, arg SendingDomainListPa
 			&i.LastManualCheckAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DkimEd25519,
+			&i.DkimRotationDays,
+			&i.DkimGeneration,
 		); err != nil {
 			return nil, err
 		}
@@ -554,7 +542,7 @@ func (q *Queries) SendingDomainList(ctx context.Context, arg SendingDomainListPa
 }
 
 const sendingDomainListByNames = `-- name: SendingDomainListByNames :many
-SELECT id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at FROM sending_domains
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains
 WHERE domain = ANY($1::text[])
 ORDER BY created_at DESC, id DESC
 LIMIT 100
@@ -577,10 +565,6 @@ func (q *Queries) SendingDomainListByNames(ctx context.Context, names []string) 
 			&i.Domain,
 			&i.Status,
 			&i.VerificationToken,
-			&i.DkimSelector,
-			&i.DkimPublicKey,
-			&i.DkimPrivateKeyID,
-			&i.DkimPrivateKey,
 			&i.LastResults,
 			&i.SpfStatus,
 			&i.VerifiedAt,
@@ -592,6 +576,9 @@ func (q *Queries) SendingDomainListByNames(ctx context.Context, names []string) 
 			&i.LastManualCheckAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DkimEd25519,
+			&i.DkimRotationDays,
+			&i.DkimGeneration,
 		); err != nil {
 			return nil, err
 		}
@@ -610,7 +597,7 @@ UPDATE sending_domains SET
     consecutive_failures = $6, revokes_at = $7,
     last_checked_at = $8, next_check_at = $9, updated_at = now()
 WHERE tenant_id = $10 AND id = $11
-RETURNING id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at
+RETURNING id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation
 `
 
 type SendingDomainUpdateStateParams struct {
@@ -650,10 +637,6 @@ func (q *Queries) SendingDomainUpdateState(ctx context.Context, arg SendingDomai
 		&i.Domain,
 		&i.Status,
 		&i.VerificationToken,
-		&i.DkimSelector,
-		&i.DkimPublicKey,
-		&i.DkimPrivateKeyID,
-		&i.DkimPrivateKey,
 		&i.LastResults,
 		&i.SpfStatus,
 		&i.VerifiedAt,
@@ -665,6 +648,9 @@ func (q *Queries) SendingDomainUpdateState(ctx context.Context, arg SendingDomai
 		&i.LastManualCheckAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DkimEd25519,
+		&i.DkimRotationDays,
+		&i.DkimGeneration,
 	)
 	return i, err
 }

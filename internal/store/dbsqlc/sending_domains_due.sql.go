@@ -11,7 +11,7 @@ import (
 )
 
 const sendingDomainListDue = `-- name: SendingDomainListDue :many
-SELECT id, tenant_id, domain, status, verification_token, dkim_selector, dkim_public_key, dkim_private_key_id, dkim_private_key, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at FROM sending_domains
+SELECT id, tenant_id, domain, status, verification_token, last_results, spf_status, verified_at, first_failed_at, consecutive_failures, revokes_at, last_checked_at, next_check_at, last_manual_check_at, created_at, updated_at, dkim_ed25519, dkim_rotation_days, dkim_generation FROM sending_domains
 WHERE next_check_at <= $1
 ORDER BY next_check_at, id
 LIMIT $2
@@ -40,10 +40,6 @@ func (q *Queries) SendingDomainListDue(ctx context.Context, arg SendingDomainLis
 			&i.Domain,
 			&i.Status,
 			&i.VerificationToken,
-			&i.DkimSelector,
-			&i.DkimPublicKey,
-			&i.DkimPrivateKeyID,
-			&i.DkimPrivateKey,
 			&i.LastResults,
 			&i.SpfStatus,
 			&i.VerifiedAt,
@@ -55,6 +51,9 @@ func (q *Queries) SendingDomainListDue(ctx context.Context, arg SendingDomainLis
 			&i.LastManualCheckAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DkimEd25519,
+			&i.DkimRotationDays,
+			&i.DkimGeneration,
 		); err != nil {
 			return nil, err
 		}

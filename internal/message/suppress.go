@@ -1,0 +1,161 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/event"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// SuppressedRecipient is a recipient left out because the tenant's suppression list has it.
+type SuppressedRecipient struct {
+	Address string             `json:"address"`
+	Reason  suppression.Reason `json:"reason"`
+}
+
+// SuppressedError refuses a submission whose every recipient is suppressed: a refusal like
+// those in refusal.go, naming each address under "recipients" (422 over HTTP); the relay
+// answers it at RCPT with 550 5.1.1 or 5.7.1.
+type SuppressedError struct {
+	Recipients []SuppressedRecipient
+}
+
+func (e *SuppressedError) Error() string { return e.fields().Error() }
+
+// Unwrap exposes the field error.
+func (e *SuppressedError) Unwrap() error { return e.fields() }
+
+// FieldErrors names each suppressed recipient under "recipients", like the other refusals.
+func (e *SuppressedError) FieldErrors() []validate.FieldError { return e.fields().Fields }
+
+func (e *SuppressedError) fields() *validate.Error {
+	v := &validate.Error{}
+	for _, r := range e.Recipients {
+		v.Add("recipients", fmt.Sprintf("%s is on the suppression list (%s); no recipient is left to send to", r.Address, r.Reason))
+	}
+	return v
+}
+
+// dropSuppressed removes suppressed recipients from a prepared submission; when none is
+// left it refuses the submission with a *SuppressedError.
+func (s *Service) dropSuppressed(ctx context.Context, tenantID string, p *prepared) error {
+	if s.cfg.Suppressions == nil {
+		return nil
+	}
+	hits, err := s.cfg.Suppressions.Match(ctx, tenantID, p.recipients)
+	if err != nil || len(hits) == 0 {
+		return err
+	}
+	kept := make([]string, 0, len(p.recipients))
+	for _, r := range p.recipients {
+		if sup, ok := hits[r]; ok {
+			p.suppressed = append(p.suppressed, SuppressedRecipient{Address: r, Reason: sup.Reason})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if len(kept) == 0 {
+		return &SuppressedError{Recipients: p.suppressed}
+	}
+	p.recipients = kept
+	return nil
+}
+
+func streamSuppressed(list []SuppressedRecipient) []event.SuppressedRecipient {
+	out := make([]event.SuppressedRecipient, len(list))
+	for i, r := range list {
+		out[i] = event.SuppressedRecipient{Address: r.Address, Reason: string(r.Reason)}
+	}
+	return out
+}
+
+// recordSuppressed adds a "suppressed" step to the timeline of each message that left
+// recipients out, and message.suppressed to the tenant's event stream.
+func (s *Service) recordSuppressed(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+	q := s.q.WithTx(tx)
+	for _, p := range ps {
+		if len(p.suppressed) == 0 {
+			continue
+		}
+		data, _ := json.Marshal(map[string]any{"recipients": p.suppressed})
+		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams{MessageID: p.id, TenantID: tenantID, Type: EventSuppressed, Data: data}); err != nil {
+			return fmt.Errorf("error inserting message event: %w", err)
+		}
+		ev := queuedStreamEvent(tenantID, p)
+		ev.Data = event.MessageSuppressedData{MessageInfo: ev.Data.(event.MessageQueuedData).MessageInfo, Suppressed: streamSuppressed(p.suppressed)}
+		if err := event.Append(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Timeline event types added by suppression and bounce handling.
+const (
+	EventSuppressed = "suppressed"
+	EventBounced    = "bounced"
+	EventComplained = "complained"
+)
+
+// goneRecipients lists the recipients an upstream refused as non-existent: each rejected
+// RCPT that says so, or the message's only recipient when the reply to DATA does.
+func goneRecipients(m dbsqlc.Message, de *delivery.Error) []delivery.RecipientResult {
+	var out []delivery.RecipientResult
+	for _, r := range de.Recipients {
+		if !r.Accepted && r.Reply != nil && delivery.MailboxGone(*r.Reply) {
+			out = append(out, r)
+		}
+	}
+	o := de.Outcome
+	if de.Stage == delivery.StageData && len(m.Recipients) == 1 && o.SMTPCode != 0 {
+		reply := delivery.Reply{Code: o.SMTPCode, EnhancedCode: o.EnhancedCode, Text: o.Text}
+		if delivery.MailboxGone(reply) {
+			out = append(out, delivery.RecipientResult{Address: m.Recipients[0], Reply: &reply})
+		}
+	}
+	return out
+}
+
+// suppressGone adds the recipients an upstream refused as non-existent to the tenant's
+// suppression list (an upsert, so a repeated attempt changes nothing).
+func (d *Deliverer) suppressGone(ctx context.Context, m dbsqlc.Message, sendErr error) error {
+	var de *delivery.Error
+	if d.opts.Suppressions == nil || !errors.As(sendErr, &de) {
+		return nil
+	}
+	for _, r := range goneRecipients(m, de) {
+		_, err := d.opts.Suppressions.Add(ctx, m.TenantID, suppression.Entry{
+			Address: r.Address, Reason: suppression.ReasonHardBounce, SourceMessageID: m.ID, Detail: strings.TrimSpace(r.Reply.String()),
+		})
+		var ve *validate.Error
+		if errors.As(err, &ve) {
+			continue // an address the upstream took but we cannot parse: nothing to suppress
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckRecipient refuses a recipient on the tenant's suppression list with a
+// *SuppressedError, so the relay can answer at RCPT instead of after the whole message.
+func (s *Service) CheckRecipient(ctx context.Context, tenantID, to string) error {
+	if s.cfg.Suppressions == nil {
+		return nil
+	}
+	sup, err := s.cfg.Suppressions.Check(ctx, tenantID, to)
+	if err != nil || sup == nil {
+		return err
+	}
+	return &SuppressedError{Recipients: []SuppressedRecipient{{Address: sup.Address, Reason: sup.Reason}}}
+}

@@ -1,0 +1,197 @@
+package message
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/smtptest"
+	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/validate"
+)
+
+// withSuppressions turns the suppression list on in a setup bundle.
+func (b *testBundle) withSuppressions() *suppression.Service {
+	sup := suppression.NewService(b.pool)
+	b.svc.cfg.Suppressions = sup
+	return sup
+}
+
+func TestSubmitLeavesSuppressedRecipientsOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("SomeSuppressed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "GONE@customer.example", Reason: suppression.ReasonHardBounce})
+		require.NoError(t, err)
+		req := request()
+		req.To = append(req.To, Address{Email: "gone@customer.example"})
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+		require.NoError(t, err)
+		require.Equal(t, []SuppressedRecipient{{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}}, acc.Suppressed)
+		m, err := b.svc.Get(ctx, b.tenantID, acc.ID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"jane@customer.example"}, m.Recipients, "the envelope leaves the suppressed address out")
+		require.Len(t, m.Events, 2)
+		require.Equal(t, EventSuppressed, m.Events[1].Type)
+		require.Contains(t, m.Events[1].Data["recipients"], map[string]any{"address": "gone@customer.example", "reason": "hard_bounce"})
+	})
+	t.Run("AllSuppressed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "jane@customer.example", Reason: suppression.ReasonComplaint})
+		require.NoError(t, err)
+		_, _, err = b.svc.Submit(ctx, b.tenantID, request(), nil)
+		var se *SuppressedError
+		require.True(t, errors.As(err, &se), "got %v", err)
+		var ve *validate.Error
+		require.True(t, errors.As(err, &ve), "front doors see a field error")
+		require.Equal(t, "recipients", ve.Fields[0].Field)
+		require.Contains(t, ve.Fields[0].Message, "jane@customer.example is on the suppression list (complaint)")
+		require.Zero(t, b.count(t, "messages"))
+	})
+	t.Run("ExpiredEntryNoLongerSuppresses", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "jane@customer.example", Reason: suppression.ReasonManual})
+		require.NoError(t, err)
+		_, err = b.pool.Exec(ctx, "UPDATE suppressions SET expires_at = now() - interval '1 second'")
+		require.NoError(t, err)
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+		require.NoError(t, err)
+		require.Empty(t, acc.Suppressed)
+	})
+	t.Run("BatchItemsAreJudgedOnTheirOwn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "jane@customer.example", Reason: suppression.ReasonUnsubscribe})
+		require.NoError(t, err)
+		other := request()
+		other.To = []Address{{Email: "joe@customer.example"}}
+		items, _, err := b.svc.SubmitBatch(ctx, b.tenantID, []*Request{request(), other}, nil)
+		require.NoError(t, err)
+		require.NotNil(t, items[0].Refusal)
+		require.Equal(t, RefusalInvalid, items[0].Refusal.Reason)
+		require.Equal(t, "recipients", items[0].Refusal.Errors[0].Field)
+		require.NotNil(t, items[1].Accepted)
+	})
+}
+
+// TestDeliverySuppressesUnknownMailboxes: a 5.1.1 at RCPT suppresses that address, a 5.7.1
+// policy rejection does not.
+func TestDeliverySuppressesUnknownMailboxes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	srv := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{RcptFunc: func(to string) *smtp.SMTPError {
+		switch to {
+		case "gone@customer.example":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown"}
+		case "picky@customer.example":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message rejected by policy"}
+		}
+		return nil
+	}}})
+	conn, err := b.svc.connectors.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port := srv.Port()
+	_, err = b.svc.connectors.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port}})
+	require.NoError(t, err)
+	d := b.svc.deliverer
+	d.opts.Suppressions = sup
+
+	req := request()
+	req.To = []Address{{Email: "gone@customer.example"}, {Email: "picky@customer.example"}}
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+	require.NoError(t, err)
+	a, err := d.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{RetryAt: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, VerdictFailed, a.Verdict, "a permanent rejection fails the message")
+
+	s, err := sup.Check(ctx, b.tenantID, "gone@customer.example")
+	require.NoError(t, err)
+	require.NotNil(t, s)
+	require.Equal(t, suppression.ReasonHardBounce, s.Reason)
+	require.Equal(t, acc.ID, s.SourceMessageID)
+	require.Contains(t, s.Detail, "550 5.1.1")
+	s, err = sup.Check(ctx, b.tenantID, "picky@customer.example")
+	require.NoError(t, err)
+	require.Nil(t, s, "a policy rejection does not suppress")
+}
+
+func TestSuppressedStreamEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce})
+	require.NoError(t, err)
+	req := request()
+	req.To = append(req.To, Address{Email: "gone@customer.example"})
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+	require.NoError(t, err)
+	var data string
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT data::text FROM events WHERE type = 'message.suppressed' AND message_id = $1", acc.ID).Scan(&data))
+	require.Contains(t, data, `"suppressed": [{"reason": "hard_bounce", "address": "gone@customer.example"}]`)
+}
+
+// TestDeliverySuppressesOnDataReply: a single-recipient message refused after DATA with
+// 5.1.1 (servers that check recipients late) suppresses its recipient too.
+func TestDeliverySuppressesOnDataReply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	srv := smtptest.NewServer(t, smtptest.Opts{Script: &smtptest.Script{DataFunc: func(smtptest.Message) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Mailbox does not exist"}
+	}}})
+	conn, err := b.svc.connectors.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port := srv.Port()
+	_, err = b.svc.connectors.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port}})
+	require.NoError(t, err)
+	d := b.svc.deliverer
+	d.opts.Suppressions = sup
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+	require.NoError(t, err)
+	a, err := d.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{RetryAt: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, VerdictFailed, a.Verdict)
+	s, err := sup.Check(ctx, b.tenantID, "jane@customer.example")
+	require.NoError(t, err)
+	require.NotNil(t, s)
+	require.Contains(t, s.Detail, "550 5.1.1 Mailbox does not exist")
+}
+
+func TestRetentionPurgesBounceReportsAndExpiredSuppressions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	for _, a := range []string{"old@customer.example", "live@customer.example"} {
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: a, Reason: suppression.ReasonManual})
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(ctx, "UPDATE suppressions SET expires_at = now() - interval '1 minute' WHERE address = 'old@customer.example'")
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO bounce_reports (id, kind, outcome, raw, size_bytes, received_at) VALUES
+		('bnc_old', 'unknown', 'unparsed', 'x', 1, now() - interval '40 days'), ('bnc_new', 'unknown', 'unparsed', 'y', 1, now())`)
+	require.NoError(t, err)
+	require.NoError(t, NewRetentionWorker(b.pool, 0).Work(ctx, &river.Job[RetentionArgs]{JobRow: &rivertype.JobRow{}}))
+	require.Equal(t, 1, b.count(t, "suppressions"))
+	require.Equal(t, 1, b.count(t, "bounce_reports"))
+}
