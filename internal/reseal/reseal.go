@@ -17,6 +17,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/webhook"
 )
 
 // Column is one kind of sealed secret: a ciphertext column beside the column naming the key
@@ -35,6 +36,8 @@ type Column struct {
 var Columns = []Column{
 	{Name: "connector SMTP passwords", Table: "connectors", ID: "id", KeyID: "smtp_password_key_id", Ciphertext: "smtp_password_ciphertext", ContextFunc: connector.PasswordContext},
 	{Name: "DKIM private keys", Table: "sending_domain_dkim_keys", ID: "id", KeyID: "private_key_id", Ciphertext: "private_key", ContextFunc: sendingdomain.DKIMKeyContext},
+	{Name: "webhook signing secrets", Table: "webhooks", ID: "id", KeyID: "secret_key_id", Ciphertext: "secret", ContextFunc: webhook.SecretContext},
+	{Name: "previous webhook signing secrets (rotation overlap)", Table: "webhooks", ID: "id", KeyID: "previous_secret_key_id", Ciphertext: "previous_secret", ContextFunc: webhook.SecretContext},
 }
 
 // DefaultBatchSize is how many rows one transaction re-seals: each batch holds its rows'

@@ -13,9 +13,11 @@ import (
 	"github.com/sendwerk/sendwerk/internal/dbtest"
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/dnscheck"
+	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/sendingdomain"
 	"github.com/sendwerk/sendwerk/internal/tenant"
+	"github.com/sendwerk/sendwerk/internal/webhook"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -32,6 +34,7 @@ type testBundle struct {
 	connectors []string
 	domains    []string
 	dkimKeys   map[string][]byte // domain id -> the DER sealed under the old key
+	webhook    string            // a webhook with a current and a previous signing secret
 }
 
 func mustBox(t *testing.T, keys ...string) *secret.Box {
@@ -41,8 +44,8 @@ func mustBox(t *testing.T, keys ...string) *secret.Box {
 	return box
 }
 
-// setup stores five connectors with passwords, one without, and two domains with DKIM keys,
-// all sealed under keyOld, in a database of the test's own (re-sealing commits batches).
+// setup stores five connectors with passwords, one without, two domains with DKIM keys and
+// a webhook with two signing secrets, all sealed under keyOld, in a database of the test's own (re-sealing commits batches).
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
@@ -75,6 +78,13 @@ func setup(t *testing.T) *testBundle {
 		b.domains = append(b.domains, d.ID)
 		b.dkimKeys[d.ID] = b.openDKIM(t, old, d.ID)
 	}
+	// A webhook in its rotation overlap: both secrets sealed, under the row's context.
+	b.webhook = ids.New(ids.Webhook)
+	curKey, cur := old.Seal([]byte("whsec_current"), webhook.SecretContext(b.webhook))
+	prevKey, prev := old.Seal([]byte("whsec_previous"), webhook.SecretContext(b.webhook))
+	_, err = pool.Exec(ctx, `INSERT INTO webhooks (id, tenant_id, url, secret, secret_key_id, previous_secret, previous_secret_key_id, previous_secret_expires_at)
+		VALUES ($1, $2, 'https://hooks.example.com/sendwerk', $3, $4, $5, $6, now() + interval '1 day')`, b.webhook, ten.ID, cur, curKey, prev, prevKey)
+	require.NoError(t, err)
 	return b
 }
 
@@ -109,7 +119,7 @@ func (b *testBundle) keyIDs(t *testing.T, c Column) map[string]int {
 func counts(reports []Report) map[string][3]int {
 	out := map[string][3]int{}
 	for _, r := range reports {
-		out[r.Column.Table] = [3]int{r.Current, r.Resealed, r.Failed}
+		out[r.Column.Name] = [3]int{r.Current, r.Resealed, r.Failed}
 	}
 	return out
 }
@@ -123,7 +133,7 @@ func TestRun(t *testing.T) {
 	t.Run("DryRunWritesNothing", func(t *testing.T) {
 		reports, err := Run(b.ctx, b.pool, rotated, &Options{DryRun: true, BatchSize: 2})
 		require.NoError(t, err)
-		require.Equal(t, map[string][3]int{"connectors": {0, 5, 0}, "sending_domain_dkim_keys": {0, 2, 0}}, counts(reports))
+		require.Equal(t, map[string][3]int{"connector SMTP passwords": {0, 5, 0}, "DKIM private keys": {0, 2, 0}, "webhook signing secrets": {0, 1, 0}, "previous webhook signing secrets (rotation overlap)": {0, 1, 0}}, counts(reports))
 		require.Equal(t, map[string]int{oldID: 5}, b.keyIDs(t, Columns[0]))
 		require.Equal(t, map[string]int{oldID: 2}, b.keyIDs(t, Columns[1]))
 	})
@@ -135,14 +145,14 @@ func TestRun(t *testing.T) {
 
 		reports, err := Run(b.ctx, b.pool, rotated, &Options{BatchSize: 2})
 		require.NoError(t, err)
-		require.Equal(t, map[string][3]int{"connectors": {2, 3, 0}, "sending_domain_dkim_keys": {0, 2, 0}}, counts(reports))
+		require.Equal(t, map[string][3]int{"connector SMTP passwords": {2, 3, 0}, "DKIM private keys": {0, 2, 0}, "webhook signing secrets": {0, 1, 0}, "previous webhook signing secrets (rotation overlap)": {0, 1, 0}}, counts(reports))
 		require.Equal(t, map[string]int{newID: 5}, b.keyIDs(t, Columns[0]))
 		require.Equal(t, map[string]int{newID: 2}, b.keyIDs(t, Columns[1]))
 	})
 	t.Run("Idempotent", func(t *testing.T) {
 		reports, err := Run(b.ctx, b.pool, rotated, nil)
 		require.NoError(t, err)
-		require.Equal(t, map[string][3]int{"connectors": {5, 0, 0}, "sending_domain_dkim_keys": {2, 0, 0}}, counts(reports))
+		require.Equal(t, map[string][3]int{"connector SMTP passwords": {5, 0, 0}, "DKIM private keys": {2, 0, 0}, "webhook signing secrets": {1, 0, 0}, "previous webhook signing secrets (rotation overlap)": {1, 0, 0}}, counts(reports))
 	})
 	t.Run("OpensWithTheNewKeyAlone", func(t *testing.T) {
 		onlyNew := mustBox(t, keyNew)
@@ -156,6 +166,18 @@ func TestRun(t *testing.T) {
 		require.Equal(t, "password-3", settings.Password)
 		for _, id := range b.domains {
 			require.Equal(t, b.dkimKeys[id], b.openDKIM(t, onlyNew, id))
+		}
+		var cur, prev []byte
+		var curKey, prevKey string
+		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT secret_key_id, secret, previous_secret_key_id, previous_secret FROM webhooks WHERE id = $1", b.webhook).
+			Scan(&curKey, &cur, &prevKey, &prev))
+		for want, sealed := range map[string]struct {
+			key string
+			ct  []byte
+		}{"whsec_current": {curKey, cur}, "whsec_previous": {prevKey, prev}} {
+			plain, err := onlyNew.Open(sealed.key, sealed.ct, webhook.SecretContext(b.webhook))
+			require.NoError(t, err)
+			require.Equal(t, want, string(plain))
 		}
 	})
 }
@@ -172,7 +194,7 @@ func TestRunReportsSecretsNoKeyOpens(t *testing.T) {
 	rotated := mustBox(t, keyNew, keyOld)
 	reports, err := Run(b.ctx, b.pool, rotated, &Options{BatchSize: 2})
 	require.NoError(t, err)
-	require.Equal(t, [3]int{0, 4, 1}, counts(reports)["connectors"], "the others are re-sealed")
+	require.Equal(t, [3]int{0, 4, 1}, counts(reports)["connector SMTP passwords"], "the others are re-sealed")
 	require.Equal(t, []string{b.connectors[1]}, reports[0].FailedIDs)
 	require.Equal(t, map[string]int{rotated.CurrentKeyID(): 4, keyID: 1}, b.keyIDs(t, Columns[0]))
 }

@@ -147,7 +147,9 @@ func NewSecret() string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(b)
 }
 
-func secretContext(id string) string { return "webhook:" + id + ":secret" }
+// SecretContext binds a webhook's sealed signing secrets (current and previous) to its row
+// (secret.Box context).
+func SecretContext(id string) string { return "webhook:" + id + ":secret" }
 
 // Create adds a webhook and returns it with its secret, which is shown this once.
 func (s *Service) Create(ctx context.Context, tenantID string, in Input) (*Webhook, string, error) {
@@ -158,7 +160,7 @@ func (s *Service) Create(ctx context.Context, tenantID string, in Input) (*Webho
 		return nil, "", err
 	}
 	id, sec := ids.New(ids.Webhook), NewSecret()
-	keyID, sealed := s.box.Seal([]byte(sec), secretContext(id))
+	keyID, sealed := s.box.Seal([]byte(sec), SecretContext(id))
 	row, err := s.q.WebhookInsert(ctx, dbsqlc.WebhookInsertParams{
 		ID: id, TenantID: tenantID, Url: in.URL, Description: in.Description, EventTypes: typeStrings(in.EventTypes),
 		Enabled: in.Enabled == nil || *in.Enabled, Secret: sealed, SecretKeyID: keyID,
@@ -265,7 +267,7 @@ func (s *Service) RotateSecret(ctx context.Context, tenantID, id string, overlap
 		overlap = s.cfg.SecretOverlap
 	}
 	sec := NewSecret()
-	keyID, sealed := s.box.Seal([]byte(sec), secretContext(id))
+	keyID, sealed := s.box.Seal([]byte(sec), SecretContext(id))
 	row, err := s.q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
 		TenantID: tenantID, ID: id, Secret: sealed, SecretKeyID: keyID, PreviousExpiresAt: new(s.NowFunc().Add(overlap).UTC()),
 	})
@@ -278,13 +280,13 @@ func (s *Service) RotateSecret(ctx context.Context, tenantID, id string, overlap
 // secrets opens the secrets that sign now: the current one, and the previous one during
 // its overlap.
 func (s *core) secrets(w dbsqlc.Webhook, now time.Time) ([]string, error) {
-	cur, err := s.box.Open(w.SecretKeyID, w.Secret, secretContext(w.ID))
+	cur, err := s.box.Open(w.SecretKeyID, w.Secret, SecretContext(w.ID))
 	if err != nil {
 		return nil, fmt.Errorf("error opening webhook secret: %w", err)
 	}
 	out := []string{string(cur)}
 	if w.PreviousSecret != nil && w.PreviousSecretKeyID != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt) {
-		prev, err := s.box.Open(*w.PreviousSecretKeyID, w.PreviousSecret, secretContext(w.ID))
+		prev, err := s.box.Open(*w.PreviousSecretKeyID, w.PreviousSecret, SecretContext(w.ID))
 		if err != nil {
 			return nil, fmt.Errorf("error opening previous webhook secret: %w", err)
 		}
