@@ -232,7 +232,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	if bounceListener != nil {
-		defer bounceListener.Close()
+		defer func() { _ = bounceListener.Close() }()
 	}
 	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln := lns.http

@@ -123,7 +123,7 @@ func (rep *Report) readParts(mr *multipart.Reader) error {
 
 func (rep *Report) readPart(part *multipart.Part) error {
 	mediaType, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
-	var body io.Reader = io.LimitReader(part, maxFieldBytes)
+	body := io.LimitReader(part, maxFieldBytes)
 	if strings.EqualFold(strings.TrimSpace(part.Header.Get("Content-Transfer-Encoding")), "base64") {
 		body = base64.NewDecoder(base64.StdEncoding, &lineJoiner{r: body})
 	}
