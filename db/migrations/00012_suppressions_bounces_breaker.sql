@@ -45,7 +45,8 @@ CREATE INDEX bounce_reports_outcome_idx ON bounce_reports (outcome, id DESC);
 -- The connector circuit breaker: consecutive failures of one kind (a rejected password, a
 -- certificate that does not verify) across messages, and why a connector is paused.
 ALTER TABLE connectors
-    ADD COLUMN paused_reason        text CHECK (paused_reason IN ('manual', 'auth.failed', 'tls.certificate_invalid')),
+    ADD COLUMN paused_reason        text CHECK (paused_reason IN ('manual', 'auth.failed', 'tls.certificate_invalid',
+        'auth.requires_tls', 'auth.required', 'auth.mechanism_unsupported', 'smtp.starttls_unsupported')),
     ADD COLUMN paused_at            timestamptz,
     ADD COLUMN failure_code         text,
     ADD COLUMN consecutive_failures integer NOT NULL DEFAULT 0,

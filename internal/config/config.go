@@ -277,7 +277,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPPoolSize, v, 1) }},
 		{Name: "SENDWERK_SMTP_POOL_IDLE", Default: "30s", Help: "Idle connections to an upstream are closed after this long.",
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPPoolIdle, v) }},
-		{Name: "SENDWERK_CONNECTOR_BREAKER_THRESHOLD", Default: "3", Help: "Delivery attempts in a row (across messages) that may fail with a rejected password or a certificate that does not verify before the connector is paused (`paused_reason` `auth.failed` / `tls.certificate_invalid`); queued messages wait until a passing connection test or a PATCH resumes it.",
+		{Name: "SENDWERK_CONNECTOR_BREAKER_THRESHOLD", Default: "3", Help: "Delivery attempts in a row (across messages) that may fail with a rejected password, a certificate that does not verify, or settings that cannot work with the server (e.g. `auth.requires_tls`) before the connector is paused (`paused_reason` names the code); queued messages wait until a passing connection test or a PATCH resumes it.",
 			set: func(c *Config, v string) error { return parseInt(&c.BreakerThreshold, v, 1) }},
 		{Name: "SENDWERK_MESSAGE_BODY_RETENTION", Default: "720h", Help: "Bodies of finished messages are purged after this long; metadata and events stay.",
 			set: func(c *Config, v string) error { return parseDuration(&c.BodyRetention, v) }},

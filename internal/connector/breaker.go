@@ -31,8 +31,9 @@ const (
 
 // Breaker is a connector's circuit-breaker state.
 type Breaker struct {
-	// PausedReason says why a paused connector is paused: PausedManual, PausedAuthFailed
-	// or PausedTLSInvalid; "" for an active one.
+	// PausedReason says why a paused connector is paused: PausedManual, or the delivery
+	// code the breaker counted (PausedAuthFailed, PausedTLSInvalid, a settings fault such as
+	// auth.requires_tls); "" for an active one.
 	PausedReason string
 	PausedAt     *time.Time
 	// ConsecutiveFailures counts attempts in a row that failed with LastFailure's code.
@@ -51,7 +52,7 @@ type Failure struct {
 
 // Tripped reports a connector the breaker paused.
 func (b Breaker) Tripped() bool {
-	return b.PausedReason == PausedAuthFailed || b.PausedReason == PausedTLSInvalid
+	return b.PausedReason != "" && b.PausedReason != PausedManual
 }
 
 func (b *Breaker) fromRow(r dbsqlc.Connector) error {
@@ -66,10 +67,20 @@ func (b *Breaker) fromRow(r dbsqlc.Connector) error {
 	return nil
 }
 
-// counts reports the failures the breaker counts: the upstream rejected the password, or
-// its certificate does not verify (even on a connection pool that worked before, where
-// delivery calls it temporary).
-func counts(code string) bool { return code == PausedAuthFailed || code == PausedTLSInvalid }
+// counts reports the failures the breaker counts: the upstream rejected the password, its
+// certificate does not verify (even on a connection pool that worked before, where delivery
+// calls it temporary), or the connector's settings cannot work with this server (AUTH only
+// after STARTTLS on a plaintext connector, a login the server requires but the connector
+// lacks, no common AUTH mechanism, STARTTLS not offered): faults no retry can fix, so the
+// connector is paused and its messages wait for the tenant instead of failing on schedule.
+func counts(code string) bool {
+	switch code {
+	case PausedAuthFailed, PausedTLSInvalid, delivery.CodeAuthRequiresTLS, delivery.CodeAuthRequired,
+		delivery.CodeAuthMechanismUnsupported, delivery.CodeStartTLSUnsupported:
+		return true
+	}
+	return false
+}
 
 // ObserveAttempt feeds one delivery attempt of c to its circuit breaker: an attempt that got
 // past the login resets the count, a counted failure adds to it, and the threshold-th one in
@@ -78,7 +89,9 @@ func counts(code string) bool { return code == PausedAuthFailed || code == Pause
 // attempt paused the connector.
 func (s *Service) ObserveAttempt(ctx context.Context, c *Connector, sendErr error) (bool, error) {
 	var de *delivery.Error
-	if sendErr == nil || (errors.As(sendErr, &de) && de.Stage != delivery.StageConnect) {
+	o := delivery.Classify(sendErr)
+	counted := sendErr != nil && counts(o.Code) // a login refused at MAIL (530) counts too
+	if !counted && (sendErr == nil || (errors.As(sendErr, &de) && de.Stage != delivery.StageConnect)) {
 		if c.Breaker.ConsecutiveFailures == 0 {
 			return false, nil
 		}
@@ -88,8 +101,7 @@ func (s *Service) ObserveAttempt(ctx context.Context, c *Connector, sendErr erro
 		}
 		return false, nil
 	}
-	o := delivery.Classify(sendErr)
-	if !counts(o.Code) {
+	if !counted {
 		return false, nil
 	}
 	f := &Failure{Code: o.Code, SMTPCode: o.SMTPCode, EnhancedCode: o.EnhancedCode, Text: o.Text, At: s.NowFunc().UTC()}

@@ -168,3 +168,47 @@ func TestCircuitBreakerPausesOnExpiredCertificate(t *testing.T) {
 	require.Equal(t, connector.PausedTLSInvalid, conn.Breaker.PausedReason)
 	require.Contains(t, conn.Breaker.LastFailure.Text, "expired")
 }
+
+// TestCircuitBreakerPausesOnSettingsFault: a plaintext connector to a server that offers AUTH
+// only after STARTTLS can never deliver; a retry would meet the same answer. Three attempts in
+// a row pause the connector with the delivery code as the reason, and its messages wait
+// instead of failing on the retry schedule; switching to STARTTLS resumes and delivers.
+func TestCircuitBreakerPausesOnSettingsFault(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	srv := smtptest.NewServer(t, smtptest.Opts{StartTLS: true, Auth: true, RequireTLSForAuth: true, RequireAuth: true})
+	conns := b.svc.connectors
+	conn, err := conns.Default(ctx, b.tenantID)
+	require.NoError(t, err)
+	port, plain, none := srv.Port(), string(delivery.AuthPlain), string(delivery.SecurityNone)
+	user, pass := connector.Optional[string]{Value: ptr(smtptest.DefaultUsername)}, connector.Optional[string]{Value: ptr(smtptest.DefaultPassword)}
+	_, err = conns.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Port: &port, Security: &none, AuthMechanism: &plain, Username: &user, Password: &pass}})
+	require.NoError(t, err)
+
+	acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+	require.NoError(t, err)
+	for range 3 {
+		a, err := b.svc.deliverer.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{RetryAt: time.Now().Add(time.Minute)})
+		require.NoError(t, err)
+		require.Equal(t, delivery.CodeAuthRequiresTLS, a.Outcome.Code, "%+v", a.Outcome)
+		require.Equal(t, delivery.ClassConfig, a.Outcome.Class)
+	}
+	conn, err = conns.Get(ctx, b.tenantID, conn.ID)
+	require.NoError(t, err)
+	require.Equal(t, connector.StatusPaused, conn.Status)
+	require.Equal(t, delivery.CodeAuthRequiresTLS, conn.Breaker.PausedReason)
+	require.True(t, conn.Breaker.Tripped())
+
+	a, err := b.svc.deliverer.Attempt(ctx, b.tenantID, acc.ID, AttemptOpts{Last: true})
+	require.NoError(t, err)
+	require.Equal(t, VerdictPaused, a.Verdict, "even a last attempt waits while the connector is paused")
+	m, err := b.svc.Get(ctx, b.tenantID, acc.ID)
+	require.NoError(t, err)
+	require.NotEqual(t, StatusFailed, m.Status)
+
+	starttls := string(delivery.SecurityStartTLS)
+	conn, err = conns.Update(ctx, b.tenantID, conn.ID, connector.Patch{SMTP: &connector.SMTPPatch{Security: &starttls}})
+	require.NoError(t, err)
+	require.Equal(t, connector.StatusActive, conn.Status, "fixing the settings resumes the connector")
+}
