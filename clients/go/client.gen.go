@@ -1367,8 +1367,10 @@ type Connector struct {
 	PausedAt nullable.Nullable[time.Time] `json:"paused_at,omitempty"`
 
 	// PausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
-	// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
-	// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+	// `auth.failed` (the upstream rejected the password), `tls.certificate_invalid`
+	// (its certificate stopped verifying), or a settings fault no retry can fix
+	// (`auth.requires_tls`, `auth.required`, `auth.mechanism_unsupported`,
+	// `smtp.starttls_unsupported`) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
 	// attempts in a row failed that way. Queued messages wait; a successful connection
 	// test or a PATCH resumes the connector.
 	PausedReason nullable.Nullable[ConnectorPausedReason] `json:"paused_reason,omitempty"`
@@ -1387,8 +1389,10 @@ type Connector struct {
 }
 
 // ConnectorPausedReason Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
-// `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
-// (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+// `auth.failed` (the upstream rejected the password), `tls.certificate_invalid`
+// (its certificate stopped verifying), or a settings fault no retry can fix
+// (`auth.requires_tls`, `auth.required`, `auth.mechanism_unsupported`,
+// `smtp.starttls_unsupported`) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
 // attempts in a row failed that way. Queued messages wait; a successful connection
 // test or a PATCH resumes the connector.
 type ConnectorPausedReason string

@@ -1309,8 +1309,10 @@ export interface components {
             last_test?: components["schemas"]["ConnectionTest"];
             /**
              * @description Why a `paused` connector is paused: `manual` (a PATCH), or the circuit breaker's
-             *     `auth.failed` (the upstream rejected the password) or `tls.certificate_invalid`
-             *     (its certificate stopped verifying) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
+             *     `auth.failed` (the upstream rejected the password), `tls.certificate_invalid`
+             *     (its certificate stopped verifying), or a settings fault no retry can fix
+             *     (`auth.requires_tls`, `auth.required`, `auth.mechanism_unsupported`,
+             *     `smtp.starttls_unsupported`) after `SENDWERK_CONNECTOR_BREAKER_THRESHOLD`
              *     attempts in a row failed that way. Queued messages wait; a successful connection
              *     test or a PATCH resumes the connector.
              * @enum {string|null}
