@@ -157,6 +157,8 @@ const opendkimScript = `set -e
 ip link set lo up
 knotd -c "$DIR/knot.conf" >"$DIR/knot.log" 2>&1 &
 knot=$!
+# knotd must be gone before the test removes its directory (it writes there until it exits).
+trap 'kill $knot 2>/dev/null; wait $knot 2>/dev/null' EXIT
 echo "nameserver 127.0.0.1" >"$DIR/resolv.conf"
 mount --bind "$DIR/resolv.conf" /etc/resolv.conf
 for i in $(seq 200); do
@@ -167,7 +169,6 @@ knotc -c "$DIR/knot.conf" zone-read example.test. >/dev/null || { echo "knotd di
 set +e
 opendkim-testmsg <"$DIR/msg.eml"
 rc=$?
-kill $knot
 exit $rc
 `
 

@@ -78,7 +78,19 @@ func Start(t testing.TB, opts Opts) *Instance {
 	}
 	in := &Instance{Dir: dir, Port: freePort(t), t: t}
 	in.configure(opts)
-	in.run("start")
+	// The port was free when chosen; a server of a parallel test may take it before Postfix
+	// binds it. Then Postfix's master dies at start-up: choose another port and start again.
+	for try := 1; ; try++ {
+		out, err := in.command(30*time.Second, "postfix", "-c", in.EtcDir(), "start")
+		if err == nil {
+			break
+		}
+		if try == 3 || !strings.Contains(in.Log(), "Address already in use") {
+			t.Fatalf("postfixtest: postfix start: %v: %s\n%s", err, out, in.Log())
+		}
+		in.Port = freePort(t)
+		in.write(filepath.Join(in.EtcDir(), "master.cf"), in.masterCF())
+	}
 	t.Cleanup(in.stop)
 	in.waitListening()
 	return in
