@@ -189,13 +189,16 @@ func (e *env) dbURL(name string) string {
 // settle within seconds, and a retry schedule long enough to outlast every fault.
 func (e *env) serverEnv(db string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":                      e.dbURL(db),
-		"SENDWERK_ADMIN_TOKEN":              e.admin,
-		"SENDWERK_SECRET_KEY":               e.secret,
-		"SENDWERK_AUTO_MIGRATE":             "true",
-		"SENDWERK_DATA_DIR":                 filepath.Join(e.dir, "data"),
-		"SENDWERK_SMTP_ADDR":                "off",
-		"SENDWERK_SMTPS_ADDR":               "off",
+		"DATABASE_URL":          e.dbURL(db),
+		"SENDWERK_ADMIN_TOKEN":  e.admin,
+		"SENDWERK_SECRET_KEY":   e.secret,
+		"SENDWERK_AUTO_MIGRATE": "true",
+		"SENDWERK_DATA_DIR":     filepath.Join(e.dir, "data"),
+		"SENDWERK_SMTP_ADDR":    "off",
+		"SENDWERK_SMTPS_ADDR":   "off",
+		// The development inbox and DNS listen on fixed ports: two processes would collide.
+		"SENDWERK_DEV_INBOX_ADDR":           "off",
+		"SENDWERK_DEV_DNS_ADDR":             "off",
 		"SENDWERK_API_KEY_RATE_LIMIT":       "100000",
 		"SENDWERK_LOG_LEVEL":                "info",
 		"SENDWERK_DELIVERY_ATTEMPT_TIMEOUT": attemptTimeout.String(),
