@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -282,6 +283,9 @@ func queryName(q string) string {
 var dollarRe = regexp.MustCompile(`\$(\d+)`)
 
 // pgbenchScript turns the statements into a pgbench script and its -D variables.
+// eventIDRe matches a stream event's id (ids.Event: prefix and Crockford base32).
+var eventIDRe = regexp.MustCompile(`^evt_[0-9a-z]+$`)
+
 func pgbenchScript(stmts []loggedStatement, messageID string, jobID int64) (string, []string) {
 	var b strings.Builder
 	var vars []string
@@ -310,9 +314,19 @@ func pgbenchScript(stmts []loggedStatement, messageID string, jobID int64) (stri
 				return "('{' || :j_id || '}')"
 			}
 			vn := fmt.Sprintf("p%d_%d", k, n)
+			if eventIDRe.MatchString(*v) {
+				// An event's id is new per event, like the message's.
+				return fmt.Sprintf("('evt_pgb' || :client_id || 'x' || :r || 'k%d')", k)
+			}
 			if strings.Contains(*v, messageID) {
 				vars = append(vars, vn+"="+strings.ReplaceAll(*v, messageID, "@MSGID@"))
-				return "(replace(:" + vn + ", '@MSGID@', 'msg_pgb' || :client_id || 'x' || :r))"
+				expr := "(replace(:" + vn + ", '@MSGID@', 'msg_pgb' || :client_id || 'x' || :r))"
+				if t := strings.TrimSpace(*v); (strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[")) && json.Valid([]byte(t)) {
+					// replace() yields text; a JSON document naming the message (an event's
+					// data) goes into a jsonb column.
+					expr += "::jsonb"
+				}
+				return expr
 			}
 			vars = append(vars, vn+"="+*v)
 			return ":" + vn
