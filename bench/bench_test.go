@@ -39,15 +39,21 @@ func TestPGBenchScript(t *testing.T) {
 			params: []*string{p(`{"{\"message_id\": \"msg_abc\"}"}`)}},
 		{query: "-- name: MessageSetJobIDs :exec\nUPDATE messages SET job_id = $2::bigint[] WHERE id = $1 AND n = $3",
 			params: []*string{p("msg_abc"), p("{42}"), p("{42}")}},
+		{query: "-- name: EventInsert :one\nINSERT INTO events (id, message_id, data) VALUES ($1, $2, $3) RETURNING sequence",
+			params: []*string{p("evt_06h0abc"), p("msg_abc"), p(`{"message_id": "msg_abc"}`)}},
 		{query: "commit"},
 	}
 	script, vars := pgbenchScript(stmts, "msg_abc", 42)
+	require.Contains(t, script, "VALUES (('evt_pgb' || :client_id || 'x' || :r || 'k4'), (replace(:p4_2, '@MSGID@', 'msg_pgb' || :client_id || 'x' || :r)), "+
+		"(replace(:p4_3, '@MSGID@', 'msg_pgb' || :client_id || 'x' || :r))::jsonb)",
+		"an event gets a new id per transaction, and JSON naming the message stays jsonb")
 	require.Contains(t, script, "\\set r random(")
 	require.Contains(t, script, "VALUES ((replace(:p1_1, '@MSGID@', 'msg_pgb' || :client_id || 'x' || :r)), :p1_2, '', NULL)")
 	require.Contains(t, script, "RETURNING river_job.id\n\\gset j_\n", "the job id is read back for the next statement")
 	require.Contains(t, script, "job_id = ('{' || :j_id || '}')::bigint[]")
 	require.NotContains(t, script, "-- name:", "comment lines are dropped: pgbench substitutes :names inside them")
 	require.True(t, strings.HasPrefix(strings.Split(script, "\n")[2], "begin;"))
+	require.NotContains(t, script, "evt_06h0abc")
 	require.Contains(t, vars, "p1_2=ten_1")
 	require.Contains(t, vars, `p2_1={"{\"message_id\": \"@MSGID@\"}"}`)
 	for _, v := range vars {
