@@ -248,17 +248,22 @@ func quotaText(q *int64) string {
 	return fmt.Sprintf("monthly quota %d messages", *q)
 }
 
+// limitCheck refuses a --limit outside 1–10000.
+func limitCheck(limit *int) func() error {
+	return func() error {
+		if *limit < 1 || *limit > 10000 {
+			return errors.New("--limit must be between 1 and 10000")
+		}
+		return nil
+	}
+}
+
 func adminTenantList(out *adminOutput) *adminCommand {
 	fs := newAdminFlags("tenant list", "sendwerk admin tenant list [--limit N] [--json]", out)
 	limit := fs.Int("limit", 100, "show at most this many, oldest first")
 	return &adminCommand{
-		fs: fs,
-		check: func() error {
-			if *limit < 1 || *limit > 10000 {
-				return errors.New("--limit must be between 1 and 10000")
-			}
-			return nil
-		},
+		fs:    fs,
+		check: limitCheck(limit),
 		run: func(ctx context.Context, pool *pgxpool.Pool, out *adminOutput) error {
 			tenants, err := tenant.NewService(pool).List(ctx, "", *limit)
 			if err != nil {
@@ -370,13 +375,8 @@ func adminDomainsDue(out *adminOutput) *adminCommand {
 	fs := newAdminFlags("domains due", "sendwerk admin domains due [--limit N] [--json]", out)
 	limit := fs.Int("limit", 100, "show at most this many")
 	return &adminCommand{
-		fs: fs,
-		check: func() error {
-			if *limit < 1 || *limit > 10000 {
-				return errors.New("--limit must be between 1 and 10000")
-			}
-			return nil
-		},
+		fs:    fs,
+		check: limitCheck(limit),
 		run: func(ctx context.Context, pool *pgxpool.Pool, out *adminOutput) error {
 			now := time.Now()
 			due, err := sendingdomain.ListDue(ctx, pool, now, *limit)

@@ -116,6 +116,12 @@ func TestAdminTenantAndKey(t *testing.T) {
 		require.Regexp(t, `^ten_\w+\s+Acme GmbH\s+5000\s+20\d\d-`, lines[1], "oldest first")
 		require.Regexp(t, `^`+tenantID+`\s+Beta AG\s+none\s+`, lines[2])
 
+		for _, cmd := range [][]string{{"tenant", "list"}, {"domains", "due"}} {
+			r = runAdminCLI(t, env, append(cmd, "--limit", "0")...)
+			require.Equal(t, 2, r.code, r.stdout)
+			require.Contains(t, r.stderr, "--limit must be between 1 and 10000")
+		}
+
 		r = runAdminCLI(t, env, "tenant", "list", "--json", "--limit", "1")
 		require.Equal(t, 0, r.code, r.stderr)
 		var got struct {
