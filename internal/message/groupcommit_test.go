@@ -30,8 +30,11 @@ func setupGroup(t *testing.T) *groupBundle {
 	return b
 }
 
-// submitBehindLock starts n submissions while table is locked, waits until the first is
-// committing and the rest are queued, releases the lock and returns each answer.
+// submitBehindLock locks table, starts the last of n submissions and waits until its
+// commit has begun (it then waits behind the lock), starts the others, waits until they are
+// queued behind that commit, releases the lock and returns each answer. Starting the first
+// alone keeps the groups deterministic: the committer goroutine may be scheduled late, and
+// submissions arriving before it runs would otherwise share the first commit.
 func (b *groupBundle) submitBehindLock(t *testing.T, table string, n int, req func(i int) (*Request, *Idempotency)) ([]*Accepted, []error) {
 	t.Helper()
 	ctx := context.Background()
@@ -42,13 +45,22 @@ func (b *groupBundle) submitBehindLock(t *testing.T, table string, n int, req fu
 	require.NoError(t, err)
 	accs, errs := make([]*Accepted, n), make([]error, n)
 	var wg sync.WaitGroup
-	for i := range n {
+	start := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r, idem := req(i)
 			accs[i], _, errs[i] = b.svc.Submit(ctx, b.tenantID, r, idem)
 		}()
+	}
+	start(n - 1)
+	require.Eventually(t, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.groups) == 1
+	}, 10*time.Second, 5*time.Millisecond, "the first submission's commit begins")
+	for i := range n - 1 {
+		start(i)
 	}
 	require.Eventually(t, func() bool {
 		b.svc.group.mu.Lock()
@@ -91,6 +103,9 @@ func TestGroupCommit(t *testing.T) {
 		b := setupGroup(t)
 		_, err := b.pool.Exec(context.Background(), "UPDATE connectors SET limit_per_minute = 5")
 		require.NoError(t, err)
+		// One fixed instant: a run crossing a minute boundary would start a new window.
+		now := time.Now()
+		b.svc.NowFunc = func() time.Time { return now }
 		_, errs := b.submitBehindLock(t, "usage_counters", 12, func(int) (*Request, *Idempotency) { return request(), nil })
 		accepted, limited := 0, 0
 		for _, err := range errs {
