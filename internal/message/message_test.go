@@ -139,6 +139,8 @@ func TestLimitIsExactUnderConcurrency(t *testing.T) {
 	ctx := context.Background()
 	_, err := b.pool.Exec(ctx, "UPDATE connectors SET limit_per_minute = 10")
 	require.NoError(t, err)
+	now := time.Now() // one instant: a minute boundary mid-test would open a new window
+	b.svc.NowFunc = func() time.Time { return now }
 	var wg sync.WaitGroup
 	var accepted, limited atomic.Int64
 	for range 30 {
