@@ -31,7 +31,9 @@ type Config struct {
 	// CompletedJobRetention keeps finished jobs visible in the dashboard this long; the job
 	// table stays small because the message log, not River, is the record of delivery.
 	CompletedJobRetention time.Duration
-	// FetchCooldown bounds how soon a worker notices new jobs; zero keeps River's default.
+	// FetchCooldown is the shortest pause between two fetches of one queue; zero keeps
+	// River's default. Notifications of new jobs are not limited by it (see
+	// insertNotifyInterval), so a fetch after a pause shorter than this is delayed, never lost.
 	FetchCooldown time.Duration
 	// RescueAfter is how long a job may stay `running` before River's rescuer (on the
 	// leader) takes it for a dead process's and retries it. It must exceed every worker's
@@ -42,6 +44,19 @@ type Config struct {
 	// Deps.Reconcile is set); zero means a minute.
 	ReconcileInterval time.Duration
 }
+
+// insertNotifyInterval is River's client-wide FetchCooldown, which River also uses to limit
+// its insert notifications: a job inserted within that long after another job of its queue
+// sends none. With a 10 ms limit, a message submitted 5 ms after another was picked up only
+// by the next submission's notification or River's one-second poll (the latency phase of
+// `make bench` showed both: p50 14 ms, outliers of half a second). Queues get their own fetch
+// cooldown (Config.FetchCooldown), so this limits notifications only.
+const insertNotifyInterval = time.Millisecond
+
+// deliveriesPollInterval bounds how long a delivery job can wait when its notification was
+// limited anyway (two submissions within insertNotifyInterval, the second committed after
+// the fetch the first woke): an idle process polls the deliveries queue ten times a second.
+const deliveriesPollInterval = 100 * time.Millisecond
 
 // DefaultRescueAfter is just above message.DefaultAttemptTimeout and the recording after it.
 const DefaultRescueAfter = 3 * time.Minute
@@ -77,13 +92,14 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 	if err := river.AddWorkerSafely(workers, &apiKeyPurgeWorker{tenants: deps.Tenants}); err != nil {
 		return nil, fmt.Errorf("error adding api key purge worker: %w", err)
 	}
+	fetchCooldown := or(cfg.FetchCooldown, river.FetchCooldownDefault)
 	queues := map[string]river.QueueConfig{QueueDefault: {MaxWorkers: max(cfg.Workers, 1)}}
 	periodic := periodicJobs()
 	if deps.Deliver != nil {
 		if err := river.AddWorkerSafely(workers, deps.Deliver); err != nil {
 			return nil, fmt.Errorf("error adding deliver worker: %w", err)
 		}
-		queues[message.QueueDeliveries] = river.QueueConfig{MaxWorkers: max(deps.DeliveryWorkers, 1)}
+		queues[message.QueueDeliveries] = river.QueueConfig{MaxWorkers: max(deps.DeliveryWorkers, 1), FetchPollInterval: deliveriesPollInterval}
 	}
 	if deps.Retention != nil {
 		if err := river.AddWorkerSafely(workers, deps.Retention); err != nil {
@@ -111,6 +127,13 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 	if err := addEventWorkers(workers, queues, &periodic, deps); err != nil {
 		return nil, err
 	}
+	for name, q := range queues {
+		q.FetchCooldown = fetchCooldown
+		if q.FetchPollInterval != 0 {
+			q.FetchPollInterval = max(q.FetchPollInterval, fetchCooldown)
+		}
+		queues[name] = q
+	}
 	rescue := or(cfg.RescueAfter, DefaultRescueAfter)
 	rc := &river.Config{
 		Logger:                      deps.Logger,
@@ -120,7 +143,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		CompletedJobRetentionPeriod: or(cfg.CompletedJobRetention, time.Hour),
 		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
 		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,
-		FetchCooldown:               cfg.FetchCooldown,
+		FetchCooldown:               insertNotifyInterval,
 		RescueStuckJobsAfter:        rescue,
 		// River refuses a rescue time below the default job timeout; workers without a
 		// timeout of their own (housekeeping) get the smaller of a minute and the rescue time.

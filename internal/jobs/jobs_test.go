@@ -52,3 +52,46 @@ func TestClient(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, keys, "a key revoked 100 days ago is purged")
 }
+
+// TestJobInsertedSoonAfterAnotherIsPickedUpPromptly: River limits insert notifications to
+// one per queue per client FetchCooldown. With the queues' fetch cooldown as that limit, a
+// job inserted a few milliseconds after another, whose fetch had already run when it
+// committed, waited for River's poll (a second). Its notification must be sent.
+func TestJobInsertedSoonAfterAnotherIsPickedUpPromptly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	tenants := tenant.NewService(pool)
+	client, err := NewClient(pool, &Config{Workers: 2, FetchCooldown: 10 * time.Millisecond},
+		Deps{Tenants: tenants, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, client.Stop(context.Background())) })
+	// Let the client's start-up fetches pass, so only the notifications below wake it.
+	time.Sleep(300 * time.Millisecond)
+
+	attempted := func(id int64) bool {
+		var at *time.Time
+		require.NoError(t, pool.QueryRow(ctx, "SELECT attempted_at FROM river_job WHERE id = $1", id).Scan(&at))
+		return at != nil
+	}
+	for round := range 3 {
+		first, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		a, err := client.InsertTx(ctx, first, APIKeyPurgeArgs{}, nil)
+		require.NoError(t, err)
+		time.Sleep(3 * time.Millisecond) // within the queue's 10 ms fetch cooldown
+		second, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		b, err := client.InsertTx(ctx, second, APIKeyPurgeArgs{}, nil)
+		require.NoError(t, err)
+		require.NoError(t, first.Commit(ctx))
+		require.Eventually(t, func() bool { return attempted(a.Job.ID) }, 5*time.Second, time.Millisecond, "round %d: the first job is fetched", round)
+		time.Sleep(20 * time.Millisecond)
+		committed := time.Now()
+		require.NoError(t, second.Commit(ctx))
+		require.Eventually(t, func() bool { return attempted(b.Job.ID) }, 5*time.Second, time.Millisecond)
+		// River's poll of the default queue runs once a second; its notification, well before.
+		require.Less(t, time.Since(committed), 400*time.Millisecond, "round %d: the second job waited for the poll, not its notification", round)
+	}
+}
