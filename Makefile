@@ -77,9 +77,9 @@ test-race: ## the tests with the race detector
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: ## benchmark against pgbench and Postfix on loopback (root; ~10 min, BENCH_QUICK=1 for a smoke run): table + bench/results.json
+bench: ## benchmark against pgbench and Postfix on loopback (root; three full runs ~35 min, BENCH_RUNS=1 one run, BENCH_QUICK=1 a smoke run): tables, min/median/max summary + bench/results.json
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk
-	$(GO) run ./bench -bin bin/sendwerk
+	$(GO) run ./bench -bin bin/sendwerk $(if $(filter 1,$(BENCH_QUICK)),-quick) $(if $(BENCH_RUNS),-runs $(BENCH_RUNS))
 
 .PHONY: chaos
 chaos: ## fault injection against real `sendwerk serve` processes: kill -9, PostgreSQL restarts, SIGTERM, upstream faults (~8 min; CHAOS_QUICK=1: ~3 min)

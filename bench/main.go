@@ -2,8 +2,10 @@
 // loopback: a durable PostgreSQL cluster (fsync and synchronous commit on), the real
 // `sendwerk serve` binary as a child process, an in-process SMTP sink that discards mail
 // but records when each Message-ID arrived, an in-process DNS server for the DKIM domain,
-// and a private Postfix relaying to the same sink. It prints a table and writes
-// bench/results.json. `make bench` runs it; BENCH_QUICK=1 makes a short smoke run.
+// and a private Postfix relaying to the same sink. It prints a table per run, then the
+// min / median / max of every figure across runs, and writes bench/results.json.
+// `make bench` runs it (three full runs; BENCH_RUNS=n for another count, BENCH_QUICK=1 for a
+// short smoke run).
 //
 // It is not part of the product binary and not a timed test: numbers depend on the
 // machine and on whatever else runs on it.
@@ -14,7 +16,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -82,6 +83,7 @@ type options struct {
 	perf    bool
 	pgss    bool
 	relayN  int
+	runs    int // complete, independent runs one after another (each its own work directory)
 	sweep   string
 	pgOpts  []string
 }
@@ -128,7 +130,14 @@ func run() int {
 	flag.StringVar(&o.sweep, "sweep", "", "tuning: SENDWERK_NAME=v1,v2,… restarts the server with each value and measures submits and relay runs (no table, no results file)")
 	flag.Var(listFlag{&o.pgOpts}, "pg-option", "extra PostgreSQL setting name=value (repeatable), e.g. session_preload_libraries=auto_explain for debugging")
 	flag.IntVar(&o.relayN, "relay-messages", 0, "messages per relay run (default: the plan's)")
+	runs := os.Getenv("BENCH_RUNS")
+	flag.StringVar(&runs, "runs", runs, "complete, independent runs one after another, summarized as min / median / max (also BENCH_RUNS; default 3, -quick 1; -sweep runs once)")
 	flag.Parse()
+	var err error
+	if o.runs, err = runCount(runs, o.quick); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 2
+	}
 	switch {
 	case o.out == "-":
 		o.out = ""
@@ -145,7 +154,7 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := bench(ctx, o); err != nil {
+	if err := benchRuns(ctx, o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
@@ -194,10 +203,10 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func bench(ctx context.Context, o options) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: PostgreSQL and Postfix are started as their own users, and Postfix needs root")
-	}
+// runOnce is one complete run: its own work directory, cluster, server, sink and Postfix,
+// started, measured phase by phase and stopped again. It prints the run's table and returns
+// its results (nil after a sweep, which prints its own table).
+func runOnce(ctx context.Context, o options) (res *results, err error) {
 	e := &env{o: o, plan: fullPlan()}
 	if o.quick {
 		e.plan = quickPlan()
@@ -209,31 +218,31 @@ func bench(ctx context.Context, o options) (err error) {
 	if e.dir == "" {
 		// Short: the PostgreSQL socket lives inside, and socket paths are limited to ~107 bytes.
 		if e.dir, err = os.MkdirTemp("", "swb"); err != nil {
-			return err
+			return nil, err
 		}
 		if !o.keep {
 			defer os.RemoveAll(e.dir)
 		}
 	} else if err := os.MkdirAll(e.dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Chmod(e.dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	defer e.close()
 	started := time.Now()
 	if needsEnvironment(o) {
 		if err := e.start(ctx); err != nil {
-			return err
+			return nil, err
 		}
 		if err := e.smoke(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		e.res = newResults(e)
 	}
 	if o.sweep != "" {
-		return e.sweep(ctx, o.sweep)
+		return nil, e.sweep(ctx, o.sweep)
 	}
 	for _, ph := range []struct {
 		name string
@@ -250,48 +259,26 @@ func bench(ctx context.Context, o options) (err error) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		progress("phase %s", ph.name)
 		if err := ph.run(ctx); err != nil {
-			return fmt.Errorf("phase %s: %w", ph.name, err)
+			return nil, fmt.Errorf("phase %s: %w", ph.name, err)
 		}
 	}
 	if o.pgss {
 		if err := e.dumpStatements(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	e.res.DurationSeconds = time.Since(started).Seconds()
 	e.res.print(os.Stdout)
-	if o.out != "" {
-		b, err := json.MarshalIndent(e.res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		progress("wrote %s", o.out)
-	}
-	return nil
+	return e.res, nil
 }
 
 // start brings everything up: the cluster, sink, DNS, Postfix, the server and the tenant.
 func (e *env) start(ctx context.Context) error {
 	e.swCPU, e.pgCPU, e.pfCPU = newCPUGroup("sendwerk"), newCPUGroup("postgres"), newCPUGroup("postfix")
-	if e.o.bin == "" {
-		e.o.bin = filepath.Join(e.dir, "sendwerk")
-		progress("building ./cmd/sendwerk")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", e.o.bin, "./cmd/sendwerk")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build: %w", err)
-		}
-	}
 	binDir, err := pgembed.FindBinDir()
 	if err != nil {
 		return err

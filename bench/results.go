@@ -268,9 +268,14 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if r.StatementsPerAccepted > 0 || (r.Relay != nil && r.Relay.Unsigned.StatementsPerMessage > 0) {
-		fmt.Fprintf(w, "SQL statements (pg_stat_statements, top level): per accepted single submit %.1f", r.StatementsPerAccepted)
+		fmt.Fprint(w, "SQL statements (pg_stat_statements, top level):")
+		sep := " "
+		if r.StatementsPerAccepted > 0 { // counted only when the submit phase ran
+			fmt.Fprintf(w, " per accepted single submit %.1f", r.StatementsPerAccepted)
+			sep = "; "
+		}
 		if rl := r.Relay; rl != nil {
-			fmt.Fprintf(w, "; per message accepted and delivered %.1f (no DKIM), %.1f (DKIM)", rl.Unsigned.StatementsPerMessage, rl.DKIM.StatementsPerMessage)
+			fmt.Fprintf(w, "%sper message accepted and delivered %.1f (no DKIM), %.1f (DKIM)", sep, rl.Unsigned.StatementsPerMessage, rl.DKIM.StatementsPerMessage)
 			if r.StatementsPerAccepted > 0 {
 				fmt.Fprintf(w, "; so about %.1f per delivery", rl.Unsigned.StatementsPerMessage-r.StatementsPerAccepted)
 			}
