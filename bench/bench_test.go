@@ -5,6 +5,8 @@ package main
 // PostgreSQL's log, turning them into the pgbench script, and what the sink records.
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +116,164 @@ func TestPercentile(t *testing.T) {
 	s := summarize([]time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond})
 	require.Equal(t, 2.0, s.P50ms)
 	require.Equal(t, 3.0, s.Maxms)
+}
+
+func TestRunCount(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		quick bool
+		want  int
+	}{{"", false, 3}, {"", true, 1}, {" 2 ", false, 2}, {"5", true, 5}, {"1", false, 1}} {
+		got, err := runCount(c.in, c.quick)
+		require.NoError(t, err, c.in)
+		require.Equal(t, c.want, got, "runCount(%q, quick=%v)", c.in, c.quick)
+	}
+	for _, bad := range []string{"0", "-1", "three", "2.5"} {
+		_, err := runCount(bad, false)
+		require.Error(t, err, bad)
+	}
+	require.Equal(t, "", runDir("", 2, 3), "no -dir: each run makes its own temporary directory")
+	require.Equal(t, "/w", runDir("/w", 1, 1), "one run works in -dir itself, as before")
+	require.Equal(t, "/w/run2", runDir("/w", 2, 3))
+}
+
+func TestMinMedianMax(t *testing.T) {
+	lo, med, hi := minMedianMax([]float64{7})
+	require.Equal(t, [3]float64{7, 7, 7}, [3]float64{lo, med, hi}, "one run")
+	lo, med, hi = minMedianMax([]float64{4, 2})
+	require.Equal(t, [3]float64{2, 3, 4}, [3]float64{lo, med, hi}, "two runs: the median is the mean of the middle two")
+	in := []float64{9, 1, 5}
+	lo, med, hi = minMedianMax(in)
+	require.Equal(t, [3]float64{1, 5, 9}, [3]float64{lo, med, hi}, "three runs: the middle one, not the mean (5)")
+	require.Equal(t, []float64{9, 1, 5}, in, "the values keep their run order")
+	lo, med, hi = minMedianMax([]float64{10, 1, 2, 3})
+	require.Equal(t, [3]float64{1, 2.5, 10}, [3]float64{lo, med, hi}, "four runs: mean of the middle two, the outlier ignored")
+	lo, med, hi = minMedianMax(nil)
+	require.Equal(t, [3]float64{0, 0, 0}, [3]float64{lo, med, hi})
+}
+
+// syntheticRun is one run's results as the phases fill them: a submit row at 16 clients
+// (goal ≥ 0.5), the relay runs (goals ≥ 2 accepted, ≥ 1.5 end to end) and latencies.
+func syntheticRun(submitRatio, relayAccRatio, swAccepted, swP99, pfP99 float64) *results {
+	g := 0.5
+	return &results{
+		StatementsPerAccepted: 6,
+		Submit: []submitRow{{Concurrency: 16, Ratio: submitRatio, Goal: &g,
+			Sendwerk: rateLatency{PerSecond: 1000 * submitRatio}, PGBench: rateLatency{PerSecond: 1000}}},
+		Relay: &relayResult{
+			GoalAccepted: 2, GoalEnd: 1.5,
+			Postfix:     relayRun{Name: "Postfix", Messages: 1000, AcceptedPerS: swAccepted / relayAccRatio, CPUPer1000: 3},
+			Unsigned:    relayRun{Name: "Sendwerk, no DKIM", Messages: 1000, AcceptedPerS: swAccepted, ServerCPU: 2, PostgresCPU: 4, StatementsPerMessage: 20},
+			DKIM:        relayRun{Name: "Sendwerk, DKIM", Messages: 1000, AcceptedPerS: swAccepted},
+			RatioAccept: ratios{Unsigned: relayAccRatio, DKIM: relayAccRatio},
+			RatioEnd:    ratios{Unsigned: 1.6, DKIM: 1.4},
+		},
+		Latency: &latencyRes{Sendwerk: latencySummary{P99ms: swP99}, Postfix: latencySummary{P99ms: pfP99}},
+	}
+}
+
+func TestSummaryOverOneTwoThreeRuns(t *testing.T) {
+	one := summarizeRuns([]*results{syntheticRun(0.4, 1, 300, 20, 10)})
+	f := one.Figures["submit.c16.ratio_vs_pgbench"]
+	require.NotNil(t, f)
+	require.Equal(t, []float64{0.4, 0.4, 0.4}, []float64{f.Min, f.Median, f.Max})
+	require.Equal(t, &goal{Op: ">=", Value: 0.5}, f.Goal, "the goal is the one the run's table shows")
+	require.False(t, *f.MedianMeetsGoal)
+	require.Nil(t, one.Figures["submit.c16.sendwerk_per_s"].Goal, "figures without a goal in the table get none")
+	require.Nil(t, one.Figures["submit.c16.sendwerk_per_s"].MedianMeetsGoal)
+
+	two := summarizeRuns([]*results{syntheticRun(0.4, 1, 300, 20, 10), syntheticRun(0.8, 3, 500, 30, 10)})
+	f = two.Figures["submit.c16.ratio_vs_pgbench"]
+	require.Equal(t, []float64{0.4, 0.8}, f.Values)
+	require.InDelta(t, 0.6, f.Median, 1e-9, "an even count's median is the mean of the middle two")
+	require.True(t, *f.MedianMeetsGoal, "0.6 ≥ 0.5 although one run missed it")
+	f = two.Figures["relay.sendwerk_unsigned.ratio_accepted_vs_postfix"]
+	require.Equal(t, []float64{1, 2, 3}, []float64{f.Min, f.Median, f.Max})
+	require.True(t, *f.MedianMeetsGoal, "2 ≥ 2")
+
+	three := summarizeRuns([]*results{syntheticRun(0.45, 1.9, 300, 20, 10), syntheticRun(0.9, 2.1, 500, 30, 10), syntheticRun(0.2, 5, 400, 40, 20)})
+	f = three.Figures["submit.c16.ratio_vs_pgbench"]
+	require.Equal(t, []float64{0.2, 0.45, 0.9}, []float64{f.Min, f.Median, f.Max})
+	require.False(t, *f.MedianMeetsGoal, "judged on the median 0.45, not the max 0.9 nor the mean 0.52")
+	f = three.Figures["relay.sendwerk_dkim.ratio_accepted_vs_postfix"]
+	require.Equal(t, 2.1, f.Median)
+	require.True(t, *f.MedianMeetsGoal, "judged on the median 2.1, not the min 1.9")
+	require.Equal(t, &goal{Op: ">=", Value: 2}, f.Goal)
+	f = three.Figures["relay.sendwerk_dkim.ratio_end_to_end_vs_postfix"]
+	require.Equal(t, &goal{Op: ">=", Value: 1.5}, f.Goal)
+	require.False(t, *f.MedianMeetsGoal, "1.4 < 1.5")
+	require.True(t, *three.Figures["relay.sendwerk_unsigned.ratio_end_to_end_vs_postfix"].MedianMeetsGoal, "1.6 ≥ 1.5")
+	f = three.Figures["relay.sendwerk_unsigned.accepted_per_s"]
+	require.Equal(t, []float64{300, 500, 400}, f.Values, "values stay in run order")
+	require.Equal(t, []float64{300, 400, 500}, []float64{f.Min, f.Median, f.Max})
+	f = three.Figures["latency.p99_ratio_sendwerk_vs_postfix"]
+	require.Equal(t, []float64{2, 3, 2}, f.Values, "the p99 ratio is taken within each run")
+	require.Equal(t, 2.0, f.Median)
+	require.Equal(t, 2.0, three.Figures["cpu.relay_unsigned.server_s_per_1000"].Median, "2 CPU s over 1000 messages")
+	require.Equal(t, 4.0, three.Figures["cpu.relay_unsigned.postgres_s_per_1000"].Median)
+	require.Equal(t, 14.0, three.Figures["statements.per_delivery"].Median, "20 per message less 6 per accepted submit")
+	require.NotContains(t, three.Figures, "cpu.relay_dkim.server_s_per_1000", "no CPU split when the run measured none")
+	require.NotContains(t, three.Figures, "batch.messages_per_s", "a phase that did not run has no figures")
+}
+
+func TestSummaryFigureMissingFromSomeRuns(t *testing.T) {
+	a, b := syntheticRun(0.5, 2, 300, 20, 10), syntheticRun(0.5, 2, 300, 20, 10)
+	b.Batch = &batchResult{BatchSize: 500, Clients: 2, MsgsPerS: 7000}
+	s := summarizeRuns([]*results{a, b})
+	f := s.Figures["batch.messages_per_s"]
+	require.Equal(t, []float64{7000}, f.Values, "only the runs that reported a figure count towards it")
+	require.Equal(t, 7000.0, f.Median)
+}
+
+func TestSummaryJSON(t *testing.T) {
+	runs := []*results{syntheticRun(0.4, 1, 300, 20, 10), syntheticRun(0.8, 3, 500, 30, 10), syntheticRun(0.6, 2, 400, 40, 20)}
+	runs[0].Machine = machine{CPUs: 2, Model: "test"}
+	f := newBenchFile(runs, 3, 60)
+	b, err := json.Marshal(f)
+	require.NoError(t, err)
+
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b, &doc))
+	require.EqualValues(t, 3, doc["run_count"])
+	require.EqualValues(t, 3, doc["runs_requested"])
+	require.Contains(t, doc["median_convention"], "mean of the two middle values")
+	require.Equal(t, "test", doc["machine"].(map[string]any)["cpu_model"])
+	runsJSON := doc["runs"].([]any)
+	require.Len(t, runsJSON, 3)
+	relay := runsJSON[1].(map[string]any)["relay"].(map[string]any)
+	require.EqualValues(t, 500, relay["sendwerk_unsigned"].(map[string]any)["accepted_per_s"], "each run keeps the single-run shape")
+	fig := doc["summary"].(map[string]any)["submit.c16.ratio_vs_pgbench"].(map[string]any)
+	require.InDelta(t, 0.6, fig["median"], 1e-9)
+	require.EqualValues(t, 0.4, fig["min"])
+	require.EqualValues(t, 0.8, fig["max"])
+	require.Equal(t, map[string]any{"op": ">=", "value": 0.5}, fig["goal"])
+	require.Equal(t, true, fig["median_meets_goal"])
+
+	// The summary object keeps the table's order, and reads back.
+	var back benchFile
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, f.Summary.Keys, back.Summary.Keys)
+	require.Equal(t, "submit.c16.sendwerk_per_s", back.Summary.Keys[0])
+	require.Less(t, slices.Index(back.Summary.Keys, "relay.postfix.accepted_per_s"), slices.Index(back.Summary.Keys, "latency.sendwerk_dkim.p99_ms"))
+	require.Equal(t, f.Summary.Figures["relay.sendwerk_dkim.ratio_accepted_vs_postfix"].Median, back.Summary.Figures["relay.sendwerk_dkim.ratio_accepted_vs_postfix"].Median)
+}
+
+func TestSummaryPrint(t *testing.T) {
+	s := summarizeRuns([]*results{syntheticRun(0.4, 1, 300, 20, 10), syntheticRun(0.8, 3, 500, 30, 10), syntheticRun(0.6, 1.5, 400, 40, 20)})
+	var b strings.Builder
+	s.print(&b, 3)
+	out := b.String()
+	require.Contains(t, out, "Summary of 3 runs")
+	line := func(label string) []string {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, label) {
+				return strings.Fields(l)
+			}
+		}
+		t.Fatalf("no line %q in\n%s", label, out)
+		return nil
+	}
+	require.Equal(t, []string{"c=16", "ratio", "Sendwerk", "/", "pgbench", "0.40", "0.60", "0.80", "67", "%", "≥", "0.5", "yes"}, line("c=16 ratio"))
+	require.Equal(t, []string{"Sendwerk,", "no", "DKIM:", "accepted", "×", "Postfix", "1.00", "1.50", "3.00", "133", "%", "≥", "2", "no"}, line("no DKIM: accepted × Postfix"))
+	require.Equal(t, []string{"Sendwerk,", "no", "DKIM:", "accepted", "msg/s", "300", "400", "500", "50", "%"}, line("no DKIM: accepted msg/s"))
 }
