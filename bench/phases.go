@@ -103,7 +103,7 @@ func (e *env) phaseBatch(ctx context.Context) error {
 // and through Sendwerk without and with DKIM.
 func (e *env) phaseRelay(ctx context.Context) error {
 	n := e.plan.RelayMessages
-	rr := &relayResult{GoalAccepted: 2, GoalEnd: 1.5}
+	rr := &relayResult{GoalAccepted: 2, GoalEnd: 2, GoalDKIM: 1.2, GoalCPU: 0.7}
 	var err error
 	if rr.Postfix, err = e.relayPostfix(ctx, n, false); err != nil {
 		return err
