@@ -1,0 +1,226 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sendwerk/sendwerk/internal/event"
+	"github.com/sendwerk/sendwerk/internal/store"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
+)
+
+// Group commit of delivery outcomes: concurrent attempts hand what they learned (the
+// message's new status, its timeline rows, its stream event, and for a delivered River job
+// the job's completion) to a recorder that writes everything waiting in one transaction:
+// one MessageRecordOutcomes statement for the messages, timelines and stream, and one
+// completion statement per River client for the jobs of the delivered messages. The
+// record of a delivery and its job's completion commit together or not at all. As on the
+// submit side (groupcommit.go), nothing waits for a window: a recorder takes what is queued
+// when it is free, so a lone outcome commits at once, and under load the queue fills while
+// the previous commit runs.
+
+// DefaultRecorders is how many outcome transactions may run at once.
+const DefaultRecorders = 2
+
+// maxRecordGroup bounds one outcome transaction.
+const maxRecordGroup = 200
+
+// JobCompleter completes delivery jobs inside the transaction that records their
+// deliveries; the River worker implements it with River's own statement (deliver.go).
+// It fails when any of the jobs no longer exists, so the transaction rolls back.
+type JobCompleter interface {
+	CompleteTx(ctx context.Context, tx pgx.Tx, jobIDs []int64) error
+}
+
+// JobCompletion is the job a delivered outcome completes.
+type JobCompletion struct {
+	ID int64
+	By JobCompleter
+}
+
+// outcome is one attempt's record waiting for its group's commit.
+type outcome struct {
+	m   dbsqlc.Message
+	row outcomeRow
+	// attempt is the attempt's timeline entry; nil when nothing was sent.
+	attempt map[string]any
+	step    string
+	data    map[string]any
+	// complete is the River job to complete with a delivery; nil otherwise.
+	complete *JobCompletion
+	done     chan error
+}
+
+// recorder queues outcomes and runs up to max group transactions at a time.
+type recorder struct {
+	d       *Deliverer
+	max     int
+	mu      sync.Mutex
+	queue   []*outcome
+	running int
+	// groupFunc, when set (tests), is told the size of each group before it commits.
+	groupFunc func(n int)
+}
+
+func newRecorder(d *Deliverer, n int) *recorder {
+	return &recorder{d: d, max: n}
+}
+
+// record queues o and waits until its group committed or failed. When ctx ends first, the
+// outcome may still commit; the next attempt or the reconciler then finds it recorded.
+func (r *recorder) record(ctx context.Context, o *outcome) error {
+	o.done = make(chan error, 1)
+	r.mu.Lock()
+	r.queue = append(r.queue, o)
+	if r.running < r.max {
+		r.running++
+		go r.loop()
+	}
+	r.mu.Unlock()
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loop commits what is queued until the queue is empty.
+func (r *recorder) loop() {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.running--
+			r.mu.Unlock()
+			return
+		}
+		n := min(len(r.queue), maxRecordGroup)
+		group := slices.Clone(r.queue[:n])
+		r.queue = slices.Delete(r.queue, 0, n)
+		r.mu.Unlock()
+		r.commit(group)
+	}
+}
+
+// commit writes group in one transaction. When that fails for a reason other than an
+// unavailable database, each outcome is tried again alone, so one outcome that cannot be
+// written (its job deleted) does not fail the others. Every outcome is answered
+// with its own transaction's error: nothing is reported recorded that did not commit.
+func (r *recorder) commit(group []*outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), RecordTimeout)
+	defer cancel()
+	if r.groupFunc != nil {
+		r.groupFunc(len(group))
+	}
+	err := r.d.recordGroup(ctx, group)
+	if _, unavailable := store.AsUnavailable(err); err == nil || unavailable || len(group) == 1 {
+		for _, o := range group {
+			o.done <- err
+		}
+		return
+	}
+	r.d.logger.Warn("group commit of delivery outcomes failed; recording each alone", "outcomes", len(group), "error", err)
+	for _, o := range group {
+		o.done <- r.d.recordGroup(ctx, []*outcome{o})
+	}
+}
+
+// recordGroup is one transaction: the outcomes whose claims are still current are written,
+// and the jobs of those delivered are completed. Outcomes are written in message id order,
+// so two groups lock rows in the same order.
+func (d *Deliverer) recordGroup(ctx context.Context, group []*outcome) error {
+	group = slices.Clone(group)
+	slices.SortFunc(group, func(a, b *outcome) int { return strings.Compare(a.m.ID, b.m.ID) })
+	p, err := recordParams(group)
+	if err != nil {
+		return err
+	}
+	return store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
+		ids, err := d.q.WithTx(tx).MessageRecordOutcomes(ctx, p)
+		if err != nil {
+			return fmt.Errorf("error recording delivery outcomes: %w", err)
+		}
+		recorded := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			recorded[id] = true
+		}
+		jobs := map[JobCompleter][]int64{}
+		var order []JobCompleter
+		for _, o := range group {
+			if o.complete == nil || !recorded[o.m.ID] {
+				continue
+			}
+			if _, ok := jobs[o.complete.By]; !ok {
+				order = append(order, o.complete.By)
+			}
+			jobs[o.complete.By] = append(jobs[o.complete.By], o.complete.ID)
+		}
+		for _, c := range order {
+			if err := c.CompleteTx(ctx, tx, jobs[c]); err != nil {
+				return fmt.Errorf("error completing delivery jobs: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// recordParams lays the group's outcomes out as MessageRecordOutcomes' arrays.
+func recordParams(group []*outcome) (dbsqlc.MessageRecordOutcomesParams, error) {
+	var p dbsqlc.MessageRecordOutcomesParams
+	timeline := func(o *outcome, typ string, data map[string]any) error {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return fmt.Errorf("error encoding event: %w", err)
+		}
+		p.TimelineMessageIds = append(p.TimelineMessageIds, o.m.ID)
+		p.TimelineTenantIds = append(p.TimelineTenantIds, o.m.TenantID)
+		p.TimelineTypes = append(p.TimelineTypes, typ)
+		p.TimelineData = append(p.TimelineData, string(b))
+		return nil
+	}
+	for _, o := range group {
+		reply, _ := json.Marshal(o.row.reply)
+		next := time.Time{}
+		if o.row.next != nil {
+			next = *o.row.next
+		}
+		p.TenantIds = append(p.TenantIds, o.m.TenantID)
+		p.Ids = append(p.Ids, o.m.ID)
+		p.Attempts = append(p.Attempts, o.m.Attempts)
+		p.Statuses = append(p.Statuses, o.row.status)
+		p.LastReplies = append(p.LastReplies, string(reply))
+		p.StatusReasons = append(p.StatusReasons, o.row.reason)
+		p.NextAttemptAts = append(p.NextAttemptAts, next)
+		if o.attempt != nil {
+			if err := timeline(o, "attempt", o.attempt); err != nil {
+				return p, err
+			}
+		}
+		if err := timeline(o, o.step, o.data); err != nil {
+			return p, err
+		}
+		e := messageStreamEvent(o.m, o.step, o.data)
+		if e == nil {
+			continue
+		}
+		row, err := event.Row(e)
+		if err != nil {
+			return p, err
+		}
+		p.EventIds = append(p.EventIds, row.ID)
+		p.EventTenantIds = append(p.EventTenantIds, row.TenantID)
+		p.EventTypes = append(p.EventTypes, row.Type)
+		p.EventCreatedAts = append(p.EventCreatedAts, row.CreatedAt)
+		p.EventMessageIds = append(p.EventMessageIds, o.m.ID)
+		p.EventConnectorIds = append(p.EventConnectorIds, o.m.ConnectorID)
+		p.EventData = append(p.EventData, string(row.Data))
+	}
+	return p, nil
+}
