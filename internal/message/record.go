@@ -143,6 +143,12 @@ func (d *Deliverer) recordGroup(ctx context.Context, group []*outcome) error {
 		return err
 	}
 	return store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
+		// Both statements take arrays, for which PostgreSQL keeps planning a custom plan on
+		// every call (about 2 ms of CPU each, 4x their execution); their generic plans are the
+		// same index lookups by primary key, planned once per connection.
+		if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+			return fmt.Errorf("error setting plan cache mode: %w", err)
+		}
 		ids, err := d.q.WithTx(tx).MessageRecordOutcomes(ctx, p)
 		if err != nil {
 			return fmt.Errorf("error recording delivery outcomes: %w", err)
