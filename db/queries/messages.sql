@@ -19,12 +19,32 @@ INSERT INTO messages (
 -- name: MessageGet :one
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
 
--- MessageClaimAttempt claims a message for a delivery attempt in one statement, committed
--- before anything is sent: it counts the attempt and marks the message `sending`. A message
--- found still `sending` had an attempt whose outcome was never recorded; that attempt is
--- added to the timeline as unknown in the same statement. No row means the message cannot
--- be attempted now: it is gone or final, or its connector is paused (the caller reads which).
--- The row lock waits for a concurrent claim or outcome of the same message to commit.
+-- MessageClaimAttempts claims messages for delivery attempts in one statement, committed
+-- before anything is sent: for each it counts the attempt and marks the message `sending`. A
+-- message found still `sending` had an attempt whose outcome was never recorded; that
+-- attempt is added to the timeline as unknown in the same statement. A message missing from
+-- the result cannot be attempted now: it is gone or final, or its connector is paused (the
+-- caller reads which). Rows are locked in id order; each lock waits for a concurrent claim or
+-- outcome of the same message to commit. The ids must be distinct.
+-- name: MessageClaimAttempts :many
+WITH prev AS (
+    SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m
+    WHERE (m.tenant_id, m.id) IN (SELECT unnest(@tenant_ids::text[]), unnest(@ids::text[]))
+      AND m.status IN ('queued', 'deferred', 'sending')
+      AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = m.connector_id AND c.status = 'paused')
+    ORDER BY m.id
+    FOR UPDATE OF m
+), unknown AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT prev.id, prev.tenant_id, 'attempt', jsonb_build_object('attempt', prev.attempts, 'outcome', 'unknown', 'error', @unknown_text::text)
+    FROM prev WHERE prev.status = 'sending'
+)
+UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = now()
+FROM prev WHERE messages.tenant_id = prev.tenant_id AND messages.id = prev.id
+RETURNING messages.*;
+
+-- MessageClaimAttempt is MessageClaimAttempts for one message, for a claim that has no
+-- company: its scalar parameters let PostgreSQL keep one generic plan.
 -- name: MessageClaimAttempt :one
 WITH prev AS (
     SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m

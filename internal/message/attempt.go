@@ -77,8 +77,8 @@ type Attempt struct {
 }
 
 // Deliverer makes delivery attempts of stored messages: claim → DKIM-sign → send over the
-// connector's pool → classify → record (group-committed with concurrent attempts, see
-// record.go), one unit that knows nothing of River.
+// connector's pool → classify → record (claims and outcomes group-committed with those of
+// concurrent attempts, see claim.go and record.go), one unit that knows nothing of River.
 type Deliverer struct {
 	db         store.DB
 	q          *dbsqlc.Queries
@@ -91,6 +91,7 @@ type Deliverer struct {
 	// Observer, when set, learns every attempt's outcome (metrics; see observe.go).
 	Observer delivery.Observer
 	recorder *recorder
+	claimer  *claimer
 }
 
 // DelivererOptions are what an attempt tells others and how it addresses bounces.
@@ -114,6 +115,7 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 	}
 	d := &Deliverer{db: db, q: dbsqlc.New(db), connectors: connectors, senders: senders, pools: pools, logger: logger, NowFunc: time.Now}
 	d.recorder = newRecorder(d, DefaultRecorders)
+	d.claimer = newClaimer(d, DefaultRecorders)
 	if opts != nil {
 		d.opts = *opts
 	}
@@ -124,13 +126,14 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 // outcome could not be recorded (the database is unavailable): the message then stays
 // `sending`, and the next attempt records this one as unknown.
 func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opts AttemptOpts) (*Attempt, error) {
-	started, err := d.q.MessageClaimAttempt(ctx, dbsqlc.MessageClaimAttemptParams{TenantID: tenantID, ID: messageID, UnknownText: unknownText})
-	if errors.Is(err, pgx.ErrNoRows) {
+	claimed, err := d.claimer.claim(ctx, tenantID, messageID)
+	if err != nil {
+		return nil, err
+	}
+	if claimed == nil {
 		return d.unclaimable(ctx, tenantID, messageID)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("error claiming message: %w", err)
-	}
+	started := *claimed
 	// The claim checked that the connector is not paused; one paused since is paused for
 	// the next attempt.
 	conn, err := d.connectors.Get(ctx, tenantID, started.ConnectorID)

@@ -26,7 +26,8 @@ import (
 // when it is free, so a lone outcome commits at once, and under load the queue fills while
 // the previous commit runs.
 
-// DefaultRecorders is how many outcome transactions may run at once.
+// DefaultRecorders is how many outcome transactions (and, apart, how many claim
+// transactions) may run at once.
 const DefaultRecorders = 2
 
 // maxRecordGroup bounds one outcome transaction.
@@ -58,32 +59,88 @@ type outcome struct {
 	done     chan error
 }
 
-// recorder queues outcomes and runs up to max group transactions at a time.
-type recorder struct {
-	d       *Deliverer
-	max     int
-	mu      sync.Mutex
-	queue   []*outcome
-	running int
+// groupQueue queues items and hands what is waiting to commit, running up to max commits
+// at a time. distinct, when set, keeps two items with the same key out of one group (the
+// later one waits for the next).
+type groupQueue[T any] struct {
+	max      int
+	commit   func(group []T)
+	distinct func(T) string
+	mu       sync.Mutex
+	queue    []T
+	running  int
 	// groupFunc, when set (tests), is told the size of each group before it commits.
 	groupFunc func(n int)
 }
 
+func (g *groupQueue[T]) add(item T) {
+	g.mu.Lock()
+	g.queue = append(g.queue, item)
+	if g.running < g.max {
+		g.running++
+		go g.loop()
+	}
+	g.mu.Unlock()
+}
+
+// loop commits what is queued until the queue is empty.
+func (g *groupQueue[T]) loop() {
+	for {
+		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.running--
+			g.mu.Unlock()
+			return
+		}
+		group := g.take()
+		g.mu.Unlock()
+		if g.groupFunc != nil {
+			g.groupFunc(len(group))
+		}
+		g.commit(group)
+	}
+}
+
+// take removes the next group from the queue; g.mu is held.
+func (g *groupQueue[T]) take() []T {
+	if g.distinct == nil {
+		n := min(len(g.queue), maxRecordGroup)
+		group := slices.Clone(g.queue[:n])
+		g.queue = slices.Delete(g.queue, 0, n)
+		return group
+	}
+	var group, rest []T
+	seen := map[string]bool{}
+	for _, item := range g.queue {
+		k := g.distinct(item)
+		if seen[k] || len(group) == maxRecordGroup {
+			rest = append(rest, item)
+			continue
+		}
+		seen[k] = true
+		group = append(group, item)
+	}
+	g.queue = rest
+	return group
+}
+
+// recorder group-commits outcomes.
+type recorder struct {
+	groupQueue[*outcome]
+	d *Deliverer
+}
+
 func newRecorder(d *Deliverer, n int) *recorder {
-	return &recorder{d: d, max: n}
+	r := &recorder{d: d}
+	r.max, r.commit = n, r.commitGroup
+	return r
 }
 
 // record queues o and waits until its group committed or failed. When ctx ends first, the
 // outcome may still commit; the next attempt or the reconciler then finds it recorded.
 func (r *recorder) record(ctx context.Context, o *outcome) error {
 	o.done = make(chan error, 1)
-	r.mu.Lock()
-	r.queue = append(r.queue, o)
-	if r.running < r.max {
-		r.running++
-		go r.loop()
-	}
-	r.mu.Unlock()
+	r.add(o)
 	select {
 	case err := <-o.done:
 		return err
@@ -92,33 +149,13 @@ func (r *recorder) record(ctx context.Context, o *outcome) error {
 	}
 }
 
-// loop commits what is queued until the queue is empty.
-func (r *recorder) loop() {
-	for {
-		r.mu.Lock()
-		if len(r.queue) == 0 {
-			r.running--
-			r.mu.Unlock()
-			return
-		}
-		n := min(len(r.queue), maxRecordGroup)
-		group := slices.Clone(r.queue[:n])
-		r.queue = slices.Delete(r.queue, 0, n)
-		r.mu.Unlock()
-		r.commit(group)
-	}
-}
-
 // commit writes group in one transaction. When that fails for a reason other than an
 // unavailable database, each outcome is tried again alone, so one outcome that cannot be
 // written (its job deleted) does not fail the others. Every outcome is answered
 // with its own transaction's error: nothing is reported recorded that did not commit.
-func (r *recorder) commit(group []*outcome) {
+func (r *recorder) commitGroup(group []*outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), RecordTimeout)
 	defer cancel()
-	if r.groupFunc != nil {
-		r.groupFunc(len(group))
-	}
 	err := r.d.recordGroup(ctx, group)
 	if _, unavailable := store.AsUnavailable(err); err == nil || unavailable || len(group) == 1 {
 		for _, o := range group {

@@ -193,3 +193,55 @@ func TestRecordGroupCommit(t *testing.T) {
 		require.Equal(t, 1, b.countWhere(t, "SELECT count(*) FROM messages WHERE id = $1 AND status = 'delivered'", ids[0]))
 	})
 }
+
+func TestClaimGroupCommit(t *testing.T) {
+	t.Parallel()
+	b := setupRecord(t, 1)
+	var groups []int
+	var mu sync.Mutex
+	c := newClaimer(b.deliverer, 1)
+	c.groupFunc = func(n int) {
+		mu.Lock()
+		groups = append(groups, n)
+		mu.Unlock()
+	}
+	ids := b.submit(t, 4)
+	ctx := context.Background()
+	lock, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lock.Rollback(ctx) })
+	_, err = lock.Exec(ctx, "LOCK TABLE message_events IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+	// The first claim commits alone behind the lock; the others queue, ids[1] twice (two runs
+	// of one job), and may not share a group.
+	order := []string{ids[0], ids[1], ids[2], ids[3], ids[1]}
+	got := make([]int32, len(order))
+	var wg sync.WaitGroup
+	run := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := c.claim(ctx, b.tenantID, order[i])
+			if err == nil && m != nil {
+				got[i] = m.Attempts
+			}
+		}()
+	}
+	run(0)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(groups) == 1 }, 10*time.Second, 5*time.Millisecond)
+	for i := 1; i < len(order); i++ {
+		run(i)
+		require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.queue) == i }, 10*time.Second, 5*time.Millisecond)
+	}
+	require.NoError(t, lock.Rollback(ctx))
+	wg.Wait()
+	mu.Lock()
+	require.Equal(t, []int{1, 3, 1}, groups, "the queued claims commit as one group; the repeat of a message waits for the next")
+	mu.Unlock()
+	require.Equal(t, []int32{1, 1, 1, 1, 2}, got)
+	for _, id := range ids {
+		require.Equal(t, 1, b.countWhere(t, "SELECT count(*) FROM messages WHERE id = $1 AND status = 'sending'", id))
+	}
+	require.Equal(t, 1, b.countWhere(t, "SELECT count(*) FROM message_events WHERE message_id = $1 AND type = 'attempt' AND data->>'outcome' = 'unknown' AND (data->>'attempt')::int = 1", ids[1]),
+		"the second claim of a message finds the first's attempt unterminated")
+}

@@ -167,12 +167,8 @@ type MessageClaimAttemptParams struct {
 	UnknownText string
 }
 
-// MessageClaimAttempt claims a message for a delivery attempt in one statement, committed
-// before anything is sent: it counts the attempt and marks the message `sending`. A message
-// found still `sending` had an attempt whose outcome was never recorded; that attempt is
-// added to the timeline as unknown in the same statement. No row means the message cannot
-// be attempted now: it is gone or final, or its connector is paused (the caller reads which).
-// The row lock waits for a concurrent claim or outcome of the same message to commit.
+// MessageClaimAttempt is MessageClaimAttempts for one message, for a claim that has no
+// company: its scalar parameters let PostgreSQL keep one generic plan.
 func (q *Queries) MessageClaimAttempt(ctx context.Context, arg MessageClaimAttemptParams) (Message, error) {
 	row := q.db.QueryRow(ctx, messageClaimAttempt, arg.TenantID, arg.ID, arg.UnknownText)
 	var i Message
@@ -206,6 +202,85 @@ func (q *Queries) MessageClaimAttempt(ctx context.Context, arg MessageClaimAttem
 		&i.BodyPurgedAt,
 	)
 	return i, err
+}
+
+const messageClaimAttempts = `-- name: MessageClaimAttempts :many
+WITH prev AS (
+    SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m
+    WHERE (m.tenant_id, m.id) IN (SELECT unnest($1::text[]), unnest($2::text[]))
+      AND m.status IN ('queued', 'deferred', 'sending')
+      AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = m.connector_id AND c.status = 'paused')
+    ORDER BY m.id
+    FOR UPDATE OF m
+), unknown AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT prev.id, prev.tenant_id, 'attempt', jsonb_build_object('attempt', prev.attempts, 'outcome', 'unknown', 'error', $3::text)
+    FROM prev WHERE prev.status = 'sending'
+)
+UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = now()
+FROM prev WHERE messages.tenant_id = prev.tenant_id AND messages.id = prev.id
+RETURNING messages.id, messages.tenant_id, messages.connector_id, messages.source, messages.status, messages.from_email, messages.from_name, messages.envelope_from, messages.recipients, messages.to_addrs, messages.cc_addrs, messages.subject, messages.message_id, messages.tags, messages.metadata, messages.mime, messages.size_bytes, messages.send_at, messages.attempts, messages.next_attempt_at, messages.last_reply, messages.status_reason, messages.job_id, messages.created_at, messages.updated_at, messages.completed_at, messages.body_purged_at
+`
+
+type MessageClaimAttemptsParams struct {
+	TenantIds   []string
+	Ids         []string
+	UnknownText string
+}
+
+// MessageClaimAttempts claims messages for delivery attempts in one statement, committed
+// before anything is sent: for each it counts the attempt and marks the message `sending`. A
+// message found still `sending` had an attempt whose outcome was never recorded; that
+// attempt is added to the timeline as unknown in the same statement. A message missing from
+// the result cannot be attempted now: it is gone or final, or its connector is paused (the
+// caller reads which). Rows are locked in id order; each lock waits for a concurrent claim or
+// outcome of the same message to commit. The ids must be distinct.
+func (q *Queries) MessageClaimAttempts(ctx context.Context, arg MessageClaimAttemptsParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, messageClaimAttempts, arg.TenantIds, arg.Ids, arg.UnknownText)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Message{}
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ConnectorID,
+			&i.Source,
+			&i.Status,
+			&i.FromEmail,
+			&i.FromName,
+			&i.EnvelopeFrom,
+			&i.Recipients,
+			&i.ToAddrs,
+			&i.CcAddrs,
+			&i.Subject,
+			&i.MessageID,
+			&i.Tags,
+			&i.Metadata,
+			&i.Mime,
+			&i.SizeBytes,
+			&i.SendAt,
+			&i.Attempts,
+			&i.NextAttemptAt,
+			&i.LastReply,
+			&i.StatusReason,
+			&i.JobID,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.CompletedAt,
+			&i.BodyPurgedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const messageEventInsert = `-- name: MessageEventInsert :exec
