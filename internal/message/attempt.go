@@ -126,7 +126,7 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 // outcome could not be recorded (the database is unavailable): the message then stays
 // `sending`, and the next attempt records this one as unknown.
 func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opts AttemptOpts) (*Attempt, error) {
-	claimed, err := d.claimer.claim(ctx, tenantID, messageID)
+	claimed, err := d.claimer.claim(tenantID, messageID)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +135,12 @@ func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opt
 	}
 	started := *claimed
 	// The claim checked that the connector is not paused; one paused since is paused for
-	// the next attempt.
-	conn, err := d.connectors.Get(ctx, tenantID, started.ConnectorID)
+	// the next attempt. The connector is read even when the attempt was cancelled meanwhile,
+	// so a claimed attempt goes on to record an outcome instead of leaving the message
+	// `sending` for lack of a read.
+	getCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecordTimeout)
+	conn, err := d.connectors.Get(getCtx, tenantID, started.ConnectorID)
+	cancel()
 	if err != nil && !connector.IsNotFound(err) {
 		return nil, err
 	}

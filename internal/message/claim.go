@@ -43,17 +43,16 @@ func newClaimer(d *Deliverer, n int) *claimer {
 }
 
 // claim claims a message for an attempt and returns it, or nil when it cannot be attempted
-// now (gone, final, or its connector paused). When ctx ends first, the claim may still
-// commit; the next attempt then records this one as unknown, as after a crash.
-func (c *claimer) claim(ctx context.Context, tenantID, id string) (*dbsqlc.Message, error) {
+// now (gone, final, or its connector paused). It waits for its group's answer even when the
+// attempt is cancelled meanwhile (the group's transaction is bounded by RecordTimeout): a
+// caller that gave up could not tell whether its claim committed, and a claim committed
+// behind its back would read as an unknown attempt although nothing was sent. A cancelled
+// attempt that was claimed then records its outcome like any other.
+func (c *claimer) claim(tenantID, id string) (*dbsqlc.Message, error) {
 	cl := &claim{tenantID: tenantID, id: id, done: make(chan claimResult, 1)}
 	c.add(cl)
-	select {
-	case r := <-cl.done:
-		return r.m, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	r := <-cl.done
+	return r.m, r.err
 }
 
 // commitGroup commits group's claims in one transaction; when that fails for a reason other

@@ -221,7 +221,7 @@ func TestClaimGroupCommit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := c.claim(ctx, b.tenantID, order[i])
+			m, err := c.claim(b.tenantID, order[i])
 			if err == nil && m != nil {
 				got[i] = m.Attempts
 			}
