@@ -38,7 +38,7 @@ type claimer struct {
 
 func newClaimer(d *Deliverer, n int) *claimer {
 	c := &claimer{d: d}
-	c.max, c.commit, c.distinct = n, c.commitGroup, func(c *claim) string { return c.id }
+	c.max, c.commit, c.key = n, c.commitGroup, func(c *claim) string { return c.id }
 	return c
 }
 

@@ -60,15 +60,15 @@ type outcome struct {
 }
 
 // groupQueue queues items and hands what is waiting to commit, running up to max commits
-// at a time. distinct, when set, keeps two items with the same key out of one group (the
-// later one waits for the next).
+// at a time. Two items with the same key (a message id) never share a group: the later one
+// waits for the next.
 type groupQueue[T any] struct {
-	max      int
-	commit   func(group []T)
-	distinct func(T) string
-	mu       sync.Mutex
-	queue    []T
-	running  int
+	max     int
+	commit  func(group []T)
+	key     func(T) string
+	mu      sync.Mutex
+	queue   []T
+	running int
 	// groupFunc, when set (tests), is told the size of each group before it commits.
 	groupFunc func(n int)
 }
@@ -101,18 +101,13 @@ func (g *groupQueue[T]) loop() {
 	}
 }
 
-// take removes the next group from the queue; g.mu is held.
+// take removes the next group from the queue, in arrival order, each key at most once;
+// g.mu is held.
 func (g *groupQueue[T]) take() []T {
-	if g.distinct == nil {
-		n := min(len(g.queue), maxRecordGroup)
-		group := slices.Clone(g.queue[:n])
-		g.queue = slices.Delete(g.queue, 0, n)
-		return group
-	}
 	var group, rest []T
 	seen := map[string]bool{}
 	for _, item := range g.queue {
-		k := g.distinct(item)
+		k := g.key(item)
 		if seen[k] || len(group) == maxRecordGroup {
 			rest = append(rest, item)
 			continue
@@ -132,7 +127,10 @@ type recorder struct {
 
 func newRecorder(d *Deliverer, n int) *recorder {
 	r := &recorder{d: d}
-	r.max, r.commit = n, r.commitGroup
+	// A message at most once per group: its timeline and stream rows are matched to the
+	// outcome by message id, so a stale attempt's outcome (after a rescue) must not share a
+	// statement with the current one's.
+	r.max, r.commit, r.key = n, r.commitGroup, func(o *outcome) string { return o.m.ID }
 	return r
 }
 

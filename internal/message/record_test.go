@@ -245,3 +245,13 @@ func TestClaimGroupCommit(t *testing.T) {
 	require.Equal(t, 1, b.countWhere(t, "SELECT count(*) FROM message_events WHERE message_id = $1 AND type = 'attempt' AND data->>'outcome' = 'unknown' AND (data->>'attempt')::int = 1", ids[1]),
 		"the second claim of a message finds the first's attempt unterminated")
 }
+
+func TestGroupQueueTakesEachKeyOnce(t *testing.T) {
+	t.Parallel()
+	g := &groupQueue[string]{key: func(s string) string { return s[:1] }}
+	g.queue = []string{"a1", "b1", "a2", "c1", "b2"}
+	require.Equal(t, []string{"a1", "b1", "c1"}, g.take(), "a message's later item waits for the next group")
+	require.Equal(t, []string{"a2", "b2"}, g.queue)
+	require.Equal(t, []string{"a2", "b2"}, g.take())
+	require.Empty(t, g.queue)
+}
