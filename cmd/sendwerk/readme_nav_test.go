@@ -111,7 +111,7 @@ func TestReadmeStateDiagrams(t *testing.T) {
 		for _, from := range sqlStates(t, "db/queries/messages.sql", "name: MessageCancel") {
 			require.Contains(t, edges[from], "cancelled", "cancel is allowed from %s", from)
 		}
-		for _, from := range sqlStates(t, "db/queries/messages.sql", "name: MessageStartAttempt") {
+		for _, from := range sqlStates(t, "db/queries/messages.sql", "name: MessageClaimAttempts") {
 			if from != "sending" { // a crashed attempt restarts; the prose says so
 				require.Contains(t, edges[from], "sending", "an attempt may start from %s", from)
 			}

@@ -19,12 +19,86 @@ INSERT INTO messages (
 -- name: MessageGet :one
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
 
--- MessageStartAttempt claims a message for a delivery attempt; no row means it is no
--- longer deliverable (cancelled, or already finished by an earlier run of the job).
--- name: MessageStartAttempt :one
-UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-WHERE tenant_id = @tenant_id AND id = @id AND status IN ('queued', 'deferred', 'sending')
-RETURNING *;
+-- MessageClaimAttempts claims messages for delivery attempts in one statement, committed
+-- before anything is sent: for each it counts the attempt and marks the message `sending`. A
+-- message found still `sending` had an attempt whose outcome was never recorded; that
+-- attempt is added to the timeline as unknown in the same statement. A message missing from
+-- the result cannot be attempted now: it is gone or final, or its connector is paused (the
+-- caller reads which). Rows are locked in id order; each lock waits for a concurrent claim or
+-- outcome of the same message to commit. The ids must be distinct.
+-- name: MessageClaimAttempts :many
+WITH prev AS (
+    SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m
+    WHERE (m.tenant_id, m.id) IN (SELECT unnest(@tenant_ids::text[]), unnest(@ids::text[]))
+      AND m.status IN ('queued', 'deferred', 'sending')
+      AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = m.connector_id AND c.status = 'paused')
+    ORDER BY m.id
+    FOR UPDATE OF m
+), unknown AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT prev.id, prev.tenant_id, 'attempt', jsonb_build_object('attempt', prev.attempts, 'outcome', 'unknown', 'error', @unknown_text::text)
+    FROM prev WHERE prev.status = 'sending'
+)
+UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = now()
+FROM prev WHERE messages.tenant_id = prev.tenant_id AND messages.id = prev.id
+RETURNING messages.*;
+
+-- MessageClaimAttempt is MessageClaimAttempts for one message, for a claim that has no
+-- company: its scalar parameters let PostgreSQL keep one generic plan.
+-- name: MessageClaimAttempt :one
+WITH prev AS (
+    SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m
+    WHERE m.tenant_id = @tenant_id AND m.id = @id AND m.status IN ('queued', 'deferred', 'sending')
+      AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = m.connector_id AND c.status = 'paused')
+    FOR UPDATE OF m
+), unknown AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT prev.id, prev.tenant_id, 'attempt', jsonb_build_object('attempt', prev.attempts, 'outcome', 'unknown', 'error', @unknown_text::text)
+    FROM prev WHERE prev.status = 'sending'
+)
+UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = now()
+FROM prev WHERE messages.tenant_id = prev.tenant_id AND messages.id = prev.id
+RETURNING messages.*;
+
+-- MessageRecordOutcomes records the outcomes of a group of attempts in one statement: each
+-- message's new status, its timeline rows (attempt, then outcome) and its stream event. An
+-- outcome is written only while its claim is still the message's current one (`sending`
+-- with the attempt's number): after a COMMIT whose answer was lost the retry finds the
+-- outcome already there, and after a rescue a newer attempt owns the message. It returns
+-- the ids of the messages it recorded. next_attempt_at is kept for deferred outcomes only.
+-- name: MessageRecordOutcomes :many
+WITH o AS (
+    SELECT unnest(@tenant_ids::text[]) AS tenant_id, unnest(@ids::text[]) AS id, unnest(@attempts::int[]) AS attempts,
+        unnest(@statuses::text[]) AS status, unnest(@last_replies::text[]) AS last_reply,
+        unnest(@status_reasons::text[]) AS status_reason, unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at
+), done AS (
+    UPDATE messages m SET
+        status = o.status, last_reply = o.last_reply::jsonb, status_reason = o.status_reason,
+        next_attempt_at = CASE WHEN o.status = 'deferred' THEN o.next_attempt_at END, updated_at = now(),
+        completed_at = CASE WHEN o.status IN ('delivered', 'failed', 'cancelled') THEN now() END
+    FROM o
+    WHERE m.tenant_id = o.tenant_id AND m.id = o.id AND m.status = 'sending' AND m.attempts = o.attempts
+    RETURNING m.id
+), timeline AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT t.message_id, t.tenant_id, t.type, t.data::jsonb
+    FROM (SELECT unnest(@timeline_message_ids::text[]) AS message_id, unnest(@timeline_tenant_ids::text[]) AS tenant_id,
+        unnest(@timeline_types::text[]) AS type, unnest(@timeline_data::text[]) AS data,
+        generate_series(1, cardinality(@timeline_message_ids::text[])) AS n) t
+    WHERE t.message_id IN (SELECT done.id FROM done)
+    ORDER BY t.n
+), stream AS (
+    INSERT INTO events (id, tenant_id, type, created_at, message_id, connector_id, data)
+    SELECT s.id, s.tenant_id, s.type, s.created_at, s.message_id, s.connector_id, s.data::jsonb
+    FROM (SELECT unnest(@event_ids::text[]) AS id, unnest(@event_tenant_ids::text[]) AS tenant_id,
+        unnest(@event_types::text[]) AS type, unnest(@event_created_ats::timestamptz[]) AS created_at,
+        unnest(@event_message_ids::text[]) AS message_id, unnest(@event_connector_ids::text[]) AS connector_id,
+        unnest(@event_data::text[]) AS data,
+        generate_series(1, cardinality(@event_ids::text[])) AS n) s
+    WHERE s.message_id IN (SELECT done.id FROM done)
+    ORDER BY s.n
+)
+SELECT done.id FROM done;
 
 -- name: MessageFinish :one
 UPDATE messages SET

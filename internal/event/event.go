@@ -111,6 +111,10 @@ func AppendForAllTenants(ctx context.Context, db DB, d Data, at time.Time) (int,
 	return len(es), AppendMany(ctx, db, es)
 }
 
+// Row is e as the row Append would write, for callers that write events together with
+// other rows in one statement of their own; it gives e its id and time like Append.
+func Row(e *Event) (dbsqlc.EventInsertParams, error) { return insertParams(e) }
+
 func insertParams(e *Event) (dbsqlc.EventInsertParams, error) {
 	if e.Data == nil || e.TenantID == "" {
 		return dbsqlc.EventInsertParams{}, fmt.Errorf("error appending event: tenant and data are required")

@@ -2,7 +2,6 @@ package message
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,10 +56,10 @@ type AttemptOpts struct {
 	// RetryAt is when the next attempt runs after a temporary failure (shown as
 	// next_attempt_at).
 	RetryAt time.Time
-	// DeliveredTx, when set, runs inside the transaction that records a delivery; the
-	// River worker completes its job there (river.JobCompleteTx), so the record of the
-	// delivery and the job's completion commit together or not at all.
-	DeliveredTx func(ctx context.Context, tx pgx.Tx) error
+	// Complete, when set, is the job a delivery completes in the transaction that records
+	// it (the River worker's own job), so the record of the delivery and the job's
+	// completion commit together or not at all.
+	Complete *JobCompletion
 }
 
 // Attempt is the typed result of one delivery attempt.
@@ -77,8 +76,9 @@ type Attempt struct {
 	Err error
 }
 
-// Deliverer makes delivery attempts of stored messages: load → claim → DKIM-sign → send
-// over the connector's pool → classify → record, one unit that knows nothing of River.
+// Deliverer makes delivery attempts of stored messages: claim → DKIM-sign → send over the
+// connector's pool → classify → record (claims and outcomes group-committed with those of
+// concurrent attempts, see claim.go and record.go), one unit that knows nothing of River.
 type Deliverer struct {
 	db         store.DB
 	q          *dbsqlc.Queries
@@ -90,6 +90,8 @@ type Deliverer struct {
 	NowFunc    func() time.Time
 	// Observer, when set, learns every attempt's outcome (metrics; see observe.go).
 	Observer delivery.Observer
+	recorder *recorder
+	claimer  *claimer
 }
 
 // DelivererOptions are what an attempt tells others and how it addresses bounces.
@@ -112,6 +114,8 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 		logger = slog.Default()
 	}
 	d := &Deliverer{db: db, q: dbsqlc.New(db), connectors: connectors, senders: senders, pools: pools, logger: logger, NowFunc: time.Now}
+	d.recorder = newRecorder(d, DefaultRecorders)
+	d.claimer = newClaimer(d, DefaultRecorders)
 	if opts != nil {
 		d.opts = *opts
 	}
@@ -122,26 +126,23 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 // outcome could not be recorded (the database is unavailable): the message then stays
 // `sending`, and the next attempt records this one as unknown.
 func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opts AttemptOpts) (*Attempt, error) {
-	row, err := d.q.MessageGet(ctx, dbsqlc.MessageGetParams{TenantID: tenantID, ID: messageID})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &Attempt{Verdict: VerdictGone}, nil // the tenant (and its messages) was deleted
-	}
+	claimed, err := d.claimer.claim(tenantID, messageID)
 	if err != nil {
-		return nil, fmt.Errorf("error loading message: %w", err)
-	}
-	if isFinal(row.Status) {
-		return &Attempt{Verdict: VerdictGone}, nil
-	}
-	conn, err := d.connectors.Get(ctx, tenantID, row.ConnectorID)
-	if err != nil && !connector.IsNotFound(err) {
 		return nil, err
 	}
-	if conn != nil && conn.Status == connector.StatusPaused {
-		return &Attempt{Verdict: VerdictPaused}, nil
+	if claimed == nil {
+		return d.unclaimable(ctx, tenantID, messageID)
 	}
-	started, ok, err := d.claim(ctx, row)
-	if err != nil || !ok {
-		return &Attempt{Verdict: VerdictGone}, err
+	started := *claimed
+	// The claim checked that the connector is not paused; one paused since is paused for
+	// the next attempt. The connector is read even when the attempt was cancelled meanwhile,
+	// so a claimed attempt goes on to record an outcome instead of leaving the message
+	// `sending` for lack of a read.
+	getCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecordTimeout)
+	conn, err := d.connectors.Get(getCtx, tenantID, started.ConnectorID)
+	cancel()
+	if err != nil && !connector.IsNotFound(err) {
+		return nil, err
 	}
 	switch {
 	case conn == nil:
@@ -152,37 +153,21 @@ func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opt
 	return d.send(ctx, started, conn, opts)
 }
 
-// claim marks the message `sending` and counts the attempt, committed before anything is
-// sent: that marker is how a lost attempt becomes visible. A message found still `sending`
-// had an attempt whose outcome was never recorded; it is recorded now as unknown.
-func (d *Deliverer) claim(ctx context.Context, m dbsqlc.Message) (dbsqlc.Message, bool, error) {
-	var started dbsqlc.Message
-	ok := false
-	err := store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
-		q := d.q.WithTx(tx)
-		cur, err := q.MessageLockForAttempt(ctx, dbsqlc.MessageLockForAttemptParams{TenantID: m.TenantID, ID: m.ID})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("error locking message: %w", err)
-		}
-		if isFinal(cur.Status) {
-			return nil
-		}
-		if cur.Status == StatusSending {
-			if err := addUnknownAttempt(ctx, q, cur); err != nil {
-				return err
-			}
-		}
-		started, err = q.MessageStartAttempt(ctx, dbsqlc.MessageStartAttemptParams{TenantID: m.TenantID, ID: m.ID})
-		if err != nil {
-			return fmt.Errorf("error starting attempt: %w", err)
-		}
-		ok = true
-		return nil
-	})
-	return started, ok, err
+// unclaimable tells why a message could not be claimed: gone (deleted with its tenant, or
+// final), or else paused. A message neither final nor claimable has a paused connector, or
+// one resumed a moment ago; either way the caller looks again later.
+func (d *Deliverer) unclaimable(ctx context.Context, tenantID, messageID string) (*Attempt, error) {
+	row, err := d.q.MessageGet(ctx, dbsqlc.MessageGetParams{TenantID: tenantID, ID: messageID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &Attempt{Verdict: VerdictGone}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error loading message: %w", err)
+	}
+	if isFinal(row.Status) {
+		return &Attempt{Verdict: VerdictGone}, nil
+	}
+	return &Attempt{Verdict: VerdictPaused}, nil
 }
 
 // addUnknownAttempt records the unterminated attempt number m.Attempts as unknown.
@@ -273,7 +258,7 @@ func (d *Deliverer) record(ctx context.Context, m dbsqlc.Message, settings deliv
 	case o.Class == delivery.ClassDelivered:
 		a.Verdict = VerdictDelivered
 		data := map[string]any{"reply": reply, "queue_id": a.Result.QueueID}
-		err = d.finish(ctx, m, outcomeRow{status: StatusDelivered, reply: reply}, ev, "delivered", data, opts.DeliveredTx)
+		err = d.finish(ctx, &outcome{m: m, row: outcomeRow{status: StatusDelivered, reply: reply}, attempt: ev, step: "delivered", data: data, complete: opts.Complete})
 	case o.Class == delivery.ClassPermanent || opts.Last:
 		a.Verdict = VerdictFailed
 		reason := o.Code
@@ -283,12 +268,12 @@ func (d *Deliverer) record(ctx context.Context, m dbsqlc.Message, settings deliv
 		if o.Class != delivery.ClassPermanent && a.Number > 1 {
 			a.Err = fmt.Errorf("gave up after %d attempts: %w", a.Number, a.Err)
 		}
-		err = d.finish(ctx, m, outcomeRow{status: StatusFailed, reply: reply, reason: reason}, ev, "failed", map[string]any{"reason": reason, "reply": reply}, nil)
+		err = d.finish(ctx, &outcome{m: m, row: outcomeRow{status: StatusFailed, reply: reply, reason: reason}, attempt: ev, step: "failed", data: map[string]any{"reason": reason, "reply": reply}})
 	default:
 		a.Verdict = VerdictDeferred
 		next := opts.RetryAt
 		data := map[string]any{"next_attempt_at": next, "reason": o.Code, "reply": reply}
-		err = d.finish(ctx, m, outcomeRow{status: StatusDeferred, reply: reply, reason: o.Code, next: &next}, ev, "deferred", data, nil)
+		err = d.finish(ctx, &outcome{m: m, row: outcomeRow{status: StatusDeferred, reply: reply, reason: o.Code, next: &next}, attempt: ev, step: "deferred", data: data})
 	}
 	if err != nil {
 		return nil, err
@@ -327,7 +312,7 @@ func (d *Deliverer) logOutcome(m dbsqlc.Message, settings delivery.Settings, a *
 
 // fail ends a claimed message that cannot be attempted at all.
 func (d *Deliverer) fail(ctx context.Context, m dbsqlc.Message, reason string) (*Attempt, error) {
-	err := d.finish(ctx, m, outcomeRow{status: StatusFailed, reason: reason}, nil, "failed", map[string]any{"reason": reason}, nil)
+	err := d.finish(ctx, &outcome{m: m, row: outcomeRow{status: StatusFailed, reason: reason}, step: "failed", data: map[string]any{"reason": reason}})
 	if err != nil {
 		return nil, err
 	}
@@ -343,21 +328,24 @@ type outcomeRow struct {
 	next   *time.Time
 }
 
-// finish writes the status, the attempt event and the outcome event in one transaction,
-// with inTx (the job's completion) inside it. It runs on a context detached from the
-// attempt's (see recordTimeout).
-func (d *Deliverer) finish(ctx context.Context, m dbsqlc.Message, r outcomeRow, attempt map[string]any, event string, data map[string]any, inTx func(context.Context, pgx.Tx) error) error {
+// finish records the outcome o (its status, its attempt and outcome events, and the job's
+// completion) through the recorder, which commits it with the outcomes of concurrent
+// attempts. It runs on a context detached from the attempt's (see RecordTimeout), and
+// retries while the database is unavailable. Writing is idempotent: an outcome whose claim
+// is no longer the message's current one (after a lost COMMIT answer, or a rescue) writes
+// nothing.
+func (d *Deliverer) finish(ctx context.Context, o *outcome) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecordTimeout)
 	defer cancel()
 	wait := 100 * time.Millisecond
 	for {
-		err := d.recordTx(ctx, m, r, attempt, event, data, inTx)
+		err := d.recorder.record(ctx, o)
 		if _, unavailable := store.AsUnavailable(err); !unavailable || ctx.Err() != nil {
 			return err
 		}
 		// The database is restarting or unreachable: the upstream's answer is known, and
 		// recording it a few seconds late beats sending the message again.
-		d.logger.Warn("database unavailable while recording a delivery outcome; retrying", "message_id", m.ID, "error", err)
+		d.logger.Warn("database unavailable while recording a delivery outcome; retrying", "message_id", o.m.ID, "error", err)
 		select {
 		case <-ctx.Done():
 			return err
@@ -365,48 +353,6 @@ func (d *Deliverer) finish(ctx context.Context, m dbsqlc.Message, r outcomeRow, 
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
-}
-
-// recordTx is one try of finish. It first checks that the claim it records is still the
-// message's current one: after a COMMIT whose answer was lost, a retry finds the outcome
-// already there (and the job completed) and writes nothing; after a rescue, a newer
-// attempt owns the message.
-func (d *Deliverer) recordTx(ctx context.Context, m dbsqlc.Message, r outcomeRow, attempt map[string]any, event string, data map[string]any, inTx func(context.Context, pgx.Tx) error) error {
-	replyJSON, _ := json.Marshal(r.reply)
-	return store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
-		q := d.q.WithTx(tx)
-		cur, err := q.MessageLockForAttempt(ctx, dbsqlc.MessageLockForAttemptParams{TenantID: m.TenantID, ID: m.ID})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // deleted with its tenant
-		}
-		if err != nil {
-			return fmt.Errorf("error locking message: %w", err)
-		}
-		if cur.Status != StatusSending || cur.Attempts != m.Attempts {
-			return nil
-		}
-		_, err = q.MessageFinish(ctx, dbsqlc.MessageFinishParams{
-			TenantID: m.TenantID, ID: m.ID, Status: r.status, LastReply: replyJSON, StatusReason: r.reason, NextAttemptAt: r.next,
-		})
-		if err != nil {
-			return fmt.Errorf("error recording delivery outcome: %w", err)
-		}
-		if attempt != nil {
-			if err := addEvent(ctx, q, m.TenantID, m.ID, "attempt", attempt); err != nil {
-				return err
-			}
-		}
-		if err := addEvent(ctx, q, m.TenantID, m.ID, event, data); err != nil {
-			return err
-		}
-		if err := appendMessageEvent(ctx, tx, m, event, data); err != nil {
-			return err
-		}
-		if inTx != nil {
-			return inTx(ctx, tx)
-		}
-		return nil
-	})
 }
 
 func isFinal(status string) bool {

@@ -8,7 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // DefaultRetrySchedule is the wait after each failed attempt: about 76 hours in all before a
@@ -81,14 +82,11 @@ func (w *DeliverWorker) delayAfter(attempt int) time.Duration {
 
 // Work makes one delivery attempt.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	a, err := w.deliverer.Attempt(ctx, job.Args.TenantID, job.Args.MessageID, AttemptOpts{
-		Last:    job.Attempt >= job.MaxAttempts,
-		RetryAt: w.NowFunc().Add(w.delayAfter(job.Attempt)),
-		DeliveredTx: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-			return err
-		},
-	})
+	opts := AttemptOpts{Last: job.Attempt >= job.MaxAttempts, RetryAt: w.NowFunc().Add(w.delayAfter(job.Attempt))}
+	if client, err := river.ClientFromContextSafely[pgx.Tx](ctx); err == nil {
+		opts.Complete = &JobCompletion{ID: job.ID, By: riverCompleter{client}}
+	}
+	a, err := w.deliverer.Attempt(ctx, job.Args.TenantID, job.Args.MessageID, opts)
 	if err != nil {
 		return err
 	}
@@ -101,6 +99,37 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		return fmt.Errorf("delivery deferred (%s): %w", a.Outcome.Code, errOr(a.Err))
 	}
 	return nil // delivered (the job is already completed) or nothing left to do
+}
+
+// riverCompleter completes delivered jobs the way river.JobCompleteTx does, but many in one
+// call of River's own statement (its driver's JobSetStateIfRunningMany), for a group of
+// deliveries recorded together.
+type riverCompleter struct {
+	client *river.Client[pgx.Tx]
+}
+
+// CompleteTx marks jobIDs completed in tx where they are still running, and fails when any
+// of them no longer exists, as river.JobCompleteTx does; the deliveries' record then rolls
+// back with it.
+func (c riverCompleter) CompleteTx(ctx context.Context, tx pgx.Tx, jobIDs []int64) error {
+	n := len(jobIDs)
+	now := time.Now()
+	p := &riverdriver.JobSetStateIfRunningManyParams{
+		ID: jobIDs, Attempt: make([]*int, n), ErrData: make([][]byte, n), FinalizedAt: make([]*time.Time, n),
+		MetadataDoMerge: make([]bool, n), MetadataUpdates: make([][]byte, n), ScheduledAt: make([]*time.Time, n),
+		Schema: c.client.Schema(), State: make([]rivertype.JobState, n),
+	}
+	for i := range n {
+		p.FinalizedAt[i], p.State[i] = &now, rivertype.JobStateCompleted
+	}
+	rows, err := c.client.Driver().UnwrapExecutor(tx).JobSetStateIfRunningMany(ctx, p)
+	if err != nil {
+		return err
+	}
+	if len(rows) != n {
+		return fmt.Errorf("%d of %d delivery jobs no longer exist", n-len(rows), n)
+	}
+	return nil
 }
 
 func errOr(err error) error {

@@ -35,6 +35,16 @@ func queuedStreamEvents(tenantID string, ps []*prepared) []*event.Event {
 // "failed", "cancelled") of m, with the step's data as the timeline recorded it. Steps the
 // stream does not carry ("attempt") append nothing.
 func appendMessageEvent(ctx context.Context, db event.DB, m dbsqlc.Message, step string, data map[string]any) error {
+	e := messageStreamEvent(m, step, data)
+	if e == nil {
+		return nil
+	}
+	return event.Append(ctx, db, e)
+}
+
+// messageStreamEvent is the stream event of a timeline step of m, or nil for a step the
+// stream does not carry.
+func messageStreamEvent(m dbsqlc.Message, step string, data map[string]any) *event.Event {
 	info := messageInfo(m)
 	reply := eventReply(data["reply"])
 	reason, _ := data["reason"].(string)
@@ -53,7 +63,7 @@ func appendMessageEvent(ctx context.Context, db event.DB, m dbsqlc.Message, step
 	default:
 		return nil
 	}
-	return event.Append(ctx, db, &event.Event{TenantID: m.TenantID, MessageID: m.ID, ConnectorID: m.ConnectorID, Data: d})
+	return &event.Event{TenantID: m.TenantID, MessageID: m.ID, ConnectorID: m.ConnectorID, Data: d}
 }
 
 func messageInfo(m dbsqlc.Message) event.MessageInfo {

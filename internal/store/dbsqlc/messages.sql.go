@@ -145,6 +145,144 @@ func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (M
 	return i, err
 }
 
+const messageClaimAttempt = `-- name: MessageClaimAttempt :one
+WITH prev AS (
+    SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m
+    WHERE m.tenant_id = $1 AND m.id = $2 AND m.status IN ('queued', 'deferred', 'sending')
+      AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = m.connector_id AND c.status = 'paused')
+    FOR UPDATE OF m
+), unknown AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT prev.id, prev.tenant_id, 'attempt', jsonb_build_object('attempt', prev.attempts, 'outcome', 'unknown', 'error', $3::text)
+    FROM prev WHERE prev.status = 'sending'
+)
+UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = now()
+FROM prev WHERE messages.tenant_id = prev.tenant_id AND messages.id = prev.id
+RETURNING messages.id, messages.tenant_id, messages.connector_id, messages.source, messages.status, messages.from_email, messages.from_name, messages.envelope_from, messages.recipients, messages.to_addrs, messages.cc_addrs, messages.subject, messages.message_id, messages.tags, messages.metadata, messages.mime, messages.size_bytes, messages.send_at, messages.attempts, messages.next_attempt_at, messages.last_reply, messages.status_reason, messages.job_id, messages.created_at, messages.updated_at, messages.completed_at, messages.body_purged_at
+`
+
+type MessageClaimAttemptParams struct {
+	TenantID    string
+	ID          string
+	UnknownText string
+}
+
+// MessageClaimAttempt is MessageClaimAttempts for one message, for a claim that has no
+// company: its scalar parameters let PostgreSQL keep one generic plan.
+func (q *Queries) MessageClaimAttempt(ctx context.Context, arg MessageClaimAttemptParams) (Message, error) {
+	row := q.db.QueryRow(ctx, messageClaimAttempt, arg.TenantID, arg.ID, arg.UnknownText)
+	var i Message
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ConnectorID,
+		&i.Source,
+		&i.Status,
+		&i.FromEmail,
+		&i.FromName,
+		&i.EnvelopeFrom,
+		&i.Recipients,
+		&i.ToAddrs,
+		&i.CcAddrs,
+		&i.Subject,
+		&i.MessageID,
+		&i.Tags,
+		&i.Metadata,
+		&i.Mime,
+		&i.SizeBytes,
+		&i.SendAt,
+		&i.Attempts,
+		&i.NextAttemptAt,
+		&i.LastReply,
+		&i.StatusReason,
+		&i.JobID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.CompletedAt,
+		&i.BodyPurgedAt,
+	)
+	return i, err
+}
+
+const messageClaimAttempts = `-- name: MessageClaimAttempts :many
+WITH prev AS (
+    SELECT m.tenant_id, m.id, m.status, m.attempts FROM messages m
+    WHERE (m.tenant_id, m.id) IN (SELECT unnest($1::text[]), unnest($2::text[]))
+      AND m.status IN ('queued', 'deferred', 'sending')
+      AND NOT EXISTS (SELECT 1 FROM connectors c WHERE c.id = m.connector_id AND c.status = 'paused')
+    ORDER BY m.id
+    FOR UPDATE OF m
+), unknown AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT prev.id, prev.tenant_id, 'attempt', jsonb_build_object('attempt', prev.attempts, 'outcome', 'unknown', 'error', $3::text)
+    FROM prev WHERE prev.status = 'sending'
+)
+UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = now()
+FROM prev WHERE messages.tenant_id = prev.tenant_id AND messages.id = prev.id
+RETURNING messages.id, messages.tenant_id, messages.connector_id, messages.source, messages.status, messages.from_email, messages.from_name, messages.envelope_from, messages.recipients, messages.to_addrs, messages.cc_addrs, messages.subject, messages.message_id, messages.tags, messages.metadata, messages.mime, messages.size_bytes, messages.send_at, messages.attempts, messages.next_attempt_at, messages.last_reply, messages.status_reason, messages.job_id, messages.created_at, messages.updated_at, messages.completed_at, messages.body_purged_at
+`
+
+type MessageClaimAttemptsParams struct {
+	TenantIds   []string
+	Ids         []string
+	UnknownText string
+}
+
+// MessageClaimAttempts claims messages for delivery attempts in one statement, committed
+// before anything is sent: for each it counts the attempt and marks the message `sending`. A
+// message found still `sending` had an attempt whose outcome was never recorded; that
+// attempt is added to the timeline as unknown in the same statement. A message missing from
+// the result cannot be attempted now: it is gone or final, or its connector is paused (the
+// caller reads which). Rows are locked in id order; each lock waits for a concurrent claim or
+// outcome of the same message to commit. The ids must be distinct.
+func (q *Queries) MessageClaimAttempts(ctx context.Context, arg MessageClaimAttemptsParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, messageClaimAttempts, arg.TenantIds, arg.Ids, arg.UnknownText)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Message{}
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ConnectorID,
+			&i.Source,
+			&i.Status,
+			&i.FromEmail,
+			&i.FromName,
+			&i.EnvelopeFrom,
+			&i.Recipients,
+			&i.ToAddrs,
+			&i.CcAddrs,
+			&i.Subject,
+			&i.MessageID,
+			&i.Tags,
+			&i.Metadata,
+			&i.Mime,
+			&i.SizeBytes,
+			&i.SendAt,
+			&i.Attempts,
+			&i.NextAttemptAt,
+			&i.LastReply,
+			&i.StatusReason,
+			&i.JobID,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.CompletedAt,
+			&i.BodyPurgedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messageEventInsert = `-- name: MessageEventInsert :exec
 INSERT INTO message_events (message_id, tenant_id, type, data) VALUES ($1, $2, $3, $4)
 `
@@ -585,6 +723,107 @@ func (q *Queries) MessagePurgeBodies(ctx context.Context, arg MessagePurgeBodies
 	return result.RowsAffected(), nil
 }
 
+const messageRecordOutcomes = `-- name: MessageRecordOutcomes :many
+WITH o AS (
+    SELECT unnest($1::text[]) AS tenant_id, unnest($2::text[]) AS id, unnest($3::int[]) AS attempts,
+        unnest($4::text[]) AS status, unnest($5::text[]) AS last_reply,
+        unnest($6::text[]) AS status_reason, unnest($7::timestamptz[]) AS next_attempt_at
+), done AS (
+    UPDATE messages m SET
+        status = o.status, last_reply = o.last_reply::jsonb, status_reason = o.status_reason,
+        next_attempt_at = CASE WHEN o.status = 'deferred' THEN o.next_attempt_at END, updated_at = now(),
+        completed_at = CASE WHEN o.status IN ('delivered', 'failed', 'cancelled') THEN now() END
+    FROM o
+    WHERE m.tenant_id = o.tenant_id AND m.id = o.id AND m.status = 'sending' AND m.attempts = o.attempts
+    RETURNING m.id
+), timeline AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT t.message_id, t.tenant_id, t.type, t.data::jsonb
+    FROM (SELECT unnest($8::text[]) AS message_id, unnest($9::text[]) AS tenant_id,
+        unnest($10::text[]) AS type, unnest($11::text[]) AS data,
+        generate_series(1, cardinality($8::text[])) AS n) t
+    WHERE t.message_id IN (SELECT done.id FROM done)
+    ORDER BY t.n
+), stream AS (
+    INSERT INTO events (id, tenant_id, type, created_at, message_id, connector_id, data)
+    SELECT s.id, s.tenant_id, s.type, s.created_at, s.message_id, s.connector_id, s.data::jsonb
+    FROM (SELECT unnest($12::text[]) AS id, unnest($13::text[]) AS tenant_id,
+        unnest($14::text[]) AS type, unnest($15::timestamptz[]) AS created_at,
+        unnest($16::text[]) AS message_id, unnest($17::text[]) AS connector_id,
+        unnest($18::text[]) AS data,
+        generate_series(1, cardinality($12::text[])) AS n) s
+    WHERE s.message_id IN (SELECT done.id FROM done)
+    ORDER BY s.n
+)
+SELECT done.id FROM done
+`
+
+type MessageRecordOutcomesParams struct {
+	TenantIds          []string
+	Ids                []string
+	Attempts           []int32
+	Statuses           []string
+	LastReplies        []string
+	StatusReasons      []string
+	NextAttemptAts     []time.Time
+	TimelineMessageIds []string
+	TimelineTenantIds  []string
+	TimelineTypes      []string
+	TimelineData       []string
+	EventIds           []string
+	EventTenantIds     []string
+	EventTypes         []string
+	EventCreatedAts    []time.Time
+	EventMessageIds    []string
+	EventConnectorIds  []string
+	EventData          []string
+}
+
+// MessageRecordOutcomes records the outcomes of a group of attempts in one statement: each
+// message's new status, its timeline rows (attempt, then outcome) and its stream event. An
+// outcome is written only while its claim is still the message's current one (`sending`
+// with the attempt's number): after a COMMIT whose answer was lost the retry finds the
+// outcome already there, and after a rescue a newer attempt owns the message. It returns
+// the ids of the messages it recorded. next_attempt_at is kept for deferred outcomes only.
+func (q *Queries) MessageRecordOutcomes(ctx context.Context, arg MessageRecordOutcomesParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, messageRecordOutcomes,
+		arg.TenantIds,
+		arg.Ids,
+		arg.Attempts,
+		arg.Statuses,
+		arg.LastReplies,
+		arg.StatusReasons,
+		arg.NextAttemptAts,
+		arg.TimelineMessageIds,
+		arg.TimelineTenantIds,
+		arg.TimelineTypes,
+		arg.TimelineData,
+		arg.EventIds,
+		arg.EventTenantIds,
+		arg.EventTypes,
+		arg.EventCreatedAts,
+		arg.EventMessageIds,
+		arg.EventConnectorIds,
+		arg.EventData,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messageSetJob = `-- name: MessageSetJob :exec
 UPDATE messages SET job_id = $1, status = CASE WHEN status = 'sending' THEN 'deferred' ELSE status END, updated_at = now()
 WHERE tenant_id = $2 AND id = $3
@@ -600,54 +839,6 @@ type MessageSetJobParams struct {
 func (q *Queries) MessageSetJob(ctx context.Context, arg MessageSetJobParams) error {
 	_, err := q.db.Exec(ctx, messageSetJob, arg.JobID, arg.TenantID, arg.ID)
 	return err
-}
-
-const messageStartAttempt = `-- name: MessageStartAttempt :one
-UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'deferred', 'sending')
-RETURNING id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from, recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, attempts, next_attempt_at, last_reply, status_reason, job_id, created_at, updated_at, completed_at, body_purged_at
-`
-
-type MessageStartAttemptParams struct {
-	TenantID string
-	ID       string
-}
-
-// MessageStartAttempt claims a message for a delivery attempt; no row means it is no
-// longer deliverable (cancelled, or already finished by an earlier run of the job).
-func (q *Queries) MessageStartAttempt(ctx context.Context, arg MessageStartAttemptParams) (Message, error) {
-	row := q.db.QueryRow(ctx, messageStartAttempt, arg.TenantID, arg.ID)
-	var i Message
-	err := row.Scan(
-		&i.ID,
-		&i.TenantID,
-		&i.ConnectorID,
-		&i.Source,
-		&i.Status,
-		&i.FromEmail,
-		&i.FromName,
-		&i.EnvelopeFrom,
-		&i.Recipients,
-		&i.ToAddrs,
-		&i.CcAddrs,
-		&i.Subject,
-		&i.MessageID,
-		&i.Tags,
-		&i.Metadata,
-		&i.Mime,
-		&i.SizeBytes,
-		&i.SendAt,
-		&i.Attempts,
-		&i.NextAttemptAt,
-		&i.LastReply,
-		&i.StatusReason,
-		&i.JobID,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.CompletedAt,
-		&i.BodyPurgedAt,
-	)
-	return i, err
 }
 
 const usageAdd = `-- name: UsageAdd :exec
