@@ -237,7 +237,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln := lns.http
 	if lns.metrics != nil {
-		metricsSrv := serveMetrics(lns.metrics, reg)
+		metricsSrv := serveMetrics(lns.metrics, reg, cfg.MetricsPprof)
 		defer func() { _ = metricsSrv.Close() }()
 	}
 	srv := &http.Server{

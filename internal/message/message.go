@@ -194,19 +194,28 @@ func (s *Service) prepare(ctx context.Context, tenantID string, req *Request) (*
 }
 
 func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connector.Connector, req *Request) (*prepared, error) {
+	p, err := s.renderChecked(ctx, tenantID, conn, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// renderChecked renders a request and applies the sender rule (answers shared through
+// memo, when given); suppressions are left to the caller.
+func (s *Service) renderChecked(ctx context.Context, tenantID string, conn *connector.Connector, req *Request, memo *senderMemo) (*prepared, error) {
 	id := ids.New(ids.Message)
 	r, err := render(req, id, s.NowFunc(), s.cfg.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkSender(ctx, tenantID, conn, "from.email", r.from.String()); err != nil {
+	if err := s.checkSenderMemo(ctx, tenantID, conn, "from.email", r.from.String(), memo); err != nil {
 		return nil, err
 	}
-	p := &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}
-	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}, nil
 }
 
 func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*connector.Connector, error) {
@@ -230,8 +239,54 @@ func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*conne
 // server authenticates — unless that address is at a domain another tenant has verified
 // and this one has not.
 func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connector.Connector, field, from string) error {
+	return s.checkSenderMemo(ctx, tenantID, conn, field, from, nil)
+}
+
+// senderMemo keeps the answers of the sender rule's lookups within one batch, so a batch
+// looks up each distinct sender domain (and default sender) once, not once per message.
+type senderMemo struct {
+	domains  map[senderDomainKey]error
+	defaults map[string]error
+}
+
+type senderDomainKey struct {
+	domain     string
+	requireSPF bool
+}
+
+func newSenderMemo() *senderMemo {
+	return &senderMemo{domains: map[senderDomainKey]error{}, defaults: map[string]error{}}
+}
+
+func (m *senderMemo) defaultSender(ctx context.Context, s *Service, tenantID, email string) error {
+	if m == nil {
+		return s.connectors.CheckDefaultSender(ctx, tenantID, email)
+	}
+	err, ok := m.defaults[email]
+	if !ok {
+		err = s.connectors.CheckDefaultSender(ctx, tenantID, email)
+		m.defaults[email] = err
+	}
+	return err
+}
+
+func (m *senderMemo) domain(ctx context.Context, s *Service, tenantID, domain string, requireSPF bool) error {
+	if m == nil {
+		return s.senders.CheckSender(ctx, tenantID, domain, requireSPF)
+	}
+	k := senderDomainKey{domain, requireSPF}
+	err, ok := m.domains[k]
+	if !ok {
+		err = s.senders.CheckSender(ctx, tenantID, domain, requireSPF)
+		m.domains[k] = err
+	}
+	return err
+}
+
+// checkSenderMemo is checkSender with the lookups' answers shared through memo (nil: none).
+func (s *Service) checkSenderMemo(ctx context.Context, tenantID string, conn *connector.Connector, field, from string, memo *senderMemo) error {
 	if conn.Kind == connector.KindSMTP && strings.EqualFold(from, conn.Sender.Email) {
-		err := s.connectors.CheckDefaultSender(ctx, tenantID, conn.Sender.Email)
+		err := memo.defaultSender(ctx, s, tenantID, conn.Sender.Email)
 		var ce *connector.SenderClaimedError
 		if errors.As(err, &ce) {
 			return &SenderRefusedError{Field: field, Address: from, Reason: ce.Error()}
@@ -239,7 +294,7 @@ func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connec
 		return err
 	}
 	domain := from[strings.LastIndexByte(from, '@')+1:]
-	err := s.senders.CheckSender(ctx, tenantID, domain, conn.Kind == connector.KindPlatform)
+	err := memo.domain(ctx, s, tenantID, domain, conn.Kind == connector.KindPlatform)
 	var se *SenderError
 	if errors.As(err, &se) {
 		msg := se.Message
