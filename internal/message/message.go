@@ -81,6 +81,8 @@ type Config struct {
 	Committers int
 	// Suppressions, when set, leaves suppressed recipients out of submissions.
 	Suppressions *suppression.Service
+	// GroupSizeFunc, when set, is told the size of each group commit (for metrics).
+	GroupSizeFunc func(n int)
 }
 
 // Service submits and reads messages.
@@ -310,6 +312,8 @@ func (s *Service) checkSenderMemo(ctx context.Context, tenantID string, conn *co
 // job are committed in one transaction, and only then is it Accepted. With an
 // Idempotency-Key, a repeat of the same request returns the first answer.
 func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, idem *Idempotency) (*Accepted, *Quota, error) {
+	a := s.group.arrive()
+	defer a.leave()
 	if idem != nil {
 		if raw, err := s.replay(ctx, tenantID, idem); raw != nil || err != nil {
 			return decodeAccepted(raw, err)
@@ -323,7 +327,7 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 		return nil, nil, &ConnectorPausedError{ConnectorID: p.conn.ID}
 	}
 	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
-	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc})
+	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc, arrival: a})
 }
 
 // commit writes one prepared submission, grouped with concurrent ones unless grouping is off.
