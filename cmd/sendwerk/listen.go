@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"syscall"
 	"time"
 
@@ -64,10 +65,18 @@ func listenError(variable, addr string, err error) error {
 	return fmt.Errorf("%s=%s: cannot listen: %w", variable, addr, err)
 }
 
-// serveMetrics serves /metrics on the metrics listener until the returned server is shut down.
-func serveMetrics(ln net.Listener, reg *prometheus.Registry) *http.Server {
+// serveMetrics serves /metrics on the metrics listener until the returned server is shut
+// down, and Go's profiler under /debug/pprof/ when withPprof is set.
+func serveMetrics(ln net.Listener, reg *prometheus.Registry, withPprof bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg, ""))
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	sendwerk "github.com/sendwerk/sendwerk/clients/go"
@@ -226,4 +227,26 @@ func TestListenErrorsSayWhatToDo(t *testing.T) {
 		"SENDWERK_METRICS_ADDR=:9464: the address is already in use: another process (or another sendwerk) listens there; stop it or choose another address")
 	require.ErrorContains(t, listenError("SENDWERK_HTTP_ADDR", "203.0.113.1:80", bind(syscall.EADDRNOTAVAIL)),
 		"SENDWERK_HTTP_ADDR=203.0.113.1:80: cannot listen: ")
+}
+
+// TestProfilerOnlyWhenAsked: the metrics listener serves Go's profiler only with
+// SENDWERK_METRICS_PPROF, and /metrics either way.
+func TestProfilerOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	for _, withPprof := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		srv := serveMetrics(ln, prometheus.NewRegistry(), withPprof)
+		t.Cleanup(func() { _ = srv.Close() })
+		base := "http://" + ln.Addr().String()
+		code, _ := scrape(t, base+"/metrics", "")
+		require.Equal(t, http.StatusOK, code)
+		code, body := scrape(t, base+"/debug/pprof/", "")
+		if !withPprof {
+			require.Equal(t, http.StatusNotFound, code)
+			continue
+		}
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "goroutine")
+	}
 }

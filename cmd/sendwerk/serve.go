@@ -101,6 +101,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
+	groupSizes, err := metrics.NewSubmitGroups(reg)
+	if err != nil {
+		return err
+	}
 
 	generated, err := ensureDevSecrets(cfg)
 	if err != nil {
@@ -173,7 +177,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
-		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions,
+		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions, GroupSizeFunc: groupSizes,
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
@@ -237,7 +241,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	handler = httpapi.DevElements(handler, cfg.Env == config.EnvDevelopment)
 	ln := lns.http
 	if lns.metrics != nil {
-		metricsSrv := serveMetrics(lns.metrics, reg)
+		metricsSrv := serveMetrics(lns.metrics, reg, cfg.MetricsPprof)
 		defer func() { _ = metricsSrv.Close() }()
 	}
 	srv := &http.Server{

@@ -43,6 +43,8 @@ type Config struct {
 	// API port (see MetricsOnAPI).
 	MetricsAddr  string
 	MetricsToken string
+	// MetricsPprof adds Go's profiler (/debug/pprof/) to the MetricsAddr listener.
+	MetricsPprof bool
 
 	// Message pipeline.
 	MaxMessageBytes      int64
@@ -261,7 +263,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt32(&c.DBMaxConns, v, 2) }},
 		{Name: "SENDWERK_MAX_MESSAGE_BYTES", Default: "10485760", Help: "Largest message accepted, measured as rendered MIME (attachments base64-encoded).",
 			set: func(c *Config, v string) error { return parseInt64(&c.MaxMessageBytes, v, 1024) }},
-		{Name: "SENDWERK_SUBMIT_COMMITTERS", Default: "4", Help: "Transactions that commit single submissions (REST and SMTP) at once; concurrent submissions waiting meanwhile are committed together (group commit). `0`: one transaction per submission.",
+		{Name: "SENDWERK_SUBMIT_COMMITTERS", Default: "2", Help: "Transactions that commit single submissions (REST and SMTP) at once; concurrent submissions waiting meanwhile are committed together (group commit), and a committer waits up to 2 ms for submissions still being validated. `0`: one transaction per submission.",
 			set: func(c *Config, v string) error { return parseInt(&c.SubmitCommitters, v, 0) }},
 		{Name: "SENDWERK_DELIVERY_WORKERS", Default: "32", Help: "Deliveries this process runs at once (the deliveries queue).",
 			set: func(c *Config, v string) error { return parseInt(&c.DeliveryWorkers, v, 1) }},
@@ -293,6 +295,8 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseListenAddr(&c.MetricsAddr, v) }},
 		{Name: "SENDWERK_METRICS_TOKEN", Secret: true, Help: "Bearer token that `GET /metrics` on the API port requires (at least 16 characters); Prometheus sends it as `authorization: credentials`.",
 			set: func(c *Config, v string) error { c.MetricsToken = v; return minLen(v, 16) }},
+		{Name: "SENDWERK_METRICS_PPROF", Default: "false", Help: "`true`: the `SENDWERK_METRICS_ADDR` listener also serves Go's profiler under `/debug/pprof/` (CPU, heap, goroutines), for tuning. Never on the API port; needs `SENDWERK_METRICS_ADDR`.",
+			set: func(c *Config, v string) error { return parseBool(&c.MetricsPprof, v) }},
 		{Name: "SENDWERK_TRUSTED_PROXIES", Help: "Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed; empty trusts none.",
 			set: func(c *Config, v string) error { return parsePrefixes(&c.TrustedProxies, v) }},
 		{Name: "SENDWERK_CORS_ORIGINS", Help: "Comma-separated browser origins (`https://console.example.com`, or `*`) allowed to call the API from their pages; bearer tokens only, never cookies. Unset: no CORS (proxy `/v1` through your backend instead).",
@@ -377,6 +381,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebhookTimeout > 0 && c.JobRescueAfter > 0 && c.JobRescueAfter <= c.WebhookTimeout+webhookRecording {
 		errs = append(errs, fmt.Errorf("SENDWERK_WEBHOOK_TIMEOUT: must be shorter than SENDWERK_JOB_RESCUE_AFTER minus %s, or webhook attempts would be retried while they still run", webhookRecording))
+	}
+	if c.MetricsPprof && c.MetricsAddr == "" {
+		errs = append(errs, errors.New("SENDWERK_METRICS_PPROF: needs SENDWERK_METRICS_ADDR, the listener that serves the profiler"))
 	}
 	if c.AttemptTimeout > 0 && c.JobRescueAfter <= c.AttemptTimeout+outcomeRecording {
 		errs = append(errs, fmt.Errorf("SENDWERK_JOB_RESCUE_AFTER: must be longer than SENDWERK_DELIVERY_ATTEMPT_TIMEOUT plus %s (recording the outcome), or attempts would be retried while they still run", outcomeRecording))

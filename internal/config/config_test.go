@@ -182,6 +182,16 @@ func TestLoad(t *testing.T) {
 		require.False(t, c.AllowPlaintextUpstreams, "development can opt out")
 		require.True(t, c.AllowUnauthenticatedUpstreams)
 	})
+	t.Run("ProfilerOnlyOnTheMetricsListener", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.False(t, c.MetricsPprof, "off unless asked for")
+		c, err = load(map[string]string{"SENDWERK_METRICS_PPROF": "true", "SENDWERK_METRICS_ADDR": "127.0.0.1:9464"}, nil)
+		require.NoError(t, err)
+		require.True(t, c.MetricsPprof)
+		_, err = load(map[string]string{"SENDWERK_METRICS_PPROF": "true"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_METRICS_PPROF: needs SENDWERK_METRICS_ADDR")
+	})
 	t.Run("MetricsNotOpenOnTheAPIPortInProduction", func(t *testing.T) {
 		dev, err := load(nil, nil)
 		require.NoError(t, err)

@@ -48,31 +48,16 @@ func (s *Service) SubmitBatch(ctx context.Context, tenantID string, reqs []*Requ
 			return decodeBatch(raw, err)
 		}
 	}
-	items := make([]BatchItem, len(reqs))
-	var accepted []*prepared
-	perConnector := map[*connector.Connector]int{}
-	conns := map[string]*connector.Connector{}
-	for i, req := range reqs {
-		items[i].Index = i
-		p, err := s.prepareCached(ctx, tenantID, req, conns)
-		if err != nil {
-			ref, rerr := itemRefusal(err)
-			if rerr != nil {
-				return nil, nil, rerr
-			}
-			items[i].Refusal = ref
-			continue
-		}
-		accepted = append(accepted, p)
-		perConnector[p.conn]++
-		items[i].Accepted = &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
+	items, accepted, perConnector, err := s.prepareBatch(ctx, tenantID, reqs)
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(accepted) == 0 {
 		return items, nil, nil
 	}
 	var quota *Quota
 	var replayed []byte
-	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
 		if idem != nil {
 			if replayed, err = s.claim(ctx, tx, tenantID, idem); replayed != nil || err != nil {
@@ -93,8 +78,51 @@ func (s *Service) SubmitBatch(ctx context.Context, tenantID string, reqs []*Requ
 	return items, quota, nil
 }
 
-// prepareCached is prepare with connector lookups shared across a batch.
-func (s *Service) prepareCached(ctx context.Context, tenantID string, req *Request, conns map[string]*connector.Connector) (*prepared, error) {
+// prepareBatch validates and renders each message of a batch. What the messages share is
+// looked up once per batch: each connector, the sender rule's answer for each domain, and
+// the suppression list for all recipients in one query.
+func (s *Service) prepareBatch(ctx context.Context, tenantID string, reqs []*Request) ([]BatchItem, []*prepared, map[*connector.Connector]int, error) {
+	items := make([]BatchItem, len(reqs))
+	conns := map[string]*connector.Connector{}
+	memo := newSenderMemo()
+	candidates := make([]*prepared, 0, len(reqs))
+	at := make([]int, 0, len(reqs)) // each candidate's index in reqs
+	for i, req := range reqs {
+		items[i].Index = i
+		p, err := s.prepareCached(ctx, tenantID, req, conns, memo)
+		if err == nil {
+			candidates = append(candidates, p)
+			at = append(at, i)
+			continue
+		}
+		if items[i].Refusal, err = itemRefusal(err); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	hits, err := s.matchSuppressed(ctx, tenantID, candidates)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var accepted []*prepared
+	perConnector := map[*connector.Connector]int{}
+	for j, p := range candidates {
+		i := at[j]
+		if err := hits.drop(p); err != nil {
+			if items[i].Refusal, err = itemRefusal(err); err != nil {
+				return nil, nil, nil, err
+			}
+			continue
+		}
+		accepted = append(accepted, p)
+		perConnector[p.conn]++
+		items[i].Accepted = &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
+	}
+	return items, accepted, perConnector, nil
+}
+
+// prepareCached renders and checks one message of a batch with the batch's shared lookups;
+// suppressions are applied afterwards, for the whole batch at once.
+func (s *Service) prepareCached(ctx context.Context, tenantID string, req *Request, conns map[string]*connector.Connector, memo *senderMemo) (*prepared, error) {
 	c, ok := conns[req.ConnectorID]
 	if !ok {
 		var err error
@@ -106,7 +134,7 @@ func (s *Service) prepareCached(ctx context.Context, tenantID string, req *Reque
 	if c.Status == connector.StatusPaused {
 		return nil, &ConnectorPausedError{ConnectorID: c.ID}
 	}
-	return s.prepareWith(ctx, tenantID, c, req)
+	return s.renderChecked(ctx, tenantID, c, req, memo)
 }
 
 // itemRefusal describes an expected refusal; other errors abort the whole batch.

@@ -20,13 +20,22 @@ import (
 // validated and rendered in their callers' goroutines, then handed to a committer that
 // writes whatever is waiting in one transaction with the batch path's statements (River's
 // InsertManyTx, COPY for messages and events, one usage update per connector). No caller
-// is answered before that commit. Nothing waits for a window: a committer takes what is
-// queued when it is free, so a lone client's submission commits at once, and under load
-// the queue fills while the previous commit runs — the same self-clocking as a database's
-// own group commit. Up to Committers transactions run at a time.
+// is answered before that commit. A committer takes what is queued when it is free, so
+// under load the queue fills while the previous commit runs — the same self-clocking as a
+// database's own group commit. Up to Committers transactions run at a time.
+//
+// Gathering: before it commits, a committer waits up to gatherWindow while other
+// submissions are still being prepared (counted from the start of Submit until they
+// queue), so they join its group instead of each taking a transaction of its own. A lone
+// client's submission finds none being prepared and commits at once; with concurrent
+// clients a submission waits at most the window. While one committer gathers, no other
+// starts, or it would take the queue the first is waiting to fill.
 
 // DefaultCommitters is how many group transactions may run at once.
-const DefaultCommitters = 4
+const DefaultCommitters = 2
+
+// gatherWindow bounds how long a committer waits for submissions still being prepared.
+const gatherWindow = 2 * time.Millisecond
 
 // maxGroup bounds one transaction, so one commit does not hold counter locks for long.
 const maxGroup = 200
@@ -41,6 +50,7 @@ type pending struct {
 	p        *prepared
 	idem     *Idempotency
 	acc      *Accepted
+	arrival  *arrival
 	done     chan commitResult
 }
 
@@ -52,17 +62,68 @@ type commitResult struct {
 
 // committer queues pendings and runs up to max group transactions at a time.
 type committer struct {
-	s       *Service
-	max     int
-	mu      sync.Mutex
-	queue   []*pending
-	running int
-	// groupFunc, when set (tests), is told the size of each group before it commits.
+	s      *Service
+	max    int
+	window time.Duration
+	mu     sync.Mutex
+	queue  []*pending
+	// running counts committer goroutines; gathering is set while one of them waits for
+	// submissions still being prepared, preparing counts those.
+	running   int
+	gathering bool
+	preparing int
+	// changed is closed (and replaced) whenever the queue grows or preparing drops.
+	changed chan struct{}
+	// groupFunc, when set (metrics, tests), is told the size of each group before it commits.
 	groupFunc func(n int)
 }
 
 func newCommitter(s *Service, n int) *committer {
-	return &committer{s: s, max: n}
+	return &committer{s: s, max: n, window: gatherWindow, changed: make(chan struct{}), groupFunc: s.cfg.GroupSizeFunc}
+}
+
+// arrival is one submission being prepared, counted until it queues or gives up.
+type arrival struct {
+	c    *committer
+	done bool
+}
+
+// arrive counts a submission that will probably reach the queue soon; nil-safe, so a
+// service without grouping needs no branch.
+func (c *committer) arrive() *arrival {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	c.preparing++
+	c.mu.Unlock()
+	return &arrival{c: c}
+}
+
+// leave ends the count of a submission that will not queue (refused, or an error).
+func (a *arrival) leave() {
+	if a == nil || a.done {
+		return
+	}
+	a.c.mu.Lock()
+	a.c.left(a)
+	a.c.mu.Unlock()
+}
+
+// left drops a from the count; c.mu is held.
+func (c *committer) left(a *arrival) {
+	if a == nil || a.done {
+		return
+	}
+	a.done = true
+	c.preparing--
+	c.notify()
+}
+
+// notify wakes a gathering committer; c.mu is held.
+func (c *committer) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // submit queues pd and waits for its answer. When ctx ends first, the message may still be
@@ -71,7 +132,9 @@ func (c *committer) submit(ctx context.Context, pd *pending) (*Accepted, *Quota,
 	pd.done = make(chan commitResult, 1)
 	c.mu.Lock()
 	c.queue = append(c.queue, pd)
-	if c.running < c.max {
+	c.left(pd.arrival)
+	c.notify()
+	if c.running < c.max && !c.gathering {
 		c.running++
 		go c.loop()
 	}
@@ -84,21 +147,47 @@ func (c *committer) submit(ctx context.Context, pd *pending) (*Accepted, *Quota,
 	}
 }
 
-// loop commits what is queued until the queue is empty.
+// loop commits what is queued until the queue is empty, or another committer is
+// gathering it.
 func (c *committer) loop() {
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 {
+		if len(c.queue) == 0 || c.gathering {
 			c.running--
 			c.mu.Unlock()
 			return
 		}
+		c.gather()
 		n := min(len(c.queue), maxGroup)
 		group := slices.Clone(c.queue[:n])
 		c.queue = slices.Delete(c.queue, 0, n)
 		c.mu.Unlock()
 		c.commit(group)
 	}
+}
+
+// gather waits, up to the window, while submissions are still being prepared and the
+// group is not full. c.mu is held on entry and on return.
+func (c *committer) gather() {
+	if c.preparing == 0 || c.window <= 0 || len(c.queue) >= maxGroup {
+		return
+	}
+	c.gathering = true
+	timer := time.NewTimer(c.window)
+	defer timer.Stop()
+	for c.preparing > 0 && len(c.queue) < maxGroup {
+		changed := c.changed
+		c.mu.Unlock()
+		select {
+		case <-changed:
+			c.mu.Lock()
+		case <-timer.C:
+			c.mu.Lock()
+			c.gathering = false
+			return
+		}
+	}
+	c.gathering = false
 }
 
 func (c *committer) commit(group []*pending) {

@@ -188,13 +188,63 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 
+	t.Run("SubmissionsBeingPreparedJoinTheGroup", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		b.svc.group.window = time.Minute // only the arrivals end the wait here
+		ctx := context.Background()
+		late := b.svc.group.arrive() // a submission still being prepared
+		errs := make(chan error, 2)
+		submit := func() {
+			_, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+			errs <- err
+		}
+		go submit()
+		require.Eventually(t, func() bool {
+			b.svc.group.mu.Lock()
+			defer b.svc.group.mu.Unlock()
+			return b.svc.group.gathering && len(b.svc.group.queue) == 1
+		}, 10*time.Second, time.Millisecond, "the committer waits for the one being prepared")
+		go submit()
+		require.Eventually(t, func() bool {
+			b.svc.group.mu.Lock()
+			defer b.svc.group.mu.Unlock()
+			return len(b.svc.group.queue) == 2
+		}, 10*time.Second, time.Millisecond, "a second submission joins the queue")
+		b.mu.Lock()
+		require.Empty(t, b.groups, "nothing commits while a submission is still being prepared")
+		b.mu.Unlock()
+		late.leave() // refused, say: it will not queue
+		require.NoError(t, <-errs)
+		require.NoError(t, <-errs)
+		require.Equal(t, []int{2}, b.groups)
+		require.Equal(t, 2, b.count(t, "messages"))
+	})
+
+	t.Run("GatheringWaitsAtMostTheWindow", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		b.svc.group.window = 50 * time.Millisecond
+		never := b.svc.group.arrive()
+		defer never.leave()
+		start := time.Now()
+		_, _, err := b.svc.Submit(context.Background(), b.tenantID, request(), nil)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "it waited for the submission being prepared")
+		require.Less(t, time.Since(start), 5*time.Second, "but not past the window")
+		require.Equal(t, []int{1}, b.groups)
+	})
+
 	t.Run("ALoneSubmissionIsNotDelayed", func(t *testing.T) {
 		t.Parallel()
 		b := setupGroup(t)
+		b.svc.group.window = time.Minute // a lone submission must not wait for it at all
+		start := time.Now()
 		for range 3 {
 			_, _, err := b.svc.Submit(context.Background(), b.tenantID, request(), nil)
 			require.NoError(t, err)
 		}
+		require.Less(t, time.Since(start), 30*time.Second, "no submission waited for the window")
 		require.Equal(t, []int{1, 1, 1}, b.groups)
 	})
 }

@@ -81,6 +81,8 @@ type Config struct {
 	Committers int
 	// Suppressions, when set, leaves suppressed recipients out of submissions.
 	Suppressions *suppression.Service
+	// GroupSizeFunc, when set, is told the size of each group commit (for metrics).
+	GroupSizeFunc func(n int)
 }
 
 // Service submits and reads messages.
@@ -194,19 +196,28 @@ func (s *Service) prepare(ctx context.Context, tenantID string, req *Request) (*
 }
 
 func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connector.Connector, req *Request) (*prepared, error) {
+	p, err := s.renderChecked(ctx, tenantID, conn, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// renderChecked renders a request and applies the sender rule (answers shared through
+// memo, when given); suppressions are left to the caller.
+func (s *Service) renderChecked(ctx context.Context, tenantID string, conn *connector.Connector, req *Request, memo *senderMemo) (*prepared, error) {
 	id := ids.New(ids.Message)
 	r, err := render(req, id, s.NowFunc(), s.cfg.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkSender(ctx, tenantID, conn, "from.email", r.from.String()); err != nil {
+	if err := s.checkSenderMemo(ctx, tenantID, conn, "from.email", r.from.String(), memo); err != nil {
 		return nil, err
 	}
-	p := &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}
-	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return &prepared{id: id, conn: conn, req: req, r: r, source: SourceAPI, envelope: r.from.String(), recipients: r.recipients}, nil
 }
 
 func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*connector.Connector, error) {
@@ -230,8 +241,54 @@ func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*conne
 // server authenticates — unless that address is at a domain another tenant has verified
 // and this one has not.
 func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connector.Connector, field, from string) error {
+	return s.checkSenderMemo(ctx, tenantID, conn, field, from, nil)
+}
+
+// senderMemo keeps the answers of the sender rule's lookups within one batch, so a batch
+// looks up each distinct sender domain (and default sender) once, not once per message.
+type senderMemo struct {
+	domains  map[senderDomainKey]error
+	defaults map[string]error
+}
+
+type senderDomainKey struct {
+	domain     string
+	requireSPF bool
+}
+
+func newSenderMemo() *senderMemo {
+	return &senderMemo{domains: map[senderDomainKey]error{}, defaults: map[string]error{}}
+}
+
+func (m *senderMemo) defaultSender(ctx context.Context, s *Service, tenantID, email string) error {
+	if m == nil {
+		return s.connectors.CheckDefaultSender(ctx, tenantID, email)
+	}
+	err, ok := m.defaults[email]
+	if !ok {
+		err = s.connectors.CheckDefaultSender(ctx, tenantID, email)
+		m.defaults[email] = err
+	}
+	return err
+}
+
+func (m *senderMemo) domain(ctx context.Context, s *Service, tenantID, domain string, requireSPF bool) error {
+	if m == nil {
+		return s.senders.CheckSender(ctx, tenantID, domain, requireSPF)
+	}
+	k := senderDomainKey{domain, requireSPF}
+	err, ok := m.domains[k]
+	if !ok {
+		err = s.senders.CheckSender(ctx, tenantID, domain, requireSPF)
+		m.domains[k] = err
+	}
+	return err
+}
+
+// checkSenderMemo is checkSender with the lookups' answers shared through memo (nil: none).
+func (s *Service) checkSenderMemo(ctx context.Context, tenantID string, conn *connector.Connector, field, from string, memo *senderMemo) error {
 	if conn.Kind == connector.KindSMTP && strings.EqualFold(from, conn.Sender.Email) {
-		err := s.connectors.CheckDefaultSender(ctx, tenantID, conn.Sender.Email)
+		err := memo.defaultSender(ctx, s, tenantID, conn.Sender.Email)
 		var ce *connector.SenderClaimedError
 		if errors.As(err, &ce) {
 			return &SenderRefusedError{Field: field, Address: from, Reason: ce.Error()}
@@ -239,7 +296,7 @@ func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connec
 		return err
 	}
 	domain := from[strings.LastIndexByte(from, '@')+1:]
-	err := s.senders.CheckSender(ctx, tenantID, domain, conn.Kind == connector.KindPlatform)
+	err := memo.domain(ctx, s, tenantID, domain, conn.Kind == connector.KindPlatform)
 	var se *SenderError
 	if errors.As(err, &se) {
 		msg := se.Message
@@ -255,6 +312,8 @@ func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connec
 // job are committed in one transaction, and only then is it Accepted. With an
 // Idempotency-Key, a repeat of the same request returns the first answer.
 func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, idem *Idempotency) (*Accepted, *Quota, error) {
+	a := s.group.arrive()
+	defer a.leave()
 	if idem != nil {
 		if raw, err := s.replay(ctx, tenantID, idem); raw != nil || err != nil {
 			return decodeAccepted(raw, err)
@@ -268,7 +327,7 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 		return nil, nil, &ConnectorPausedError{ConnectorID: p.conn.ID}
 	}
 	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
-	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc})
+	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc, arrival: a})
 }
 
 // commit writes one prepared submission, grouped with concurrent ones unless grouping is off.

@@ -35,6 +35,8 @@ type RawSubmission struct {
 // quotas apply, and the message and its job commit together before it is Accepted. The
 // MIME is kept as sent; only a missing Message-ID or Date is added (RFC 6409 section 8).
 func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmission) (*Accepted, *Quota, error) {
+	a := s.group.arrive()
+	defer a.leave()
 	conn, err := s.connectorFor(ctx, tenantID, sub.ConnectorID)
 	if err != nil {
 		return nil, nil, err
@@ -53,7 +55,7 @@ func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmiss
 		return nil, nil, err
 	}
 	acc := &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
-	return s.commit(ctx, &pending{tenantID: tenantID, p: p, acc: acc})
+	return s.commit(ctx, &pending{tenantID: tenantID, p: p, acc: acc, arrival: a})
 }
 
 // CheckEnvelopeSender applies the connector's sender rules to an envelope sender before the

@@ -268,10 +268,21 @@ func buildMIME(r *Request, out *rendered, to, cc, replyTo []namedAddr, now time.
 		}
 	}
 	var buf bytes.Buffer
+	buf.Grow(renderedSizeHint(r))
 	if _, err := m.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("error rendering message: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// renderedSizeHint guesses a rendered message's size (bodies quoted-printable, attachments
+// base64, plus the header), so the buffer is allocated once instead of doubling its way up.
+func renderedSizeHint(r *Request) int {
+	n := 2048 + (len(r.Text)+len(r.HTML))*11/10
+	for _, a := range r.Attachments {
+		n += len(a.Content)*4/3 + len(a.Content)/38 + 256
+	}
+	return n
 }
 
 func setBody(m *mail.Msg, r *Request) {

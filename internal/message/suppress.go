@@ -48,16 +48,72 @@ func (e *SuppressedError) fields() *validate.Error {
 // dropSuppressed removes suppressed recipients from a prepared submission; when none is
 // left it refuses the submission with a *SuppressedError.
 func (s *Service) dropSuppressed(ctx context.Context, tenantID string, p *prepared) error {
-	if s.cfg.Suppressions == nil {
-		return nil
-	}
-	hits, err := s.cfg.Suppressions.Match(ctx, tenantID, p.recipients)
-	if err != nil || len(hits) == 0 {
+	hits, err := s.matchSuppressed(ctx, tenantID, []*prepared{p})
+	if err != nil {
 		return err
+	}
+	return hits.drop(p)
+}
+
+// suppressedHits are the live suppression entries among some submissions' recipients,
+// by the recipient as given and by the entry's normalized address.
+type suppressedHits struct {
+	given map[string]*suppression.Suppression
+	norm  map[string]*suppression.Suppression
+}
+
+// matchSuppressed looks up the recipients of all of ps in one query.
+func (s *Service) matchSuppressed(ctx context.Context, tenantID string, ps []*prepared) (*suppressedHits, error) {
+	if s.cfg.Suppressions == nil || len(ps) == 0 {
+		return nil, nil
+	}
+	addrs := ps[0].recipients
+	if len(ps) > 1 {
+		seen := map[string]bool{}
+		addrs = nil
+		for _, p := range ps {
+			for _, r := range p.recipients {
+				if !seen[r] {
+					seen[r] = true
+					addrs = append(addrs, r)
+				}
+			}
+		}
+	}
+	given, err := s.cfg.Suppressions.Match(ctx, tenantID, addrs)
+	if err != nil || len(given) == 0 {
+		return nil, err
+	}
+	h := &suppressedHits{given: given, norm: make(map[string]*suppression.Suppression, len(given))}
+	for _, sup := range given {
+		h.norm[sup.Address] = sup
+	}
+	return h, nil
+}
+
+// lookup finds r's entry; an address written differently from the one that matched (case,
+// a display name) is found by its normalized form.
+func (h *suppressedHits) lookup(r string) (*suppression.Suppression, bool) {
+	if sup, ok := h.given[r]; ok {
+		return sup, true
+	}
+	n, err := suppression.Normalize(r)
+	if err != nil {
+		return nil, false
+	}
+	sup, ok := h.norm[n]
+	return sup, ok
+}
+
+// drop removes p's suppressed recipients; when none is left it refuses p with a
+// *SuppressedError.
+func (h *suppressedHits) drop(p *prepared) error {
+	if h == nil {
+		return nil
 	}
 	kept := make([]string, 0, len(p.recipients))
 	for _, r := range p.recipients {
-		if sup, ok := hits[r]; ok {
+		if sup, ok := h.lookup(r); ok {
 			p.suppressed = append(p.suppressed, SuppressedRecipient{Address: r, Reason: sup.Reason})
 			continue
 		}
@@ -66,7 +122,9 @@ func (s *Service) dropSuppressed(ctx context.Context, tenantID string, p *prepar
 	if len(kept) == 0 {
 		return &SuppressedError{Recipients: p.suppressed}
 	}
-	p.recipients = kept
+	if len(p.suppressed) > 0 {
+		p.recipients = kept
+	}
 	return nil
 }
 

@@ -78,3 +78,15 @@ func Handler(reg *prometheus.Registry, token string) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// NewSubmitGroups registers the histogram of group-commit sizes on reg and returns the
+// function the message service calls with each group's size.
+func NewSubmitGroups(reg prometheus.Registerer) (func(n int), error) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sendwerk_submit_group_size",
+		Help:    "Single submissions (REST and SMTP) committed by one group-commit transaction; _sum / _count is the mean group.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 200}})
+	if err := reg.Register(h); err != nil {
+		return nil, err
+	}
+	return func(n int) { h.Observe(float64(n)) }, nil
+}
