@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	defer dev.Close()
-	tenants := tenant.NewService(pool)
+	tenants := tenant.NewServiceWith(pool, tenant.Options{CacheTTL: cfg.CacheTTL})
 	connectors, err := newConnectorService(pool, cfg)
 	if err != nil {
 		return err
