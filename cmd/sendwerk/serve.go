@@ -345,7 +345,7 @@ func newConnectorService(pool *pgxpool.Pool, cfg *config.Config) (*connector.Ser
 	}
 	policy := connector.Policy{
 		AllowNoAuth: cfg.AllowUnauthenticatedUpstreams, AllowPlaintext: cfg.AllowPlaintextUpstreams,
-		AllowPrivateAddresses: cfg.AllowPrivateUpstreams, BreakerThreshold: cfg.BreakerThreshold,
+		AllowPrivateAddresses: cfg.AllowPrivateUpstreams, BreakerThreshold: cfg.BreakerThreshold, CacheTTL: cfg.CacheTTL,
 	}
 	if cfg.UpstreamCAFile != "" {
 		roots, err := loadRoots(cfg.UpstreamCAFile)
