@@ -173,7 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
-		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions,
+		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions, Tenants: tenants,
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
@@ -373,7 +373,7 @@ func newDomainService(pool *pgxpool.Pool, cfg *config.Config) (*sendingdomain.Se
 	}
 	resolver := dnscheck.NewResolver(&dnscheck.ResolverConfig{Servers: cfg.DNSServers, Timeout: cfg.DNSTimeout})
 	return sendingdomain.NewService(pool, box, resolver, &sendingdomain.Config{
-		Selector: cfg.DKIMSelector, VerificationPrefix: cfg.VerificationPrefix,
+		CacheTTL: cfg.CacheTTL, Selector: cfg.DKIMSelector, VerificationPrefix: cfg.VerificationPrefix,
 		SPFInclude: cfg.SPFInclude, SPFNetworks: cfg.SPFNetworks,
 		GracePeriod: cfg.DomainGracePeriod, GraceChecks: cfg.DomainGraceChecks,
 		IntervalPending: cfg.DomainCheckPending, PendingFor: cfg.DomainCheckPendingFor, IntervalVerified: cfg.DomainCheckVerified,

@@ -19,9 +19,11 @@ import (
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/ids"
+	"github.com/sendwerk/sendwerk/internal/mailaddr"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
 // Statuses of a message.
@@ -53,6 +55,9 @@ type Senders interface {
 	// DKIMSigners returns the keys to sign mail from domain with (one signature each), or
 	// store.ErrNotFound.
 	DKIMSigners(ctx context.Context, tenantID, domain string) ([]delivery.DKIMOptions, error)
+	// VerifiedElsewhere reports whether a tenant other than tenantID holds domain with
+	// send rights.
+	VerifiedElsewhere(ctx context.Context, tenantID, domain string) (bool, error)
 }
 
 // SenderError is a refused sender, with the rule it broke in words.
@@ -81,6 +86,9 @@ type Config struct {
 	Committers int
 	// Suppressions, when set, leaves suppressed recipients out of submissions.
 	Suppressions *suppression.Service
+	// Tenants, when set, reads the tenant's monthly quota (through its cache); without it
+	// each submission reads the tenant row.
+	Tenants *tenant.Service
 }
 
 // Service submits and reads messages.
@@ -231,12 +239,19 @@ func (s *Service) connectorFor(ctx context.Context, tenantID, id string) (*conne
 // and this one has not.
 func (s *Service) checkSender(ctx context.Context, tenantID string, conn *connector.Connector, field, from string) error {
 	if conn.Kind == connector.KindSMTP && strings.EqualFold(from, conn.Sender.Email) {
-		err := s.connectors.CheckDefaultSender(ctx, tenantID, conn.Sender.Email)
-		var ce *connector.SenderClaimedError
-		if errors.As(err, &ce) {
+		a, err := mailaddr.Parse(conn.Sender.Email)
+		if err != nil {
+			return nil // the address rule reports it
+		}
+		claimed, err := s.senders.VerifiedElsewhere(ctx, tenantID, a.Domain)
+		if err != nil {
+			return fmt.Errorf("error checking the default sender's domain: %w", err)
+		}
+		if claimed {
+			ce := &connector.SenderClaimedError{Email: a.String(), Domain: a.Domain}
 			return &SenderRefusedError{Field: field, Address: from, Reason: ce.Error()}
 		}
-		return err
+		return nil
 	}
 	domain := from[strings.LastIndexByte(from, '@')+1:]
 	err := s.senders.CheckSender(ctx, tenantID, domain, conn.Kind == connector.KindPlatform)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sendwerk/sendwerk/internal/cache"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
@@ -96,8 +98,21 @@ func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
 	if !ids.Valid(ids.Tenant, id) {
 		return nil, store.ErrNotFound
 	}
+	return s.get(ctx, s.q, id)
+}
+
+// GetTx is Get reading through tx on a cache miss, for callers inside a transaction (which
+// must not wait for a second connection of the pool).
+func (s *Service) GetTx(ctx context.Context, tx pgx.Tx, id string) (*Tenant, error) {
+	if !ids.Valid(ids.Tenant, id) {
+		return nil, store.ErrNotFound
+	}
+	return s.get(ctx, s.q.WithTx(tx), id)
+}
+
+func (s *Service) get(ctx context.Context, q *dbsqlc.Queries, id string) (*Tenant, error) {
 	t, err := s.tenants.Get(id, func() (*Tenant, error) {
-		row, err := s.q.TenantGet(ctx, id)
+		row, err := q.TenantGet(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("error getting tenant: %w", store.MapError(err))
 		}
