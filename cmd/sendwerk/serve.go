@@ -179,7 +179,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	reg.MustRegister(domains.Collectors()...)
 	reg.MustRegister(metrics.NewQueue(pool, logger))
 	// The relay host binds its ports before River starts: a conflict stops start-up cleanly.
-	relayCredentials := connector.NewRelayCredentials(pool)
+	relayCredentials := connector.NewRelayCredentialsWith(pool, cfg.CacheTTL)
 	relayServer, selfSigned, err := startRelay(cfg, logger, reg, relayCredentials, messages)
 	if err != nil {
 		return err

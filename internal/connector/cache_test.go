@@ -112,3 +112,31 @@ func TestConnectorCache(t *testing.T) {
 		require.Equal(t, "own", c.Name)
 	})
 }
+
+func TestRelayActiveCache(t *testing.T) {
+	t.Parallel()
+	b, ctx := setupRelay(t)
+	here := NewRelayCredentialsWith(b.db, 2*time.Second)
+	there := NewRelayCredentialsWith(b.db, 2*time.Second)
+	here.NowFunc = func() time.Time { return b.now }
+	there.NowFunc = func() time.Time { return b.now }
+	cred, _, err := here.Create(ctx, b.tenantID, b.connector, "exchange")
+	require.NoError(t, err)
+	for _, r := range []*RelayCredentials{here, there} {
+		ok, err := r.Active(ctx, cred.Username)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	_, err = here.Revoke(ctx, b.tenantID, b.connector, cred.ID)
+	require.NoError(t, err)
+	ok, err := here.Active(ctx, cred.Username)
+	require.NoError(t, err)
+	require.False(t, ok, "the process that revoked refuses the next message at once")
+	ok, err = there.Active(ctx, cred.Username)
+	require.NoError(t, err)
+	require.True(t, ok, "another process, within the TTL (the bound the docs state)")
+	b.now = b.now.Add(2 * time.Second)
+	ok, err = there.Active(ctx, cred.Username)
+	require.NoError(t, err)
+	require.False(t, ok, "another process, once the TTL has passed")
+}
