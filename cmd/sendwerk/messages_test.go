@@ -318,8 +318,11 @@ func TestTenantQuota(t *testing.T) {
 	t.Parallel()
 	s := setupSend(t, nil, smtptest.Opts{}, nil)
 	tenantID := s.tenantOf(t)
-	_, err := s.pool.Exec(context.Background(), "UPDATE tenants SET monthly_quota = 1 WHERE id = $1", tenantID)
+	// Through the operator API, in this process: a change made elsewhere (the admin CLI,
+	// another serve) is seen within SENDWERK_CACHE_TTL.
+	up, err := s.admin.UpdateTenantWithResponse(context.Background(), tenantID, sendwerk.TenantUpdate{MonthlyQuota: nullable.NewNullableWithValue(int64(1))})
 	require.NoError(t, err)
+	require.Equal(t, 200, up.StatusCode(), string(up.Body))
 	require.Equal(t, 202, s.send(t, simpleMessage("a@customer.example")).StatusCode())
 	r := s.send(t, simpleMessage("b@customer.example"))
 	require.Equal(t, 429, r.StatusCode(), string(r.Body))

@@ -127,7 +127,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	defer dev.Close()
-	tenants := tenant.NewService(pool)
+	tenants := tenant.NewServiceWith(pool, tenant.Options{CacheTTL: cfg.CacheTTL})
 	connectors, err := newConnectorService(pool, cfg)
 	if err != nil {
 		return err
@@ -177,13 +177,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
-		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions, GroupSizeFunc: groupSizes,
+		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions, GroupSizeFunc: groupSizes, Tenants: tenants,
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
 	reg.MustRegister(metrics.NewQueue(pool, logger))
 	// The relay host binds its ports before River starts: a conflict stops start-up cleanly.
-	relayCredentials := connector.NewRelayCredentials(pool)
+	relayCredentials := connector.NewRelayCredentialsWith(pool, cfg.CacheTTL)
 	relayServer, selfSigned, err := startRelay(cfg, logger, reg, relayCredentials, messages)
 	if err != nil {
 		return err
@@ -349,7 +349,7 @@ func newConnectorService(pool *pgxpool.Pool, cfg *config.Config) (*connector.Ser
 	}
 	policy := connector.Policy{
 		AllowNoAuth: cfg.AllowUnauthenticatedUpstreams, AllowPlaintext: cfg.AllowPlaintextUpstreams,
-		AllowPrivateAddresses: cfg.AllowPrivateUpstreams, BreakerThreshold: cfg.BreakerThreshold,
+		AllowPrivateAddresses: cfg.AllowPrivateUpstreams, BreakerThreshold: cfg.BreakerThreshold, CacheTTL: cfg.CacheTTL,
 	}
 	if cfg.UpstreamCAFile != "" {
 		roots, err := loadRoots(cfg.UpstreamCAFile)
@@ -377,7 +377,7 @@ func newDomainService(pool *pgxpool.Pool, cfg *config.Config) (*sendingdomain.Se
 	}
 	resolver := dnscheck.NewResolver(&dnscheck.ResolverConfig{Servers: cfg.DNSServers, Timeout: cfg.DNSTimeout})
 	return sendingdomain.NewService(pool, box, resolver, &sendingdomain.Config{
-		Selector: cfg.DKIMSelector, VerificationPrefix: cfg.VerificationPrefix,
+		CacheTTL: cfg.CacheTTL, Selector: cfg.DKIMSelector, VerificationPrefix: cfg.VerificationPrefix,
 		SPFInclude: cfg.SPFInclude, SPFNetworks: cfg.SPFNetworks,
 		GracePeriod: cfg.DomainGracePeriod, GraceChecks: cfg.DomainGraceChecks,
 		IntervalPending: cfg.DomainCheckPending, PendingFor: cfg.DomainCheckPendingFor, IntervalVerified: cfg.DomainCheckVerified,

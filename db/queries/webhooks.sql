@@ -97,3 +97,18 @@ SELECT facts FROM platform_facts WHERE id = 1 FOR UPDATE;
 -- name: PlatformFactsPut :exec
 INSERT INTO platform_facts (id, facts) VALUES (1, @facts)
 ON CONFLICT (id) DO UPDATE SET facts = excluded.facts, updated_at = now();
+
+-- WebhookAnyEnabled tells the dispatcher whether any tenant has a webhook to dispatch to.
+-- name: WebhookAnyEnabled :one
+SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled);
+
+-- WebhookDispatchSkipIdle moves the dispatch position past the events below the horizon
+-- while no webhook is enabled, in one statement (one snapshot): dispatching them would
+-- have found no webhook, and a webhook enabled later does not wait behind them. It never
+-- moves the position back.
+-- name: WebhookDispatchSkipIdle :execrows
+UPDATE webhook_dispatch d SET after_xid = e.xid::text, after_sequence = e.sequence
+FROM (SELECT xid, sequence FROM events WHERE xid < event_horizon() ORDER BY xid DESC, sequence DESC LIMIT 1) e
+WHERE d.id = 1
+  AND NOT EXISTS (SELECT 1 FROM webhooks WHERE enabled)
+  AND (d.after_xid = '' OR (e.xid, e.sequence) > (CAST(d.after_xid AS xid8), d.after_sequence));

@@ -56,6 +56,7 @@ type Config struct {
 	ReconcileInterval    time.Duration
 	SMTPPoolSize         int
 	SMTPPoolIdle         time.Duration
+	CacheTTL             time.Duration
 	BreakerThreshold     int
 	BodyRetention        time.Duration
 	JobFetchCooldown     time.Duration
@@ -279,6 +280,8 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.SMTPPoolSize, v, 1) }},
 		{Name: "SENDWERK_SMTP_POOL_IDLE", Default: "30s", Help: "Idle connections to an upstream are closed after this long.",
 			set: func(c *Config, v string) error { return parseDuration(&c.SMTPPoolIdle, v) }},
+		{Name: "SENDWERK_CACHE_TTL", Default: "2s", Help: "How long a process reuses a connector, an API key, a sending domain's status or a tenant it read, instead of reading it for every message. A change made through this process (a revoked key, a paused connector, a domain losing its send rights) applies here at once; another process on the same database sees it within this time at most, so a key revoked elsewhere can still authenticate, and a connector paused elsewhere still accept mail, for up to this long. Suppressions are never cached. 0 turns the caches off.",
+			set: func(c *Config, v string) error { return parseDurationOrZero(&c.CacheTTL, v) }},
 		{Name: "SENDWERK_CONNECTOR_BREAKER_THRESHOLD", Default: "3", Help: "Delivery attempts in a row (across messages) that may fail with a rejected password, a certificate that does not verify, or settings that cannot work with the server (e.g. `auth.requires_tls`) before the connector is paused (`paused_reason` names the code); queued messages wait until a passing connection test or a PATCH resumes it.",
 			set: func(c *Config, v string) error { return parseInt(&c.BreakerThreshold, v, 1) }},
 		{Name: "SENDWERK_MESSAGE_BODY_RETENTION", Default: "720h", Help: "Bodies of finished messages are purged after this long; metadata and events stay.",
@@ -554,6 +557,15 @@ func parseDuration(dst *time.Duration, v string) error {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return fmt.Errorf("%q is not a positive duration like 30s or 5m", v)
+	}
+	*dst = d
+	return nil
+}
+
+func parseDurationOrZero(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return fmt.Errorf("%q is not a duration like 2s, or 0", v)
 	}
 	*dst = d
 	return nil

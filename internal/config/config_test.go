@@ -52,6 +52,16 @@ func TestLoad(t *testing.T) {
 			require.Contains(t, err.Error(), name)
 		}
 	})
+	t.Run("CacheTTLDefaultsToTwoSecondsAndZeroTurnsItOff", func(t *testing.T) {
+		c, err := load(nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, 2*time.Second, c.CacheTTL)
+		c, err = load(map[string]string{"SENDWERK_CACHE_TTL": "0"}, nil)
+		require.NoError(t, err)
+		require.Zero(t, c.CacheTTL)
+		_, err = load(map[string]string{"SENDWERK_CACHE_TTL": "-1s"}, nil)
+		require.ErrorContains(t, err, "SENDWERK_CACHE_TTL")
+	})
 	t.Run("RescueOutlastsAnAttempt", func(t *testing.T) {
 		c, err := load(nil, nil)
 		require.NoError(t, err)

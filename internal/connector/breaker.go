@@ -96,6 +96,7 @@ func (s *Service) ObserveAttempt(ctx context.Context, c *Connector, sendErr erro
 			return false, nil
 		}
 		err := s.q.ConnectorBreakerReset(ctx, dbsqlc.ConnectorBreakerResetParams{TenantID: c.TenantID, ID: c.ID})
+		s.forget(c.TenantID) // else the cached count would reset again on every attempt
 		if err != nil {
 			return false, fmt.Errorf("error resetting connector breaker: %w", err)
 		}
@@ -111,6 +112,7 @@ func (s *Service) ObserveAttempt(ctx context.Context, c *Connector, sendErr erro
 		tripped, err = s.fail(ctx, tx, c, f)
 		return err
 	})
+	s.forget(c.TenantID) // a trip must stop submissions in this process at once
 	return tripped, err
 }
 
@@ -153,6 +155,7 @@ func (s *Service) resumeAfterTest(ctx context.Context, c *Connector) error {
 	if !c.Breaker.Tripped() {
 		return nil
 	}
+	defer s.forget(c.TenantID)
 	return store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		row, err := s.q.WithTx(tx).ConnectorBreakerResume(ctx, dbsqlc.ConnectorBreakerResumeParams{TenantID: c.TenantID, ID: c.ID})
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sendwerk/sendwerk/internal/cache"
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/secret"
@@ -127,6 +128,11 @@ type Policy struct {
 	// password (or a certificate that does not verify) before the connector is paused;
 	// 0 means DefaultBreakerThreshold.
 	BreakerThreshold int
+	// CacheTTL is how long Get and Default reuse a connector they read; 0 reads it every
+	// time. Every change through this Service (update, delete, pause, resume, a breaker
+	// trip, a test result) drops the tenant's connectors from the cache at once; a change
+	// by another process is seen within CacheTTL.
+	CacheTTL time.Duration
 }
 
 // Service stores connectors and talks to their servers.
@@ -136,11 +142,22 @@ type Service struct {
 	box     *secret.Box
 	policy  Policy
 	NowFunc func() time.Time
+
+	// cache holds connectors read by Get and Default; nil without Policy.CacheTTL.
+	cache *cache.TTL[cacheKey, *Connector]
 }
+
+// cacheKey names a connector of a tenant; an empty id is the tenant's default.
+type cacheKey struct{ tenantID, id string }
 
 // NewService returns a Service over a pool or transaction.
 func NewService(db store.DB, box *secret.Box, policy Policy) *Service {
-	return &Service{db: db, q: dbsqlc.New(db), box: box, policy: policy, NowFunc: time.Now}
+	s := &Service{db: db, q: dbsqlc.New(db), box: box, policy: policy, NowFunc: time.Now}
+	if policy.CacheTTL > 0 {
+		s.cache = cache.New[cacheKey, *Connector](policy.CacheTTL, 0)
+		s.cache.SetClock(func() time.Time { return s.NowFunc() })
+	}
+	return s
 }
 
 // Get returns one of tenantID's connectors, or store.ErrNotFound.
@@ -148,20 +165,47 @@ func (s *Service) Get(ctx context.Context, tenantID, id string) (*Connector, err
 	if !ids.Valid(ids.Connector, id) {
 		return nil, store.ErrNotFound
 	}
-	row, err := s.q.ConnectorGet(ctx, dbsqlc.ConnectorGetParams{TenantID: tenantID, ID: id})
-	if err != nil {
-		return nil, fmt.Errorf("error getting connector: %w", store.MapError(err))
-	}
-	return fromRow(row)
+	return s.cached(cacheKey{tenantID, id}, func() (dbsqlc.Connector, error) {
+		row, err := s.q.ConnectorGet(ctx, dbsqlc.ConnectorGetParams{TenantID: tenantID, ID: id})
+		if err != nil {
+			return row, fmt.Errorf("error getting connector: %w", store.MapError(err))
+		}
+		return row, nil
+	})
 }
 
 // Default returns tenantID's default connector, or store.ErrNotFound when it has none.
 func (s *Service) Default(ctx context.Context, tenantID string) (*Connector, error) {
-	row, err := s.q.ConnectorGetDefault(ctx, tenantID)
+	return s.cached(cacheKey{tenantID, ""}, func() (dbsqlc.Connector, error) {
+		row, err := s.q.ConnectorGetDefault(ctx, tenantID)
+		if err != nil {
+			return row, fmt.Errorf("error getting default connector: %w", store.MapError(err))
+		}
+		return row, nil
+	})
+}
+
+// cached returns a copy of the connector at key, reading it with load when the cache has
+// none. "Not found" is not cached: a connector created here or elsewhere is found at once.
+func (s *Service) cached(key cacheKey, load func() (dbsqlc.Connector, error)) (*Connector, error) {
+	c, err := s.cache.Get(key, func() (*Connector, error) {
+		row, err := load()
+		if err != nil {
+			return nil, err
+		}
+		return fromRow(row)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("error getting default connector: %w", store.MapError(err))
+		return nil, err
 	}
-	return fromRow(row)
+	cp := *c // callers may change the fields they were given, never the cached connector's
+	return &cp, nil
+}
+
+// forget drops tenantID's connectors from the cache: any change to one may change which
+// is the default, so all of them go. It runs after the change committed.
+func (s *Service) forget(tenantID string) {
+	s.cache.DeleteFunc(func(k cacheKey, _ *Connector) bool { return k.tenantID == tenantID })
 }
 
 // List returns up to limit connectors after afterID.
@@ -212,6 +256,7 @@ func (s *Service) Create(ctx context.Context, tenantID string, in Input) (*Conne
 		out, err = fromRow(row)
 		return err
 	})
+	s.forget(tenantID)
 	return out, err
 }
 
@@ -267,6 +312,7 @@ func (s *Service) Update(ctx context.Context, tenantID, id string, p Patch) (*Co
 		}
 		return appendStatusEvent(ctx, tx, out, before, "manual", "changed through the API")
 	})
+	s.forget(tenantID)
 	return out, err
 }
 
@@ -275,6 +321,7 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	if !ids.Valid(ids.Connector, id) {
 		return store.ErrNotFound
 	}
+	defer s.forget(tenantID)
 	return store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if _, err := q.TenantLock(ctx, tenantID); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/sendwerk/sendwerk/internal/cache"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
@@ -88,15 +89,30 @@ type RelayCredentials struct {
 	mu    sync.Mutex
 	cache map[[32]byte]time.Time
 
+	// active caches Active's answer by user name (nil without a TTL): a revoke through
+	// this service drops it at once; one by another process is seen within the TTL.
+	active *cache.TTL[string, bool]
+
 	NowFunc func() time.Time
 }
 
 // NewRelayCredentials returns the service over a pool or transaction.
 func NewRelayCredentials(db store.DB) *RelayCredentials {
-	return &RelayCredentials{
+	return NewRelayCredentialsWith(db, 0)
+}
+
+// NewRelayCredentialsWith returns the service with Active's answers cached for ttl (0: not
+// cached); a process's one service should be the one that revokes.
+func NewRelayCredentialsWith(db store.DB, ttl time.Duration) *RelayCredentials {
+	r := &RelayCredentials{
 		q: dbsqlc.New(db), slots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
 		cache: map[[32]byte]time.Time{}, NowFunc: time.Now,
 	}
+	if ttl > 0 {
+		r.active = cache.New[string, bool](ttl, 0)
+		r.active.SetClock(func() time.Time { return r.NowFunc() })
+	}
+	return r
 }
 
 // Create makes a credential for one of tenantID's connectors and returns it with its
@@ -149,20 +165,23 @@ func (r *RelayCredentials) Revoke(ctx context.Context, tenantID, connectorID, id
 	if err != nil {
 		return nil, fmt.Errorf("error revoking relay credential: %w", store.MapError(err))
 	}
+	r.active.Delete(row.Username)
 	return relayFromRow(row), nil
 }
 
 // Active reports whether the credential still exists and is not revoked; a session checks it
 // before each message, so a revocation takes effect without waiting for the next login.
 func (r *RelayCredentials) Active(ctx context.Context, username string) (bool, error) {
-	row, err := r.q.RelayCredentialGetByUsername(ctx, username)
-	if errors.Is(store.MapError(err), store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("error getting relay credential: %w", err)
-	}
-	return row.RevokedAt == nil, nil
+	return r.active.Get(username, func() (bool, error) {
+		row, err := r.q.RelayCredentialGetByUsername(ctx, username)
+		if errors.Is(store.MapError(err), store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("error getting relay credential: %w", err)
+		}
+		return row.RevokedAt == nil, nil
+	})
 }
 
 // Authenticate checks a relay login. Unknown users cost the same hash as wrong passwords, so

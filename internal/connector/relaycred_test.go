@@ -18,6 +18,7 @@ import (
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
 type relayBundle struct {
+	db        store.DB
 	creds     *RelayCredentials
 	tenantID  string
 	connector string
@@ -36,7 +37,7 @@ func setupRelay(t *testing.T) (*relayBundle, context.Context) {
 		Name: "own", Kind: KindSMTP, Sender: Sender{Email: "noreply@acme.example"}, SMTP: &SMTPInput{Host: "127.0.0.1", Port: 2525, Security: "none"},
 	})
 	require.NoError(t, err)
-	b := &relayBundle{creds: NewRelayCredentials(tx), tenantID: ten.ID, connector: c.ID, now: time.Now()}
+	b := &relayBundle{db: tx, creds: NewRelayCredentials(tx), tenantID: ten.ID, connector: c.ID, now: time.Now()}
 	b.creds.NowFunc = func() time.Time { return b.now }
 	return b, ctx
 }

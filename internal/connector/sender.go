@@ -23,12 +23,8 @@ func (e *SenderClaimedError) Error() string {
 		e.Email, e.Domain, e.Domain)
 }
 
-// CheckDefaultSender returns a *SenderClaimedError when email's domain is verified by
-// another tenant and not by tenantID.
-func (s *Service) CheckDefaultSender(ctx context.Context, tenantID, email string) error {
-	return checkDefaultSender(ctx, s.q, tenantID, email)
-}
-
+// checkDefaultSender returns a *SenderClaimedError when email's domain is verified by
+// another tenant and not by tenantID (submissions ask the sending-domain service's cache).
 func checkDefaultSender(ctx context.Context, q *dbsqlc.Queries, tenantID, email string) error {
 	a, err := mailaddr.Parse(email)
 	if err != nil {
@@ -44,7 +40,7 @@ func checkDefaultSender(ctx context.Context, q *dbsqlc.Queries, tenantID, email 
 	return nil
 }
 
-// checkSenderClaim is CheckDefaultSender for a connector being created or changed, as a
+// checkSenderClaim is checkDefaultSender for a connector being created or changed, as a
 // field error.
 func checkSenderClaim(ctx context.Context, q *dbsqlc.Queries, tenantID string, c *Connector) error {
 	if c.Kind != KindSMTP {

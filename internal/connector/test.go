@@ -56,7 +56,9 @@ func (s *Service) Test(ctx context.Context, tenantID, id string) (*TestResult, e
 	if err != nil {
 		return nil, fmt.Errorf("error encoding test result: %w", err)
 	}
-	if err := s.q.ConnectorSetLastTest(ctx, dbsqlc.ConnectorSetLastTestParams{TenantID: tenantID, ID: id, LastTest: b}); err != nil {
+	err = s.q.ConnectorSetLastTest(ctx, dbsqlc.ConnectorSetLastTestParams{TenantID: tenantID, ID: id, LastTest: b})
+	s.forget(tenantID)
+	if err != nil {
 		return nil, fmt.Errorf("error storing test result: %w", err)
 	}
 	if err := appendTestFailed(ctx, s.db, c, res); err != nil {

@@ -19,9 +19,11 @@ import (
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/event"
 	"github.com/sendwerk/sendwerk/internal/ids"
+	"github.com/sendwerk/sendwerk/internal/mailaddr"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
 // Statuses of a message.
@@ -53,6 +55,9 @@ type Senders interface {
 	// DKIMSigners returns the keys to sign mail from domain with (one signature each), or
 	// store.ErrNotFound.
 	DKIMSigners(ctx context.Context, tenantID, domain string) ([]delivery.DKIMOptions, error)
+	// VerifiedElsewhere reports whether a tenant other than tenantID holds domain with
+	// send rights.
+	VerifiedElsewhere(ctx context.Context, tenantID, domain string) (bool, error)
 }
 
 // SenderError is a refused sender, with the rule it broke in words.
@@ -83,6 +88,9 @@ type Config struct {
 	Suppressions *suppression.Service
 	// GroupSizeFunc, when set, is told the size of each group commit (for metrics).
 	GroupSizeFunc func(n int)
+	// Tenants, when set, reads the tenant's monthly quota (through its cache); without it
+	// each submission reads the tenant row.
+	Tenants *tenant.Service
 }
 
 // Service submits and reads messages.
@@ -262,14 +270,32 @@ func newSenderMemo() *senderMemo {
 
 func (m *senderMemo) defaultSender(ctx context.Context, s *Service, tenantID, email string) error {
 	if m == nil {
-		return s.connectors.CheckDefaultSender(ctx, tenantID, email)
+		return s.checkDefaultSender(ctx, tenantID, email)
 	}
 	err, ok := m.defaults[email]
 	if !ok {
-		err = s.connectors.CheckDefaultSender(ctx, tenantID, email)
+		err = s.checkDefaultSender(ctx, tenantID, email)
 		m.defaults[email] = err
 	}
 	return err
+}
+
+// checkDefaultSender refuses a connector's default sender at a domain another tenant has
+// verified (and this one has not) with a *connector.SenderClaimedError; the answer comes
+// through the sending-domain service's cache.
+func (s *Service) checkDefaultSender(ctx context.Context, tenantID, email string) error {
+	a, err := mailaddr.Parse(email)
+	if err != nil {
+		return nil // the address rule reports it
+	}
+	claimed, err := s.senders.VerifiedElsewhere(ctx, tenantID, a.Domain)
+	if err != nil {
+		return fmt.Errorf("error checking the default sender's domain: %w", err)
+	}
+	if claimed {
+		return &connector.SenderClaimedError{Email: a.String(), Domain: a.Domain}
+	}
+	return nil
 }
 
 func (m *senderMemo) domain(ctx context.Context, s *Service, tenantID, domain string, requireSPF bool) error {

@@ -31,6 +31,8 @@ func (noSenders) CheckSender(_ context.Context, _, domain string, _ bool) error 
 	return &SenderError{Domain: domain, Message: "domain " + domain + " is not a sender domain of this account"}
 }
 
+func (noSenders) VerifiedElsewhere(context.Context, string, string) (bool, error) { return false, nil }
+
 func (noSenders) DKIMSigners(context.Context, string, string) ([]delivery.DKIMOptions, error) {
 	return nil, store.ErrNotFound
 }

@@ -19,7 +19,9 @@ import (
 // anySenders allows every sender domain and signs nothing.
 type anySenders struct{}
 
-func (anySenders) CheckSender(context.Context, string, string, bool) error { return nil }
+func (anySenders) CheckSender(context.Context, string, string, bool) error         { return nil }
+func (anySenders) VerifiedElsewhere(context.Context, string, string) (bool, error) { return false, nil }
+
 func (anySenders) DKIMSigners(context.Context, string, string) ([]delivery.DKIMOptions, error) {
 	return nil, store.ErrNotFound
 }

@@ -45,6 +45,10 @@ func (a *domainSenders) CheckSender(ctx context.Context, tenantID, domain string
 	return err
 }
 
+func (a *domainSenders) VerifiedElsewhere(ctx context.Context, tenantID, domain string) (bool, error) {
+	return a.d.VerifiedElsewhere(ctx, tenantID, domain)
+}
+
 // DKIMSigners signs only for domains with send rights: a pending domain's key may not be
 // published yet, and a signature that fails verification is worse than none. A domain
 // signs with each of its active keys (RSA, and Ed25519 when enabled).

@@ -82,7 +82,11 @@ const counterShards = 16
 // period without one counts into a random shard and is summed when read.
 func (s *Service) addUsage(ctx context.Context, tx pgx.Tx, tenantID string, perConnector map[*connector.Connector]int) (*Quota, error) {
 	now := s.NowFunc()
-	t, err := tenant.NewService(tx).Get(ctx, tenantID)
+	tenants := s.cfg.Tenants
+	if tenants == nil {
+		tenants = tenant.NewService(tx)
+	}
+	t, err := tenants.GetTx(ctx, tx, tenantID)
 	if err != nil {
 		return nil, err
 	}

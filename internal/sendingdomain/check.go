@@ -150,6 +150,7 @@ func (s *Service) apply(ctx context.Context, tenantID, id, checkID, trigger stri
 	}
 	var out *Domain
 	var chk *Check
+	defer s.forgetDomains()
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.SendingDomainGetForUpdate(ctx, dbsqlc.SendingDomainGetForUpdateParams{TenantID: tenantID, ID: id})

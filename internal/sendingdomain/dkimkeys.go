@@ -308,6 +308,7 @@ func (s *Service) UpdateDKIMPolicy(ctx context.Context, tenantID, id string, p D
 		}
 		material = &m
 	}
+	defer s.forgetDomains()
 	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.SendingDomainGetForUpdate(ctx, dbsqlc.SendingDomainGetForUpdateParams{TenantID: tenantID, ID: id})

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
+	"github.com/sendwerk/sendwerk/internal/cache"
 	"github.com/sendwerk/sendwerk/internal/dnscheck"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/mailaddr"
@@ -97,6 +98,11 @@ func (d *Domain) Result(check string) *dnscheck.CheckResult {
 
 // Config is the platform's domain policy and check cadence. Zero fields take defaults.
 type Config struct {
+	// CacheTTL is how long the sender rule reuses a domain's row and the "verified by
+	// another account" answer; 0 reads them for every submission. A change through this
+	// Service (a check's verdict, a new or deleted domain) empties the cache at once; a
+	// change by another process is seen within CacheTTL.
+	CacheTTL time.Duration
 	// Selector is the DKIM selector of new keys.
 	Selector string
 	// VerificationPrefix starts the ownership TXT record: "<prefix>=<token>".
@@ -219,7 +225,15 @@ type Service struct {
 	metrics  *metrics
 	// NowFunc is the clock of the state machine (grace periods, cadence); tests move it.
 	NowFunc func() time.Time
+
+	// byName and claims cache what the sender rule reads on every submission (nil
+	// without Config.CacheTTL); every change to a domain through this Service empties both.
+	byName *cache.TTL[nameKey, dbsqlc.SendingDomain]
+	claims *cache.TTL[nameKey, bool]
 }
+
+// nameKey is a domain name (ASCII) as seen from a tenant.
+type nameKey struct{ tenantID, domain string }
 
 // NewService returns a Service that checks DNS through lookuper (a *dnscheck.Resolver).
 func NewService(db store.DB, box *secret.Box, lookuper dnscheck.Lookuper, cfg *Config) (*Service, error) {
@@ -234,7 +248,44 @@ func NewService(db store.DB, box *secret.Box, lookuper dnscheck.Lookuper, cfg *C
 	s := &Service{db: db, q: dbsqlc.New(db), box: box, cfg: c.withDefaults(), inserter: inserter, metrics: newMetrics(), NowFunc: time.Now}
 	s.checker, s.lookuper = dnscheck.NewChecker(lookuper), lookuper
 	s.checker.NowFunc = s.now
+	if c.CacheTTL > 0 {
+		s.byName = cache.New[nameKey, dbsqlc.SendingDomain](c.CacheTTL, 0)
+		s.claims = cache.New[nameKey, bool](c.CacheTTL, 0)
+		s.byName.SetClock(func() time.Time { return s.NowFunc() })
+		s.claims.SetClock(func() time.Time { return s.NowFunc() })
+	}
 	return s, nil
+}
+
+// forgetDomains empties the caches after a change to any domain: a status change of one
+// tenant's domain changes what every other tenant's "verified elsewhere" answer is, and
+// changes are rare next to submissions. It runs after the change committed.
+func (s *Service) forgetDomains() {
+	s.byName.Purge()
+	s.claims.Purge()
+}
+
+// cachedRowByName is rowByName through the cache, for the sender rule.
+func (s *Service) cachedRowByName(ctx context.Context, tenantID, name string) (dbsqlc.SendingDomain, error) {
+	return s.byName.Get(nameKey{tenantID, name}, func() (dbsqlc.SendingDomain, error) {
+		return s.rowByName(ctx, tenantID, name) // "not found" is an error: not cached
+	})
+}
+
+// VerifiedElsewhere reports whether a tenant other than tenantID holds domain with send
+// rights (verified, or in its grace period), through the cache.
+func (s *Service) VerifiedElsewhere(ctx context.Context, tenantID, domain string) (bool, error) {
+	name, err := mailaddr.Domain(domain)
+	if err != nil {
+		return false, nil
+	}
+	return s.claims.Get(nameKey{tenantID, name}, func() (bool, error) {
+		claimed, err := s.q.SendingDomainVerifiedElsewhere(ctx, dbsqlc.SendingDomainVerifiedElsewhereParams{Domain: name, TenantID: tenantID})
+		if err != nil {
+			return false, fmt.Errorf("error checking whether another account verified %s: %w", name, err)
+		}
+		return claimed != nil && *claimed, nil
+	})
 }
 
 func (s *Service) now() time.Time { return s.NowFunc().UTC().Truncate(time.Microsecond) }
@@ -419,6 +470,7 @@ func (s *Service) CreateDomain(ctx context.Context, tenantID string, nd NewDomai
 		params.DkimRotationDays = &n
 	}
 	var out *Domain
+	defer s.forgetDomains()
 	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.SendingDomainInsert(ctx, params)
@@ -459,6 +511,7 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 		return store.ErrNotFound
 	}
 	n, err := s.q.SendingDomainDelete(ctx, dbsqlc.SendingDomainDeleteParams{TenantID: tenantID, ID: id})
+	s.forgetDomains()
 	if err != nil {
 		return fmt.Errorf("error deleting domain: %w", err)
 	}

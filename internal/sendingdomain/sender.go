@@ -43,7 +43,7 @@ func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requ
 	if err != nil {
 		return nil, &SenderError{Domain: domain, Rule: RuleUnknown, Message: fmt.Sprintf("%q is not a valid sender domain", domain)}
 	}
-	row, err := s.rowByName(ctx, tenantID, name)
+	row, err := s.cachedRowByName(ctx, tenantID, name)
 	if IsNotFound(err) {
 		return nil, &SenderError{Domain: name, Rule: RuleUnknown, Message: fmt.Sprintf(
 			"domain %s is not a sender domain of this account: add it with POST /v1/domains, publish its records and check it (each subdomain is added on its own)", name)}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sendwerk/sendwerk/internal/ids"
@@ -183,6 +184,7 @@ func (s *Service) RevokeKey(ctx context.Context, tenantID, id string) (*APIKey, 
 		return nil, store.ErrNotFound
 	}
 	row, err := s.q.APIKeyRevoke(ctx, dbsqlc.APIKeyRevokeParams{TenantID: tenantID, ID: id})
+	s.forgetKey(id)
 	if err != nil {
 		return nil, fmt.Errorf("error revoking api key: %w", store.MapError(err))
 	}
@@ -192,6 +194,7 @@ func (s *Service) RevokeKey(ctx context.Context, tenantID, id string) (*APIKey, 
 // DeleteStaleKeys removes keys revoked or expired before the cutoff.
 func (s *Service) DeleteStaleKeys(ctx context.Context, before time.Time) (int64, error) {
 	n, err := s.q.APIKeyDeleteStale(ctx, before)
+	s.keys.Purge()
 	if err != nil {
 		return 0, fmt.Errorf("error deleting stale api keys: %w", err)
 	}
@@ -210,14 +213,11 @@ func (s *Service) Authenticate(ctx context.Context, secret string, client netip.
 	if !strings.HasPrefix(secret, KeyPrefix) || len(secret) > 200 {
 		return nil, ErrKeyInvalid
 	}
-	row, err := s.q.APIKeyGetBySecretHash(ctx, hashSecret(secret))
+	ck, err := s.keyBySecret(ctx, secret)
 	if err != nil {
-		if errors.Is(store.MapError(err), store.ErrNotFound) {
-			return nil, ErrKeyInvalid
-		}
-		return nil, fmt.Errorf("error looking up api key: %w", err)
+		return nil, err
 	}
-	key := keyFromRow(row)
+	key := ck.copyKey()
 	switch key.Status(s.NowFunc()) {
 	case "revoked":
 		return nil, ErrKeyRevoked
@@ -228,12 +228,51 @@ func (s *Service) Authenticate(ctx context.Context, secret string, client netip.
 		return nil, ErrAddressNotAllowed
 	}
 	// last_used_at has minute resolution: a key used within the minute needs no write.
-	if key.LastUsedAt == nil || s.NowFunc().Sub(*key.LastUsedAt) >= time.Minute {
+	if now := s.NowFunc(); key.LastUsedAt == nil || now.Sub(*key.LastUsedAt) >= time.Minute {
 		if err := s.q.APIKeyTouch(ctx, dbsqlc.APIKeyTouchParams{TenantID: key.TenantID, ID: key.ID}); err != nil {
 			return nil, fmt.Errorf("error recording api key use: %w", err)
 		}
+		ck.touched.Store(now.UnixNano())
 	}
 	return &Principal{Key: key}, nil
+}
+
+// cachedKey is a key as read, and when this process last recorded its use (the row's
+// last_used_at in the cache is as old as the read).
+type cachedKey struct {
+	key     *APIKey
+	touched atomic.Int64 // unix nanoseconds; 0: not since the read
+}
+
+// copyKey returns the key for one request, with the latest use this process recorded.
+func (c *cachedKey) copyKey() *APIKey {
+	k := *c.key
+	if t := c.touched.Load(); t != 0 && (k.LastUsedAt == nil || time.Unix(0, t).After(*k.LastUsedAt)) {
+		at := time.Unix(0, t)
+		k.LastUsedAt = &at
+	}
+	return &k
+}
+
+// keyBySecret finds the key whose secret this is, by its hash: the secret itself is
+// neither stored nor cached.
+func (s *Service) keyBySecret(ctx context.Context, secret string) (*cachedKey, error) {
+	h := sha256.Sum256([]byte(secret))
+	return s.keys.Get(h, func() (*cachedKey, error) {
+		row, err := s.q.APIKeyGetBySecretHash(ctx, h[:])
+		if err != nil {
+			if errors.Is(store.MapError(err), store.ErrNotFound) {
+				return nil, ErrKeyInvalid // not cached: unknown secrets cannot fill the cache
+			}
+			return nil, fmt.Errorf("error looking up api key: %w", err)
+		}
+		return &cachedKey{key: keyFromRow(row)}, nil
+	})
+}
+
+// forgetKey drops key id from the cache.
+func (s *Service) forgetKey(id string) {
+	s.keys.DeleteFunc(func(_ [32]byte, k *cachedKey) bool { return k.key.ID == id })
 }
 
 // Require returns ErrScopeMissing unless the key has every scope.

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sendwerk/sendwerk/internal/cache"
 	"github.com/sendwerk/sendwerk/internal/ids"
 	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
@@ -39,11 +42,44 @@ type Service struct {
 	db      dbsqlc.DBTX
 	q       *dbsqlc.Queries
 	NowFunc func() time.Time
+
+	// keys holds API keys by the SHA-256 of their secret (never the secret), tenants
+	// tenants by id; both nil unless Options.CacheTTL is set (see package cache).
+	keys    *cache.TTL[[32]byte, *cachedKey]
+	tenants *cache.TTL[string, *Tenant]
 }
 
-// NewService returns a Service over a pool or a transaction.
+// Options configure a Service.
+type Options struct {
+	// CacheTTL is how long API keys and tenants read are reused; 0 reads them every time.
+	// A key revoked through this Service stops working at once, one revoked by another
+	// process within CacheTTL.
+	CacheTTL time.Duration
+}
+
+// NewService returns a Service over a pool or a transaction, without caches.
 func NewService(db dbsqlc.DBTX) *Service {
-	return &Service{db: db, q: dbsqlc.New(db), NowFunc: time.Now}
+	return NewServiceWith(db, Options{})
+}
+
+// NewServiceWith returns a Service over a pool with opts; the one Service of a process
+// should be the only one that changes tenants and keys, so its caches see every change.
+func NewServiceWith(db dbsqlc.DBTX, opts Options) *Service {
+	s := &Service{db: db, q: dbsqlc.New(db), NowFunc: time.Now}
+	if opts.CacheTTL > 0 {
+		s.keys = cache.New[[32]byte, *cachedKey](opts.CacheTTL, 0)
+		s.tenants = cache.New[string, *Tenant](opts.CacheTTL, 0)
+		now := func() time.Time { return s.NowFunc() }
+		s.keys.SetClock(now)
+		s.tenants.SetClock(now)
+	}
+	return s
+}
+
+// forgetTenant drops a tenant and its keys from the caches.
+func (s *Service) forgetTenant(id string) {
+	s.tenants.Delete(id)
+	s.keys.DeleteFunc(func(_ [32]byte, k *cachedKey) bool { return k.key.TenantID == id })
 }
 
 // Create adds a tenant.
@@ -62,11 +98,31 @@ func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
 	if !ids.Valid(ids.Tenant, id) {
 		return nil, store.ErrNotFound
 	}
-	row, err := s.q.TenantGet(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("error getting tenant: %w", store.MapError(err))
+	return s.get(ctx, s.q, id)
+}
+
+// GetTx is Get reading through tx on a cache miss, for callers inside a transaction (which
+// must not wait for a second connection of the pool).
+func (s *Service) GetTx(ctx context.Context, tx pgx.Tx, id string) (*Tenant, error) {
+	if !ids.Valid(ids.Tenant, id) {
+		return nil, store.ErrNotFound
 	}
-	return tenantFromRow(row), nil
+	return s.get(ctx, s.q.WithTx(tx), id)
+}
+
+func (s *Service) get(ctx context.Context, q *dbsqlc.Queries, id string) (*Tenant, error) {
+	t, err := s.tenants.Get(id, func() (*Tenant, error) {
+		row, err := q.TenantGet(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("error getting tenant: %w", store.MapError(err))
+		}
+		return tenantFromRow(row), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cp := *t
+	return &cp, nil
 }
 
 // List returns up to limit tenants with ids after afterID, oldest first.
@@ -95,6 +151,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*Tenant, erro
 		params.SetMonthlyQuota, params.MonthlyQuota = true, p.MonthlyQuota.Value
 	}
 	row, err := s.q.TenantUpdate(ctx, params)
+	s.tenants.Delete(id)
 	if err != nil {
 		return nil, fmt.Errorf("error updating tenant: %w", store.MapError(err))
 	}
@@ -107,6 +164,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return store.ErrNotFound
 	}
 	n, err := s.q.TenantDelete(ctx, id)
+	s.forgetTenant(id)
 	if err != nil {
 		return fmt.Errorf("error deleting tenant: %w", err)
 	}

@@ -31,6 +31,18 @@ func (q *Queries) PlatformFactsPut(ctx context.Context, facts []byte) error {
 	return err
 }
 
+const webhookAnyEnabled = `-- name: WebhookAnyEnabled :one
+SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled)
+`
+
+// WebhookAnyEnabled tells the dispatcher whether any tenant has a webhook to dispatch to.
+func (q *Queries) WebhookAnyEnabled(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, webhookAnyEnabled)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const webhookAttemptInsert = `-- name: WebhookAttemptInsert :exec
 INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, latency_ms, response_headers, response_body, error)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -363,6 +375,26 @@ func (q *Queries) WebhookDispatchLock(ctx context.Context) (WebhookDispatchLockR
 	var i WebhookDispatchLockRow
 	err := row.Scan(&i.AfterXid, &i.AfterSequence)
 	return i, err
+}
+
+const webhookDispatchSkipIdle = `-- name: WebhookDispatchSkipIdle :execrows
+UPDATE webhook_dispatch d SET after_xid = e.xid::text, after_sequence = e.sequence
+FROM (SELECT xid, sequence FROM events WHERE xid < event_horizon() ORDER BY xid DESC, sequence DESC LIMIT 1) e
+WHERE d.id = 1
+  AND NOT EXISTS (SELECT 1 FROM webhooks WHERE enabled)
+  AND (d.after_xid = '' OR (e.xid, e.sequence) > (CAST(d.after_xid AS xid8), d.after_sequence))
+`
+
+// WebhookDispatchSkipIdle moves the dispatch position past the events below the horizon
+// while no webhook is enabled, in one statement (one snapshot): dispatching them would
+// have found no webhook, and a webhook enabled later does not wait behind them. It never
+// moves the position back.
+func (q *Queries) WebhookDispatchSkipIdle(ctx context.Context) (int64, error) {
+	result, err := q.db.Exec(ctx, webhookDispatchSkipIdle)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const webhookGet = `-- name: WebhookGet :one
