@@ -102,9 +102,8 @@ func (d *Deliverer) claimGroup(ctx context.Context, group []*claim) (map[string]
 		p.Ids = append(p.Ids, cl.id)
 	}
 	err := store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
-		// As for outcomes (record.go): one generic plan instead of a custom plan per call.
-		if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
-			return fmt.Errorf("error setting plan cache mode: %w", err)
+		if err := usePrimaryKeyPlans(ctx, tx); err != nil {
+			return err
 		}
 		rows, err := d.q.WithTx(tx).MessageClaimAttempts(ctx, p)
 		if err != nil {

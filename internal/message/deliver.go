@@ -8,8 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
-	"github.com/riverqueue/river/rivertype"
 )
 
 // DefaultRetrySchedule is the wait after each failed attempt: about 76 hours in all before a
@@ -101,33 +99,42 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	return nil // delivered (the job is already completed) or nothing left to do
 }
 
-// riverCompleter completes delivered jobs the way river.JobCompleteTx does, but many in one
-// call of River's own statement (its driver's JobSetStateIfRunningMany), for a group of
-// deliveries recorded together.
+// riverCompleter completes delivered jobs as river.JobCompleteTx does (state `completed`,
+// finalized now, where the job is still running; a job that no longer exists fails the
+// transaction), for a whole group of deliveries in one statement by primary key. It does not
+// use River's own statement (its driver's JobSetStateIfRunningMany): that statement serves
+// every state change River makes, twelve arrays in a CTE, and cost 1.5–2 ms per call in
+// `make bench`, planned anew on each call or, with a generic plan made while river_job was
+// small, scanning the whole table. River's schema (river_job's id, state, finalized_at) is
+// the public one its migrations define; River's completer, which still runs after the worker
+// returns, finds the job completed and leaves it as it is.
 type riverCompleter struct {
 	client *river.Client[pgx.Tx]
 }
+
+// completeJobsSQL completes the running jobs among $1 and counts how many of $1 exist.
+// Statements of a CTE see one snapshot, so the count includes the jobs it completes.
+const completeJobsSQL = `WITH done AS (
+	UPDATE %[1]sriver_job SET state = 'completed', finalized_at = now()
+	WHERE id = ANY($1::bigint[]) AND state = 'running'
+	RETURNING id
+)
+SELECT count(*) FROM %[1]sriver_job WHERE id = ANY($1::bigint[])`
 
 // CompleteTx marks jobIDs completed in tx where they are still running, and fails when any
 // of them no longer exists, as river.JobCompleteTx does; the deliveries' record then rolls
 // back with it.
 func (c riverCompleter) CompleteTx(ctx context.Context, tx pgx.Tx, jobIDs []int64) error {
-	n := len(jobIDs)
-	now := time.Now()
-	p := &riverdriver.JobSetStateIfRunningManyParams{
-		ID: jobIDs, Attempt: make([]*int, n), ErrData: make([][]byte, n), FinalizedAt: make([]*time.Time, n),
-		MetadataDoMerge: make([]bool, n), MetadataUpdates: make([][]byte, n), ScheduledAt: make([]*time.Time, n),
-		Schema: c.client.Schema(), State: make([]rivertype.JobState, n),
+	schema := ""
+	if sc := c.client.Schema(); sc != "" {
+		schema = pgx.Identifier{sc}.Sanitize() + "."
 	}
-	for i := range n {
-		p.FinalizedAt[i], p.State[i] = &now, rivertype.JobStateCompleted
+	var existing int
+	if err := tx.QueryRow(ctx, fmt.Sprintf(completeJobsSQL, schema), jobIDs).Scan(&existing); err != nil {
+		return fmt.Errorf("error completing delivery jobs: %w", err)
 	}
-	rows, err := c.client.Driver().UnwrapExecutor(tx).JobSetStateIfRunningMany(ctx, p)
-	if err != nil {
-		return err
-	}
-	if len(rows) != n {
-		return fmt.Errorf("%d of %d delivery jobs no longer exist", n-len(rows), n)
+	if existing != len(jobIDs) {
+		return fmt.Errorf("%d of %d delivery jobs no longer exist", len(jobIDs)-existing, len(jobIDs))
 	}
 	return nil
 }

@@ -178,11 +178,8 @@ func (d *Deliverer) recordGroup(ctx context.Context, group []*outcome) error {
 		return err
 	}
 	return store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
-		// Both statements take arrays, for which PostgreSQL keeps planning a custom plan on
-		// every call (about 2 ms of CPU each, 4x their execution); their generic plans are the
-		// same index lookups by primary key, planned once per connection.
-		if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
-			return fmt.Errorf("error setting plan cache mode: %w", err)
+		if err := usePrimaryKeyPlans(ctx, tx); err != nil {
+			return err
 		}
 		ids, err := d.q.WithTx(tx).MessageRecordOutcomes(ctx, p)
 		if err != nil {
@@ -264,4 +261,22 @@ func recordParams(group []*outcome) (dbsqlc.MessageRecordOutcomesParams, error) 
 		p.EventData = append(p.EventData, string(row.Data))
 	}
 	return p, nil
+}
+
+// usePrimaryKeyPlans sets, for the rest of tx, how the group statements (claims and
+// outcomes, which take arrays of ids) are planned. PostgreSQL keeps planning a custom plan
+// for them on every call (about 1–2 ms of CPU each, several times their execution), so they
+// use one generic plan per connection instead. A generic plan is made once, when the
+// connection first runs the statement, and then kept until the table's statistics change:
+// made while the tables are still small (a fresh database, before autovacuum has analysed
+// them), it joined by hash over a sequential scan of messages, and went on scanning the
+// whole table for every group (hundreds of pages per call in `make bench`). With sequential
+// scans off while it is made, the plan is what it must be at any size: index lookups by
+// primary key. Both settings end with the transaction.
+func usePrimaryKeyPlans(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
+	if err != nil {
+		return fmt.Errorf("error setting the group statements' plans: %w", err)
+	}
+	return nil
 }
