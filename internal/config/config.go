@@ -286,7 +286,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.BreakerThreshold, v, 1) }},
 		{Name: "SENDWERK_MESSAGE_BODY_RETENTION", Default: "720h", Help: "Bodies of finished messages are purged after this long; metadata and events stay.",
 			set: func(c *Config, v string) error { return parseDuration(&c.BodyRetention, v) }},
-		{Name: "SENDWERK_JOB_FETCH_COOLDOWN", Default: "10ms", Help: "Shortest pause between two fetches of one job queue; lower means faster pickup under load, more queries. New jobs are announced at once (one notification per queue and millisecond at most), and the deliveries queue is also polled every 100ms.",
+		{Name: "SENDWERK_JOB_FETCH_COOLDOWN", Default: "2ms", Help: "Shortest pause between two fetches of one job queue; lower means faster pickup under load, more queries. New jobs are announced at once (one notification per queue and millisecond at most), and the deliveries queue is also polled every 100ms.",
 			set: func(c *Config, v string) error { return parseDuration(&c.JobFetchCooldown, v) }},
 		{Name: "SENDWERK_API_KEY_RATE_LIMIT", Default: "100", Help: "Requests per second one API key may make to this process (burst: twice that); 429 beyond.",
 			set: func(c *Config, v string) error { return parseInt(&c.APIKeyRequestsPerSec, v, 1) }},
