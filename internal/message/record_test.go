@@ -17,6 +17,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/secret"
 	"github.com/sendwerk/sendwerk/internal/smtptest"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -254,4 +255,52 @@ func TestGroupQueueTakesEachKeyOnce(t *testing.T) {
 	require.Equal(t, []string{"a2", "b2"}, g.queue)
 	require.Equal(t, []string{"a2", "b2"}, g.take())
 	require.Empty(t, g.queue)
+}
+
+// TestGroupStatementsUseIndexPlansOnASmallTable: the group statements run with one generic
+// plan per connection, made the first time a connection runs them. Made while messages and
+// river_job are small (a fresh database, not yet analysed), the plan scanned each table whole
+// for every group; usePrimaryKeyPlans makes it the primary-key lookup it must be at any size.
+// The control shows the test can tell: the generic plan alone scans.
+func TestGroupStatementsUseIndexPlansOnASmallTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	_, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil) // one row: still a one-page table
+	require.NoError(t, err)
+	now := time.Now()
+	outcomes := dbsqlc.MessageRecordOutcomesParams{
+		TenantIds: []string{b.tenantID}, Ids: []string{"msg_none"}, Attempts: []int32{1}, Statuses: []string{StatusDelivered},
+		LastReplies: []string{"{}"}, StatusReasons: []string{""}, NextAttemptAts: []time.Time{now},
+		TimelineMessageIds: []string{}, TimelineTenantIds: []string{}, TimelineTypes: []string{}, TimelineData: []string{},
+		EventIds: []string{}, EventTenantIds: []string{}, EventTypes: []string{}, EventCreatedAts: []time.Time{},
+		EventMessageIds: []string{}, EventConnectorIds: []string{}, EventData: []string{},
+	}
+	claims := dbsqlc.MessageClaimAttemptsParams{TenantIds: []string{b.tenantID}, Ids: []string{"msg_none"}, UnknownText: unknownText}
+	// seqScans runs both group statements on conn in a transaction set up as set (or with the
+	// generic plan alone) and counts the sequential scans of messages and river_job in it.
+	seqScans := func(set func(pgx.Tx) error) int64 {
+		pooled, err := b.pool.Acquire(ctx)
+		require.NoError(t, err)
+		conn := pooled.Hijack() // closed after: no plan carried over to the next call
+		defer conn.Close(ctx)
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		require.NoError(t, set(tx))
+		q := dbsqlc.New(tx)
+		_, err = q.MessageRecordOutcomes(ctx, outcomes)
+		require.NoError(t, err)
+		_, err = q.MessageClaimAttempts(ctx, claims)
+		require.NoError(t, err)
+		require.NoError(t, riverCompleter{client: b.svc.jobs.(*river.Client[pgx.Tx])}.CompleteTx(ctx, tx, []int64{}))
+		var n int64
+		require.NoError(t, tx.QueryRow(ctx, "SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables WHERE relname IN ('messages', 'river_job')").Scan(&n))
+		return n
+	}
+	require.Positive(t, seqScans(func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan")
+		return err
+	}), "control: a generic plan made on a small table scans it")
+	require.Zero(t, seqScans(func(tx pgx.Tx) error { return usePrimaryKeyPlans(ctx, tx) }))
 }
