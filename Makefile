@@ -77,7 +77,7 @@ test-race: ## the tests with the race detector
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: ## benchmark against pgbench and Postfix on loopback (root; three full runs ~35 min, BENCH_RUNS=1 one run, BENCH_QUICK=1 a smoke run): tables, min/median/max summary + bench/results.json
+bench: ## benchmark against pgbench and Postfix on loopback (root; three full runs ~25 min, BENCH_RUNS=1 one run, BENCH_QUICK=1 a smoke run): tables, min/median/max summary + bench/results.json
 	$(GO) build -o bin/sendwerk ./cmd/sendwerk
 	$(GO) run ./bench -bin bin/sendwerk $(if $(filter 1,$(BENCH_QUICK)),-quick) $(if $(BENCH_RUNS),-runs $(BENCH_RUNS))
 
