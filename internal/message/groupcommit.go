@@ -203,9 +203,12 @@ func (c *committer) commit(group []*pending) {
 	leaders, followers := splitDuplicateKeys(group)
 	results, err := c.s.commitGroup(ctx, leaders)
 	var limit *LimitError
-	if errors.As(err, &limit) {
-		// A limit or quota is reached by the group as a whole: its rollback undid the
-		// counting, and each submission is judged on its own, exactly as without grouping.
+	_, unavailable := store.AsUnavailable(err)
+	if errors.As(err, &limit) || (err != nil && !unavailable) {
+		// A limit or quota is reached by the group as a whole, or one submission cannot be
+		// stored (its tenant deleted meanwhile, say): the rollback undid everything, and
+		// each submission is judged on its own, exactly as without grouping, so one bad
+		// member fails alone. Only a database that is unavailable fails the whole group.
 		for _, pd := range leaders {
 			pd.answer(c.s.commitOne(ctx, pd))
 		}

@@ -37,6 +37,16 @@ func setupGroup(t *testing.T) *groupBundle {
 // submissions arriving before it runs would otherwise share the first commit.
 func (b *groupBundle) submitBehindLock(t *testing.T, table string, n int, req func(i int) (*Request, *Idempotency)) ([]*Accepted, []error) {
 	t.Helper()
+	return b.behindLock(t, table, n, func(i int) (*Accepted, error) {
+		r, idem := req(i)
+		acc, _, err := b.svc.Submit(context.Background(), b.tenantID, r, idem)
+		return acc, err
+	})
+}
+
+// behindLock is submitBehindLock with each submission made by submit.
+func (b *groupBundle) behindLock(t *testing.T, table string, n int, submit func(i int) (*Accepted, error)) ([]*Accepted, []error) {
+	t.Helper()
 	ctx := context.Background()
 	lock, err := b.pool.Begin(ctx)
 	require.NoError(t, err)
@@ -49,8 +59,7 @@ func (b *groupBundle) submitBehindLock(t *testing.T, table string, n int, req fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, idem := req(i)
-			accs[i], _, errs[i] = b.svc.Submit(ctx, b.tenantID, r, idem)
+			accs[i], errs[i] = submit(i)
 		}()
 	}
 	start(n - 1)
@@ -233,6 +242,36 @@ func TestGroupCommit(t *testing.T) {
 		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "it waited for the submission being prepared")
 		require.Less(t, time.Since(start), 5*time.Second, "but not past the window")
 		require.Equal(t, []int{1}, b.groups)
+	})
+
+	t.Run("AMemberThatCannotBeStoredFailsAlone", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		ctx := context.Background()
+		// The last submission (queued with the others) names a tenant that no longer
+		// exists: the group's insert fails on it, and the others must not fail with it.
+		accs, errs := b.behindLock(t, "usage_counters", 6, func(i int) (*Accepted, error) {
+			if i != 4 {
+				acc, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+				return acc, err
+			}
+			p, err := b.svc.prepare(ctx, b.tenantID, request())
+			if err != nil {
+				return nil, err
+			}
+			acc, _, err := b.svc.group.submit(ctx, &pending{tenantID: "ten_gone", p: p, acc: &Accepted{ID: p.id, Status: StatusQueued}})
+			return acc, err
+		})
+		require.Equal(t, []int{1, 5}, b.groups, "the five queued behind the first commit as one group")
+		for i := range accs {
+			if i == 4 {
+				require.Error(t, errs[i], "the member that cannot be stored fails")
+				continue
+			}
+			require.NoError(t, errs[i], "submission %d", i)
+		}
+		require.Equal(t, 5, b.count(t, "messages"))
+		require.Equal(t, 5, b.count(t, "river_job"))
 	})
 
 	t.Run("ALoneSubmissionIsNotDelayed", func(t *testing.T) {
