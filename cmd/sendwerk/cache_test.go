@@ -60,4 +60,19 @@ func TestCachesSeeChangesAtOnce(t *testing.T) {
 		err = c.Send(relayMessage(t, "noreply@acme.example", "After revoke", "jane@customer.example"))
 		require.ErrorContains(t, err, "revoked", "the same session, logged in before the revoke")
 	})
+	t.Run("DeletedTenantsRelaySessionRefusedAtTheNextMailFrom", func(t *testing.T) {
+		t.Parallel()
+		r := setupRelayE2E(t, longCache)
+		c := r.goMail(t, false, r.cred.Password)
+		require.NoError(t, c.DialWithContext(ctx))
+		t.Cleanup(func() { _ = c.Close() })
+		require.NoError(t, c.Send(relayMessage(t, "noreply@acme.example", "Before delete", "jane@customer.example")),
+			"credential, connector and sender are checked and cached")
+		d, err := r.admin.DeleteTenantWithResponse(ctx, r.tenantOf(t))
+		require.NoError(t, err)
+		require.Equal(t, 204, d.StatusCode(), string(d.Body))
+		err = c.Send(relayMessage(t, "noreply@acme.example", "After delete", "jane@customer.example"))
+		require.Error(t, err, "the tenant's credential went with it, and the caches forgot it")
+		require.Contains(t, err.Error(), "revoked", "refused at MAIL FROM, not at the commit")
+	})
 }

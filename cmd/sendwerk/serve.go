@@ -184,6 +184,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	reg.MustRegister(metrics.NewQueue(pool, logger))
 	// The relay host binds its ports before River starts: a conflict stops start-up cleanly.
 	relayCredentials := connector.NewRelayCredentialsWith(pool, cfg.CacheTTL)
+	tenants.OnDelete(func(tenantID string) {
+		connectors.ForgetTenant(tenantID)
+		relayCredentials.ForgetAll()
+		domains.ForgetDomains()
+	})
 	relayServer, selfSigned, err := startRelay(cfg, logger, reg, relayCredentials, messages)
 	if err != nil {
 		return err

@@ -336,3 +336,6 @@ func relayFromRow(r dbsqlc.RelayCredential) *RelayCredential {
 		LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt, CreatedAt: r.CreatedAt,
 	}
 }
+
+// ForgetAll drops every cached Active answer (a tenant was deleted, with its credentials).
+func (r *RelayCredentials) ForgetAll() { r.active.Purge() }

@@ -47,6 +47,15 @@ type Service struct {
 	// tenants by id; both nil unless Options.CacheTTL is set (see package cache).
 	keys    *cache.TTL[[32]byte, *cachedKey]
 	tenants *cache.TTL[string, *Tenant]
+	// onDelete are told of each deleted tenant (other services' caches forget it).
+	onDelete []func(tenantID string)
+}
+
+// OnDelete registers f to be called with a tenant's id after the tenant is deleted through
+// this service, so caches kept elsewhere (connectors, relay credentials, sender domains)
+// forget what it owned at once instead of after their TTL. Register before serving.
+func (s *Service) OnDelete(f func(tenantID string)) {
+	s.onDelete = append(s.onDelete, f)
 }
 
 // Options configure a Service.
@@ -165,6 +174,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	}
 	n, err := s.q.TenantDelete(ctx, id)
 	s.forgetTenant(id)
+	for _, f := range s.onDelete {
+		f(id)
+	}
 	if err != nil {
 		return fmt.Errorf("error deleting tenant: %w", err)
 	}
