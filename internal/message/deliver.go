@@ -81,9 +81,13 @@ func (w *DeliverWorker) delayAfter(attempt int) time.Duration {
 // Work makes one delivery attempt.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	opts := AttemptOpts{Last: job.Attempt >= job.MaxAttempts, RetryAt: w.NowFunc().Add(w.delayAfter(job.Attempt))}
+	// The job is always completed in the transaction that records its delivery; River's
+	// client (in ctx when River runs the job) only says in which schema its table is.
+	var schema string
 	if client, err := river.ClientFromContextSafely[pgx.Tx](ctx); err == nil {
-		opts.Complete = &JobCompletion{ID: job.ID, By: riverCompleter{client}}
+		schema = client.Schema()
 	}
+	opts.Complete = &JobCompletion{ID: job.ID, By: riverCompleter{schema: schema}}
 	a, err := w.deliverer.Attempt(ctx, job.Args.TenantID, job.Args.MessageID, opts)
 	if err != nil {
 		return err
@@ -109,7 +113,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 // the public one its migrations define; River's completer, which still runs after the worker
 // returns, finds the job completed and leaves it as it is.
 type riverCompleter struct {
-	client *river.Client[pgx.Tx]
+	schema string // River's schema; empty: the search path's
 }
 
 // completeJobsSQL completes the running jobs among $1 and counts how many of $1 exist.
@@ -126,8 +130,8 @@ SELECT count(*) FROM %[1]sriver_job WHERE id = ANY($1::bigint[])`
 // back with it.
 func (c riverCompleter) CompleteTx(ctx context.Context, tx pgx.Tx, jobIDs []int64) error {
 	schema := ""
-	if sc := c.client.Schema(); sc != "" {
-		schema = pgx.Identifier{sc}.Sanitize() + "."
+	if c.schema != "" {
+		schema = pgx.Identifier{c.schema}.Sanitize() + "."
 	}
 	var existing int
 	if err := tx.QueryRow(ctx, fmt.Sprintf(completeJobsSQL, schema), jobIDs).Scan(&existing); err != nil {

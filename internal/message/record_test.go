@@ -293,7 +293,7 @@ func TestGroupStatementsUseIndexPlansOnASmallTable(t *testing.T) {
 		require.NoError(t, err)
 		_, err = q.MessageClaimAttempts(ctx, claims)
 		require.NoError(t, err)
-		require.NoError(t, riverCompleter{client: b.svc.jobs.(*river.Client[pgx.Tx])}.CompleteTx(ctx, tx, []int64{}))
+		require.NoError(t, riverCompleter{}.CompleteTx(ctx, tx, []int64{}))
 		var n int64
 		require.NoError(t, tx.QueryRow(ctx, "SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables WHERE relname IN ('messages', 'river_job')").Scan(&n))
 		return n
