@@ -202,12 +202,12 @@ func (s *Service) cached(key cacheKey, load func() (dbsqlc.Connector, error)) (*
 	return &cp, nil
 }
 
-// forget drops tenantID's connectors from the cache: any change to one may change which
-// is the default, so all of them go. It runs after the change committed.
 // ForgetTenant drops a tenant's connectors from the cache (its deletion, through the
 // tenant service).
 func (s *Service) ForgetTenant(tenantID string) { s.forget(tenantID) }
 
+// forget drops tenantID's connectors from the cache: any change to one may change which
+// is the default, so all of them go. It runs after the change committed.
 func (s *Service) forget(tenantID string) {
 	s.cache.DeleteFunc(func(k cacheKey, _ *Connector) bool { return k.tenantID == tenantID })
 }

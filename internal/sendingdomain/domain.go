@@ -257,12 +257,12 @@ func NewService(db store.DB, box *secret.Box, lookuper dnscheck.Lookuper, cfg *C
 	return s, nil
 }
 
-// forgetDomains empties the caches after a change to any domain: a status change of one
-// tenant's domain changes what every other tenant's "verified elsewhere" answer is, and
-// changes are rare next to submissions. It runs after the change committed.
 // ForgetDomains empties the sender-rule caches (a tenant was deleted, with its domains).
 func (s *Service) ForgetDomains() { s.forgetDomains() }
 
+// forgetDomains empties the caches after a change to any domain: a status change of one
+// tenant's domain changes what every other tenant's "verified elsewhere" answer is, and
+// changes are rare next to submissions. It runs after the change committed.
 func (s *Service) forgetDomains() {
 	s.byName.Purge()
 	s.claims.Purge()
