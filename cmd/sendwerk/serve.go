@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	slog.SetDefault(logger)
+	setGCPercent()
 	started := false
 	if err := serve(ctx, cfg, logger, stdout, func(listenAddrs) { started = true }); err != nil {
 		if !started {
@@ -85,6 +87,19 @@ func runMigrate(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "database is up to date")
 	return 0
+}
+
+// defaultGCPercent is the server's garbage-collection target when GOGC is unset. A server
+// allocates short-lived request, message and SQL buffers over a live heap of a few tens of
+// MB; at Go's default of 100 the collector took about 8 % of the server's CPU in `make
+// bench`, and 200 halves the collections for roughly one more live heap of memory.
+const defaultGCPercent = 200
+
+// setGCPercent applies defaultGCPercent unless the operator set GOGC, which wins as usual.
+func setGCPercent() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 }
 
 // serve runs until ctx ends. onReady, when set, learns the bound addresses once they listen.
