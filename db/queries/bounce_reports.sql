@@ -11,9 +11,11 @@ ORDER BY id DESC
 LIMIT @max;
 
 -- MessageGetForBounce finds a message by id alone: the bounce token that names it is
--- HMAC-signed, so only Sendwerk can have made it, and it carries no tenant.
+-- HMAC-signed, so only Sendwerk can have made it, and it carries no tenant. The row stays
+-- locked against deletion until the transaction that records the report ends (timeline
+-- and stream rows have no foreign key that would refuse rows for a deleted tenant).
 -- name: MessageGetForBounce :one
-SELECT * FROM messages WHERE id = @id;
+SELECT * FROM messages WHERE id = @id FOR KEY SHARE;
 
 -- BounceReportPurge deletes reports received before the cutoff (they may hold whole messages).
 -- name: BounceReportPurge :execrows

@@ -65,7 +65,7 @@ WHERE id = (
     SELECT c.id FROM connectors c WHERE c.tenant_id = @tenant_id ORDER BY c.id LIMIT 1
 ) AND NOT EXISTS (SELECT 1 FROM connectors d WHERE d.tenant_id = @tenant_id AND d.is_default);
 
--- name: ConnectorSetLastTest :exec
+-- name: ConnectorSetLastTest :execrows
 UPDATE connectors SET last_test = @last_test
 WHERE tenant_id = @tenant_id AND id = @id;
 

@@ -8,8 +8,10 @@ INSERT INTO events (id, tenant_id, type, created_at, message_id, domain_id, conn
 VALUES (@id, @tenant_id, @type, @created_at, @message_id, @domain_id, @connector_id, @webhook_id, @data);
 
 -- EventTenantIDs lists every tenant, for events that concern all of them (platform facts).
+-- The rows stay locked against deletion until the caller's transaction ends: events have no
+-- foreign key to tenants, and a tenant deleted meanwhile must not get one.
 -- name: EventTenantIDs :many
-SELECT id FROM tenants ORDER BY id;
+SELECT id FROM tenants ORDER BY id FOR KEY SHARE;
 
 -- EventList pages through a tenant's stream in position order (xid, sequence). Only events
 -- below event_horizon() are listed (and the caller's own), so a cursor never skips an event
@@ -47,3 +49,8 @@ FROM events WHERE tenant_id = @tenant_id AND id = @id;
 -- EventDeleteExpired drops events whose (time-ordered) id is below before_id, in batches.
 -- name: EventDeleteExpired :execrows
 DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < @before_id ORDER BY e.id LIMIT @max);
+
+-- EventDeleteForTenant removes a deleted tenant's stream (events have no foreign key to
+-- tenants; see TenantDelete's caller). Their webhook deliveries go by cascade.
+-- name: EventDeleteForTenant :execrows
+DELETE FROM events WHERE tenant_id = @tenant_id;

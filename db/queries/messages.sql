@@ -142,6 +142,11 @@ INSERT INTO message_events (message_id, tenant_id, type, data) VALUES (@message_
 -- name: MessageEventInsertMany :copyfrom
 INSERT INTO message_events (message_id, tenant_id, type, data) VALUES (@message_id, @tenant_id, @type, @data);
 
+-- MessageEventDeleteForTenant removes a deleted tenant's timelines (message_events have no
+-- foreign key to messages; see TenantDelete's caller).
+-- name: MessageEventDeleteForTenant :execrows
+DELETE FROM message_events WHERE tenant_id = @tenant_id;
+
 -- name: MessageEventList :many
 SELECT * FROM message_events WHERE tenant_id = @tenant_id AND message_id = @message_id ORDER BY id;
 

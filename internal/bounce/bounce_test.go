@@ -184,6 +184,16 @@ func TestIntake(t *testing.T) {
 		require.NoError(t, err)
 		require.Nil(t, s, "a forged bounce suppresses nothing")
 	})
+	t.Run("MessageGoneIsUnmatched", func(t *testing.T) {
+		// A genuine token whose message no longer exists (its tenant was deleted): kept for
+		// the operator, and no timeline or stream row is written for it.
+		id := ids.New(ids.Message)
+		rp := b.tokens.ReturnPath(id)
+		require.NoError(t, b.send(t, "", rp, sample(t, "postfix-user-unknown.eml", "gone@customer.example")))
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM bounce_reports WHERE outcome = 'unmatched' AND rcpt_to = $1 AND problem LIKE '%no longer exists' AND tenant_id IS NULL", rp))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM message_events WHERE message_id = $1", id))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM events WHERE message_id = $1", id))
+	})
 	t.Run("OtherDomainsAreRefused", func(t *testing.T) {
 		err := b.send(t, "", "jane@customer.example", []byte("x"))
 		require.ErrorContains(t, err, "550")

@@ -54,26 +54,34 @@ func (s *Service) Receive(ctx context.Context, env Envelope, raw []byte) (*Repor
 	if !ok {
 		return rep, s.keep(ctx, rep, OutcomeUnmatched, "the envelope recipient is not a genuine bounce address (bounces+<token>@<bounce domain>)", raw)
 	}
-	m, err := s.q.MessageGetForBounce(ctx, msgID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rep, s.keep(ctx, rep, OutcomeUnmatched, "the message "+msgID+" no longer exists", raw)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("error loading bounced message: %w", err)
-	}
-	rep.TenantID, rep.MessageID, rep.Outcome = m.TenantID, m.ID, OutcomeRecorded
-	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	var m dbsqlc.Message
+	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		m, err = s.q.WithTx(tx).MessageGetForBounce(ctx, msgID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errMessageGone
+		}
+		if err != nil {
+			return fmt.Errorf("error loading bounced message: %w", err)
+		}
+		rep.TenantID, rep.MessageID, rep.Outcome = m.TenantID, m.ID, OutcomeRecorded
 		if err := s.apply(ctx, tx, m, parsed); err != nil {
 			return err
 		}
 		return s.insert(ctx, s.q.WithTx(tx), rep, nil)
 	})
+	if errors.Is(err, errMessageGone) {
+		return rep, s.keep(ctx, rep, OutcomeUnmatched, "the message "+msgID+" no longer exists", raw)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.logger.Info("bounce report recorded", "report", rep.ID, "kind", rep.Kind, "message", m.ID, "tenant", m.TenantID)
 	return rep, nil
 }
+
+// errMessageGone is a genuine token's message that no longer exists (its tenant was deleted).
+var errMessageGone = errors.New("bounced message no longer exists")
 
 // keep stores a report that was not recorded on a message, with its raw bytes.
 func (s *Service) keep(ctx context.Context, rep *Report, outcome, problem string, raw []byte) error {

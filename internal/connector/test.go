@@ -7,7 +7,10 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sendwerk/sendwerk/internal/delivery"
+	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 )
 
@@ -56,12 +59,20 @@ func (s *Service) Test(ctx context.Context, tenantID, id string) (*TestResult, e
 	if err != nil {
 		return nil, fmt.Errorf("error encoding test result: %w", err)
 	}
-	err = s.q.ConnectorSetLastTest(ctx, dbsqlc.ConnectorSetLastTestParams{TenantID: tenantID, ID: id, LastTest: b})
+	err = store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		n, err := s.q.WithTx(tx).ConnectorSetLastTest(ctx, dbsqlc.ConnectorSetLastTestParams{TenantID: tenantID, ID: id, LastTest: b})
+		if err != nil {
+			return fmt.Errorf("error storing test result: %w", err)
+		}
+		if n == 0 {
+			// Deleted during the test: its tenant may be gone too, and the stream's
+			// rows have no foreign key that would refuse an event for it.
+			return store.ErrNotFound
+		}
+		return appendTestFailed(ctx, tx, c, res)
+	})
 	s.forget(tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("error storing test result: %w", err)
-	}
-	if err := appendTestFailed(ctx, s.db, c, res); err != nil {
 		return nil, err
 	}
 	if res.OK {

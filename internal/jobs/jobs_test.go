@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sendwerk/sendwerk/internal/dbtest"
+	"github.com/sendwerk/sendwerk/internal/store"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -51,6 +52,28 @@ func TestClient(t *testing.T) {
 	keys, err := tenants.ListKeys(ctx, ten.ID, "", 10)
 	require.NoError(t, err)
 	require.Empty(t, keys, "a key revoked 100 days ago is purged")
+}
+
+// TestRiverIndexes: the migrated schema has no GIN index on river_job's args or metadata
+// (migration 00016), migrating again recreates nothing and fails on nothing, and every
+// index River's reindexer is given exists (it would warn about each missing one every run).
+func TestRiverIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	indexes := func() []string {
+		var names []string
+		require.NoError(t, pool.QueryRow(ctx, "SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE tablename = 'river_job'").Scan(&names))
+		return names
+	}
+	before := indexes()
+	require.NotContains(t, before, "river_job_args_index")
+	require.NotContains(t, before, "river_job_metadata_index")
+	require.Subset(t, before, ReindexedIndexes())
+	require.Len(t, ReindexedIndexes(), len(river.ReindexerIndexNamesDefault())-2)
+
+	require.NoError(t, store.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.Equal(t, before, indexes(), "a second start changes no index")
 }
 
 // TestJobInsertedSoonAfterAnotherIsPickedUpPromptly: River limits insert notifications to

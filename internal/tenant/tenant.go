@@ -167,23 +167,47 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*Tenant, erro
 	return tenantFromRow(row), nil
 }
 
-// Delete removes a tenant and, by cascade, everything it owns.
+// Delete removes a tenant and everything it owns: most rows by cascade, then its event
+// stream and message timelines, which have no foreign key (they are written with every
+// message state change, and a key check per row locked the tenant's or message's row). They
+// are deleted after the cascade, in new statements of the same transaction: the cascade
+// waited for every transaction that held one of the tenant's rows (a submission, a claim,
+// an outcome, a connector's pause), so what those wrote is visible to the deletes, and a
+// writer that comes later finds its row gone and writes nothing.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	if !ids.Valid(ids.Tenant, id) {
 		return store.ErrNotFound
 	}
-	n, err := s.q.TenantDelete(ctx, id)
+	err := s.deleteAll(ctx, id)
 	s.forgetTenant(id)
 	for _, f := range s.onDelete {
 		f(id)
 	}
-	if err != nil {
-		return fmt.Errorf("error deleting tenant: %w", err)
+	return err
+}
+
+func (s *Service) deleteAll(ctx context.Context, id string) error {
+	db, ok := s.db.(store.Beginner)
+	if !ok {
+		return errors.New("error deleting tenant: the service's database cannot begin a transaction")
 	}
-	if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return store.WithTx(ctx, db, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		n, err := q.TenantDelete(ctx, id)
+		if err != nil {
+			return fmt.Errorf("error deleting tenant: %w", err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := q.MessageEventDeleteForTenant(ctx, id); err != nil {
+			return fmt.Errorf("error deleting tenant's message timelines: %w", err)
+		}
+		if _, err := q.EventDeleteForTenant(ctx, id); err != nil {
+			return fmt.Errorf("error deleting tenant's events: %w", err)
+		}
+		return nil
+	})
 }
 
 // IsNotFound reports whether err means "no such row for this caller".

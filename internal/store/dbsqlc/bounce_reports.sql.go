@@ -111,11 +111,13 @@ func (q *Queries) BounceReportPurge(ctx context.Context, before time.Time) (int6
 }
 
 const messageGetForBounce = `-- name: MessageGetForBounce :one
-SELECT id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from, recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, attempts, next_attempt_at, last_reply, status_reason, job_id, created_at, updated_at, completed_at, body_purged_at FROM messages WHERE id = $1
+SELECT id, tenant_id, connector_id, source, status, from_email, from_name, envelope_from, recipients, to_addrs, cc_addrs, subject, message_id, tags, metadata, mime, size_bytes, send_at, attempts, next_attempt_at, last_reply, status_reason, job_id, created_at, updated_at, completed_at, body_purged_at FROM messages WHERE id = $1 FOR KEY SHARE
 `
 
 // MessageGetForBounce finds a message by id alone: the bounce token that names it is
-// HMAC-signed, so only Sendwerk can have made it, and it carries no tenant.
+// HMAC-signed, so only Sendwerk can have made it, and it carries no tenant. The row stays
+// locked against deletion until the transaction that records the report ends (timeline
+// and stream rows have no foreign key that would refuse rows for a deleted tenant).
 func (q *Queries) MessageGetForBounce(ctx context.Context, id string) (Message, error) {
 	row := q.db.QueryRow(ctx, messageGetForBounce, id)
 	var i Message

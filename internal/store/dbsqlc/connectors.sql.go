@@ -581,7 +581,7 @@ func (q *Queries) ConnectorSetDefault(ctx context.Context, arg ConnectorSetDefau
 	return i, err
 }
 
-const connectorSetLastTest = `-- name: ConnectorSetLastTest :exec
+const connectorSetLastTest = `-- name: ConnectorSetLastTest :execrows
 UPDATE connectors SET last_test = $1
 WHERE tenant_id = $2 AND id = $3
 `
@@ -592,9 +592,12 @@ type ConnectorSetLastTestParams struct {
 	ID       string
 }
 
-func (q *Queries) ConnectorSetLastTest(ctx context.Context, arg ConnectorSetLastTestParams) error {
-	_, err := q.db.Exec(ctx, connectorSetLastTest, arg.LastTest, arg.TenantID, arg.ID)
-	return err
+func (q *Queries) ConnectorSetLastTest(ctx context.Context, arg ConnectorSetLastTestParams) (int64, error) {
+	result, err := q.db.Exec(ctx, connectorSetLastTest, arg.LastTest, arg.TenantID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const connectorSetPauseReason = `-- name: ConnectorSetPauseReason :one

@@ -28,6 +28,20 @@ func (q *Queries) EventDeleteExpired(ctx context.Context, arg EventDeleteExpired
 	return result.RowsAffected(), nil
 }
 
+const eventDeleteForTenant = `-- name: EventDeleteForTenant :execrows
+DELETE FROM events WHERE tenant_id = $1
+`
+
+// EventDeleteForTenant removes a deleted tenant's stream (events have no foreign key to
+// tenants; see TenantDelete's caller). Their webhook deliveries go by cascade.
+func (q *Queries) EventDeleteForTenant(ctx context.Context, tenantID string) (int64, error) {
+	result, err := q.db.Exec(ctx, eventDeleteForTenant, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const eventGet = `-- name: EventGet :one
 SELECT id, tenant_id, type, created_at, sequence, xid::text AS xid, message_id, domain_id, connector_id, webhook_id, data
 FROM events WHERE tenant_id = $1 AND id = $2
@@ -274,10 +288,12 @@ func (q *Queries) EventListSince(ctx context.Context, arg EventListSinceParams) 
 }
 
 const eventTenantIDs = `-- name: EventTenantIDs :many
-SELECT id FROM tenants ORDER BY id
+SELECT id FROM tenants ORDER BY id FOR KEY SHARE
 `
 
 // EventTenantIDs lists every tenant, for events that concern all of them (platform facts).
+// The rows stay locked against deletion until the caller's transaction ends: events have no
+// foreign key to tenants, and a tenant deleted meanwhile must not get one.
 func (q *Queries) EventTenantIDs(ctx context.Context) ([]string, error) {
 	rows, err := q.db.Query(ctx, eventTenantIDs)
 	if err != nil {

@@ -283,6 +283,20 @@ func (q *Queries) MessageClaimAttempts(ctx context.Context, arg MessageClaimAtte
 	return items, nil
 }
 
+const messageEventDeleteForTenant = `-- name: MessageEventDeleteForTenant :execrows
+DELETE FROM message_events WHERE tenant_id = $1
+`
+
+// MessageEventDeleteForTenant removes a deleted tenant's timelines (message_events have no
+// foreign key to messages; see TenantDelete's caller).
+func (q *Queries) MessageEventDeleteForTenant(ctx context.Context, tenantID string) (int64, error) {
+	result, err := q.db.Exec(ctx, messageEventDeleteForTenant, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const messageEventInsert = `-- name: MessageEventInsert :exec
 INSERT INTO message_events (message_id, tenant_id, type, data) VALUES ($1, $2, $3, $4)
 `
