@@ -28,6 +28,10 @@ type RawSubmission struct {
 	// ID is the message id to use, so the relay can name it in its Received line before
 	// submitting; empty means a new one.
 	ID string
+	// RecipientsChecked says the caller has looked every recipient up on the tenant's
+	// suppression list during this submission and refused the suppressed ones (the relay
+	// does at RCPT, through CheckRecipient), so SubmitRaw does not look them up again.
+	RecipientsChecked bool
 }
 
 // SubmitRaw accepts a rendered message after the same checks as Submit: the envelope
@@ -115,6 +119,9 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: storable(msgID), mime: data,
 	}
 	p := &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}
+	if sub.RecipientsChecked {
+		return p, nil
+	}
 	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
 		return nil, err
 	}

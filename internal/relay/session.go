@@ -204,6 +204,7 @@ func (s *session) Data(r io.Reader) error {
 	defer cancel()
 	acc, _, err := s.srv.msgs.SubmitRaw(ctx, s.cred.TenantID, message.RawSubmission{
 		ConnectorID: s.cred.ConnectorID, EnvelopeFrom: s.from, Recipients: s.rcpts, Data: full, Source: message.SourceSMTP, ID: id,
+		RecipientsChecked: true, // each one at its RCPT, moments ago: one lookup per recipient, not two
 	})
 	if err != nil {
 		reply := s.reply(err, "message")
