@@ -83,6 +83,7 @@ type options struct {
 	perf    bool
 	pgss    bool
 	relayN  int
+	submN   int
 	runs    int // complete, independent runs one after another (each its own work directory)
 	sweep   string
 	pgOpts  []string
@@ -130,6 +131,7 @@ func run() int {
 	flag.StringVar(&o.sweep, "sweep", "", "tuning: SENDWERK_NAME=v1,v2,… restarts the server with each value and measures submits and relay runs (no table, no results file)")
 	flag.Var(listFlag{&o.pgOpts}, "pg-option", "extra PostgreSQL setting name=value (repeatable), e.g. session_preload_libraries=auto_explain for debugging")
 	flag.IntVar(&o.relayN, "relay-messages", 0, "messages per relay run (default: the plan's)")
+	flag.IntVar(&o.submN, "submission-messages", 0, "messages per SMTP submission run (default: the plan's; rounded up to whole sessions)")
 	runs := os.Getenv("BENCH_RUNS")
 	flag.StringVar(&runs, "runs", runs, "complete, independent runs one after another, summarized as min / median / max (also BENCH_RUNS; default 3, -quick 1; -sweep runs once)")
 	flag.Parse()
@@ -213,6 +215,9 @@ func runOnce(ctx context.Context, o options) (res *results, err error) {
 	}
 	if o.relayN > 0 {
 		e.plan.RelayMessages = o.relayN
+	}
+	if o.submN > 0 {
+		e.plan.SubmissionMessages = o.submN
 	}
 	e.dir = o.workDir
 	if e.dir == "" {
