@@ -96,11 +96,13 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkSender(ctx, tenantID, conn, "envelope_from", envFrom.String()); err != nil {
+	// The envelope sender and the header's mailboxes mostly share a domain: one lookup each.
+	memo := newSenderMemo()
+	if err := s.checkSenderMemo(ctx, tenantID, conn, "envelope_from", envFrom.String(), memo); err != nil {
 		return nil, err
 	}
 	for _, h := range who {
-		if err := s.checkSender(ctx, tenantID, conn, h.field, h.addr.String()); err != nil {
+		if err := s.checkSenderMemo(ctx, tenantID, conn, h.field, h.addr.String(), memo); err != nil {
 			return nil, err
 		}
 	}
