@@ -88,7 +88,7 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 	if err != nil {
 		return nil, &BadAddressError{Field: "envelope_from", Role: RoleSender, Address: sub.EnvelopeFrom, Reason: err.Error()}
 	}
-	hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(sub.Data))).ReadMIMEHeader()
+	hdr, err := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(sub.Data), headerBufferSize(sub.Data))).ReadMIMEHeader()
 	if err != nil {
 		return nil, &MessageFormatError{Reason: "the message header cannot be parsed: " + err.Error()}
 	}
@@ -128,6 +128,17 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		return nil, err
 	}
 	return p, nil
+}
+
+// headerBufferSize fits the reader that parses a message's header to the header, up to
+// bufio's default: a message is parsed for each submission, and most headers are far
+// shorter than the default buffer (a longer line is still read whole, in pieces).
+func headerBufferSize(data []byte) int {
+	n := bytes.Index(data, []byte("\r\n\r\n"))
+	if n < 0 || n+4 > 4096 {
+		return 4096
+	}
+	return n + 4
 }
 
 // identity is a mailbox the message claims to come from, and the header field naming it.
