@@ -83,6 +83,7 @@ type options struct {
 	perf    bool
 	pgss    bool
 	relayN  int
+	submN   int
 	runs    int // complete, independent runs one after another (each its own work directory)
 	sweep   string
 	pgOpts  []string
@@ -130,6 +131,7 @@ func run() int {
 	flag.StringVar(&o.sweep, "sweep", "", "tuning: SENDWERK_NAME=v1,v2,… restarts the server with each value and measures submits and relay runs (no table, no results file)")
 	flag.Var(listFlag{&o.pgOpts}, "pg-option", "extra PostgreSQL setting name=value (repeatable), e.g. session_preload_libraries=auto_explain for debugging")
 	flag.IntVar(&o.relayN, "relay-messages", 0, "messages per relay run (default: the plan's)")
+	flag.IntVar(&o.submN, "submission-messages", 0, "messages per SMTP submission run (default: the plan's; rounded up to whole sessions)")
 	runs := os.Getenv("BENCH_RUNS")
 	flag.StringVar(&runs, "runs", runs, "complete, independent runs one after another, summarized as min / median / max (also BENCH_RUNS; default 3, -quick 1; -sweep runs once)")
 	flag.Parse()
@@ -213,6 +215,9 @@ func runOnce(ctx context.Context, o options) (res *results, err error) {
 	}
 	if o.relayN > 0 {
 		e.plan.RelayMessages = o.relayN
+	}
+	if o.submN > 0 {
+		e.plan.SubmissionMessages = o.submN
 	}
 	e.dir = o.workDir
 	if e.dir == "" {
@@ -346,6 +351,17 @@ func (e *env) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The relay host gets the same kind of certificate as Postfix's submission service
+	// (self-signed ECDSA P-256), so both pay the same for each TLS handshake; left to
+	// itself it would generate its development RSA-2048 one.
+	tlsDir := filepath.Join(e.dir, "relay-tls")
+	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
+		return err
+	}
+	relayCert, relayKey := filepath.Join(tlsDir, "cert.pem"), filepath.Join(tlsDir, "key.pem")
+	if err := writeSelfSigned(relayCert, relayKey); err != nil {
+		return err
+	}
 	adminToken := "swadmin_" + randomHex(24)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -358,11 +374,12 @@ func (e *env) start(ctx context.Context) error {
 		// One key sends everything here; the per-key request limit protects a shared server
 		// from one runaway client and would only measure itself.
 		"SENDWERK_API_KEY_RATE_LIMIT": "1000000",
-		// The relay host is measured on a free loopback port (STARTTLS submission, with the
-		// development self-signed certificate); implicit TLS is off so no default port can
-		// collide with another server's.
-		"SENDWERK_SMTP_ADDR":  "127.0.0.1:" + strconv.Itoa(smtpPort),
-		"SENDWERK_SMTPS_ADDR": "off",
+		// The relay host is measured on a free loopback port (STARTTLS submission);
+		// implicit TLS is off so no default port can collide with another server's.
+		"SENDWERK_SMTP_ADDR":     "127.0.0.1:" + strconv.Itoa(smtpPort),
+		"SENDWERK_SMTPS_ADDR":    "off",
+		"SENDWERK_TLS_CERT_FILE": relayCert,
+		"SENDWERK_TLS_KEY_FILE":  relayKey,
 		// All submission sessions come from 127.0.0.1.
 		"SENDWERK_SMTP_MAX_CONNS_PER_IP": "1000",
 		// The development inbox and DNS are not measured; off, their default ports cannot

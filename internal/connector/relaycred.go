@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -88,6 +89,12 @@ type RelayCredentials struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]time.Time
+	// flights are the verifications being computed, by cache key: a login identical to one
+	// in flight (a mail server opening many sessions at once) waits for its answer instead
+	// of computing the same hash again.
+	flights map[[32]byte]*verifyFlight
+	// hashes counts the slow hashes computed (for tests).
+	hashes atomic.Int64
 
 	// active caches Active's answer by user name (nil without a TTL): a revoke through
 	// this service drops it at once; one by another process is seen within the TTL.
@@ -106,7 +113,7 @@ func NewRelayCredentials(db store.DB) *RelayCredentials {
 func NewRelayCredentialsWith(db store.DB, ttl time.Duration) *RelayCredentials {
 	r := &RelayCredentials{
 		q: dbsqlc.New(db), slots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
-		cache: map[[32]byte]time.Time{}, NowFunc: time.Now,
+		cache: map[[32]byte]time.Time{}, flights: map[[32]byte]*verifyFlight{}, NowFunc: time.Now,
 	}
 	if ttl > 0 {
 		r.active = cache.New[string, bool](ttl, 0)
@@ -198,7 +205,9 @@ func (r *RelayCredentials) Authenticate(ctx context.Context, username, password 
 		if !errors.Is(store.MapError(err), store.ErrNotFound) {
 			return nil, "", fmt.Errorf("error getting relay credential: %w", err)
 		}
-		_, _ = r.verify(ctx, dummyHash, "", password) // the same cost as a known user
+		// The same cost as a known user; the user name is part of the key as for a known
+		// one, so concurrent guesses share a computation exactly as often either way.
+		_, _ = r.verify(ctx, dummyHash, username, password)
 		return nil, RelayAuthUnknownUser, ErrRelayAuthFailed
 	}
 	ok, err := r.verify(ctx, row.PasswordHash, username, password)
@@ -217,24 +226,63 @@ func (r *RelayCredentials) Authenticate(ctx context.Context, username, password 
 	return relayFromRow(row), RelayAuthOK, nil
 }
 
-// verify compares password with the stored hash, through the cache of recent successes.
+// verifyFlight is one verification being computed; done closes when ok and err are set.
+type verifyFlight struct {
+	done chan struct{}
+	ok   bool
+	err  error
+}
+
+// verify compares password with the stored hash, through the cache of recent successes. A
+// verification of the same stored hash, user name and password already being computed is
+// waited for rather than repeated; only such identical logins share one.
 func (r *RelayCredentials) verify(ctx context.Context, stored, username, password string) (bool, error) {
 	key := sha256Key(stored, username, password)
-	now := r.NowFunc()
-	if r.cached(key, now) {
-		return true, nil
+	for {
+		now := r.NowFunc()
+		r.mu.Lock()
+		if r.cachedLocked(key, now) {
+			r.mu.Unlock()
+			return true, nil
+		}
+		if f := r.flights[key]; f != nil {
+			r.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+			if f.err != nil {
+				continue // the computing login gave up (its context ended): compute anew
+			}
+			return f.ok, nil
+		}
+		f := &verifyFlight{done: make(chan struct{})}
+		r.flights[key] = f
+		r.mu.Unlock()
+
+		f.ok, f.err = r.compute(ctx, stored, password)
+		r.mu.Lock()
+		delete(r.flights, key)
+		if f.ok {
+			r.rememberLocked(key, now)
+		}
+		r.mu.Unlock()
+		close(f.done)
+		return f.ok, f.err
 	}
+}
+
+// compute runs the slow hash in one of the slots.
+func (r *RelayCredentials) compute(ctx context.Context, stored, password string) (bool, error) {
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
-	ok := checkRelayPassword(stored, password)
-	<-r.slots
-	if ok {
-		r.remember(key, now)
-	}
-	return ok, nil
+	defer func() { <-r.slots }()
+	r.hashes.Add(1)
+	return checkRelayPassword(stored, password), nil
 }
 
 // sha256Key is the cache key of a verification: the stored hash is part of it, so a new
@@ -246,13 +294,17 @@ func sha256Key(stored, username, password string) [32]byte {
 func (r *RelayCredentials) cached(key [32]byte, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.cachedLocked(key, now)
+}
+
+// cachedLocked reports a live cached success; r.mu is held.
+func (r *RelayCredentials) cachedLocked(key [32]byte, now time.Time) bool {
 	exp, ok := r.cache[key]
 	return ok && now.Before(exp)
 }
 
-func (r *RelayCredentials) remember(key [32]byte, now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// rememberLocked caches a success; r.mu is held.
+func (r *RelayCredentials) rememberLocked(key [32]byte, now time.Time) {
 	if len(r.cache) >= verifyCacheMax {
 		for k, exp := range r.cache {
 			if !now.Before(exp) {

@@ -3,9 +3,11 @@ package connector
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sendwerk/sendwerk/internal/dbtest"
@@ -144,6 +146,41 @@ func TestRelayCredentials(t *testing.T) {
 		require.ErrorIs(t, err, ErrRelayAuthFailed, "failures are never cached as successes")
 		b.now = b.now.Add(verifyCacheTTL)
 		require.False(t, b.creds.cached(cacheKeyFor(t, b, c.Username, password), b.now), "entries expire")
+	})
+	t.Run("ConcurrentIdenticalLoginsHashOnce", func(t *testing.T) {
+		t.Parallel()
+		b, ctx := setupRelay(t)
+		c, password, err := b.creds.Create(ctx, b.tenantID, b.connector, "")
+		require.NoError(t, err)
+		row, err := b.creds.q.RelayCredentialGetByUsername(ctx, c.Username)
+		require.NoError(t, err)
+		// Every hash slot is taken while the logins start, so they all arrive before the
+		// first hash is computed: a mail server opening many sessions at once.
+		for range cap(b.creds.slots) {
+			b.creds.slots <- struct{}{}
+		}
+		var wg sync.WaitGroup
+		ok := make([]bool, 8)
+		for i := range ok {
+			wg.Go(func() {
+				pw := password
+				if i%2 == 1 {
+					pw = "wrong"
+				}
+				var verr error
+				ok[i], verr = b.creds.verify(ctx, row.PasswordHash, c.Username, pw)
+				assert.NoError(t, verr)
+			})
+		}
+		time.Sleep(200 * time.Millisecond)
+		for range cap(b.creds.slots) {
+			<-b.creds.slots
+		}
+		wg.Wait()
+		for i := range ok {
+			require.Equal(t, i%2 == 0, ok[i], "a wrong password never shares a right one's answer (login %d)", i)
+		}
+		require.Equal(t, int64(2), b.creds.hashes.Load(), "one hash for the four right logins, one for the four wrong ones")
 	})
 	t.Run("TenantAndConnectorScoped", func(t *testing.T) {
 		t.Parallel()

@@ -28,6 +28,10 @@ type RawSubmission struct {
 	// ID is the message id to use, so the relay can name it in its Received line before
 	// submitting; empty means a new one.
 	ID string
+	// RecipientsChecked says the caller has looked every recipient up on the tenant's
+	// suppression list during this submission and refused the suppressed ones (the relay
+	// does at RCPT, through CheckRecipient), so SubmitRaw does not look them up again.
+	RecipientsChecked bool
 }
 
 // SubmitRaw accepts a rendered message after the same checks as Submit: the envelope
@@ -84,7 +88,7 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 	if err != nil {
 		return nil, &BadAddressError{Field: "envelope_from", Role: RoleSender, Address: sub.EnvelopeFrom, Reason: err.Error()}
 	}
-	hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(sub.Data))).ReadMIMEHeader()
+	hdr, err := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(sub.Data), headerBufferSize(sub.Data))).ReadMIMEHeader()
 	if err != nil {
 		return nil, &MessageFormatError{Reason: "the message header cannot be parsed: " + err.Error()}
 	}
@@ -92,11 +96,13 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkSender(ctx, tenantID, conn, "envelope_from", envFrom.String()); err != nil {
+	// The envelope sender and the header's mailboxes mostly share a domain: one lookup each.
+	memo := newSenderMemo()
+	if err := s.checkSenderMemo(ctx, tenantID, conn, "envelope_from", envFrom.String(), memo); err != nil {
 		return nil, err
 	}
 	for _, h := range who {
-		if err := s.checkSender(ctx, tenantID, conn, h.field, h.addr.String()); err != nil {
+		if err := s.checkSenderMemo(ctx, tenantID, conn, h.field, h.addr.String(), memo); err != nil {
 			return nil, err
 		}
 	}
@@ -115,10 +121,24 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: storable(msgID), mime: data,
 	}
 	p := &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}
+	if sub.RecipientsChecked {
+		return p, nil
+	}
 	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// headerBufferSize fits the reader that parses a message's header to the header, up to
+// bufio's default: a message is parsed for each submission, and most headers are far
+// shorter than the default buffer (a longer line is still read whole, in pieces).
+func headerBufferSize(data []byte) int {
+	n := bytes.Index(data, []byte("\r\n\r\n"))
+	if n < 0 || n+4 > 4096 {
+		return 4096
+	}
+	return n + 4
 }
 
 // identity is a mailbox the message claims to come from, and the header field naming it.

@@ -37,7 +37,7 @@ type cachedSigner struct {
 }
 
 func (a *domainSenders) CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) error {
-	_, err := a.d.CheckSender(ctx, tenantID, domain, requireSPF)
+	err := a.d.SenderAllowed(ctx, tenantID, domain, requireSPF)
 	var se *sendingdomain.SenderError
 	if errors.As(err, &se) {
 		return &SenderError{Domain: se.Domain, Message: se.Message}

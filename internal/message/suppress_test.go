@@ -195,3 +195,38 @@ func TestRetentionPurgesBounceReportsAndExpiredSuppressions(t *testing.T) {
 	require.Equal(t, 1, b.count(t, "suppressions"))
 	require.Equal(t, 1, b.count(t, "bounce_reports"))
 }
+
+// TestSubmitRawLooksRecipientsUpUnlessChecked: a raw submission leaves a suppressed recipient
+// out like Submit does, unless its caller says it has just looked every recipient up itself
+// (the relay, at RCPT); then the pipeline does not look them up a second time.
+func TestSubmitRawLooksRecipientsUpUnlessChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	sup := b.withSuppressions()
+	_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce})
+	require.NoError(t, err)
+	var connectorID string
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM connectors").Scan(&connectorID))
+	raw := func(checked bool) RawSubmission {
+		return RawSubmission{
+			ConnectorID: connectorID, EnvelopeFrom: "noreply@acme.example", Recipients: []string{"jane@customer.example", "gone@customer.example"},
+			Data:              []byte("From: <noreply@acme.example>\r\nTo: <jane@customer.example>\r\nSubject: Hi\r\n\r\nHello\r\n"),
+			RecipientsChecked: checked,
+		}
+	}
+
+	acc, _, err := b.svc.SubmitRaw(ctx, b.tenantID, raw(false))
+	require.NoError(t, err)
+	require.Equal(t, []SuppressedRecipient{{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}}, acc.Suppressed)
+	m, err := b.svc.Get(ctx, b.tenantID, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"jane@customer.example"}, m.Recipients)
+
+	acc, _, err = b.svc.SubmitRaw(ctx, b.tenantID, raw(true))
+	require.NoError(t, err)
+	require.Empty(t, acc.Suppressed, "the caller's own lookup stands")
+	m, err = b.svc.Get(ctx, b.tenantID, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"jane@customer.example", "gone@customer.example"}, m.Recipients)
+}

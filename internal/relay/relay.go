@@ -288,7 +288,8 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Internal error"}
 	}
 	_, isTLS := c.TLSConnectionState()
-	return &session{srv: b.s, conn: c, tc: tc, tls: isTLS}, nil
+	log := b.s.logger.With("session", tc.id, "remote_ip", tc.ip.String(), "listener", tc.listener, "tls", isTLS)
+	return &session{srv: b.s, conn: c, tc: tc, tls: isTLS, log: log}, nil
 }
 
 // errorLog routes go-smtp's own log lines into slog: connection errors at debug level

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -96,6 +97,48 @@ type testBundle struct {
 	roots        *x509.CertPool
 	logs         *syncBuffer
 	registry     *prometheus.Registry
+	// statements records what the pool runs, so a test can count a message's statements.
+	statements *statementLog
+}
+
+// statementLog is a pgx tracer that records each statement the pool runs by its sqlc name
+// ("SuppressionGet"), or its first line when it has none.
+type statementLog struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	name, _, _ := strings.Cut(data.SQL, "\n")
+	if rest, ok := strings.CutPrefix(name, "-- name: "); ok {
+		name, _, _ = strings.Cut(rest, " ")
+	}
+	l.mu.Lock()
+	l.names = append(l.names, name)
+	l.mu.Unlock()
+	return ctx
+}
+
+func (l *statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// take returns the statements run since the last take.
+func (l *statementLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.names
+	l.names = nil
+	return out
+}
+
+// count is how many of names start with prefix.
+func count(names []string, prefix string) int {
+	n := 0
+	for _, name := range names {
+		if strings.HasPrefix(name, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 type syncBuffer struct {
@@ -120,8 +163,14 @@ func setup(t testing.TB, adjust func(*Config)) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	cf, kf, roots := testCert(t)
-	pool := dbtest.NewPool(t)
-	b := &testBundle{pool: pool, roots: roots, logs: &syncBuffer{}, registry: prometheus.NewRegistry()}
+	b := &testBundle{roots: roots, logs: &syncBuffer{}, registry: prometheus.NewRegistry(), statements: &statementLog{}}
+	poolCfg, err := pgxpool.ParseConfig(dbtest.NewDatabase(t))
+	require.NoError(t, err)
+	poolCfg.ConnConfig.Tracer = b.statements
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	b.pool = pool
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	box, err := secret.NewBox(testSecretKey)

@@ -20,7 +20,7 @@ func (s *session) reply(err error, stage string) *smtp.SMTPError {
 	r, class := replyFor(err, time.Now())
 	s.srv.metrics.messages.WithLabelValues(class).Inc()
 	if class == "error" {
-		s.srv.logger.Error("smtp submission failed", s.logAttrs("stage", stage, "error", err)...)
+		s.log.Error("smtp submission failed", "stage", stage, "error", err)
 	}
 	return r
 }

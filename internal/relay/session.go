@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -27,6 +28,10 @@ type session struct {
 	tls  bool
 
 	cred *connector.RelayCredential
+	// log carries the fields of every line the session logs: the session, the client's
+	// address, the listener and TLS, and after AUTH the credential, connector and tenant
+	// (bound once, not formatted again for each line).
+	log *slog.Logger
 
 	from  string
 	utf8  bool
@@ -96,19 +101,20 @@ func (s *session) login(username, password string) error {
 		s.srv.ipFails.fail(ipKey, now)
 		s.srv.userFails.fail(username, now)
 		s.srv.metrics.auth.WithLabelValues(string(result)).Inc()
-		s.srv.logger.Warn("smtp login failed", s.logAttrs("username", clip(username, 100), "reason", string(result))...)
+		s.log.Warn("smtp login failed", "username", clip(username, 100), "reason", string(result))
 		s.pause()
 		return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 	}
 	if err != nil {
 		s.srv.metrics.auth.WithLabelValues("error").Inc()
-		s.srv.logger.Error("smtp login error", s.logAttrs("username", clip(username, 100), "error", err)...)
+		s.log.Error("smtp login error", "username", clip(username, 100), "error", err)
 		return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
 	}
 	s.cred = cred
+	s.log = s.log.With("username", cred.Username, "connector", cred.ConnectorID, "tenant", cred.TenantID)
 	s.tc.setLogin(cred.Username, cred.ConnectorID, cred.TenantID)
 	s.srv.metrics.auth.WithLabelValues(string(connector.RelayAuthOK)).Inc()
-	s.srv.logger.Info("smtp login", s.logAttrs()...)
+	s.log.Info("smtp login")
 	return nil
 }
 
@@ -125,7 +131,7 @@ func (s *session) throttled(ipKey, username string, now time.Time) error {
 		return nil
 	}
 	s.srv.metrics.auth.WithLabelValues("throttled").Inc()
-	s.srv.logger.Warn("smtp login throttled", s.logAttrs("username", clip(username, 100), "until", until.UTC())...)
+	s.log.Warn("smtp login throttled", "username", clip(username, 100), "until", until.UTC())
 	s.pause()
 	return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 		Message: fmt.Sprintf("Too many failed logins %s; try again after %s", what, until.UTC().Format(time.RFC3339))}
@@ -158,7 +164,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	defer cancel()
 	active, err := s.srv.auth.Active(ctx, s.cred.Username)
 	if err != nil {
-		s.srv.logger.Error("smtp credential check failed", s.logAttrs("error", err)...)
+		s.log.Error("smtp credential check failed", "error", err)
 		return errTempFailure
 	}
 	if !active {
@@ -166,7 +172,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if err := s.srv.msgs.CheckEnvelopeSender(ctx, s.cred.TenantID, s.cred.ConnectorID, from); err != nil {
 		reply := s.reply(err, "sender")
-		s.srv.logger.Info("smtp sender refused", s.logAttrs("from", clip(from, 320), "code", reply.Code, "reply", reply.Message)...)
+		s.log.Info("smtp sender refused", "from", clip(from, 320), "code", reply.Code, "reply", reply.Message)
 		return reply
 	}
 	s.from, s.utf8 = from, opts.UTF8
@@ -199,35 +205,72 @@ func (s *session) Data(r io.Reader) error {
 		return s.dataFailed(err)
 	}
 	id := ids.New(ids.Message)
-	full := append(received(s.receivedInfo(id)), normalizeLineEndings(data)...)
+	full := withReceived(data, received(s.receivedInfo(id)))
 	ctx, cancel := s.context()
 	defer cancel()
 	acc, _, err := s.srv.msgs.SubmitRaw(ctx, s.cred.TenantID, message.RawSubmission{
 		ConnectorID: s.cred.ConnectorID, EnvelopeFrom: s.from, Recipients: s.rcpts, Data: full, Source: message.SourceSMTP, ID: id,
+		RecipientsChecked: true, // each one at its RCPT, moments ago: one lookup per recipient, not two
 	})
 	if err != nil {
 		reply := s.reply(err, "message")
 		s.tc.count(false)
-		s.srv.logger.Info("smtp message refused", s.logAttrs("from", clip(s.from, 320), "recipients", len(s.rcpts),
-			"size", len(full), "code", reply.Code, "reply", reply.Message)...)
+		s.log.Info("smtp message refused", "from", clip(s.from, 320), "recipients", len(s.rcpts),
+			"size", len(full), "code", reply.Code, "reply", reply.Message)
 		return reply
 	}
 	s.tc.count(true)
 	s.srv.metrics.messages.WithLabelValues("accepted").Inc()
-	s.srv.logger.Info("smtp message accepted", s.logAttrs("message", acc.ID, "message_id", acc.MessageID,
-		"recipients", len(s.rcpts), "size", len(full), "took", time.Since(start).Round(time.Millisecond))...)
+	s.log.Info("smtp message accepted", "message", acc.ID, "message_id", acc.MessageID,
+		"recipients", len(s.rcpts), "size", len(full), "took", time.Since(start).Round(time.Millisecond))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + acc.ID}
 }
 
 // readData reads the whole message within one timeout from the 354 reply: the timeout
 // bounds the DATA phase as a whole (and, with BDAT, every chunk command inside it), so a
-// client trickling a byte now and then cannot hold a session.
+// client trickling a byte now and then cannot hold a session. The message starts at
+// receivedRoom in the returned slice (see withReceived).
 func (s *session) readData(r io.Reader) ([]byte, error) {
 	end := time.Now().Add(s.srv.cfg.Timeout)
 	s.tc.limitReads(end)
 	defer s.tc.limitReads(time.Time{})
 	_ = s.conn.Conn().SetReadDeadline(end)
-	return io.ReadAll(r)
+	return readWithRoom(r)
+}
+
+// receivedRoom is kept free in front of a message as it is read, so the Received line can
+// go on top without copying the message; a longer line (a long EHLO name) makes a copy.
+const receivedRoom = 512
+
+// readWithRoom is io.ReadAll with receivedRoom bytes in front and a first buffer that
+// holds a typical transactional message whole.
+func readWithRoom(r io.Reader) ([]byte, error) {
+	b := make([]byte, receivedRoom, receivedRoom+4096)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick the next size
+		}
+	}
+}
+
+// withReceived returns the message read by readWithRoom with bare line feeds made CRLF and
+// the Received line on top, in the room kept for it when the line fits.
+func withReceived(data, line []byte) []byte {
+	body := normalizeLineEndings(data[receivedRoom:])
+	if len(body) != len(data)-receivedRoom || len(line) > receivedRoom {
+		return append(line, body...)
+	}
+	full := data[receivedRoom-len(line):]
+	copy(full, line)
+	return full
 }
 
 // dataFailed answers a message that did not arrive whole: too large (the rest is discarded
@@ -237,20 +280,20 @@ func (s *session) dataFailed(err error) error {
 	switch {
 	case errors.Is(err, smtp.ErrDataTooLarge):
 		s.srv.metrics.messages.WithLabelValues("too_large").Inc()
-		s.srv.logger.Info("smtp message refused", s.logAttrs("code", 552, "reply", "too large")...)
+		s.log.Info("smtp message refused", "code", 552, "reply", "too large")
 		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
 			Message: fmt.Sprintf("Message too large: at most %d bytes are accepted", s.srv.smtp.MaxMessageBytes)}
 	case errors.As(err, &ne) && ne.Timeout():
 		s.srv.metrics.messages.WithLabelValues("aborted").Inc()
-		s.srv.logger.Info("smtp message aborted", s.logAttrs("reason", "timeout")...)
+		s.log.Info("smtp message aborted", "reason", "timeout")
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout while reading the message, closing connection"}
 	case errors.Is(err, smtp.ErrTooLongLine):
 		s.srv.metrics.messages.WithLabelValues("aborted").Inc()
-		s.srv.logger.Info("smtp message aborted", s.logAttrs("reason", "line too long")...)
+		s.log.Info("smtp message aborted", "reason", "line too long")
 		return &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 4, 0}, Message: "Line too long"}
 	}
 	s.srv.metrics.messages.WithLabelValues("aborted").Inc()
-	s.srv.logger.Info("smtp message aborted", s.logAttrs("reason", err.Error())...)
+	s.log.Info("smtp message aborted", "reason", err.Error())
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not received whole"}
 }
 
@@ -270,15 +313,6 @@ func (s *session) Logout() error {
 // a message being committed finishes.
 func (s *session) context() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.srv.cfg.SubmitTimeout)
-}
-
-// logAttrs are the fields every log line of the session carries, then extra.
-func (s *session) logAttrs(extra ...any) []any {
-	attrs := []any{"session", s.tc.id, "remote_ip", s.tc.ip.String(), "listener", s.tc.listener, "tls", s.tls}
-	if s.cred != nil {
-		attrs = append(attrs, "username", s.cred.Username, "connector", s.cred.ConnectorID, "tenant", s.cred.TenantID)
-	}
-	return append(attrs, extra...)
 }
 
 // receivedInfo gathers what the Received line says about this session.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -633,6 +634,34 @@ func TestNormalizeLineEndings(t *testing.T) {
 		"a\r\nb\r\n": "a\r\nb\r\n", "a\nb\n": "a\r\nb\r\n", "\n": "\r\n", "a\r\n\nb": "a\r\n\r\nb", "": "", "a\rb\n": "a\rb\r\n",
 	} {
 		require.Equal(t, want, string(normalizeLineEndings([]byte(in))), "%q", in)
+	}
+}
+
+// TestWithReceived: a message read with room in front gets its Received line there without
+// a copy; bare line feeds, a message longer than the first buffer and a line longer than
+// the room still come out whole.
+func TestWithReceived(t *testing.T) {
+	t.Parallel()
+	short := []byte("Received: from x\r\n")
+	long := []byte("Received: " + strings.Repeat("x", receivedRoom) + "\r\n")
+	big := strings.Repeat("0123456789abcdef\r\n", 1000) // beyond the first 4 KB buffer
+	for _, tc := range []struct {
+		body, want string
+		line       []byte
+		inPlace    bool
+	}{
+		{"Subject: a\r\n\r\nhi\r\n", "Subject: a\r\n\r\nhi\r\n", short, true},
+		{"", "", short, true},
+		{big, big, short, true},
+		{"Subject: a\n\nhi\n", "Subject: a\r\n\r\nhi\r\n", short, false},
+		{"Subject: a\r\n\r\nhi\r\n", "Subject: a\r\n\r\nhi\r\n", long, false},
+	} {
+		data, err := readWithRoom(iotest.OneByteReader(strings.NewReader(tc.body)))
+		require.NoError(t, err)
+		require.Equal(t, tc.body, string(data[receivedRoom:]))
+		full := withReceived(data, tc.line)
+		require.Equal(t, string(tc.line)+tc.want, string(full))
+		require.Equal(t, tc.inPlace, &full[len(full)-1] == &data[len(data)-1], "the message stays where it was read: %v", tc.inPlace)
 	}
 }
 

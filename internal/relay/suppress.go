@@ -15,6 +15,6 @@ func (s *session) checkRecipient(to string) *smtp.SMTPError {
 		return nil
 	}
 	reply := s.reply(err, "recipient")
-	s.srv.logger.Info("smtp recipient refused", s.logAttrs("to", clip(to, 320), "code", reply.Code, "reply", reply.Message)...)
+	s.log.Info("smtp recipient refused", "to", clip(to, 320), "code", reply.Code, "reply", reply.Message)
 	return reply
 }

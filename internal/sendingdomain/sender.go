@@ -7,6 +7,7 @@ import (
 
 	"github.com/sendwerk/sendwerk/internal/dnscheck"
 	"github.com/sendwerk/sendwerk/internal/mailaddr"
+	"github.com/sendwerk/sendwerk/internal/store/dbsqlc"
 )
 
 // Rules a sender can break, as SenderError.Rule.
@@ -39,18 +40,56 @@ func IsSenderError(err error) bool {
 // requireSPF (platform connectors) also demands that the last conclusive SPF check passed,
 // when the platform has SPF settings; a DNS error never counts against it.
 func (s *Service) CheckSender(ctx context.Context, tenantID, domain string, requireSPF bool) (*Domain, error) {
-	name, err := mailaddr.Domain(domain)
-	if err != nil {
-		return nil, &SenderError{Domain: domain, Rule: RuleUnknown, Message: fmt.Sprintf("%q is not a valid sender domain", domain)}
-	}
-	row, err := s.cachedRowByName(ctx, tenantID, name)
-	if IsNotFound(err) {
-		return nil, &SenderError{Domain: name, Rule: RuleUnknown, Message: fmt.Sprintf(
-			"domain %s is not a sender domain of this account: add it with POST /v1/domains, publish its records and check it (each subdomain is added on its own)", name)}
-	}
+	row, err := s.senderRow(ctx, tenantID, domain)
 	if err != nil {
 		return nil, err
 	}
+	return s.judgeSender(ctx, row, requireSPF)
+}
+
+// SenderAllowed is CheckSender's answer without the domain: nil, or the same refusal. A
+// domain with send rights (the usual answer) is judged from the cached row as it is,
+// without decoding its check results.
+func (s *Service) SenderAllowed(ctx context.Context, tenantID, domain string, requireSPF bool) error {
+	row, err := s.senderRow(ctx, tenantID, domain)
+	if err != nil {
+		return err
+	}
+	spf := ""
+	if row.SpfStatus != nil {
+		spf = *row.SpfStatus
+	}
+	if !s.refusesSender(row.Status, spf, requireSPF) {
+		return nil
+	}
+	_, err = s.judgeSender(ctx, row, requireSPF)
+	return err
+}
+
+// senderRow finds the tenant's domain of a sender through the cache; a name that is not a
+// domain, or not one of the tenant's, is a *SenderError.
+func (s *Service) senderRow(ctx context.Context, tenantID, domain string) (dbsqlc.SendingDomain, error) {
+	name, err := mailaddr.Domain(domain)
+	if err != nil {
+		return dbsqlc.SendingDomain{}, &SenderError{Domain: domain, Rule: RuleUnknown, Message: fmt.Sprintf("%q is not a valid sender domain", domain)}
+	}
+	row, err := s.cachedRowByName(ctx, tenantID, name)
+	if IsNotFound(err) {
+		return row, &SenderError{Domain: name, Rule: RuleUnknown, Message: fmt.Sprintf(
+			"domain %s is not a sender domain of this account: add it with POST /v1/domains, publish its records and check it (each subdomain is added on its own)", name)}
+	}
+	return row, err
+}
+
+// refusesSender is the rule itself: a pending or revoked domain may not send, nor one whose
+// SPF does not pass when requireSPF applies.
+func (s *Service) refusesSender(status, spfStatus string, requireSPF bool) bool {
+	return status == StatusPending || status == StatusRevoked || (requireSPF && s.cfg.SPFChecked() && spfStatus != string(dnscheck.StatusPass))
+}
+
+// judgeSender returns the domain of row, or the refusal that names its cause.
+func (s *Service) judgeSender(ctx context.Context, row dbsqlc.SendingDomain, requireSPF bool) (*Domain, error) {
+	name := row.Domain
 	d, err := fromRow(row)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,14 @@ func TestCheckSender(t *testing.T) {
 		_, err := b.svc.CheckSender(b.ctx, b.tenantID, "not a domain", false)
 		require.True(t, IsSenderError(err))
 	})
+	t.Run("SenderAllowedGivesTheSameAnswers", func(t *testing.T) {
+		for _, name := range []string{"bücher.example", "XN--BCHER-KVA.example", "mail.bücher.example", "pending.example", "not a domain"} {
+			for _, spf := range []bool{false, true} {
+				_, want := b.svc.CheckSender(b.ctx, b.tenantID, name, spf)
+				require.Equal(t, want, b.svc.SenderAllowed(b.ctx, b.tenantID, name, spf), "%s (SPF required: %v)", name, spf)
+			}
+		}
+	})
 }
 
 func TestManualCheckRateLimit(t *testing.T) {

@@ -153,6 +153,7 @@ func TestGracePeriod(t *testing.T) {
 	require.Equal(t, StatusRevoked, d.Status)
 	require.False(t, d.CanSend())
 	_, err = b.svc.CheckSender(b.ctx, b.tenantID, "example.com", false)
+	require.Equal(t, err, b.svc.SenderAllowed(b.ctx, b.tenantID, "example.com", false), "the short answer is the same refusal")
 	var se *SenderError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, RuleRevoked, se.Rule)
@@ -378,7 +379,9 @@ func TestSPFScenarios(t *testing.T) {
 			require.Equal(t, string(tt.status), d.SPFStatus)
 			_, err := b.svc.CheckSender(b.ctx, b.tenantID, "example.com", false)
 			require.NoError(t, err, "smtp connectors need no SPF")
+			require.NoError(t, b.svc.SenderAllowed(b.ctx, b.tenantID, "example.com", false))
 			_, err = b.svc.CheckSender(b.ctx, b.tenantID, "example.com", true)
+			require.Equal(t, err, b.svc.SenderAllowed(b.ctx, b.tenantID, "example.com", true), "the short answer is the same")
 			if tt.status == dnscheck.StatusPass {
 				require.NoError(t, err)
 				return
