@@ -286,4 +286,71 @@ func TestGroupCommit(t *testing.T) {
 		require.Less(t, time.Since(start), 30*time.Second, "no submission waited for the window")
 		require.Equal(t, []int{1, 1, 1}, b.groups)
 	})
+
+	t.Run("ASpareCommitterStartsBehindASlowCommit", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		b.svc.group.max = 2
+		ctx := context.Background()
+		// Another transaction holds the Idempotency-Key the first submission claims, so
+		// that submission's commit waits until the test lets it go.
+		idem := func() *Idempotency { return NewIdempotency("held", "send", []byte("{}")) }
+		holder, err := b.pool.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = holder.Rollback(ctx) })
+		_, err = b.svc.claim(ctx, holder, b.tenantID, idem())
+		require.NoError(t, err)
+
+		slow := make(chan error, 1)
+		go func() {
+			_, _, err := b.svc.Submit(ctx, b.tenantID, request(), idem())
+			slow <- err
+		}()
+		require.Eventually(t, func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return len(b.groups) == 1
+		}, 10*time.Second, time.Millisecond, "the first commit begins and waits for the key")
+
+		// With a long spare delay the next submission waits behind the slow commit.
+		b.svc.group.mu.Lock()
+		b.svc.group.spareDelay = time.Hour
+		b.svc.group.mu.Unlock()
+		waiting := make(chan error, 1)
+		go func() {
+			_, _, err := b.svc.Submit(ctx, b.tenantID, request(), nil)
+			waiting <- err
+		}()
+		require.Eventually(t, func() bool {
+			b.svc.group.mu.Lock()
+			defer b.svc.group.mu.Unlock()
+			return len(b.svc.group.queue) == 1 && b.svc.group.spare != nil
+		}, 10*time.Second, time.Millisecond, "it queues and arms the spare timer")
+		select {
+		case err := <-waiting:
+			t.Fatalf("a submission behind a busy committer committed before the spare delay: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		b.svc.group.mu.Lock()
+		require.Equal(t, 1, b.svc.group.running, "no spare committer yet")
+		// Once the oldest has waited the delay, a spare commits it while the slow one waits.
+		b.svc.group.spareDelay = 20 * time.Millisecond
+		b.svc.group.spare.Reset(0)
+		b.svc.group.mu.Unlock()
+		select {
+		case err := <-waiting:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no spare committer started behind the slow commit")
+		}
+		select {
+		case err := <-slow:
+			t.Fatalf("the slow commit ended while its key was held: %v", err)
+		default:
+		}
+		require.NoError(t, holder.Rollback(ctx))
+		require.NoError(t, <-slow)
+		require.Equal(t, []int{1, 1}, b.groups)
+		require.Equal(t, 2, b.count(t, "messages"))
+	})
 }
