@@ -222,7 +222,10 @@ func TestClaimGroupCommit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := c.claim(b.tenantID, order[i])
+			m, commit, err := c.claim(b.tenantID, order[i])
+			if err == nil {
+				err = commit.wait()
+			}
 			if err == nil && m != nil {
 				got[i] = m.Attempts
 			}
