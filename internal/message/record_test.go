@@ -37,9 +37,15 @@ type recordBundle struct {
 
 func setupRecord(t *testing.T, workers int) *recordBundle {
 	t.Helper()
+	return setupRecordWith(t, workers, smtptest.Opts{})
+}
+
+// setupRecordWith is setupRecord with an smtptest server configured by opts.
+func setupRecordWith(t *testing.T, workers int, opts smtptest.Opts) *recordBundle {
+	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
-	srv := smtptest.NewServer(t, smtptest.Opts{})
+	srv := smtptest.NewServer(t, opts)
 	box, err := secret.NewBox("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	require.NoError(t, err)
 	conns := connector.NewService(pool, box, connector.Policy{AllowNoAuth: true, AllowPlaintext: true, AllowPrivateAddresses: true})
