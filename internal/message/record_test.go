@@ -35,13 +35,13 @@ type recordBundle struct {
 	groups    []int
 }
 
-func setupRecord(t *testing.T, workers int) *recordBundle {
+func setupRecord(t testing.TB, workers int) *recordBundle {
 	t.Helper()
 	return setupRecordWith(t, workers, smtptest.Opts{})
 }
 
 // setupRecordWith is setupRecord with an smtptest server configured by opts.
-func setupRecordWith(t *testing.T, workers int, opts smtptest.Opts) *recordBundle {
+func setupRecordWith(t testing.TB, workers int, opts smtptest.Opts) *recordBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
