@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/store"
@@ -15,8 +16,8 @@ import (
 // Group commit of claims: an attempt's claim (`sending`, attempts + 1) is handed to a
 // claimer that claims every claim waiting in one statement (MessageClaimAttempts) and
 // commits them together, with the same self-clocking as the recorder (record.go): a lone
-// claim commits at once, in its own transaction (MessageClaimAttempt). A message appears at
-// most once in a group.
+// claim commits at once, one statement without BEGIN and COMMIT (MessageClaimAttempt). A
+// message appears at most once in a group.
 //
 // Each claim gets its row as soon as the statement returned it, and the COMMIT's answer
 // apart: the attempt signs the message, takes a connection and sends MAIL and RCPT while
@@ -137,6 +138,9 @@ func (cl *claim) refuse(err error) {
 // transaction (tests) there is one connection, which the attempt's next statements would
 // find busy with the COMMIT: the rows are then handed out after it.
 func (d *Deliverer) claimGroup(ctx context.Context, group []*claim) error {
+	if pool, ok := d.db.(*pgxpool.Pool); ok && len(group) == 1 {
+		return d.claimAlone(ctx, pool, group[0])
+	}
 	_, oneConn := d.db.(pgx.Tx)
 	var claimed map[string]*dbsqlc.Message
 	handedOut := false
@@ -165,6 +169,27 @@ func (d *Deliverer) claimGroup(ctx context.Context, group []*claim) error {
 	for _, cl := range group {
 		cl.commit.settle(err)
 	}
+	return nil
+}
+
+// claimAlone is claimGroup for a lone claim: one statement without BEGIN and COMMIT whose
+// row arrives ahead of its implicit transaction's COMMIT (store.Early).
+func (d *Deliverer) claimAlone(ctx context.Context, pool *pgxpool.Pool, cl *claim) error {
+	e, err := store.BeginEarly(ctx, pool)
+	if err != nil {
+		return err
+	}
+	m, err := dbsqlc.New(e).MessageClaimAttempt(ctx, dbsqlc.MessageClaimAttemptParams{TenantID: cl.tenantID, ID: cl.id, UnknownText: unknownText})
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		_ = e.Commit()
+		return err
+	}
+	var claimed *dbsqlc.Message
+	if err == nil {
+		claimed = &m
+	}
+	cl.done <- claimResult{m: claimed}
+	cl.commit.settle(e.Commit())
 	return nil
 }
 
