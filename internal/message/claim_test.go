@@ -106,3 +106,48 @@ func TestClaimCommitGatesData(t *testing.T) {
 		require.Equal(t, 1, b.srv.Connections())
 	})
 }
+
+// TestFailedGroupCommitSendsNoData: claims that commit as a group get their rows before the
+// COMMIT too, and none of them sends DATA when it fails.
+func TestFailedGroupCommitSendsNoData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var mails, datas atomic.Int64
+	b := setupRecordWith(t, 1, smtptest.Opts{Script: &smtptest.Script{
+		MailFunc: func(string) *smtp.SMTPError { mails.Add(1); return nil },
+		DataFunc: func(smtptest.Message) *smtp.SMTPError { datas.Add(1); return nil },
+	}})
+	c := newClaimer(b.deliverer, 1)
+	groups := make(chan int, 10)
+	c.groupFunc = func(n int) { groups <- n }
+	b.deliverer.claimer = c
+	ids := b.submit(t, 3)
+	_, err := b.pool.Exec(ctx, fmt.Sprintf(atCommitSQL, "RAISE EXCEPTION 'claim refused at commit'"))
+	require.NoError(t, err)
+	// The first claim waits behind a lock while the other two queue, then they go as a group.
+	lock, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lock.Rollback(ctx) })
+	_, err = lock.Exec(ctx, "LOCK TABLE message_events IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+	errs := make(chan error, len(ids))
+	for i, id := range ids {
+		go func() {
+			_, err := b.deliverer.Attempt(ctx, b.tenantID, id, AttemptOpts{RetryAt: time.Now().Add(time.Hour)})
+			errs <- err
+		}()
+		if i == 0 {
+			require.Equal(t, 1, <-groups)
+		}
+	}
+	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.queue) == 2 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, lock.Rollback(ctx))
+	require.Equal(t, 2, <-groups, "the queued claims form one group")
+	for range ids {
+		require.ErrorContains(t, <-errs, "claim refused at commit")
+	}
+	require.EqualValues(t, 3, mails.Load(), "each attempt sent MAIL while its claim's COMMIT was in flight")
+	require.Zero(t, datas.Load())
+	require.Empty(t, b.srv.Messages())
+	require.Equal(t, 3, b.countWhere(t, "SELECT count(*) FROM messages WHERE status = 'queued' AND attempts = 0"))
+}
