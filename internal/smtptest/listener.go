@@ -46,6 +46,9 @@ type trackedConn struct {
 	sinceReply   []byte
 }
 
+// maxSinceReply bounds what trackedConn keeps of the client's bytes between replies.
+const maxSinceReply = 64 << 10
+
 // pipeliningLine is the EHLO reply line go-smtp advertises PIPELINING with (always
 // first among its capabilities, so never the last line).
 var pipeliningLine = []byte("250-PIPELINING\r\n")
@@ -58,7 +61,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
-	c.sinceReply = append(c.sinceReply, p[:n]...)
+	if len(c.sinceReply) < maxSinceReply { // commands, not a message body
+		c.sinceReply = append(c.sinceReply, p[:n]...)
+	}
 	c.mu.Unlock()
 	return n, err
 }
