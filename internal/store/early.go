@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,6 +31,11 @@ type Early struct {
 	pipeline *pgconn.Pipeline
 	// sent is set once the statement went out; a second query is refused.
 	sent bool
+	// name is the statement's prepared name; failed is set when it failed, so that Commit
+	// drops it and the next use prepares it afresh (after a schema change, say), as pgx's
+	// statement cache does.
+	name   string
+	failed bool
 }
 
 var _ dbsqlc.DBTX = (*Early)(nil)
@@ -56,9 +62,10 @@ func (e *Early) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	e.sent = true
 	rr, err := e.send(ctx, sql, args)
 	if err != nil {
+		e.failed = true
 		return errRow{err}
 	}
-	return &earlyRow{rows: pgx.RowsFromResultReader(e.conn.Conn().TypeMap(), rr)}
+	return &earlyRow{e: e, rows: pgx.RowsFromResultReader(e.conn.Conn().TypeMap(), rr)}
 }
 
 // send prepares the statement when needed, encodes the arguments as pgx would, and sends
@@ -66,7 +73,8 @@ func (e *Early) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 func (e *Early) send(ctx context.Context, sql string, args []any) (*pgconn.ResultReader, error) {
 	c := e.conn.Conn()
 	sum := sha256.Sum256([]byte(sql))
-	sd, err := c.Prepare(ctx, "early_"+hex.EncodeToString(sum[:16]), sql)
+	e.name = "early_" + hex.EncodeToString(sum[:16])
+	sd, err := c.Prepare(ctx, e.name, sql)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +145,11 @@ func (e *Early) Commit() error {
 	}
 	_, syncErr := e.pipeline.GetResults()
 	closeErr := e.pipeline.Close()
+	if e.failed && !e.conn.Conn().IsClosed() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = e.conn.Conn().Deallocate(ctx, e.name)
+		cancel()
+	}
 	err := errors.Join(syncErr, closeErr)
 	if err == nil {
 		return nil
@@ -149,23 +162,32 @@ func (e *Early) Commit() error {
 
 // earlyRow is the statement's one row.
 type earlyRow struct {
+	e    *Early
 	rows pgx.Rows
 }
 
 // Scan reads the row like pgx's Row: pgx.ErrNoRows when there is none.
 func (r *earlyRow) Scan(dest ...any) error {
+	err := r.scan(dest)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		r.e.failed = true
+	}
+	return classify(err)
+}
+
+func (r *earlyRow) scan(dest []any) error {
 	defer r.rows.Close()
 	if !r.rows.Next() {
 		if err := r.rows.Err(); err != nil {
-			return classify(err)
+			return err
 		}
 		return pgx.ErrNoRows
 	}
 	if err := r.rows.Scan(dest...); err != nil {
-		return classify(err)
+		return err
 	}
 	r.rows.Close()
-	return classify(r.rows.Err())
+	return r.rows.Err()
 }
 
 // errRow is a row that failed before it was sent.

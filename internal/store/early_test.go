@@ -97,6 +97,27 @@ func TestEarly(t *testing.T) {
 		require.ErrorContains(t, e.QueryRow(ctx, "UPDATE counters SET n = n / $1 WHERE id = 1 RETURNING n", 0).Scan(&n), "division by zero")
 		_ = e.Commit()
 		require.Equal(t, 0, counter(t, pool))
+
+		// A statement prepared before a schema change fails once; it is then prepared anew.
+		cfg := pool.Config()
+		cfg.MaxConns = 1
+		one, err := pgxpool.NewWithConfig(ctx, cfg)
+		require.NoError(t, err)
+		t.Cleanup(one.Close)
+		for i := range 3 {
+			e, err = store.BeginEarly(ctx, one)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = e.Commit() })
+			if i == 1 {
+				_, err = pool.Exec(ctx, "ALTER TABLE counters ALTER COLUMN n TYPE bigint")
+				require.NoError(t, err)
+			}
+			err = e.QueryRow(ctx, bumpSQL, 1, 1, []string{}).Scan(&n, &at, &tags)
+			require.NoError(t, e.Commit())
+			if i == 2 {
+				require.NoError(t, err, "prepared afresh after the failure")
+			}
+		}
 	})
 
 	t.Run("LostConnectionAtCommitIsAmbiguous", func(t *testing.T) {
