@@ -20,7 +20,7 @@ INSERT INTO messages (
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
 
 -- MessageClaimAttempts claims messages for delivery attempts in one statement, committed
--- before anything is sent: for each it counts the attempt and marks the message `sending`. A
+-- before any message is handed over (DATA): for each it counts the attempt and marks the message `sending`. A
 -- message found still `sending` had an attempt whose outcome was never recorded; that
 -- attempt is added to the timeline as unknown in the same statement. A message missing from
 -- the result cannot be attempted now: it is gone or final, or its connector is paused (the

@@ -250,16 +250,21 @@ type stageError struct {
 func (e *stageError) Error() string { return fmt.Sprintf("error at %s: %v", e.stage, e.err) }
 func (e *stageError) Unwrap() error { return e.err }
 
-// transact sends one message: MAIL, every RCPT, then DATA with the raw bytes. When the
-// upstream rejects any recipient the message goes to nobody (RSET), like go-mail's own
-// Send: a message has one status, and retrying would otherwise duplicate it for the
-// recipients that were accepted.
-func (c *conn) transact(ctx context.Context, timeout time.Duration, env Envelope, raw []byte) (*Result, error) {
+// transact sends one message: MAIL, every RCPT, then DATA with the raw bytes, DATA only
+// once gate is done (see Pool.SendAfter). When the upstream rejects any recipient the
+// message goes to nobody (RSET), like go-mail's own Send: a message has one status, and
+// retrying would otherwise duplicate it for the recipients that were accepted. An upstream
+// that offers PIPELINING gets the commands in one write (pipeline.go).
+func (c *conn) transact(ctx context.Context, timeout time.Duration, env Envelope, raw []byte, gate Gate) (*Result, error) {
 	defer c.raw.watch(ctx)()
 	// RFC 6531 3.4: SMTPUTF8 only for a message that needs it (a non-ASCII address in the
 	// envelope or non-ASCII in the header); go-mail would otherwise ask for it whenever
 	// the server offers it, and receivers log and treat ASCII mail as internationalized.
-	c.client.SkipSMTPUTF8(!needsSMTPUTF8(env, raw))
+	utf8 := needsSMTPUTF8(env, raw)
+	c.client.SkipSMTPUTF8(!utf8)
+	if ok, _ := c.client.Extension("PIPELINING"); ok {
+		return c.transactPipelined(ctx, timeout, env, raw, gate, utf8)
+	}
 	if err := c.mail(ctx, timeout, env.From); err != nil {
 		return nil, &stageError{stage: StageMail, err: err}
 	}
@@ -267,12 +272,39 @@ func (c *conn) transact(ctx context.Context, timeout time.Duration, env Envelope
 	if err != nil {
 		return nil, &stageError{stage: StageRcpt, recipients: rcpts, err: err}
 	}
+	if err := c.await(ctx, timeout, gate); err != nil {
+		return nil, &stageError{stage: StageData, recipients: rcpts, err: err}
+	}
 	reply, err := c.data(ctx, timeout, raw)
 	if err != nil {
 		return nil, &stageError{stage: StageData, recipients: rcpts, err: err}
 	}
+	return c.delivered(reply, rcpts), nil
+}
+
+// delivered counts a message the upstream accepted and describes it.
+func (c *conn) delivered(reply Reply, rcpts []RecipientResult) *Result {
 	c.messages++
-	return &Result{Reply: reply, QueueID: queueID(reply.Text), RemoteAddr: c.remote, TLS: c.tls, Recipients: rcpts}, nil
+	return &Result{Reply: reply, QueueID: queueID(reply.Text), RemoteAddr: c.remote, TLS: c.tls, Recipients: rcpts}
+}
+
+// await waits, with MAIL and every RCPT accepted, until gate is done. When gate fails, the
+// transaction is reset and gate's error returned; when ctx ends first, the connection is
+// interrupted (see watch) and ctx's cause returned.
+func (c *conn) await(ctx context.Context, timeout time.Duration, gate Gate) error {
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate.Done():
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if err := gate.Err(); err != nil {
+		c.reset(ctx, timeout)
+		return err
+	}
+	return nil
 }
 
 // needsSMTPUTF8 reports a non-ASCII envelope address or header byte.
@@ -341,20 +373,34 @@ func (c *conn) rcpts(ctx context.Context, timeout time.Duration, to []string) ([
 }
 
 // data sends DATA, the raw message and the final dot, and returns the final reply.
-// textproto's dot writer stuffs leading dots and turns bare LF into CRLF; CRLF input
-// passes unchanged, so a DKIM signature over the bytes stays valid.
 func (c *conn) data(ctx context.Context, timeout time.Duration, raw []byte) (Reply, error) {
 	if err := c.raw.setDeadline(ctx, timeout); err != nil {
 		return Reply{}, err
 	}
-	w, err := c.client.Data()
+	err := c.client.Text.PrintfLine("DATA")
+	if err == nil {
+		_, _, err = c.client.Text.ReadResponse(354)
+	}
 	if err != nil {
-		if r, ok := replyOf(err); ok && r.Code >= 500 {
-			// MAIL and RCPT were accepted: end that transaction before the next one.
-			c.reset(ctx, timeout)
-		}
+		c.dataRefused(ctx, timeout, err)
 		return Reply{}, c.track(err)
 	}
+	return c.body(ctx, timeout, raw)
+}
+
+// dataRefused ends the transaction after a 5xx answer to DATA: MAIL and RCPT were
+// accepted, so RSET before the next one.
+func (c *conn) dataRefused(ctx context.Context, timeout time.Duration, err error) {
+	if r, ok := replyOf(err); ok && r.Code >= 500 {
+		c.reset(ctx, timeout)
+	}
+}
+
+// body writes the raw message and the final dot after a 354 and returns the final reply.
+// textproto's dot writer stuffs leading dots and turns bare LF into CRLF; CRLF input
+// passes unchanged, so a DKIM signature over the bytes stays valid.
+func (c *conn) body(ctx context.Context, timeout time.Duration, raw []byte) (Reply, error) {
+	w := c.client.Text.DotWriter()
 	if _, err := w.Write(raw); err != nil {
 		c.healthy = false
 		return Reply{}, err
@@ -364,11 +410,12 @@ func (c *conn) data(ctx context.Context, timeout time.Duration, raw []byte) (Rep
 		return Reply{}, err
 	}
 	if err := w.Close(); err != nil {
-		return Reply{}, c.track(err)
+		c.healthy = false
+		return Reply{}, err
 	}
-	text := ""
-	if dc, ok := w.(*gmsmtp.DataCloser); ok {
-		text = dc.ServerResponse()
+	_, text, err := c.client.Text.ReadResponse(250)
+	if err != nil {
+		return Reply{}, c.track(err)
 	}
 	return parseReply(250, text), nil
 }

@@ -90,6 +90,24 @@ func poolDefaults(cfg *PoolConfig) PoolConfig {
 // Send delivers raw (rendered and already DKIM-signed) bytes to the envelope recipients.
 // Errors are *Error values classified by Classify, IsPermanent, IsTemporary and IsConfig.
 func (p *Pool) Send(ctx context.Context, env Envelope, raw []byte) (*Result, error) {
+	return p.SendAfter(ctx, env, raw, nil)
+}
+
+// Gate holds a send's DATA back until something the caller waits for is settled (the
+// claim of a delivery attempt becoming durable): its methods are those of a
+// context.Context that ends once.
+type Gate interface {
+	// Done is closed once Err's answer is known.
+	Done() <-chan struct{}
+	// Err, once Done is closed, is nil when the message may be handed over, or why not.
+	Err() error
+}
+
+// SendAfter is Send with DATA held back until gate is done: the connection, MAIL and RCPT
+// go ahead meanwhile, so their round trips overlap with what the caller waits for. When
+// gate fails, no DATA is sent: the transaction is reset (RSET) and SendAfter returns an
+// *Error at stage data that wraps gate's error. A nil gate holds nothing back.
+func (p *Pool) SendAfter(ctx context.Context, env Envelope, raw []byte, gate Gate) (*Result, error) {
 	start := p.cfg.NowFunc()
 	if err := env.validate(); err != nil {
 		return nil, p.newError(StageMail, Outcome{Class: ClassPermanent, Code: CodeInvalidMessage, Text: err.Error()}, err)
@@ -100,7 +118,7 @@ func (p *Pool) Send(ctx context.Context, env Envelope, raw []byte) (*Result, err
 		return nil, p.wrap(&stageError{stage: StageConnect, err: context.Cause(ctx)})
 	}
 	defer func() { <-p.slots }()
-	res, err := p.send(ctx, env, raw)
+	res, err := p.send(ctx, env, raw, gate)
 	if err != nil {
 		return nil, p.wrap(err)
 	}
@@ -113,20 +131,20 @@ func (p *Pool) Send(ctx context.Context, env Envelope, raw []byte) (*Result, err
 // send runs the transaction, once more on a fresh connection when a pooled one turns out
 // to be stale (closed by the upstream while idle): nothing was accepted yet, so the
 // retry cannot duplicate the message.
-func (p *Pool) send(ctx context.Context, env Envelope, raw []byte) (*Result, error) {
+func (p *Pool) send(ctx context.Context, env Envelope, raw []byte, gate Gate) (*Result, error) {
 	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	reused := c.messages > 0
-	res, err := c.transact(ctx, p.settings.CommandTimeout, env, raw)
+	res, err := c.transact(ctx, p.settings.CommandTimeout, env, raw, gate)
 	if err != nil && reused && isStale(err) {
 		c.close()
 		if c, err = p.dial(ctx); err != nil {
 			return nil, err
 		}
 		reused = false
-		res, err = c.transact(ctx, p.settings.CommandTimeout, env, raw)
+		res, err = c.transact(ctx, p.settings.CommandTimeout, env, raw, gate)
 	}
 	p.put(c)
 	if err != nil {

@@ -126,7 +126,7 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 // outcome could not be recorded (the database is unavailable): the message then stays
 // `sending`, and the next attempt records this one as unknown.
 func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opts AttemptOpts) (*Attempt, error) {
-	claimed, err := d.claimer.claim(tenantID, messageID)
+	claimed, commit, err := d.claimer.claim(tenantID, messageID)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +134,9 @@ func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opt
 		return d.unclaimable(ctx, tenantID, messageID)
 	}
 	started := *claimed
+	// The claim's COMMIT may still be in flight: what follows up to DATA does not need it
+	// durable, but nothing is sent or recorded before it is (see claim.go).
+	//
 	// The claim checked that the connector is not paused; one paused since is paused for
 	// the next attempt. The connector is read even when the attempt was cancelled meanwhile,
 	// so a claimed attempt goes on to record an outcome instead of leaving the message
@@ -144,13 +147,18 @@ func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opt
 	if err != nil && !connector.IsNotFound(err) {
 		return nil, err
 	}
+	if conn == nil || started.Mime == nil {
+		if err := commit.wait(); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case conn == nil:
 		return d.fail(ctx, started, "the connector was deleted before the message could be delivered")
 	case started.Mime == nil:
 		return d.fail(ctx, started, "the message body was purged before it could be delivered")
 	}
-	return d.send(ctx, started, conn, opts)
+	return d.send(ctx, started, conn, commit, opts)
 }
 
 // unclaimable tells why a message could not be claimed: gone (deleted with its tenant, or
@@ -177,8 +185,10 @@ func addUnknownAttempt(ctx context.Context, q *dbsqlc.Queries, m dbsqlc.Message)
 	})
 }
 
-// send signs and sends the claimed message and records the outcome.
-func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.Connector, opts AttemptOpts) (*Attempt, error) {
+// send signs and sends the claimed message and records the outcome. The upstream gets
+// DATA only once the claim's COMMIT succeeded; a claim that did not commit ends the
+// attempt with the claim's error, whatever the upstream said to MAIL and RCPT.
+func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.Connector, commit *claimCommit, opts AttemptOpts) (*Attempt, error) {
 	raw, err := d.sign(ctx, m)
 	if err != nil {
 		return nil, err
@@ -189,10 +199,16 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 	}
 	pool, err := d.pools.Get(conn, settings)
 	if err != nil {
+		if err := commit.wait(); err != nil {
+			return nil, err
+		}
 		return d.fail(ctx, m, "the connector's settings are invalid: "+err.Error())
 	}
 	sendStart := time.Now()
-	res, sendErr := pool.Send(ctx, delivery.Envelope{From: d.returnPath(conn, m), To: m.Recipients}, raw)
+	res, sendErr := pool.SendAfter(ctx, delivery.Envelope{From: d.returnPath(conn, m), To: m.Recipients}, raw, commit)
+	if err := commit.wait(); err != nil {
+		return nil, err
+	}
 	d.afterSend(ctx, m, conn, sendErr)
 	a := &Attempt{Number: int(m.Attempts), Outcome: delivery.Classify(sendErr), Result: res, Err: sendErr}
 	if a.Outcome.Class == delivery.ClassDelivered && res == nil {

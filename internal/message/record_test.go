@@ -35,11 +35,17 @@ type recordBundle struct {
 	groups    []int
 }
 
-func setupRecord(t *testing.T, workers int) *recordBundle {
+func setupRecord(t testing.TB, workers int) *recordBundle {
+	t.Helper()
+	return setupRecordWith(t, workers, smtptest.Opts{})
+}
+
+// setupRecordWith is setupRecord with an smtptest server configured by opts.
+func setupRecordWith(t testing.TB, workers int, opts smtptest.Opts) *recordBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
-	srv := smtptest.NewServer(t, smtptest.Opts{})
+	srv := smtptest.NewServer(t, opts)
 	box, err := secret.NewBox("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	require.NoError(t, err)
 	conns := connector.NewService(pool, box, connector.Policy{AllowNoAuth: true, AllowPlaintext: true, AllowPrivateAddresses: true})
@@ -222,7 +228,10 @@ func TestClaimGroupCommit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := c.claim(b.tenantID, order[i])
+			m, commit, err := c.claim(b.tenantID, order[i])
+			if err == nil {
+				err = commit.wait()
+			}
 			if err == nil && m != nil {
 				got[i] = m.Attempts
 			}

@@ -1,6 +1,7 @@
 package smtptest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
@@ -25,19 +26,32 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	id := l.srv.connections.Add(1)
-	return &trackedConn{Conn: c, id: int(id), bannerDelay: l.srv.opts.BannerDelay}, nil
+	return &trackedConn{Conn: c, id: int(id), bannerDelay: l.srv.opts.BannerDelay, noPipelining: l.srv.opts.DisablePipelining}, nil
 }
 
 // trackedConn is the raw TCP connection under go-smtp (and under TLS, when there is TLS).
 // Arming dropOnRead closes it at the next read: the server has written its reply to the
 // current command and drops the connection when the client sends the next one.
+//
+// It also keeps what the client sent since the server's last reply, which tells whether
+// the client waited for each reply, and takes PIPELINING out of EHLO replies when asked.
 type trackedConn struct {
 	net.Conn
-	id          int
-	bannerDelay time.Duration
-	firstWrite  sync.Once
-	dropOnRead  atomic.Bool
+	id           int
+	bannerDelay  time.Duration
+	noPipelining bool
+	firstWrite   sync.Once
+	dropOnRead   atomic.Bool
+	mu           sync.Mutex
+	sinceReply   []byte
 }
+
+// maxSinceReply bounds what trackedConn keeps of the client's bytes between replies.
+const maxSinceReply = 64 << 10
+
+// pipeliningLine is the EHLO reply line go-smtp advertises PIPELINING with (always
+// first among its capabilities, so never the last line).
+var pipeliningLine = []byte("250-PIPELINING\r\n")
 
 // Read closes the connection instead of reading when a drop is armed.
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -45,13 +59,35 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		_ = c.Conn.Close()
 		return 0, io.EOF
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if len(c.sinceReply) < maxSinceReply { // commands, not a message body
+		c.sinceReply = append(c.sinceReply, p[:n]...)
+	}
+	c.mu.Unlock()
+	return n, err
 }
 
 // Write delays the first write by the banner delay.
 func (c *trackedConn) Write(p []byte) (int, error) {
 	c.firstWrite.Do(func() { time.Sleep(c.bannerDelay) })
+	c.mu.Lock()
+	c.sinceReply = c.sinceReply[:0]
+	c.mu.Unlock()
+	if c.noPipelining && bytes.Contains(p, pipeliningLine) {
+		if _, err := c.Conn.Write(bytes.Replace(p, pipeliningLine, nil, 1)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	return c.Conn.Write(p)
+}
+
+// sentSinceReply reports whether the client sent s since the server's last reply.
+func (c *trackedConn) sentSinceReply(s string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Contains(c.sinceReply, []byte(s))
 }
 
 // trackedOf finds the raw connection under a go-smtp connection, through TLS if needed.

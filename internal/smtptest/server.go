@@ -83,6 +83,10 @@ type Opts struct {
 	MaxMessageBytes int64
 	// DisableSMTPUTF8 stops advertising SMTPUTF8 (advertised by default).
 	DisableSMTPUTF8 bool
+	// DisablePipelining stops advertising PIPELINING, which go-smtp always advertises (and
+	// has no switch for): the line is taken out of the EHLO reply on its way out, on
+	// connections without TLS.
+	DisablePipelining bool
 	// DataReplyFunc returns the text of the 250 reply to DATA; nil means
 	// "Ok: queued as <QueueID>".
 	DataReplyFunc func(m Message) string
@@ -119,6 +123,10 @@ type Message struct {
 	// UTF8 reports the SMTPUTF8 parameter of MAIL FROM; Body its BODY parameter.
 	UTF8 bool
 	Body smtp.BodyType
+	// Pipelined reports that the client sent RCPT TO before the server answered its MAIL
+	// FROM (RFC 2920 PIPELINING): both came in one read. Known on connections without
+	// TLS only.
+	Pipelined bool
 }
 
 // Server is a running go-smtp server on loopback, closed at test cleanup.

@@ -44,6 +44,8 @@ type session struct {
 	to       []string
 	utf8     bool
 	body     smtp.BodyType
+	// pipelined: RCPT TO had come with MAIL FROM, before its reply.
+	pipelined bool
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -92,6 +94,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	s.from = from
+	s.pipelined = s.tc.sentSinceReply("RCPT TO:")
 	if opts != nil {
 		s.utf8, s.body = opts.UTF8, opts.Body
 	}
@@ -138,21 +141,22 @@ func (s *session) dropMidData(r io.Reader) error {
 func (s *session) message(data []byte) Message {
 	_, isTLS := s.conn.TLSConnectionState()
 	return Message{
-		From:     s.from,
-		To:       slices.Clone(s.to),
-		Data:     data,
-		TLS:      isTLS,
-		AuthUser: s.authUser,
-		HELO:     s.conn.Hostname(),
-		Conn:     s.tc.id,
-		UTF8:     s.utf8,
-		Body:     s.body,
+		From:      s.from,
+		To:        slices.Clone(s.to),
+		Data:      data,
+		TLS:       isTLS,
+		AuthUser:  s.authUser,
+		HELO:      s.conn.Hostname(),
+		Conn:      s.tc.id,
+		UTF8:      s.utf8,
+		Body:      s.body,
+		Pipelined: s.pipelined,
 	}
 }
 
 // Reset forgets the current transaction (RSET, or after DATA).
 func (s *session) Reset() {
-	s.from, s.to, s.utf8, s.body = "", nil, false, ""
+	s.from, s.to, s.utf8, s.body, s.pipelined = "", nil, false, "", false
 }
 
 // Logout has nothing to free.
