@@ -264,7 +264,7 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt32(&c.DBMaxConns, v, 2) }},
 		{Name: "SENDWERK_MAX_MESSAGE_BYTES", Default: "10485760", Help: "Largest message accepted, measured as rendered MIME (attachments base64-encoded).",
 			set: func(c *Config, v string) error { return parseInt64(&c.MaxMessageBytes, v, 1024) }},
-		{Name: "SENDWERK_SUBMIT_COMMITTERS", Default: "2", Help: "Transactions that commit single submissions (REST and SMTP) at once; concurrent submissions waiting meanwhile are committed together (group commit), and a committer waits up to 2 ms for submissions still being validated. `0`: one transaction per submission.",
+		{Name: "SENDWERK_SUBMIT_COMMITTERS", Default: "2", Help: "Transactions that may commit single submissions (REST and SMTP) at once; concurrent submissions waiting meanwhile are committed together (group commit), and a committer waits up to 2 ms for submissions still being validated. One commits while the queue fills behind it; another starts only when the oldest waiting submission has waited 10 ms (a slow commit). `0`: one transaction per submission.",
 			set: func(c *Config, v string) error { return parseInt(&c.SubmitCommitters, v, 0) }},
 		{Name: "SENDWERK_DELIVERY_WORKERS", Default: "32", Help: "Deliveries this process runs at once (the deliveries queue).",
 			set: func(c *Config, v string) error { return parseInt(&c.DeliveryWorkers, v, 1) }},
