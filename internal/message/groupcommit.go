@@ -80,8 +80,10 @@ type committer struct {
 	// spareDelay: see spareDelay; spare is the timer that starts a spare committer.
 	spareDelay time.Duration
 	spare      *time.Timer
-	mu         sync.Mutex
-	queue      []*pending
+	// limit bounds a group (maxGroup).
+	limit int
+	mu    sync.Mutex
+	queue []*pending
 	// running counts committer goroutines; gathering is set while one of them waits for
 	// submissions still being prepared, preparing counts those.
 	running   int
@@ -94,7 +96,7 @@ type committer struct {
 }
 
 func newCommitter(s *Service, n int) *committer {
-	return &committer{s: s, max: n, window: gatherWindow, spareDelay: spareDelay, changed: make(chan struct{}), groupFunc: s.cfg.GroupSizeFunc}
+	return &committer{s: s, max: n, window: gatherWindow, spareDelay: spareDelay, limit: maxGroup, changed: make(chan struct{}), groupFunc: s.cfg.GroupSizeFunc}
 }
 
 // arrival is one submission being prepared, counted until it queues or gives up.
@@ -202,9 +204,12 @@ func (c *committer) loop() {
 			return
 		}
 		c.gather()
-		n := min(len(c.queue), maxGroup)
+		n := min(len(c.queue), c.limit)
 		group := slices.Clone(c.queue[:n])
 		c.queue = slices.Delete(c.queue, 0, n)
+		// What is left (more than a group, or arrivals while it gathered, which armed no
+		// spare timer) must not wait for this commit longer than the spare delay.
+		c.startLocked()
 		c.mu.Unlock()
 		c.commit(group)
 	}
@@ -213,13 +218,13 @@ func (c *committer) loop() {
 // gather waits, up to the window, while submissions are still being prepared and the
 // group is not full. c.mu is held on entry and on return.
 func (c *committer) gather() {
-	if c.preparing == 0 || c.window <= 0 || len(c.queue) >= maxGroup {
+	if c.preparing == 0 || c.window <= 0 || len(c.queue) >= c.limit {
 		return
 	}
 	c.gathering = true
 	timer := time.NewTimer(c.window)
 	defer timer.Stop()
-	for c.preparing > 0 && len(c.queue) < maxGroup {
+	for c.preparing > 0 && len(c.queue) < c.limit {
 		changed := c.changed
 		c.mu.Unlock()
 		select {

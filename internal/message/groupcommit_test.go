@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -352,5 +353,78 @@ func TestGroupCommit(t *testing.T) {
 		require.NoError(t, <-slow)
 		require.Equal(t, []int{1, 1}, b.groups)
 		require.Equal(t, 2, b.count(t, "messages"))
+	})
+
+	t.Run("LeftoversBehindAFullGroupGetASpare", func(t *testing.T) {
+		t.Parallel()
+		b := setupGroup(t)
+		c := b.svc.group
+		c.max, c.limit = 2, 2
+		ctx := context.Background()
+		hold := func(key string) pgx.Tx {
+			tx, err := b.pool.Begin(ctx)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = tx.Rollback(ctx) })
+			_, err = b.svc.claim(ctx, tx, b.tenantID, NewIdempotency(key, "send", []byte("{}")))
+			require.NoError(t, err)
+			return tx
+		}
+		submit := func(key string) chan error {
+			done := make(chan error, 1)
+			go func() {
+				var idem *Idempotency
+				if key != "" {
+					idem = NewIdempotency(key, "send", []byte("{}"))
+				}
+				_, _, err := b.svc.Submit(ctx, b.tenantID, request(), idem)
+				done <- err
+			}()
+			return done
+		}
+		queued := func(n int) func() bool {
+			return func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return len(c.queue) == n
+			}
+		}
+		c.mu.Lock()
+		c.spareDelay = time.Hour
+		c.mu.Unlock()
+		// The first commit waits for key w; x (waiting for key x), y and z queue behind it.
+		heldW, heldX := hold("w"), hold("x")
+		w := submit("w")
+		require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.groups) == 1 }, 10*time.Second, time.Millisecond)
+		x := submit("x")
+		require.Eventually(t, queued(1), 10*time.Second, time.Millisecond)
+		y := submit("")
+		require.Eventually(t, queued(2), 10*time.Second, time.Millisecond)
+		z := submit("")
+		require.Eventually(t, queued(3), 10*time.Second, time.Millisecond)
+		// No spare timer is armed (as for submissions that queued while a committer
+		// gathered); once w commits, the committer takes the full group [x y], which waits
+		// for key x, and z is left over.
+		c.mu.Lock()
+		c.spare.Stop()
+		c.spare = nil
+		c.spareDelay = 20 * time.Millisecond
+		c.mu.Unlock()
+		require.NoError(t, heldW.Rollback(ctx))
+		require.NoError(t, <-w)
+		select {
+		case err := <-z:
+			require.NoError(t, err, "a spare committer commits the leftover")
+		case <-time.After(10 * time.Second):
+			t.Fatal("the submission left behind a full group waited for its commit")
+		}
+		select {
+		case err := <-x:
+			t.Fatalf("the full group committed while key x was held: %v", err)
+		default:
+		}
+		require.NoError(t, heldX.Rollback(ctx))
+		require.NoError(t, <-x)
+		require.NoError(t, <-y)
+		require.Equal(t, []int{1, 2, 1}, b.groups)
 	})
 }
