@@ -65,16 +65,11 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Source != nil {
 		s.SetSource(cfg.Source)
 	}
-	pc, err := net.ListenPacket("udp", cfg.Addr)
+	pc, ln, err := listenPair(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("error listening on udp %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	s.addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("error listening on tcp %s: %w", s.addr, err)
-	}
 	s.udp = &dns.Server{PacketConn: pc, Handler: s}
 	s.tcp = &dns.Server{Listener: ln, Handler: s}
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
@@ -89,6 +84,34 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// listenPair binds UDP on addr and TCP on the same port. With port 0 the kernel picks the
+// UDP port, which TCP may already use (an outgoing connection's ephemeral port, say): it
+// then tries again with a fresh UDP port, a few times.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("error listening on %s: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 10
+	}
+	for i := 1; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("error listening on udp %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		_ = pc.Close()
+		if i >= tries {
+			return nil, nil, fmt.Errorf("error listening on tcp %s: %w", pc.LocalAddr(), err)
+		}
+	}
 }
 
 // SetSource sets where the records come from.

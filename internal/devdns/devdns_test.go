@@ -3,6 +3,7 @@ package devdns
 import (
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 
@@ -77,5 +78,31 @@ func TestServer(t *testing.T) {
 	t.Run("RefusesWithoutForwarders", func(t *testing.T) {
 		alone := start(t, Config{})
 		require.Equal(t, dns.RcodeRefused, ask(t, alone, "example.com", dns.TypeTXT).Rcode)
+	})
+}
+
+func TestListenPair(t *testing.T) {
+	t.Parallel()
+	t.Run("PortZeroGivesOnePortForBoth", func(t *testing.T) {
+		t.Parallel()
+		for range 20 {
+			pc, ln, err := listenPair("127.0.0.1:0")
+			require.NoError(t, err)
+			require.Equal(t, pc.LocalAddr().String(), ln.Addr().String())
+			_ = pc.Close()
+			_ = ln.Close()
+		}
+	})
+	t.Run("AFixedPortTakenOnTCPFailsAndFreesUDP", func(t *testing.T) {
+		t.Parallel()
+		taken, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer taken.Close()
+		addr := taken.Addr().String()
+		_, _, err = listenPair(addr)
+		require.ErrorContains(t, err, "error listening on tcp "+addr)
+		pc, err := net.ListenPacket("udp", addr)
+		require.NoError(t, err, "the UDP port was given back")
+		_ = pc.Close()
 	})
 }
