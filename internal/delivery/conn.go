@@ -272,6 +272,11 @@ func (c *conn) transact(ctx context.Context, timeout time.Duration, env Envelope
 	if err != nil {
 		return nil, &stageError{stage: StageRcpt, recipients: rcpts, err: err}
 	}
+	return c.dataAfter(ctx, timeout, raw, gate, rcpts)
+}
+
+// dataAfter sends DATA once gate is done, after the recipients rcpts were accepted.
+func (c *conn) dataAfter(ctx context.Context, timeout time.Duration, raw []byte, gate Gate, rcpts []RecipientResult) (*Result, error) {
 	if err := c.await(ctx, timeout, gate); err != nil {
 		return nil, &stageError{stage: StageData, recipients: rcpts, err: err}
 	}

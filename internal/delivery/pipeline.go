@@ -72,14 +72,7 @@ func (c *conn) finishUngated(ctx context.Context, timeout time.Duration, raw []b
 		c.reset(ctx, timeout)
 		return nil, &stageError{stage: StageRcpt, recipients: rcpts, err: &rcptRejected{results: rcpts, errs: rejected}}
 	}
-	if err := c.await(ctx, timeout, gate); err != nil {
-		return nil, &stageError{stage: StageData, recipients: rcpts, err: err}
-	}
-	reply, err := c.data(ctx, timeout, raw)
-	if err != nil {
-		return nil, &stageError{stage: StageData, recipients: rcpts, err: err}
-	}
-	return c.delivered(reply, rcpts), nil
+	return c.dataAfter(ctx, timeout, raw, gate, rcpts)
 }
 
 // isOpen reports a gate that holds nothing back (none, or one already done without error).
