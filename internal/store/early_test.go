@@ -65,7 +65,12 @@ func TestEarly(t *testing.T) {
 
 	t.Run("FailedCommit", func(t *testing.T) {
 		t.Parallel()
-		pool := earlySetup(t, "RAISE EXCEPTION 'refused at commit'")
+		// One connection, so what follows the failed COMMIT runs on the same connection.
+		cfg := earlySetup(t, "RAISE EXCEPTION 'refused at commit'").Config()
+		cfg.MaxConns = 1
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
 		e, err := store.BeginEarly(ctx, pool)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = e.Commit() }) // a failed test still gives the connection back
@@ -75,8 +80,12 @@ func TestEarly(t *testing.T) {
 		require.NoError(t, e.QueryRow(ctx, bumpSQL, 1, 1, []string{"x"}).Scan(&n, &at, &tags))
 		require.Equal(t, 1, n, "the statement ran")
 		require.ErrorContains(t, e.Commit(), "refused at commit")
-		require.Equal(t, 0, counter(t, pool), "nothing committed")
-		require.Equal(t, 0, counter(t, pool), "the connection went back usable")
+		require.Equal(t, 0, counter(t, pool), "nothing committed, and the connection went back usable")
+		e, err = store.BeginEarly(ctx, pool)
+		require.NoError(t, err)
+		require.NoError(t, e.QueryRow(ctx, bumpSQL, 1, 1, []string{"y"}).Scan(&n, &at, &tags))
+		require.Equal(t, 1, n, "the next statement on it runs")
+		require.ErrorContains(t, e.Commit(), "refused at commit")
 	})
 
 	t.Run("NoRowAndFailedStatement", func(t *testing.T) {
