@@ -139,8 +139,25 @@ WHERE id IN (
 -- name: MessageEventInsert :exec
 INSERT INTO message_events (message_id, tenant_id, type, data) VALUES (@message_id, @tenant_id, @type, @data);
 
--- name: MessageEventInsertMany :copyfrom
-INSERT INTO message_events (message_id, tenant_id, type, data) VALUES (@message_id, @tenant_id, @type, @data);
+-- MessageQueuedInsertMany writes new messages' `queued` timeline steps and their
+-- message.queued stream events in one statement, each table's rows in the arrays' order.
+-- (Two COPYs, as before, were four round trips and two statements parsed anew per
+-- submission group; this one is prepared once per connection.)
+-- name: MessageQueuedInsertMany :exec
+WITH timeline AS (
+    INSERT INTO message_events (message_id, tenant_id, type, data)
+    SELECT t.message_id, t.tenant_id, 'queued', t.data::jsonb
+    FROM (SELECT unnest(@timeline_message_ids::text[]) AS message_id, unnest(@timeline_tenant_ids::text[]) AS tenant_id,
+        unnest(@timeline_data::text[]) AS data, generate_series(1, cardinality(@timeline_message_ids::text[])) AS n) t
+    ORDER BY t.n
+)
+INSERT INTO events (id, tenant_id, type, created_at, message_id, connector_id, data)
+SELECT s.id, s.tenant_id, s.type, s.created_at, s.message_id, s.connector_id, s.data::jsonb
+FROM (SELECT unnest(@event_ids::text[]) AS id, unnest(@event_tenant_ids::text[]) AS tenant_id,
+    unnest(@event_types::text[]) AS type, unnest(@event_created_ats::timestamptz[]) AS created_at,
+    unnest(@event_message_ids::text[]) AS message_id, unnest(@event_connector_ids::text[]) AS connector_id,
+    unnest(@event_data::text[]) AS data, generate_series(1, cardinality(@event_ids::text[])) AS n) s
+ORDER BY s.n;
 
 -- MessageEventDeleteForTenant removes a deleted tenant's timelines (message_events have no
 -- foreign key to messages; see TenantDelete's caller).

@@ -23,14 +23,6 @@ func queuedStreamEvent(tenantID string, p *prepared) *event.Event {
 	}}
 }
 
-func queuedStreamEvents(tenantID string, ps []*prepared) []*event.Event {
-	es := make([]*event.Event, len(ps))
-	for i, p := range ps {
-		es[i] = queuedStreamEvent(tenantID, p)
-	}
-	return es
-}
-
 // appendMessageEvent appends the stream event for a timeline step ("delivered", "deferred",
 // "failed", "cancelled") of m, with the step's data as the timeline recorded it. Steps the
 // stream does not carry ("attempt") append nothing.

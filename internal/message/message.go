@@ -396,10 +396,7 @@ func (s *Service) insertMessages(ctx context.Context, tx pgx.Tx, tenantID string
 		if err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams(row)); err != nil {
 			return fmt.Errorf("error inserting message: %w", err)
 		}
-		if err := q.MessageEventInsert(ctx, dbsqlc.MessageEventInsertParams(queuedEvent(tenantID, p))); err != nil {
-			return fmt.Errorf("error inserting message event: %w", err)
-		}
-		return event.Append(ctx, tx, queuedStreamEvent(tenantID, p))
+		return insertQueued(ctx, q, tenantID, ps)
 	}
 	return s.insertMany(ctx, tx, tenantID, ps)
 }
@@ -407,11 +404,9 @@ func (s *Service) insertMessages(ctx context.Context, tx pgx.Tx, tenantID string
 func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
 	q := s.q.WithTx(tx)
 	rows := make([]dbsqlc.MessageInsertManyParams, len(ps))
-	events := make([]dbsqlc.MessageEventInsertManyParams, len(ps))
 	params := make([]river.InsertManyParams, len(ps))
 	for i, p := range ps {
 		rows[i] = dbsqlc.MessageInsertManyParams(insertRow(tenantID, p))
-		events[i] = dbsqlc.MessageEventInsertManyParams(queuedEvent(tenantID, p))
 		params[i] = river.InsertManyParams{Args: DeliverArgs{MessageID: p.id, TenantID: tenantID}, InsertOpts: s.insertOpts(p)}
 	}
 	res, err := s.jobs.InsertManyTx(ctx, tx, params)
@@ -424,10 +419,34 @@ func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps
 	if _, err := q.MessageInsertMany(ctx, rows); err != nil {
 		return fmt.Errorf("error inserting messages: %w", err)
 	}
-	if _, err := q.MessageEventInsertMany(ctx, events); err != nil {
-		return fmt.Errorf("error inserting message events: %w", err)
+	return insertQueued(ctx, q, tenantID, ps)
+}
+
+// insertQueued writes new messages' `queued` timeline steps and message.queued stream
+// events in one statement.
+func insertQueued(ctx context.Context, q *dbsqlc.Queries, tenantID string, ps []*prepared) error {
+	var a dbsqlc.MessageQueuedInsertManyParams
+	for _, p := range ps {
+		t := queuedEvent(tenantID, p)
+		a.TimelineMessageIds = append(a.TimelineMessageIds, t.MessageID)
+		a.TimelineTenantIds = append(a.TimelineTenantIds, t.TenantID)
+		a.TimelineData = append(a.TimelineData, string(t.Data))
+		e, err := event.Row(queuedStreamEvent(tenantID, p))
+		if err != nil {
+			return err
+		}
+		a.EventIds = append(a.EventIds, e.ID)
+		a.EventTenantIds = append(a.EventTenantIds, e.TenantID)
+		a.EventTypes = append(a.EventTypes, e.Type)
+		a.EventCreatedAts = append(a.EventCreatedAts, e.CreatedAt)
+		a.EventMessageIds = append(a.EventMessageIds, p.id)
+		a.EventConnectorIds = append(a.EventConnectorIds, p.conn.ID)
+		a.EventData = append(a.EventData, string(e.Data))
 	}
-	return event.AppendMany(ctx, tx, queuedStreamEvents(tenantID, ps))
+	if err := q.MessageQueuedInsertMany(ctx, a); err != nil {
+		return fmt.Errorf("error recording queued messages: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) insertOpts(p *prepared) *river.InsertOpts {

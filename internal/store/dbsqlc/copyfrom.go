@@ -49,41 +49,6 @@ func (q *Queries) EventInsertMany(ctx context.Context, arg []EventInsertManyPara
 	return q.db.CopyFrom(ctx, []string{"events"}, []string{"id", "tenant_id", "type", "created_at", "message_id", "domain_id", "connector_id", "webhook_id", "data"}, &iteratorForEventInsertMany{rows: arg})
 }
 
-// iteratorForMessageEventInsertMany implements pgx.CopyFromSource.
-type iteratorForMessageEventInsertMany struct {
-	rows                 []MessageEventInsertManyParams
-	skippedFirstNextCall bool
-}
-
-func (r *iteratorForMessageEventInsertMany) Next() bool {
-	if len(r.rows) == 0 {
-		return false
-	}
-	if !r.skippedFirstNextCall {
-		r.skippedFirstNextCall = true
-		return true
-	}
-	r.rows = r.rows[1:]
-	return len(r.rows) > 0
-}
-
-func (r iteratorForMessageEventInsertMany) Values() ([]interface{}, error) {
-	return []interface{}{
-		r.rows[0].MessageID,
-		r.rows[0].TenantID,
-		r.rows[0].Type,
-		r.rows[0].Data,
-	}, nil
-}
-
-func (r iteratorForMessageEventInsertMany) Err() error {
-	return nil
-}
-
-func (q *Queries) MessageEventInsertMany(ctx context.Context, arg []MessageEventInsertManyParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"message_events"}, []string{"message_id", "tenant_id", "type", "data"}, &iteratorForMessageEventInsertMany{rows: arg})
-}
-
 // iteratorForMessageInsertMany implements pgx.CopyFromSource.
 type iteratorForMessageInsertMany struct {
 	rows                 []MessageInsertManyParams
