@@ -16,6 +16,7 @@ import (
 	"github.com/sendwerk/sendwerk/internal/dbtest"
 	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/secret"
+	"github.com/sendwerk/sendwerk/internal/smtptest"
 	"github.com/sendwerk/sendwerk/internal/tenant"
 )
 
@@ -59,13 +60,14 @@ func (f *flights) count() int {
 	return f.n
 }
 
-func TestLoneSubmissionRoundTrips(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// countingPool is a pool of one connection (so a warm-up prepares the statements a test
+// then counts) whose round trips f counts.
+func countingPool(t *testing.T) (*pgxpool.Pool, *flights) {
+	t.Helper()
 	f := &flights{}
 	cfg, err := pgxpool.ParseConfig(dbtest.NewDatabase(t))
 	require.NoError(t, err)
-	cfg.MaxConns = 1 // one connection, so the statements are prepared by the warm-up
+	cfg.MaxConns = 1
 	dial := cfg.ConnConfig.DialFunc
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
@@ -74,9 +76,16 @@ func TestLoneSubmissionRoundTrips(t *testing.T) {
 		}
 		return &countingConn{Conn: c, f: f}, nil
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
+	return pool, f
+}
+
+func TestLoneSubmissionRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, f := countingPool(t)
 
 	box, err := secret.NewBox("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	require.NoError(t, err)
@@ -103,4 +112,21 @@ func TestLoneSubmissionRoundTrips(t *testing.T) {
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM messages m JOIN river_job j ON j.id = m.job_id").Scan(&n))
 	require.Equal(t, 2, n, "both messages and their jobs are committed")
+}
+
+func TestRecordRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, f := countingPool(t)
+	b := setupRecordOn(t, pool, 1, smtptest.Opts{})
+	var before int
+	b.deliverer.recorder.groupFunc = func(int) { before = f.count() }
+	for _, id := range b.submit(t, 2) { // the first prepares the statements on the connection
+		a, err := b.deliverer.Attempt(ctx, b.tenantID, id, AttemptOpts{RetryAt: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		require.Equal(t, VerdictDelivered, a.Verdict)
+	}
+	// BEGIN, the plan settings and the outcome's statement; the COMMIT.
+	require.Equal(t, 2, f.count()-before, "round trips of a lone outcome's record")
+	require.Equal(t, 2, b.countWhere(t, "SELECT count(*) FROM messages WHERE status = 'delivered'"))
 }
