@@ -60,6 +60,9 @@ type AttemptOpts struct {
 	// it (the River worker's own job), so the record of the delivery and the job's
 	// completion commit together or not at all.
 	Complete *JobCompletion
+	// Fetched is when the attempt's job was fetched (River's attempted_at); zero when
+	// unknown. Only the debug log of an attempt's stages uses it.
+	Fetched time.Time
 }
 
 // Attempt is the typed result of one delivery attempt.
@@ -126,6 +129,7 @@ func NewDeliverer(db store.DB, connectors *connector.Service, senders Senders, p
 // outcome could not be recorded (the database is unavailable): the message then stays
 // `sending`, and the next attempt records this one as unknown.
 func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opts AttemptOpts) (*Attempt, error) {
+	began := time.Now()
 	claimed, commit, err := d.claimer.claim(tenantID, messageID)
 	if err != nil {
 		return nil, err
@@ -158,7 +162,7 @@ func (d *Deliverer) Attempt(ctx context.Context, tenantID, messageID string, opt
 	case started.Mime == nil:
 		return d.fail(ctx, started, "the message body was purged before it could be delivered")
 	}
-	return d.send(ctx, started, conn, commit, opts)
+	return d.send(ctx, started, conn, commit, opts, began)
 }
 
 // unclaimable tells why a message could not be claimed: gone (deleted with its tenant, or
@@ -188,7 +192,8 @@ func addUnknownAttempt(ctx context.Context, q *dbsqlc.Queries, m dbsqlc.Message)
 // send signs and sends the claimed message and records the outcome. The upstream gets
 // DATA only once the claim's COMMIT succeeded; a claim that did not commit ends the
 // attempt with the claim's error, whatever the upstream said to MAIL and RCPT.
-func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.Connector, commit *claimCommit, opts AttemptOpts) (*Attempt, error) {
+func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.Connector, commit *claimCommit, opts AttemptOpts, began time.Time) (*Attempt, error) {
+	signStart := time.Now()
 	raw, err := d.sign(ctx, m)
 	if err != nil {
 		return nil, err
@@ -220,6 +225,7 @@ func (d *Deliverer) send(ctx context.Context, m dbsqlc.Message, conn *connector.
 		a.Outcome = delivery.Outcome{Class: delivery.ClassTemporary, Code: OutcomeUnknown, Text: why}
 	}
 	d.logOutcome(m, settings, a)
+	d.logStages(ctx, m, opts, began, signStart, sendStart)
 	d.observe(a, time.Since(sendStart), m)
 	return d.record(ctx, m, settings, a, opts)
 }
@@ -325,6 +331,23 @@ func (d *Deliverer) logOutcome(m dbsqlc.Message, settings delivery.Settings, a *
 	d.logger.Info("delivery attempt", "message_id", m.ID, "tenant_id", m.TenantID, "attempt", m.Attempts,
 		"host", settings.Host, "class", string(a.Outcome.Class), "outcome", a.Outcome.Code)
 }
+
+// logStages writes, at debug level, where an attempt's time went up to the upstream's
+// answer: from the job's fetch to the attempt, the claim and connector read, the DKIM
+// signature, and the SMTP transaction (DATA waits there for the claim's COMMIT).
+func (d *Deliverer) logStages(ctx context.Context, m dbsqlc.Message, opts AttemptOpts, began, signStart, sendStart time.Time) {
+	if !d.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	var fetchMS float64
+	if !opts.Fetched.IsZero() {
+		fetchMS = ms(began.Sub(opts.Fetched))
+	}
+	d.logger.DebugContext(ctx, "delivery attempt stages", "message_id", m.ID, "fetched_to_attempt_ms", fetchMS,
+		"claim_ms", ms(signStart.Sub(began)), "sign_ms", ms(sendStart.Sub(signStart)), "send_ms", ms(time.Since(sendStart)))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // fail ends a claimed message that cannot be attempted at all.
 func (d *Deliverer) fail(ctx context.Context, m dbsqlc.Message, reason string) (*Attempt, error) {

@@ -81,6 +81,9 @@ func (w *DeliverWorker) delayAfter(attempt int) time.Duration {
 // Work makes one delivery attempt.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	opts := AttemptOpts{Last: job.Attempt >= job.MaxAttempts, RetryAt: w.NowFunc().Add(w.delayAfter(job.Attempt))}
+	if job.AttemptedAt != nil {
+		opts.Fetched = *job.AttemptedAt
+	}
 	// The job is always completed in the transaction that records its delivery; River's
 	// client (in ctx when River runs the job) only says in which schema its table is.
 	var schema string

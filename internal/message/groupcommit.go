@@ -314,7 +314,7 @@ func (s *Service) Replay(ctx context.Context, tenantID string, idem *Idempotency
 func (s *Service) commitOne(ctx context.Context, pd *pending) (*Accepted, *Quota, error) {
 	var quota *Quota
 	var replayed []byte
-	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := store.WithPipeTx(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
 		if pd.idem != nil {
 			if replayed, err = s.claim(ctx, tx, pd.tenantID, pd.idem); replayed != nil || err != nil {
@@ -341,7 +341,7 @@ func (s *Service) commitOne(ctx context.Context, pd *pending) (*Accepted, *Quota
 // failure fails the whole group (a LimitError lets the caller judge each on its own).
 func (s *Service) commitGroup(ctx context.Context, leaders []*pending) ([]commitResult, error) {
 	results := make([]commitResult, len(leaders))
-	err := store.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := store.WithPipeTx(ctx, s.db, func(tx pgx.Tx) error {
 		clear(results)
 		keep, err := s.claimGroup(ctx, tx, leaders, results)
 		if err != nil {

@@ -177,7 +177,8 @@ func (d *Deliverer) recordGroup(ctx context.Context, group []*outcome) error {
 	if err != nil {
 		return err
 	}
-	return store.WithTx(ctx, d.db, func(tx pgx.Tx) error {
+	// Pipelined: BEGIN and the plan settings go out with the outcomes' statement.
+	return store.WithPipeTx(ctx, d.db, func(tx pgx.Tx) error {
 		if err := usePrimaryKeyPlans(ctx, tx); err != nil {
 			return err
 		}

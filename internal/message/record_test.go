@@ -43,8 +43,13 @@ func setupRecord(t testing.TB, workers int) *recordBundle {
 // setupRecordWith is setupRecord with an smtptest server configured by opts.
 func setupRecordWith(t testing.TB, workers int, opts smtptest.Opts) *recordBundle {
 	t.Helper()
+	return setupRecordOn(t, dbtest.NewPool(t), workers, opts)
+}
+
+// setupRecordOn is setupRecordWith on pool.
+func setupRecordOn(t testing.TB, pool *pgxpool.Pool, workers int, opts smtptest.Opts) *recordBundle {
+	t.Helper()
 	ctx := context.Background()
-	pool := dbtest.NewPool(t)
 	srv := smtptest.NewServer(t, opts)
 	box, err := secret.NewBox("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	require.NoError(t, err)
