@@ -20,9 +20,27 @@ type writeTracer struct {
 }
 
 func (w *writeTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	w.statement(d.SQL)
+	return ctx
+}
+
+func (w *writeTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Statements of a pipelined transaction (store.PipeTx) go out in batches.
+func (w *writeTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (w *writeTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	w.statement(d.SQL)
+}
+
+func (w *writeTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+func (w *writeTracer) statement(sql string) {
 	var tables []string
 	for _, t := range []string{"message_events", "events"} {
-		if strings.Contains(d.SQL, "INSERT INTO "+t+" ") {
+		if strings.Contains(sql, "INSERT INTO "+t+" ") {
 			tables = append(tables, t)
 		}
 	}
@@ -31,10 +49,7 @@ func (w *writeTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tr
 		w.writes = append(w.writes, strings.Join(tables, "+"))
 		w.mu.Unlock()
 	}
-	return ctx
 }
-
-func (w *writeTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 func (w *writeTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
 	w.mu.Lock()
