@@ -88,22 +88,36 @@ func addressLiteral(ip netip.Addr) string {
 
 // normalizeLineEndings turns bare LF into CRLF, as MTAs do with clients that send Unix line
 // endings: the stored message, its DKIM signature and the upstream all see proper lines.
+// Line feeds are found with bytes.IndexByte, so a message that has none bare (the usual
+// case) costs one fast scan and no copy.
 func normalizeLineEndings(data []byte) []byte {
 	bare := 0
-	for i, c := range data {
-		if c == '\n' && (i == 0 || data[i-1] != '\r') {
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i == 0 || data[i-1] != '\r' {
 			bare++
 		}
 	}
 	if bare == 0 {
 		return data
 	}
-	out := bytes.NewBuffer(make([]byte, 0, len(data)+bare))
-	for i, c := range data {
-		if c == '\n' && (i == 0 || data[i-1] != '\r') {
-			out.WriteByte('\r')
+	out := make([]byte, 0, len(data)+bare)
+	for len(data) > 0 {
+		j := bytes.IndexByte(data, '\n')
+		if j < 0 {
+			return append(out, data...)
 		}
-		out.WriteByte(c)
+		out = append(out, data[:j]...)
+		// A line feed at the start of what is left follows the previous one, or nothing.
+		if j == 0 || data[j-1] != '\r' {
+			out = append(out, '\r')
+		}
+		out = append(out, '\n')
+		data = data[j+1:]
 	}
-	return out.Bytes()
+	return out
 }

@@ -637,6 +637,45 @@ func TestNormalizeLineEndings(t *testing.T) {
 	}
 }
 
+// normalizeReference is normalizeLineEndings written the plain way, byte by byte: the fast
+// one must agree with it on every input.
+func normalizeReference(data []byte) []byte {
+	var out []byte
+	for i, c := range data {
+		if c == '\n' && (i == 0 || data[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// FuzzNormalizeLineEndings: the IndexByte scan agrees with the byte-by-byte reference, and
+// a message without bare line feeds comes back as the same slice (no copy).
+func FuzzNormalizeLineEndings(f *testing.F) {
+	for _, seed := range []string{"", "\n", "\n\n", "\r\n", "\r\r\n", "a\nb", "a\r\nb\r\n", "a\r\n\nb", "\na\n", "\r", "x\r\n\r\n\n\r\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		orig := bytes.Clone(in)
+		got := normalizeLineEndings(in)
+		require.Equal(t, string(normalizeReference(orig)), string(got), "%q", orig)
+		require.Equal(t, orig, in, "the input is not changed")
+		if len(got) == len(in) && len(in) > 0 {
+			require.Same(t, &in[0], &got[0], "no bare line feed: no copy")
+		}
+	})
+}
+
+// BenchmarkNormalizeLineEndings: a typical transactional message, CRLF throughout.
+func BenchmarkNormalizeLineEndings(b *testing.B) {
+	msg := []byte(strings.Repeat("Subject: Your report is ready, with a line of about seventy characters\r\n", 36))
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		normalizeLineEndings(msg)
+	}
+}
+
 // TestWithReceived: a message read with room in front gets its Received line there without
 // a copy; bare line feeds, a message longer than the first buffer and a line longer than
 // the room still come out whole.
