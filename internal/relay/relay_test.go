@@ -251,12 +251,12 @@ func (b *testBundle) jobCount(t *testing.T) int {
 
 // rawClient speaks SMTP line by line, for what a library client would not send.
 type rawClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	text *textproto.Conn
 }
 
-func dialRaw(t *testing.T, addr string) *rawClient {
+func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	require.NoError(t, err)
@@ -339,7 +339,7 @@ func plain(user, password string) string {
 }
 
 // session returns a raw client logged in over STARTTLS.
-func (b *testBundle) session(t *testing.T) *rawClient {
+func (b *testBundle) session(t testing.TB) *rawClient {
 	t.Helper()
 	c := dialRaw(t, b.srv.Addr())
 	c.expectCmd(250, "EHLO client.example")

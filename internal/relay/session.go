@@ -205,7 +205,8 @@ func (s *session) Data(r io.Reader) error {
 		return s.dataFailed(err)
 	}
 	id := ids.New(ids.Message)
-	full := withReceived(data, received(s.receivedInfo(id)))
+	var line [receivedRoom]byte // the usual line fits: rendered on the stack, copied into the room
+	full := withReceived(data, appendReceived(line[:0], s.receivedInfo(id)))
 	ctx, cancel := s.context()
 	defer cancel()
 	acc, _, err := s.srv.msgs.SubmitRaw(ctx, s.cred.TenantID, message.RawSubmission{
@@ -266,7 +267,8 @@ func readWithRoom(r io.Reader) ([]byte, error) {
 func withReceived(data, line []byte) []byte {
 	body := normalizeLineEndings(data[receivedRoom:])
 	if len(body) != len(data)-receivedRoom || len(line) > receivedRoom {
-		return append(line, body...)
+		// A new slice: line may be a buffer its caller reuses.
+		return append(append(make([]byte, 0, len(line)+len(body)), line...), body...)
 	}
 	full := data[receivedRoom-len(line):]
 	copy(full, line)
@@ -319,7 +321,7 @@ func (s *session) context() (context.Context, context.CancelFunc) {
 func (s *session) receivedInfo(id string) receivedLine {
 	info := receivedLine{helo: s.conn.Hostname(), ip: s.tc.ip, by: s.srv.cfg.Hostname, id: id, at: time.Now()}
 	if state, ok := s.conn.TLSConnectionState(); ok {
-		info.tls = &state
+		info.tlsVersion, info.tlsCipher = state.Version, state.CipherSuite
 	}
 	info.auth = s.cred != nil
 	if len(s.rcpts) == 1 {

@@ -637,6 +637,64 @@ func TestNormalizeLineEndings(t *testing.T) {
 	}
 }
 
+// normalizeReference is normalizeLineEndings written the plain way, byte by byte: the fast
+// one must agree with it on every input.
+func normalizeReference(data []byte) []byte {
+	var out []byte
+	for i, c := range data {
+		if c == '\n' && (i == 0 || data[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// FuzzNormalizeLineEndings: the IndexByte scan agrees with the byte-by-byte reference, and
+// a message without bare line feeds comes back as the same slice (no copy).
+func FuzzNormalizeLineEndings(f *testing.F) {
+	for _, seed := range []string{"", "\n", "\n\n", "\r\n", "\r\r\n", "a\nb", "a\r\nb\r\n", "a\r\n\nb", "\na\n", "\r", "x\r\n\r\n\n\r\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		orig := bytes.Clone(in)
+		got := normalizeLineEndings(in)
+		require.Equal(t, string(normalizeReference(orig)), string(got), "%q", orig)
+		require.Equal(t, orig, in, "the input is not changed")
+		if len(got) == len(in) && len(in) > 0 {
+			require.Same(t, &in[0], &got[0], "no bare line feed: no copy")
+		}
+	})
+}
+
+// BenchmarkNormalizeLineEndings: a typical transactional message, CRLF throughout.
+func BenchmarkNormalizeLineEndings(b *testing.B) {
+	msg := []byte(strings.Repeat("Subject: Your report is ready, with a line of about seventy characters\r\n", 36))
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		normalizeLineEndings(msg)
+	}
+}
+
+// BenchmarkRelayMessage is one logged-in STARTTLS session sending messages the way the
+// benchmark's submission phase does (MAIL, RCPT, DATA, one recipient, a 2.6 KB body),
+// through the real pipeline and database; allocs/op are the process's per message, the
+// test client's included. Deliveries are not worked.
+func BenchmarkRelayMessage(b *testing.B) {
+	bundle := setup(b, nil)
+	c := bundle.session(b)
+	msg := testMessage(sender, "a@customer.example", "bench") + strings.Repeat("A line of a report, about seventy characters long, as text mail has.\r\n", 36)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		c.expectCmd(250, "MAIL FROM:<%s>", sender)
+		c.expectCmd(250, "RCPT TO:<a@customer.example>")
+		if code, reply := c.data(msg); code != 250 {
+			b.Fatalf("DATA: %d %s", code, reply)
+		}
+	}
+}
+
 // TestWithReceived: a message read with room in front gets its Received line there without
 // a copy; bare line feeds, a message longer than the first buffer and a line longer than
 // the room still come out whole.
@@ -663,6 +721,34 @@ func TestWithReceived(t *testing.T) {
 		require.Equal(t, string(tc.line)+tc.want, string(full))
 		require.Equal(t, tc.inPlace, &full[len(full)-1] == &data[len(data)-1], "the message stays where it was read: %v", tc.inPlace)
 	}
+}
+
+// TestReceivedLineNoAllocations: the relay renders each message's Received line into a
+// buffer on its stack, with TLS named, without a heap allocation; and the message built
+// around a line from such a buffer never shares it (the next message reuses it).
+func TestReceivedLineNoAllocations(t *testing.T) {
+	r := receivedLine{helo: "mta.customer.example", ip: mustAddr("2001:db8::7"), by: "relay.example", auth: true, id: "msg_06h2m7cp85t3v1mbgvvcpty728",
+		rcpt: "someone@customer.example", at: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), tlsVersion: tls.VersionTLS13, tlsCipher: tls.TLS_AES_128_GCM_SHA256}
+	var buf [receivedRoom]byte
+	var line []byte
+	allocs := testing.AllocsPerRun(100, func() { line = appendReceived(buf[:0], r) })
+	require.Zero(t, allocs)
+	require.Equal(t, "Received: from mta.customer.example ([IPv6:2001:db8::7])\r\n\tby relay.example (Sendwerk) with ESMTPSA (TLS 1.3 TLS_AES_128_GCM_SHA256)\r\n\t"+
+		"id msg_06h2m7cp85t3v1mbgvvcpty728\r\n\tfor <someone@customer.example>; Mon, 02 Mar 2026 10:00:00 +0000\r\n", string(line))
+	require.Equal(t, string(received(r)), string(line))
+	require.Equal(t, "Received: from unknown ([invalid IP])\r\n\tby r (Sendwerk) with ESMTP\r\n\tid ; Mon, 02 Mar 2026 10:00:00 +0000\r\n",
+		string(received(receivedLine{by: "r", at: r.at})))
+
+	// A short message with a bare line feed is copied; the copy must not be built in the
+	// line's buffer, which has room for it.
+	data, err := readWithRoom(strings.NewReader("S: x\n\nhi"))
+	require.NoError(t, err)
+	full := withReceived(data, line)
+	want := string(line) + "S: x\r\n\r\nhi"
+	for i := range buf {
+		buf[i] = 'X' // the next message's line
+	}
+	require.Equal(t, want, string(full))
 }
 
 func TestReplyFor(t *testing.T) {
