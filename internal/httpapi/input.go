@@ -47,10 +47,15 @@ func checkInput() echo.MiddlewareFunc {
 			if p := checkJSON(body); p != nil {
 				return p
 			}
+			c.Set(jsonBodyKey, body)
 			return next(c)
 		}
 	}
 }
+
+// jsonBodyKey holds, in the Echo context, the JSON body checkInput read and judged, for
+// the request validator's bodyCheck.
+const jsonBodyKey = "sendwerk.jsonBody"
 
 // checkRequestLine judges what arrives outside the body.
 func checkRequestLine(r *http.Request) *problem {
