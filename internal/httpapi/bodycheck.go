@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -283,12 +284,38 @@ func (s *scanner) str() (raw []byte, escaped, ok bool) {
 			return raw, escaped, utf8.Valid(raw)
 		case c == '\\':
 			escaped = true
+			if !validEscape(s.b[i+1:]) {
+				return nil, false, false
+			}
 			i++
 		case c < 0x20:
 			return nil, false, false
 		}
 	}
 	return nil, false, false
+}
+
+// validEscape reports whether b (what follows a backslash in a string) starts a valid
+// escape; a \u escape's four hex digits are skipped by the caller as ordinary bytes.
+func validEscape(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch b[0] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return true
+	case 'u':
+		if len(b) < 5 {
+			return false
+		}
+		for _, h := range b[1:5] {
+			if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // text returns a string's value; escapes are decoded by encoding/json, as kin-openapi's
@@ -340,10 +367,10 @@ func (c *bodyCheck) string(s *scanner) bool {
 	if !ok {
 		return false
 	}
-	if c.leaf == nil && !escaped {
-		n := len(raw) // kin-openapi counts characters; the bytes bound them from above
+	if c.leaf == nil {
+		n := len(raw) // kin-openapi counts characters; the raw bytes bound them from above
 		if c.minLen > 0 || (c.maxLen >= 0 && n > c.maxLen) {
-			n = utf8.RuneCount(raw)
+			n = runeCount(raw, escaped)
 		}
 		return n >= c.minLen && (c.maxLen < 0 || n <= c.maxLen)
 	}
@@ -355,7 +382,40 @@ func (c *bodyCheck) string(s *scanner) bool {
 	if n < c.minLen || (c.maxLen >= 0 && n > c.maxLen) {
 		return false
 	}
-	return c.leaf == nil || c.leaf.VisitJSON(v, c.leafOpts...) == nil
+	return c.leaf.VisitJSON(v, c.leafOpts...) == nil
+}
+
+// runeCount is the number of characters raw (valid UTF-8 with valid escapes) decodes to:
+// an escape is one, a surrogate pair of \u escapes one.
+func runeCount(raw []byte, escaped bool) int {
+	if !escaped {
+		return utf8.RuneCount(raw)
+	}
+	n := 0
+	for i := 0; i < len(raw); n++ {
+		switch {
+		case raw[i] != '\\':
+			_, size := utf8.DecodeRune(raw[i:])
+			i += size
+		case raw[i+1] != 'u':
+			i += 2
+		case isHighSurrogate(raw[i+2:i+6]) && i+12 <= len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' && isLowSurrogate(raw[i+8:i+12]):
+			i += 12
+		default:
+			i += 6
+		}
+	}
+	return n
+}
+
+func isHighSurrogate(hex []byte) bool {
+	v, _ := strconv.ParseUint(string(hex), 16, 16)
+	return v >= 0xD800 && v < 0xDC00
+}
+
+func isLowSurrogate(hex []byte) bool {
+	v, _ := strconv.ParseUint(string(hex), 16, 16)
+	return v >= 0xDC00 && v < 0xE000
 }
 
 func (c *bodyCheck) array(s *scanner) bool {

@@ -60,6 +60,8 @@ func TestBodyCheck(t *testing.T) {
 				`"html":"<p>hi</p>","attachments":[{"filename":"a.txt","content":"aGk=","content_type":"text/plain","content_id":"c1"}],` +
 				`"headers":{"X-Campaign":"x"},"tags":["a","b"],"metadata":{"k":"v"},"send_at":"2030-01-02T03:04:05Z","connector_id":"con_1"}`,
 			` { "from" : "Ünïcødé Näme <ü@b.example>" , "subject" : "ä" } `,
+			`{"from":"\uD83D\uDE00ab","subject":"\u00e9` + strings.Repeat("x", 997) + `"}`,
+			`{"from":"a@b.example","subject":"` + strings.Repeat(`\n`, 998) + `","tags":["\t"]}`,
 		} {
 			fast, kin := agree(t, b, body)
 			require.True(t, kin, "kin-openapi accepts %s", body)
@@ -105,6 +107,11 @@ func TestBodyCheck(t *testing.T) {
 			`{"from":"a@b.example","subject":"x","connector_id":"` + long(41) + `"}`,
 			`{"from":"a@b.example","subject":"x","text":null}`,
 			`{"from":"a@b.example","subject":"\u0041` + long(998) + `"}`,
+			`{"from":"\uD83D\uDE00a","subject":"x"}`,
+			`{"from":"a@b.example","subject":"` + strings.Repeat(`\n`, 999) + `"}`,
+			`{"from":"a@b.example","subject":"\x"}`,
+			`{"from":"a@b.example","subject":"\u12"}`,
+			`{"from":"a@b.example","subject":"x` + "\n" + `"}`,
 			`{"from":"a@b.example","subject":"x"} trailing`,
 			`{"from":"a@b.example","subject":"x",}`,
 			`{"from":"a@b.example" "subject":"x"}`,
@@ -263,4 +270,27 @@ func randomMessage(rng *rand.Rand) string {
 	}
 	b, _ := json.Marshal(msg)
 	return string(b)
+}
+
+// BenchmarkBodyCheck measures the cheap check on the bodies BenchmarkValidateRequest gives
+// kin-openapi.
+func BenchmarkBodyCheck(b *testing.B) {
+	spec, err := loadSpec()
+	require.NoError(b, err)
+	checks := bodyChecks(spec, nil)
+	for _, c := range []struct {
+		name, path string
+		n          int
+	}{{"Single", "/v1/messages", 0}, {"Batch500", "/v1/messages/batch", 500}} {
+		body, check := benchBody(c.n), checks["POST "+c.path]
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !check.accepts(body) {
+					b.Fatal("refused")
+				}
+			}
+		})
+	}
 }
