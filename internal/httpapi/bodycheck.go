@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -284,10 +283,11 @@ func (s *scanner) str() (raw []byte, escaped, ok bool) {
 			return raw, escaped, utf8.Valid(raw)
 		case c == '\\':
 			escaped = true
-			if !validEscape(s.b[i+1:]) {
+			n := escapeLen(s.b[i:])
+			if n == 0 {
 				return nil, false, false
 			}
-			i++
+			i += n - 1
 		case c < 0x20:
 			return nil, false, false
 		}
@@ -295,27 +295,54 @@ func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	return nil, false, false
 }
 
-// validEscape reports whether b (what follows a backslash in a string) starts a valid
-// escape; a \u escape's four hex digits are skipped by the caller as ordinary bytes.
-func validEscape(b []byte) bool {
-	if len(b) == 0 {
-		return false
+// escapeLen returns the length of the escape b starts with (at its backslash), or 0 when it
+// is not one the check accepts: besides invalid syntax, \u0000 and a lone surrogate, which
+// checkInput refuses (a NUL or invalid UTF-8 in text). A surrogate pair is one escape.
+func escapeLen(b []byte) int {
+	if len(b) < 2 {
+		return 0
 	}
-	switch b[0] {
+	switch b[1] {
 	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		return true
+		return 2
 	case 'u':
-		if len(b) < 5 {
-			return false
-		}
-		for _, h := range b[1:5] {
-			if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-				return false
-			}
-		}
-		return true
+	default:
+		return 0
 	}
-	return false
+	v, ok := hex4(b[2:])
+	switch {
+	case !ok || v == 0 || (v >= 0xDC00 && v < 0xE000):
+		return 0
+	case v < 0xD800 || v >= 0xE000:
+		return 6
+	}
+	if len(b) < 12 || b[6] != '\\' || b[7] != 'u' {
+		return 0
+	}
+	if low, ok := hex4(b[8:]); !ok || low < 0xDC00 || low >= 0xE000 {
+		return 0
+	}
+	return 12
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var v rune
+	for _, h := range b[:4] {
+		switch {
+		case '0' <= h && h <= '9':
+			v = v<<4 | rune(h-'0')
+		case 'a' <= h && h <= 'f':
+			v = v<<4 | rune(h-'a'+10)
+		case 'A' <= h && h <= 'F':
+			v = v<<4 | rune(h-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // text returns a string's value; escapes are decoded by encoding/json, as kin-openapi's
@@ -385,37 +412,22 @@ func (c *bodyCheck) string(s *scanner) bool {
 	return c.leaf.VisitJSON(v, c.leafOpts...) == nil
 }
 
-// runeCount is the number of characters raw (valid UTF-8 with valid escapes) decodes to:
-// an escape is one, a surrogate pair of \u escapes one.
+// runeCount is the number of characters raw (valid UTF-8 whose escapes escapeLen accepts)
+// decodes to: an escape is one, a surrogate pair of \u escapes one.
 func runeCount(raw []byte, escaped bool) int {
 	if !escaped {
 		return utf8.RuneCount(raw)
 	}
 	n := 0
 	for i := 0; i < len(raw); n++ {
-		switch {
-		case raw[i] != '\\':
-			_, size := utf8.DecodeRune(raw[i:])
-			i += size
-		case raw[i+1] != 'u':
-			i += 2
-		case isHighSurrogate(raw[i+2:i+6]) && i+12 <= len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' && isLowSurrogate(raw[i+8:i+12]):
-			i += 12
-		default:
-			i += 6
+		if raw[i] == '\\' {
+			i += escapeLen(raw[i:])
+			continue
 		}
+		_, size := utf8.DecodeRune(raw[i:])
+		i += size
 	}
 	return n
-}
-
-func isHighSurrogate(hex []byte) bool {
-	v, _ := strconv.ParseUint(string(hex), 16, 16)
-	return v >= 0xD800 && v < 0xDC00
-}
-
-func isLowSurrogate(hex []byte) bool {
-	v, _ := strconv.ParseUint(string(hex), 16, 16)
-	return v >= 0xDC00 && v < 0xE000
 }
 
 func (c *bodyCheck) array(s *scanner) bool {

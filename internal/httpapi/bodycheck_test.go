@@ -46,6 +46,7 @@ func TestBodyCheck(t *testing.T) {
 		fast = b.check.accepts([]byte(body))
 		if fast {
 			require.NoError(t, kinErr, "the check accepted a body kin-openapi refuses: %s", body)
+			require.Nil(t, checkJSON([]byte(body)), "the check accepted a body checkInput refuses: %s", body)
 		}
 		return fast, kinErr == nil
 	}
@@ -110,6 +111,12 @@ func TestBodyCheck(t *testing.T) {
 			`{"from":"\uD83D\uDE00a","subject":"x"}`,
 			`{"from":"a@b.example","subject":"` + strings.Repeat(`\n`, 999) + `"}`,
 			`{"from":"a@b.example","subject":"\x"}`,
+			`{"from":"a@b.example","subject":"a\u0000b"}`,
+			`{"from":"a@b.example","subject":"\ud800"}`,
+			`{"from":"a@b.example","subject":"\udc00\ud800"}`,
+			`{"from":"a@b.example","subject":"\ud800\u0041"}`,
+			`{"from":"a@b.example","subject":"x","metadata":{"a\u0000":"x"}}`,
+			"{\"from\":\"a@b.example\",\"subject\":\"\xff\"}",
 			`{"from":"a@b.example","subject":"\u12"}`,
 			`{"from":"a@b.example","subject":"x` + "\n" + `"}`,
 			`{"from":"a@b.example","subject":"x"} trailing`,

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -108,7 +107,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	e.Use(requestID(), accessLog(opts.Logger), metrics(opts.Registry), echomw.Recover())
 	e.Use(echomw.BodyLimitWithConfig(echomw.BodyLimitConfig{Limit: byteLimit(opts.MaxBodyBytes)}))
-	e.Use(checkInput())
+	e.Use(checkInput(bodyChecks(spec, append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, schemaOpts...))))
 	e.Use(s.requestValidator(spec))
 
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
@@ -125,34 +124,28 @@ func New(opts Options) (http.Handler, error) {
 }
 
 // requestValidator validates every /v1/ request against openapi.yaml with kin-openapi. A JSON
-// body its operation's bodyCheck accepts skips kin-openapi's body validation (credentials and
-// parameters are still validated); any other body gets the full validation, whose problems
-// name the field and rule.
+// body checkInput found its operation's bodyCheck to accept skips kin-openapi's body
+// validation (credentials and parameters are still validated); any other body gets the full
+// validation, whose problems name the field and rule.
 func (s *Server) requestValidator(spec *openapi3.T) echo.MiddlewareFunc {
-	schemaOpts := []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()}
 	opts := func(excludeBody bool) *oapimw.Options {
 		return &oapimw.Options{
 			Skipper:           func(c echo.Context) bool { return !strings.HasPrefix(c.Request().URL.Path, "/v1/") },
 			ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },
 			MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError { return validationHTTPError(me) },
 			Options: openapi3filter.Options{
-				AuthenticationFunc: s.authenticate,
-				MultiError:         true,
-				ExcludeRequestBody: excludeBody,
-				// Problems use each error's reason, never kin-openapi's dump of the schema and
-				// value; left on, that dump is rendered for every oneOf alternative a valid
-				// request does not take (an address given as a list tries the string form
-				// first), which cost more than the rest of the validation.
+				AuthenticationFunc:      s.authenticate,
+				MultiError:              true,
+				ExcludeRequestBody:      excludeBody,
 				SchemaValidationOptions: schemaOpts,
 			},
 		}
 	}
 	full, noBody := oapimw.OapiRequestValidatorWithOptions(spec, opts(false)), oapimw.OapiRequestValidatorWithOptions(spec, opts(true))
-	checks := bodyChecks(spec, append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, schemaOpts...))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		fullNext, noBodyNext := full(next), noBody(next)
 		return func(c echo.Context) error {
-			if check := checks[c.Request().Method+" "+c.Path()]; check != nil && bodyAccepted(c, check) {
+			if checked, _ := c.Get(bodyCheckedKey).(bool); checked {
 				return noBodyNext(c)
 			}
 			return fullNext(c)
@@ -160,16 +153,11 @@ func (s *Server) requestValidator(spec *openapi3.T) echo.MiddlewareFunc {
 	}
 }
 
-// bodyAccepted reports whether the request's body is JSON (as kin-openapi would pick the
-// operation's application/json schema) and check accepts it.
-func bodyAccepted(c echo.Context, check *bodyCheck) bool {
-	body, _ := c.Get(jsonBodyKey).([]byte)
-	if len(body) == 0 {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	return err == nil && mt == echo.MIMEApplicationJSON && check.accepts(body)
-}
+// schemaOpts are the schema validation options of every request validation. Problems use
+// each error's reason, never kin-openapi's dump of the schema and value; left on, that dump
+// is rendered for every oneOf alternative a valid request does not take (an address given as
+// a list tries the string form first), which cost more than the rest of the validation.
+var schemaOpts = []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()}
 
 func loadSpec() (*openapi3.T, error) {
 	spec, err := openapi3.NewLoader().LoadFromData(sendwerk.OpenAPISpec)
