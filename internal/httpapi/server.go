@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -143,15 +144,26 @@ func (s *Server) requestValidator(spec *openapi3.T) echo.MiddlewareFunc {
 	}
 	full, noBody := oapimw.OapiRequestValidatorWithOptions(spec, opts(false)), oapimw.OapiRequestValidatorWithOptions(spec, opts(true))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		fullNext, noBodyNext := full(next), noBody(next)
+		fullNext := full(next)
+		// kin-openapi copies the body for the authentication function even when it does not
+		// validate it; the checked body is hidden from it and handed back to the handler.
+		noBodyNext := noBody(func(c echo.Context) error {
+			c.Request().Body = c.Get(checkedBodyKey).(io.ReadCloser)
+			return next(c)
+		})
 		return func(c echo.Context) error {
-			if checked, _ := c.Get(bodyCheckedKey).(bool); checked {
-				return noBodyNext(c)
+			if checked, _ := c.Get(bodyCheckedKey).(bool); !checked {
+				return fullNext(c)
 			}
-			return fullNext(c)
+			c.Set(checkedBodyKey, c.Request().Body)
+			c.Request().Body = http.NoBody
+			return noBodyNext(c)
 		}
 	}
 }
+
+// checkedBodyKey holds a checked request's body while kin-openapi validates the rest.
+const checkedBodyKey = "sendwerk.checkedBody"
 
 // schemaOpts are the schema validation options of every request validation. Problems use
 // each error's reason, never kin-openapi's dump of the schema and value; left on, that dump
