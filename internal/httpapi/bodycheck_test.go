@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,6 +150,22 @@ func TestBodyCheck(t *testing.T) {
 		require.Positive(t, accepted, "some variations take the fast path")
 		require.Positive(t, refusedByKin, "some variations are invalid")
 		require.Equal(t, 3000-refusedByKin, accepted, "and every valid one takes the fast path")
+	})
+
+	t.Run("HotRoutesCompile", func(t *testing.T) {
+		t.Parallel()
+		hot := bodyChecks(spec, schemaOpts, hotBodyRoutes...)
+		require.Equal(t, hotBodyRoutes, keys(hot))
+	})
+
+	t.Run("NoneForOpenAPI31", func(t *testing.T) {
+		t.Parallel()
+		spec31, err := loadSpec()
+		require.NoError(t, err)
+		spec31.OpenAPI = "3.1.0"
+		require.Empty(t, bodyChecks(spec31, schemaOpts), "3.1 schemas are JSON Schema 2020-12: kin-openapi judges them all")
+		t.Logf("compiled: %v", keys(checks))
+		require.NotEmpty(t, checks, "while the 3.0 spec's bodies compile")
 	})
 
 	t.Run("Batch", func(t *testing.T) {
@@ -300,4 +317,13 @@ func BenchmarkBodyCheck(b *testing.B) {
 			}
 		})
 	}
+}
+
+func keys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }

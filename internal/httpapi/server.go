@@ -108,7 +108,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	e.Use(requestID(), accessLog(opts.Logger), metrics(opts.Registry), echomw.Recover())
 	e.Use(echomw.BodyLimitWithConfig(echomw.BodyLimitConfig{Limit: byteLimit(opts.MaxBodyBytes)}))
-	e.Use(checkInput(bodyChecks(spec, append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, schemaOpts...))))
+	e.Use(checkInput(bodyChecks(spec, append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, schemaOpts...), hotBodyRoutes...)))
 	e.Use(s.requestValidator(spec))
 
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
