@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -107,21 +108,8 @@ func New(opts Options) (http.Handler, error) {
 	}
 	e.Use(requestID(), accessLog(opts.Logger), metrics(opts.Registry), echomw.Recover())
 	e.Use(echomw.BodyLimitWithConfig(echomw.BodyLimitConfig{Limit: byteLimit(opts.MaxBodyBytes)}))
-	e.Use(checkInput())
-	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
-		Skipper:           func(c echo.Context) bool { return !strings.HasPrefix(c.Request().URL.Path, "/v1/") },
-		ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },
-		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError { return validationHTTPError(me) },
-		Options: openapi3filter.Options{
-			AuthenticationFunc: s.authenticate,
-			MultiError:         true,
-			// Problems use each error's reason, never kin-openapi's dump of the schema and
-			// value; left on, that dump is rendered for every oneOf alternative a valid
-			// request does not take (an address given as a list tries the string form
-			// first), which cost more than the rest of the validation.
-			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()},
-		},
-	}))
+	e.Use(checkInput(bodyChecks(spec, append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, schemaOpts...), hotBodyRoutes...)))
+	e.Use(s.requestValidator(spec))
 
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	// /metrics on the API port only when main asks for it (config.MetricsOnAPI).
@@ -135,6 +123,53 @@ func New(opts Options) (http.Handler, error) {
 	s.registerJobDashboard(e, "/riverui", opts.JobDashboard)
 	return e, nil
 }
+
+// requestValidator validates every /v1/ request against openapi.yaml with kin-openapi. A JSON
+// body checkInput found its operation's bodyCheck to accept skips kin-openapi's body
+// validation (credentials and parameters are still validated); any other body gets the full
+// validation, whose problems name the field and rule.
+func (s *Server) requestValidator(spec *openapi3.T) echo.MiddlewareFunc {
+	opts := func(excludeBody bool) *oapimw.Options {
+		return &oapimw.Options{
+			Skipper:           func(c echo.Context) bool { return !strings.HasPrefix(c.Request().URL.Path, "/v1/") },
+			ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },
+			MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError { return validationHTTPError(me) },
+			Options: openapi3filter.Options{
+				AuthenticationFunc:      s.authenticate,
+				MultiError:              true,
+				ExcludeRequestBody:      excludeBody,
+				SchemaValidationOptions: schemaOpts,
+			},
+		}
+	}
+	full, noBody := oapimw.OapiRequestValidatorWithOptions(spec, opts(false)), oapimw.OapiRequestValidatorWithOptions(spec, opts(true))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		fullNext := full(next)
+		// kin-openapi copies the body for the authentication function even when it does not
+		// validate it; the checked body is hidden from it and handed back to the handler.
+		noBodyNext := noBody(func(c echo.Context) error {
+			c.Request().Body = c.Get(checkedBodyKey).(io.ReadCloser)
+			return next(c)
+		})
+		return func(c echo.Context) error {
+			if checked, _ := c.Get(bodyCheckedKey).(bool); !checked {
+				return fullNext(c)
+			}
+			c.Set(checkedBodyKey, c.Request().Body)
+			c.Request().Body = http.NoBody
+			return noBodyNext(c)
+		}
+	}
+}
+
+// checkedBodyKey holds a checked request's body while kin-openapi validates the rest.
+const checkedBodyKey = "sendwerk.checkedBody"
+
+// schemaOpts are the schema validation options of every request validation. Problems use
+// each error's reason, never kin-openapi's dump of the schema and value; left on, that dump
+// is rendered for every oneOf alternative a valid request does not take (an address given as
+// a list tries the string form first), which cost more than the rest of the validation.
+var schemaOpts = []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()}
 
 func loadSpec() (*openapi3.T, error) {
 	spec, err := openapi3.NewLoader().LoadFromData(sendwerk.OpenAPISpec)
