@@ -36,6 +36,9 @@ type Config struct {
 	// River's default. Notifications of new jobs are not limited by it (see
 	// insertNotifyInterval), so a fetch after a pause shorter than this is delayed, never lost.
 	FetchCooldown time.Duration
+	// PollInterval is how often the default queue is polled for jobs whose notification
+	// did not wake it; zero keeps River's default (a second).
+	PollInterval time.Duration
 	// RescueAfter is how long a job may stay `running` before River's rescuer (on the
 	// leader) takes it for a dead process's and retries it. It must exceed every worker's
 	// timeout (the delivery attempt timeout above all); River's default is an hour, which
@@ -94,7 +97,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config, deps Deps) (*river.Client[pgx.Tx
 		return nil, fmt.Errorf("error adding api key purge worker: %w", err)
 	}
 	fetchCooldown := or(cfg.FetchCooldown, river.FetchCooldownDefault)
-	queues := map[string]river.QueueConfig{QueueDefault: {MaxWorkers: max(cfg.Workers, 1)}}
+	queues := map[string]river.QueueConfig{QueueDefault: {MaxWorkers: max(cfg.Workers, 1), FetchPollInterval: cfg.PollInterval}}
 	periodic := periodicJobs()
 	if deps.Deliver != nil {
 		if err := river.AddWorkerSafely(workers, deps.Deliver); err != nil {
