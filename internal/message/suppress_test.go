@@ -320,3 +320,43 @@ func TestSubmitRawLooksRecipientsUpUnlessChecked(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"jane@customer.example", "gone@customer.example"}, m.Recipients)
 }
+
+// TestSubmitScreensSuppressionsUngroupedAndPaused: with group commit off, a submission is
+// still looked up on the suppression list before its transaction; and a paused connector's
+// submission whose every recipient is suppressed gets the suppression refusal, as it did
+// when the lookup came before the pause check.
+func TestSubmitScreensSuppressionsUngroupedAndPaused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, grouped := range []bool{false, true} {
+		b := setup(t)
+		if !grouped {
+			b.svc.group = nil
+		}
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce})
+		require.NoError(t, err)
+		req := request()
+		req.To = append(req.To, Address{Email: "gone@customer.example"})
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+		require.NoError(t, err)
+		require.Equal(t, []SuppressedRecipient{{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}}, acc.Suppressed)
+		gone := request()
+		gone.To = []Address{{Email: "gone@customer.example"}}
+		_, _, err = b.svc.Submit(ctx, b.tenantID, gone, nil)
+		var se *SuppressedError
+		require.True(t, errors.As(err, &se), "got %v", err)
+		require.Equal(t, 1, b.count(t, "messages"))
+
+		if !grouped {
+			continue
+		}
+		_, err = b.pool.Exec(ctx, "UPDATE connectors SET status = 'paused'")
+		require.NoError(t, err)
+		_, _, err = b.svc.Submit(ctx, b.tenantID, gone, nil)
+		require.True(t, errors.As(err, &se), "every recipient suppressed, paused connector: got %v", err)
+		_, _, err = b.svc.Submit(ctx, b.tenantID, req, nil)
+		var pe *ConnectorPausedError
+		require.True(t, errors.As(err, &pe), "some recipients left, paused connector: got %v", err)
+	}
+}
