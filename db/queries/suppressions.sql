@@ -19,6 +19,14 @@ SELECT * FROM suppressions
 WHERE tenant_id = @tenant_id AND address = ANY(@addresses::text[])
   AND (expires_at IS NULL OR expires_at > now());
 
+-- SuppressionMatchPairs returns the live entries among (tenant, address) pairs, the i-th
+-- address being the i-th tenant's: one lookup for submissions of several tenants, each
+-- address scoped by its own tenant.
+-- name: SuppressionMatchPairs :many
+SELECT * FROM suppressions
+WHERE (tenant_id, address) IN (SELECT unnest(@tenant_ids::text[]), unnest(@addresses::text[]))
+  AND (expires_at IS NULL OR expires_at > now());
+
 -- name: SuppressionList :many
 SELECT * FROM suppressions
 WHERE tenant_id = @tenant_id

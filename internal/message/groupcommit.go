@@ -245,7 +245,11 @@ func (c *committer) commit(group []*pending) {
 	if c.groupFunc != nil {
 		c.groupFunc(len(group))
 	}
-	if len(group) == 1 {
+	group = c.s.screenSuppressed(ctx, group)
+	switch len(group) {
+	case 0:
+		return
+	case 1:
 		group[0].answer(c.s.commitOne(ctx, group[0]))
 		return
 	}
@@ -275,6 +279,44 @@ func (c *committer) commit(group []*pending) {
 	for _, f := range followers {
 		f.answer(c.s.Replay(ctx, f.tenantID, f.idem))
 	}
+}
+
+// screenSuppressed looks up the recipients of the group's unscreened submissions on their
+// tenants' suppression lists in one query, before the group's transaction (one round trip,
+// as the lookup each made on its own before), and leaves the suppressed ones out of each,
+// as a batch does. A submission left without recipients is answered alone with its
+// *SuppressedError, and a failed lookup answers the submissions that needed it with the
+// error; the others are returned, to be committed.
+func (s *Service) screenSuppressed(ctx context.Context, group []*pending) []*pending {
+	var due []*pending
+	for _, pd := range group {
+		if pd.p.unscreened {
+			due = append(due, pd)
+		}
+	}
+	if len(due) == 0 {
+		return group
+	}
+	hits, err := s.matchPending(ctx, due)
+	kept := make([]*pending, 0, len(group))
+	for _, pd := range group {
+		if !pd.p.unscreened {
+			kept = append(kept, pd)
+			continue
+		}
+		if err != nil {
+			pd.answer(nil, nil, err)
+			continue
+		}
+		pd.p.unscreened = false
+		if err := hits[pd.tenantID].drop(pd.p); err != nil {
+			pd.answer(nil, nil, err)
+			continue
+		}
+		pd.acc.Suppressed = pd.p.suppressed
+		kept = append(kept, pd)
+	}
+	return kept
 }
 
 func (pd *pending) answer(acc *Accepted, q *Quota, err error) {

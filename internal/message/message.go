@@ -192,17 +192,27 @@ type prepared struct {
 	envelope   string
 	recipients []string
 	suppressed []SuppressedRecipient
+	// unscreened: its recipients are yet to be looked up on the suppression list. The
+	// commit does that for all submissions of its group in one query (screenSuppressed).
+	unscreened bool
 }
 
-// prepare validates a request against its connector and the sender rules.
+// prepare validates a request against its connector and the sender rules; its recipients
+// are looked up on the suppression list when it is committed.
 func (s *Service) prepare(ctx context.Context, tenantID string, req *Request) (*prepared, error) {
 	conn, err := s.connectorFor(ctx, tenantID, req.ConnectorID)
 	if err != nil {
 		return nil, err
 	}
-	return s.prepareWith(ctx, tenantID, conn, req)
+	p, err := s.renderChecked(ctx, tenantID, conn, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.unscreened = s.cfg.Suppressions != nil
+	return p, nil
 }
 
+// prepareWith is prepare for a known connector, with suppressed recipients left out at once.
 func (s *Service) prepareWith(ctx context.Context, tenantID string, conn *connector.Connector, req *Request) (*prepared, error) {
 	p, err := s.renderChecked(ctx, tenantID, conn, req, nil)
 	if err != nil {
@@ -350,16 +360,25 @@ func (s *Service) Submit(ctx context.Context, tenantID string, req *Request, ide
 		return nil, nil, err
 	}
 	if p.conn.Status == connector.StatusPaused {
+		// Every recipient suppressed is the refusal it would have been before the pause.
+		if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
+			return nil, nil, err
+		}
 		return nil, nil, &ConnectorPausedError{ConnectorID: p.conn.ID}
 	}
-	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
+	acc := &Accepted{ID: p.id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
 	return s.commit(ctx, &pending{tenantID: tenantID, p: p, idem: idem, acc: acc, arrival: a})
 }
 
 // commit writes one prepared submission, grouped with concurrent ones unless grouping is off.
 func (s *Service) commit(ctx context.Context, pd *pending) (*Accepted, *Quota, error) {
 	if s.group == nil {
-		return s.commitOne(ctx, pd)
+		pd.done = make(chan commitResult, 1)
+		if len(s.screenSuppressed(ctx, []*pending{pd})) == 1 {
+			pd.answer(s.commitOne(ctx, pd))
+		}
+		r := <-pd.done
+		return r.acc, r.quota, r.err
 	}
 	return s.group.submit(ctx, pd)
 }

@@ -17,6 +17,8 @@ type writeTracer struct {
 	mu     sync.Mutex
 	writes []string // per statement: the tables among message_events and events it inserts into
 	copies []string
+	// lookups counts the statements that read the suppression list.
+	lookups int
 }
 
 func (w *writeTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
@@ -38,6 +40,11 @@ func (w *writeTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.Trac
 func (w *writeTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 func (w *writeTracer) statement(sql string) {
+	if strings.Contains(sql, "FROM suppressions") {
+		w.mu.Lock()
+		w.lookups++
+		w.mu.Unlock()
+	}
 	var tables []string
 	for _, t := range []string{"message_events", "events"} {
 		if strings.Contains(sql, "INSERT INTO "+t+" ") {

@@ -58,7 +58,7 @@ func (s *Service) SubmitRaw(ctx context.Context, tenantID string, sub RawSubmiss
 	if err != nil {
 		return nil, nil, err
 	}
-	acc := &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">", Suppressed: p.suppressed}
+	acc := &Accepted{ID: id, Status: StatusQueued, MessageID: "<" + p.r.messageID + ">"}
 	return s.commit(ctx, &pending{tenantID: tenantID, p: p, acc: acc, arrival: a})
 }
 
@@ -120,14 +120,9 @@ func (s *Service) prepareRaw(ctx context.Context, tenantID string, conn *connect
 		from: from.addr, fromName: storable(from.name), recipients: rcpts, subject: storable(decodeSubject(hdr.Get("Subject"))),
 		to: headerAddrs(hdr, "To"), cc: headerAddrs(hdr, "Cc"), messageID: storable(msgID), mime: data,
 	}
-	p := &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts}
-	if sub.RecipientsChecked {
-		return p, nil
-	}
-	if err := s.dropSuppressed(ctx, tenantID, p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	// Recipients not checked by the caller are looked up when the message is committed.
+	unscreened := !sub.RecipientsChecked && s.cfg.Suppressions != nil
+	return &prepared{id: id, conn: conn, r: r, source: source, envelope: envFrom.String(), recipients: rcpts, unscreened: unscreened}, nil
 }
 
 // headerBufferSize fits the reader that parses a message's header to the header, up to

@@ -67,28 +67,78 @@ func (s *Service) matchSuppressed(ctx context.Context, tenantID string, ps []*pr
 	if s.cfg.Suppressions == nil || len(ps) == 0 {
 		return nil, nil
 	}
-	addrs := ps[0].recipients
-	if len(ps) > 1 {
-		seen := map[string]bool{}
-		addrs = nil
-		for _, p := range ps {
-			for _, r := range p.recipients {
-				if !seen[r] {
-					seen[r] = true
-					addrs = append(addrs, r)
-				}
-			}
-		}
-	}
-	given, err := s.cfg.Suppressions.Match(ctx, tenantID, addrs)
+	given, err := s.cfg.Suppressions.Match(ctx, tenantID, recipientsOf(ps))
 	if err != nil || len(given) == 0 {
 		return nil, err
 	}
-	h := &suppressedHits{given: given, norm: make(map[string]*suppression.Suppression, len(given))}
-	for _, sup := range given {
-		h.norm[sup.Address] = sup
+	h := newHits(len(given))
+	for r, sup := range given {
+		h.add(r, sup)
 	}
 	return h, nil
+}
+
+// matchPending looks up the recipients of the submissions of a group commit, of whichever
+// tenants, in one query, and returns the hits by tenant.
+func (s *Service) matchPending(ctx context.Context, pds []*pending) (map[string]*suppressedHits, error) {
+	if s.cfg.Suppressions == nil || len(pds) == 0 {
+		return nil, nil
+	}
+	byTenant := map[string][]*prepared{}
+	for _, pd := range pds {
+		byTenant[pd.tenantID] = append(byTenant[pd.tenantID], pd.p)
+	}
+	if len(byTenant) == 1 {
+		tenantID := pds[0].tenantID
+		hits, err := s.matchSuppressed(ctx, tenantID, byTenant[tenantID])
+		return map[string]*suppressedHits{tenantID: hits}, err
+	}
+	var keys []suppression.Key
+	for tenantID, ps := range byTenant {
+		for _, r := range recipientsOf(ps) {
+			keys = append(keys, suppression.Key{TenantID: tenantID, Address: r})
+		}
+	}
+	found, err := s.cfg.Suppressions.MatchKeys(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*suppressedHits{}
+	for k, sup := range found {
+		if out[k.TenantID] == nil {
+			out[k.TenantID] = newHits(1)
+		}
+		out[k.TenantID].add(k.Address, sup)
+	}
+	return out, nil
+}
+
+// recipientsOf lists the recipients of ps, each once.
+func recipientsOf(ps []*prepared) []string {
+	if len(ps) == 1 {
+		return ps[0].recipients
+	}
+	seen := map[string]bool{}
+	var addrs []string
+	for _, p := range ps {
+		for _, r := range p.recipients {
+			if !seen[r] {
+				seen[r] = true
+				addrs = append(addrs, r)
+			}
+		}
+	}
+	return addrs
+}
+
+func newHits(n int) *suppressedHits {
+	return &suppressedHits{given: make(map[string]*suppression.Suppression, n), norm: make(map[string]*suppression.Suppression, n)}
+}
+
+// add records the entry that recipient r (as given) matched.
+func (h *suppressedHits) add(r string, sup *suppression.Suppression) {
+	h.given[r] = sup
+	h.norm[sup.Address] = sup
 }
 
 // lookup finds r's entry; an address written differently from the one that matched (case,

@@ -7,13 +7,16 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sendwerk/sendwerk/internal/connector"
+	"github.com/sendwerk/sendwerk/internal/delivery"
 	"github.com/sendwerk/sendwerk/internal/smtptest"
 	"github.com/sendwerk/sendwerk/internal/suppression"
+	"github.com/sendwerk/sendwerk/internal/tenant"
 	"github.com/sendwerk/sendwerk/internal/validate"
 )
 
@@ -88,6 +91,93 @@ func TestSubmitLeavesSuppressedRecipientsOut(t *testing.T) {
 		require.Equal(t, "recipients", items[0].Refusal.Errors[0].Field)
 		require.NotNil(t, items[1].Accepted)
 	})
+}
+
+// TestGroupCommitLooksSuppressionsUpOnce: the submissions of one group commit, of two
+// tenants, are looked up on their suppression lists in one statement, and each is judged
+// on its own as if it had been submitted alone: one whose every recipient is suppressed is
+// refused while the others commit, one with some suppressed is told which, also on a
+// replay of its key, and one tenant's entry does not suppress another's recipient.
+func TestGroupCommitLooksSuppressionsUpOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupGroup(t)
+	cfg, err := pgxpool.ParseConfig(b.pool.Config().ConnString())
+	require.NoError(t, err)
+	tr := &writeTracer{}
+	cfg.ConnConfig.Tracer = tr
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	svc := NewService(pool, b.svc.jobs, b.svc.connectors, noSenders{}, b.svc.deliverer, Config{Suppressions: suppression.NewService(pool)})
+	svc.group = b.svc.group
+	svc.group.s = svc
+	b.svc = svc
+
+	other, err := tenant.NewService(b.pool).Create(ctx, "Other", nil)
+	require.NoError(t, err)
+	_, err = b.svc.connectors.Create(ctx, other.ID, connector.Input{Name: "own", Kind: connector.KindSMTP,
+		SMTP:   &connector.SMTPInput{Host: "127.0.0.1", Port: 25, Security: string(delivery.SecurityNone)},
+		Sender: connector.Sender{Email: "noreply@acme.example"}})
+	require.NoError(t, err)
+	for _, e := range []suppression.Entry{{Address: "jane@customer.example", Reason: suppression.ReasonComplaint}, {Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}} {
+		_, err := b.svc.cfg.Suppressions.Add(ctx, b.tenantID, e)
+		require.NoError(t, err)
+	}
+	to := func(addrs ...string) *Request {
+		r := request()
+		r.To = nil
+		for _, a := range addrs {
+			r.To = append(r.To, Address{Email: a})
+		}
+		return r
+	}
+	idem := NewIdempotency("k-some", "send", []byte("{}"))
+	// The last commits alone first; the others commit as one group behind it.
+	subs := []struct {
+		tenantID string
+		req      *Request
+		idem     *Idempotency
+	}{
+		{b.tenantID, to("jane@customer.example"), nil},
+		{b.tenantID, to("joe@customer.example", "gone@customer.example"), idem},
+		{b.tenantID, to("joe@customer.example"), nil},
+		{other.ID, to("jane@customer.example"), nil},
+		{b.tenantID, to("jane@customer.example", "joe@customer.example"), nil},
+	}
+	accs, errs := b.behindLock(t, "usage_counters", len(subs), func(i int) (*Accepted, error) {
+		acc, _, err := b.svc.Submit(ctx, subs[i].tenantID, subs[i].req, subs[i].idem)
+		return acc, err
+	})
+	require.Equal(t, []int{1, 4}, b.groups)
+	require.Equal(t, 2, tr.lookups, "one lookup for the lone commit, one for the group")
+
+	var se *SuppressedError
+	require.True(t, errors.As(errs[0], &se), "got %v", errs[0])
+	require.Equal(t, []SuppressedRecipient{{Address: "jane@customer.example", Reason: suppression.ReasonComplaint}}, se.Recipients)
+	for i := 1; i < len(subs); i++ {
+		require.NoError(t, errs[i], "submission %d", i)
+	}
+	require.Equal(t, 4, b.count(t, "messages"), "only the refused one is missing")
+
+	some := []SuppressedRecipient{{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}}
+	require.Equal(t, some, accs[1].Suppressed)
+	m, err := b.svc.Get(ctx, b.tenantID, accs[1].ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"joe@customer.example"}, m.Recipients)
+	require.Len(t, m.Events, 2)
+	require.Equal(t, EventSuppressed, m.Events[1].Type)
+	replayed, _, err := b.svc.Submit(ctx, b.tenantID, subs[1].req, idem)
+	require.NoError(t, err)
+	require.Equal(t, accs[1].ID, replayed.ID)
+	require.Equal(t, some, replayed.Suppressed, "the stored answer names the suppressed recipient")
+
+	require.Empty(t, accs[2].Suppressed)
+	require.Empty(t, accs[3].Suppressed, "the other tenant's list does not have jane")
+	require.Equal(t, []SuppressedRecipient{{Address: "jane@customer.example", Reason: suppression.ReasonComplaint}}, accs[4].Suppressed)
+	var suppressedEvents int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE type = 'message.suppressed'").Scan(&suppressedEvents))
+	require.Equal(t, 2, suppressedEvents)
 }
 
 // TestDeliverySuppressesUnknownMailboxes: a 5.1.1 at RCPT suppresses that address, a 5.7.1
@@ -229,4 +319,44 @@ func TestSubmitRawLooksRecipientsUpUnlessChecked(t *testing.T) {
 	m, err = b.svc.Get(ctx, b.tenantID, acc.ID)
 	require.NoError(t, err)
 	require.Equal(t, []string{"jane@customer.example", "gone@customer.example"}, m.Recipients)
+}
+
+// TestSubmitScreensSuppressionsUngroupedAndPaused: with group commit off, a submission is
+// still looked up on the suppression list before its transaction; and a paused connector's
+// submission whose every recipient is suppressed gets the suppression refusal, as it did
+// when the lookup came before the pause check.
+func TestSubmitScreensSuppressionsUngroupedAndPaused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, grouped := range []bool{false, true} {
+		b := setup(t)
+		if !grouped {
+			b.svc.group = nil
+		}
+		sup := b.withSuppressions()
+		_, err := sup.Add(ctx, b.tenantID, suppression.Entry{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce})
+		require.NoError(t, err)
+		req := request()
+		req.To = append(req.To, Address{Email: "gone@customer.example"})
+		acc, _, err := b.svc.Submit(ctx, b.tenantID, req, nil)
+		require.NoError(t, err)
+		require.Equal(t, []SuppressedRecipient{{Address: "gone@customer.example", Reason: suppression.ReasonHardBounce}}, acc.Suppressed)
+		gone := request()
+		gone.To = []Address{{Email: "gone@customer.example"}}
+		_, _, err = b.svc.Submit(ctx, b.tenantID, gone, nil)
+		var se *SuppressedError
+		require.True(t, errors.As(err, &se), "got %v", err)
+		require.Equal(t, 1, b.count(t, "messages"))
+
+		if !grouped {
+			continue
+		}
+		_, err = b.pool.Exec(ctx, "UPDATE connectors SET status = 'paused'")
+		require.NoError(t, err)
+		_, _, err = b.svc.Submit(ctx, b.tenantID, gone, nil)
+		require.True(t, errors.As(err, &se), "every recipient suppressed, paused connector: got %v", err)
+		_, _, err = b.svc.Submit(ctx, b.tenantID, req, nil)
+		var pe *ConnectorPausedError
+		require.True(t, errors.As(err, &pe), "some recipients left, paused connector: got %v", err)
+	}
 }

@@ -200,6 +200,40 @@ func (s *Service) Match(ctx context.Context, tenantID string, addresses []string
 	return out, nil
 }
 
+// Key is one tenant's address, as given.
+type Key struct {
+	TenantID string
+	Address  string
+}
+
+// MatchKeys is Match for addresses of several tenants, in one query: the live entries
+// among keys, keyed by the key as given.
+func (s *Service) MatchKeys(ctx context.Context, keys []Key) (map[Key]*Suppression, error) {
+	given := make(map[Key]Key, len(keys)) // normalized -> as given
+	p := dbsqlc.SuppressionMatchPairsParams{TenantIds: make([]string, 0, len(keys)), Addresses: make([]string, 0, len(keys))}
+	for _, k := range keys {
+		n, err := Normalize(k.Address)
+		if err != nil {
+			continue // invalid addresses are refused elsewhere
+		}
+		given[Key{k.TenantID, n}] = k
+		p.TenantIds = append(p.TenantIds, k.TenantID)
+		p.Addresses = append(p.Addresses, n)
+	}
+	if len(p.Addresses) == 0 {
+		return nil, nil
+	}
+	rows, err := s.q.SuppressionMatchPairs(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("error matching suppressions: %w", err)
+	}
+	out := make(map[Key]*Suppression, len(rows))
+	for _, r := range rows {
+		out[given[Key{r.TenantID, r.Address}]] = fromRow(r)
+	}
+	return out, nil
+}
+
 // Check returns the live entry for one recipient, or nil.
 func (s *Service) Check(ctx context.Context, tenantID, address string) (*Suppression, error) {
 	sup, err := s.Get(ctx, tenantID, address)

@@ -161,6 +161,49 @@ func (q *Queries) SuppressionMatch(ctx context.Context, arg SuppressionMatchPara
 	return items, nil
 }
 
+const suppressionMatchPairs = `-- name: SuppressionMatchPairs :many
+SELECT tenant_id, address, id, reason, source_message_id, detail, created_at, expires_at FROM suppressions
+WHERE (tenant_id, address) IN (SELECT unnest($1::text[]), unnest($2::text[]))
+  AND (expires_at IS NULL OR expires_at > now())
+`
+
+type SuppressionMatchPairsParams struct {
+	TenantIds []string
+	Addresses []string
+}
+
+// SuppressionMatchPairs returns the live entries among (tenant, address) pairs, the i-th
+// address being the i-th tenant's: one lookup for submissions of several tenants, each
+// address scoped by its own tenant.
+func (q *Queries) SuppressionMatchPairs(ctx context.Context, arg SuppressionMatchPairsParams) ([]Suppression, error) {
+	rows, err := q.db.Query(ctx, suppressionMatchPairs, arg.TenantIds, arg.Addresses)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Suppression{}
+	for rows.Next() {
+		var i Suppression
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.Address,
+			&i.ID,
+			&i.Reason,
+			&i.SourceMessageID,
+			&i.Detail,
+			&i.CreatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const suppressionUpsert = `-- name: SuppressionUpsert :one
 INSERT INTO suppressions (tenant_id, address, id, reason, source_message_id, detail, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
