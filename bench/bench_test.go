@@ -43,6 +43,8 @@ func TestPGBenchScript(t *testing.T) {
 			params: []*string{p("msg_abc"), p("{42}"), p("{42}")}},
 		{query: "-- name: EventInsert :one\nINSERT INTO events (id, message_id, data) VALUES ($1, $2, $3) RETURNING sequence",
 			params: []*string{p("evt_06h0abc"), p("msg_abc"), p(`{"message_id": "msg_abc"}`)}},
+		{query: "-- name: MessageQueuedInsertMany :exec\nINSERT INTO events (id, message_id) SELECT unnest($1::text[]), unnest($2::text[])",
+			params: []*string{p("{evt_06h0def}"), p("{msg_abc}")}},
 		{query: "commit"},
 	}
 	script, vars := pgbenchScript(stmts, "msg_abc", 42)
@@ -56,6 +58,9 @@ func TestPGBenchScript(t *testing.T) {
 	require.NotContains(t, script, "-- name:", "comment lines are dropped: pgbench substitutes :names inside them")
 	require.True(t, strings.HasPrefix(strings.Split(script, "\n")[2], "begin;"))
 	require.NotContains(t, script, "evt_06h0abc")
+	require.Contains(t, script, "SELECT unnest(('{evt_pgb' || :client_id || 'x' || :r || 'k5}')::text[])",
+		"an array of event ids gets new ids per transaction too")
+	require.NotContains(t, script, "evt_06h0def")
 	require.Contains(t, vars, "p1_2=ten_1")
 	require.Contains(t, vars, `p2_1={"{\"message_id\": \"@MSGID@\"}"}`)
 	for _, v := range vars {

@@ -286,6 +286,9 @@ var dollarRe = regexp.MustCompile(`\$(\d+)`)
 // eventIDRe matches a stream event's id (ids.Event: prefix and Crockford base32).
 var eventIDRe = regexp.MustCompile(`^evt_[0-9a-z]+$`)
 
+// eventIDArrayRe matches an array of one event id (the queued step's statement takes arrays).
+var eventIDArrayRe = regexp.MustCompile(`^\{evt_[0-9a-z]+\}$`)
+
 func pgbenchScript(stmts []loggedStatement, messageID string, jobID int64) (string, []string) {
 	var b strings.Builder
 	var vars []string
@@ -317,6 +320,9 @@ func pgbenchScript(stmts []loggedStatement, messageID string, jobID int64) (stri
 			if eventIDRe.MatchString(*v) {
 				// An event's id is new per event, like the message's.
 				return fmt.Sprintf("('evt_pgb' || :client_id || 'x' || :r || 'k%d')", k)
+			}
+			if eventIDArrayRe.MatchString(*v) {
+				return fmt.Sprintf("('{evt_pgb' || :client_id || 'x' || :r || 'k%d}')", k)
 			}
 			if strings.Contains(*v, messageID) {
 				vars = append(vars, vn+"="+strings.ReplaceAll(*v, messageID, "@MSGID@"))

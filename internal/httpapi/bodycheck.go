@@ -462,12 +462,13 @@ func (c *bodyCheck) object(s *scanner) bool {
 	}
 	s.i++
 	var seen uint64
+	var extra map[string]bool // keys taken by additionalProperties, to find repeats
 	if s.peek() == '}' {
 		s.i++
 		return c.required == 0
 	}
 	for n := 1; ; n++ {
-		if !c.member(s, &seen) || (c.maxProps >= 0 && n > c.maxProps) {
+		if !c.member(s, &seen, &extra) || (c.maxProps >= 0 && n > c.maxProps) {
 			return false
 		}
 		switch s.peek() {
@@ -482,20 +483,32 @@ func (c *bodyCheck) object(s *scanner) bool {
 	}
 }
 
-// member reads `"key": value`. A key with escapes is not looked up (kin-openapi judges it).
-func (c *bodyCheck) member(s *scanner, seen *uint64) bool {
+// member reads `"key": value`. A key with escapes is not looked up, and a key the object
+// already had is not judged here (kin-openapi judges both: whether a repeated name is an
+// error depends on its JSON decoder).
+func (c *bodyCheck) member(s *scanner, seen *uint64, extra *map[string]bool) bool {
 	key, escaped, ok := s.str()
 	if !ok || escaped || s.peek() != ':' {
 		return false
 	}
 	s.i++
 	if i, ok := c.props[string(key)]; ok {
+		if *seen&(1<<i) != 0 {
+			return false
+		}
 		*seen |= 1 << i
 		return c.propChecks[i].value(s)
 	}
 	if c.noExtra || c.extra == nil {
 		return false
 	}
+	if *extra == nil {
+		*extra = map[string]bool{}
+	}
+	if (*extra)[string(key)] {
+		return false
+	}
+	(*extra)[string(key)] = true
 	return c.extra.value(s)
 }
 

@@ -18,9 +18,11 @@ import (
 
 // Group commit: concurrent single submissions (REST and the relay host's DATA) are
 // validated and rendered in their callers' goroutines, then handed to a committer that
-// writes whatever is waiting in one transaction with the batch path's statements (River's
-// InsertManyTx, COPY for messages and events, one usage update per connector). No caller
-// is answered before that commit. A committer takes what is queued when it is free, so
+// looks the group's recipients up on the suppression lists in one query and writes
+// whatever is waiting in one pipelined transaction (store.PipeTx) with the batch path's
+// statements (River's InsertManyTx, COPY for the messages, one statement for their queued
+// steps and stream events, one usage update per connector). No caller is answered before
+// that commit. A committer takes what is queued when it is free, so
 // under load the queue fills while the previous commit runs — the same self-clocking as a
 // database's own group commit. Up to Committers transactions run at a time.
 //

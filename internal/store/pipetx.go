@@ -94,7 +94,38 @@ func (t *PipeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return errBatch{err}
 	}
-	return br
+	return &pipeBatch{BatchResults: br, t: t}
+}
+
+// pipeBatch fails the transaction on the first error of a batch's statements, as Query
+// does (PostgreSQL has aborted it either way).
+type pipeBatch struct {
+	pgx.BatchResults
+	t *PipeTx
+}
+
+func (b *pipeBatch) Exec() (pgconn.CommandTag, error) {
+	tag, err := b.BatchResults.Exec()
+	b.failed(err)
+	return tag, err
+}
+
+func (b *pipeBatch) Query() (pgx.Rows, error) {
+	rows, err := b.BatchResults.Query()
+	b.failed(err)
+	return rows, err
+}
+
+func (b *pipeBatch) Close() error {
+	err := b.BatchResults.Close()
+	b.failed(err)
+	return err
+}
+
+func (b *pipeBatch) failed(err error) {
+	if err != nil {
+		b.t.fail(err)
+	}
 }
 
 // CopyFrom sends what is queued, then copies.
@@ -114,7 +145,11 @@ func (t *PipeTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stateme
 	if err := t.flush(ctx); err != nil {
 		return nil, err
 	}
-	return t.conn.Conn().Prepare(ctx, name, sql)
+	d, err := t.conn.Conn().Prepare(ctx, name, sql)
+	if err != nil {
+		t.fail(err)
+	}
+	return d, err
 }
 
 // Begin is refused: a PipeTx has no savepoints.
@@ -133,16 +168,29 @@ func (t *PipeTx) Conn() *pgx.Conn {
 	return t.conn.Conn()
 }
 
-// Commit sends what is queued with the COMMIT behind it and gives the connection back. A
-// transaction that never sent a statement commits without a round trip.
+// Commit sends what is queued with the COMMIT behind it and gives the connection back,
+// also when it fails (after a ROLLBACK), as pgx's own transactions do. A transaction that
+// never sent a statement commits without a round trip.
 func (t *PipeTx) Commit(ctx context.Context) error {
 	if err := t.usable(); err != nil {
+		if t.conn != nil {
+			_ = t.Rollback(ctx)
+		}
 		return err
 	}
 	if !t.begun && len(t.queued) == 0 {
 		t.release()
 		return nil
 	}
+	if err := t.commit(ctx); err != nil {
+		_ = t.Rollback(ctx)
+		return err
+	}
+	t.release()
+	return nil
+}
+
+func (t *PipeTx) commit(ctx context.Context) error {
 	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: "commit"})
 	if err != nil {
 		return err
@@ -156,7 +204,6 @@ func (t *PipeTx) Commit(ctx context.Context) error {
 		t.fail(pgx.ErrTxCommitRollback)
 		return t.err
 	}
-	t.release()
 	return nil
 }
 

@@ -89,6 +89,35 @@ func TestPipeTx(t *testing.T) {
 		}
 	})
 
+	t.Run("AFailedCommitGivesTheConnectionBack", func(t *testing.T) {
+		t.Parallel()
+		pool := pipeSetup(t)
+		tx, err := store.BeginPipe(ctx, pool)
+		require.NoError(t, err)
+		_, _ = tx.Exec(ctx, "INSERT INTO items VALUES (1)")
+		_, _ = tx.Exec(ctx, "INSERT INTO items VALUES (1)")
+		require.Error(t, tx.Commit(ctx)) // no Rollback after it, as pgx's Commit allows
+		require.Zero(t, pool.Stat().AcquiredConns(), "the connection is back in the pool")
+		require.ErrorIs(t, tx.Rollback(ctx), pgx.ErrTxClosed)
+		require.Zero(t, items(t, pool))
+	})
+
+	t.Run("AFailedBatchFailsTheTransaction", func(t *testing.T) {
+		t.Parallel()
+		pool := pipeSetup(t)
+		tx, err := store.BeginPipe(ctx, pool)
+		require.NoError(t, err)
+		b := &pgx.Batch{}
+		b.Queue("INSERT INTO items VALUES (1)")
+		b.Queue("SELECT 1/0")
+		require.Error(t, tx.SendBatch(ctx, b).Close())
+		_, err = tx.Exec(ctx, "INSERT INTO items VALUES (2)")
+		require.Error(t, err, "the transaction refuses statements after its batch failed")
+		require.Error(t, tx.Commit(ctx))
+		require.Zero(t, pool.Stat().AcquiredConns())
+		require.Zero(t, items(t, pool))
+	})
+
 	t.Run("RollbackUndoesSentStatements", func(t *testing.T) {
 		t.Parallel()
 		pool := pipeSetup(t)
