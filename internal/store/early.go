@@ -168,26 +168,11 @@ type earlyRow struct {
 
 // Scan reads the row like pgx's Row: pgx.ErrNoRows when there is none.
 func (r *earlyRow) Scan(dest ...any) error {
-	err := r.scan(dest)
+	err := scanOne(r.rows, dest)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		r.e.failed = true
 	}
 	return classify(err)
-}
-
-func (r *earlyRow) scan(dest []any) error {
-	defer r.rows.Close()
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			return err
-		}
-		return pgx.ErrNoRows
-	}
-	if err := r.rows.Scan(dest...); err != nil {
-		return err
-	}
-	r.rows.Close()
-	return r.rows.Err()
 }
 
 // errRow is a row that failed before it was sent.

@@ -330,18 +330,24 @@ func (r pipeRow) Scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
 	}
-	defer r.rows.Close()
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
+	return scanOne(r.rows, dest)
+}
+
+// scanOne scans the first row of rows into dest (pgx.ErrNoRows when there is none) and
+// closes them, as pgx's QueryRow does.
+func scanOne(rows pgx.Rows, dest []any) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
 			return err
 		}
 		return pgx.ErrNoRows
 	}
-	if err := r.rows.Scan(dest...); err != nil {
+	if err := rows.Scan(dest...); err != nil {
 		return err
 	}
-	r.rows.Close()
-	return r.rows.Err()
+	rows.Close()
+	return rows.Err()
 }
 
 // errBatch is SendBatch's answer when what was queued before the batch failed.
