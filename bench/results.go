@@ -141,8 +141,8 @@ func newResults(e *env) *results {
 	for k, v := range e.srv.env {
 		switch k {
 		case "SENDWERK_ADMIN_TOKEN", "SENDWERK_SECRET_KEY", "DATABASE_URL", "SENDWERK_HTTP_ADDR", "SENDWERK_DATA_DIR", "SENDWERK_DNS_SERVERS",
-			"SENDWERK_SMTP_ADDR", "SENDWERK_SMTPS_ADDR":
-			continue
+			"SENDWERK_SMTP_ADDR", "SENDWERK_SMTPS_ADDR", "SENDWERK_TLS_CERT_FILE", "SENDWERK_TLS_KEY_FILE":
+			continue // secrets, and paths of this run's machine
 		}
 		r.ServerEnv[k] = v
 	}
