@@ -67,6 +67,19 @@ func (w *writeTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx
 
 func (w *writeTracer) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
 
+// tracedPool is a second pool on pool's database whose statements a writeTracer records.
+func tracedPool(t *testing.T, pool *pgxpool.Pool) (*pgxpool.Pool, *writeTracer) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(pool.Config().ConnString())
+	require.NoError(t, err)
+	tr := &writeTracer{}
+	cfg.ConnConfig.Tracer = tr
+	traced, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(traced.Close)
+	return traced, tr
+}
+
 // TestSubmitWritesQueuedStepsInOneStatement: a submission's `queued` timeline step and its
 // message.queued stream event are written by one statement, for a batch as for a single
 // message (two COPYs were four round trips and two statements parsed per group), and both
@@ -76,13 +89,7 @@ func TestSubmitWritesQueuedStepsInOneStatement(t *testing.T) {
 	ctx := context.Background()
 	setupTraced := func(t *testing.T) (*testBundle, *Service, *writeTracer) {
 		b := setup(t)
-		cfg, err := pgxpool.ParseConfig(b.pool.Config().ConnString())
-		require.NoError(t, err)
-		tr := &writeTracer{}
-		cfg.ConnConfig.Tracer = tr
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
-		require.NoError(t, err)
-		t.Cleanup(pool.Close)
+		pool, tr := tracedPool(t, b.pool)
 		return b, NewService(pool, b.svc.jobs, b.svc.connectors, noSenders{}, b.svc.deliverer, Config{}), tr
 	}
 	queued := func(t *testing.T, b *testBundle, ids []string) {

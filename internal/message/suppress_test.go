@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -102,13 +101,7 @@ func TestGroupCommitLooksSuppressionsUpOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setupGroup(t)
-	cfg, err := pgxpool.ParseConfig(b.pool.Config().ConnString())
-	require.NoError(t, err)
-	tr := &writeTracer{}
-	cfg.ConnConfig.Tracer = tr
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, tr := tracedPool(t, b.pool)
 	svc := NewService(pool, b.svc.jobs, b.svc.connectors, noSenders{}, b.svc.deliverer, Config{Suppressions: suppression.NewService(pool)})
 	svc.group = b.svc.group
 	svc.group.s = svc
