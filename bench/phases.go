@@ -255,7 +255,7 @@ func (e *env) phaseLatency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res.Sendwerk, res.SendwerkAccept, res.Lost["sendwerk"] = e.deliveryLatencies(ctx, sw)
+	res.Sendwerk, res.SendwerkAccept, res.Lost["sendwerk"] = e.deliveryLatencies(ctx, "sendwerk", sw)
 	progress("  Sendwerk: p50 %.1f ms, p99 %.1f ms over %d messages (202 after p50 %.1f ms, p99 %.1f ms)", res.Sendwerk.P50ms, res.Sendwerk.P99ms, res.Sendwerk.N, res.SendwerkAccept.P50ms, res.SendwerkAccept.P99ms)
 	e.settle()
 
@@ -276,7 +276,7 @@ func (e *env) phaseLatency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res.Postfix, res.PostfixAccept, res.Lost["postfix"] = e.deliveryLatencies(ctx, pf)
+	res.Postfix, res.PostfixAccept, res.Lost["postfix"] = e.deliveryLatencies(ctx, "postfix", pf)
 	progress("  Postfix: p50 %.1f ms, p99 %.1f ms over %d messages (250 after p50 %.1f ms, p99 %.1f ms)", res.Postfix.P50ms, res.Postfix.P99ms, res.Postfix.N, res.PostfixAccept.P50ms, res.PostfixAccept.P99ms)
 	for k, v := range res.Lost {
 		if v == 0 {
@@ -289,21 +289,36 @@ func (e *env) phaseLatency(ctx context.Context) error {
 
 // deliveryLatencies waits for the handed-over messages at the sink and summarizes
 // hand-over start → arrival and hand-over start → accepted; it returns how many never
-// arrived.
-func (e *env) deliveryLatencies(ctx context.Context, s []sent) (latencySummary, latencySummary, int) {
+// arrived. Each message's times go to <dir>/latency-<side>.tsv (kept with -keep), to see
+// when in the phase the slow ones were.
+func (e *env) deliveryLatencies(ctx context.Context, side string, s []sent) (latencySummary, latencySummary, int) {
 	deadline := time.Now().Add(time.Minute)
 	_ = e.waitSink(ctx, len(s), time.Until(deadline), func() string { return "" })
 	lats := make([]time.Duration, 0, len(s))
 	acc := make([]time.Duration, 0, len(s))
 	lost := 0
+	var tsv strings.Builder
+	var first time.Time
+	for _, m := range s {
+		if first.IsZero() || m.at.Before(first) {
+			first = m.at
+		}
+	}
+	tsv.WriteString("start_ms\taccepted_ms\tdelivered_ms\n")
 	for _, m := range s {
 		acc = append(acc, m.accepted)
 		at, ok := e.sink.arrival(m.messageID)
-		if !ok {
+		delivered := "lost"
+		if ok {
+			lats = append(lats, at.Sub(m.at))
+			delivered = strconv.FormatFloat(ms(at.Sub(m.at)), 'f', 3, 64)
+		} else {
 			lost++
-			continue
 		}
-		lats = append(lats, at.Sub(m.at))
+		fmt.Fprintf(&tsv, "%.3f\t%.3f\t%s\n", ms(m.at.Sub(first)), ms(m.accepted), delivered)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "latency-"+side+".tsv"), []byte(tsv.String()), 0o644); err != nil {
+		progress("  could not write the latencies: %v", err)
 	}
 	return summarize(lats), summarize(acc), lost
 }

@@ -173,12 +173,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return fmt.Errorf("SENDWERK_SECRET_KEY: %w", err)
 	}
 	whCfg := webhookConfig(cfg)
+	deliverWorker := message.NewDeliverWorker(deliverer, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Timeout: cfg.AttemptTimeout})
 	riverClient, err := jobs.NewClient(pool, &jobs.Config{
 		Workers: cfg.JobWorkers, FetchCooldown: cfg.JobFetchCooldown,
 		RescueAfter: cfg.JobRescueAfter, ReconcileInterval: cfg.ReconcileInterval,
 	}, jobs.Deps{
 		Tenants: tenants, Logger: logger, Domains: domains, DomainChecksInFlight: cfg.DomainChecksInFlight,
-		Deliver:         message.NewDeliverWorker(deliverer, message.DeliverConfig{RetrySchedule: cfg.RetrySchedule, Timeout: cfg.AttemptTimeout}),
+		Deliver:         deliverWorker,
 		Retention:       message.NewRetentionWorker(pool, cfg.BodyRetention),
 		DeliveryWorkers: cfg.DeliveryWorkers,
 		Webhooks:        webhook.NewDeliverWorker(pool, whBox, whCfg, logger),
@@ -190,9 +191,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	webhooks := webhook.NewService(pool, whBox, riverClient, whCfg)
+	direct := message.NewDirect(deliverWorker, message.DirectConfig{Slots: cfg.DirectAttempts, AttemptedBy: riverClient.ID()}, logger)
 	messages := message.NewService(pool, riverClient, connectors, senders, deliverer, message.Config{
 		MaxMessageBytes: int(cfg.MaxMessageBytes), MaxAttempts: maxAttempts,
 		Committers: committers(cfg.SubmitCommitters), Suppressions: suppressions, GroupSizeFunc: groupSizes, Tenants: tenants,
+		Direct: direct,
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(domains.Collectors()...)
@@ -223,6 +226,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		if !jobsStopped {
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
+			_ = direct.Stop(sctx, hardStopGrace)
 			_ = stopJobs(sctx, riverClient, logger)
 		}
 	}()
@@ -313,10 +317,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		defer close(jobsDone)
 		errJobs = stopJobs(sctx, riverClient, logger)
 	}()
+	// Direct first attempts stop with River's: submissions committed meanwhile go through
+	// the deliveries queue, for whichever process fetches next.
+	var errDirect error
+	directDone := make(chan struct{})
+	go func() {
+		defer close(directDone)
+		errDirect = direct.Stop(sctx, hardStopGrace)
+	}()
 	errHTTP := srv.Shutdown(sctx)
 	<-smtpDone
 	<-jobsDone
-	return errors.Join(cause, errHTTP, errSMTP, errJobs)
+	<-directDone
+	return errors.Join(cause, errHTTP, errSMTP, errJobs, errDirect)
 }
 
 // hardStopGrace is how long cancelled jobs get to record what they know after a stop

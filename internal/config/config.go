@@ -49,6 +49,7 @@ type Config struct {
 	// Message pipeline.
 	MaxMessageBytes      int64
 	DeliveryWorkers      int
+	DirectAttempts       int
 	SubmitCommitters     int
 	RetrySchedule        []time.Duration
 	AttemptTimeout       time.Duration
@@ -268,6 +269,8 @@ func Vars() []Var {
 			set: func(c *Config, v string) error { return parseInt(&c.SubmitCommitters, v, 0) }},
 		{Name: "SENDWERK_DELIVERY_WORKERS", Default: "32", Help: "Deliveries this process runs at once (the deliveries queue).",
 			set: func(c *Config, v string) error { return parseInt(&c.DeliveryWorkers, v, 1) }},
+		{Name: "SENDWERK_DIRECT_ATTEMPTS", Default: "32", Help: "First delivery attempts this process runs at once right after the submission's commit, besides the deliveries queue's workers: the job is stored as taken by this process, so River's fetch is skipped (a process that dies mid-attempt has its jobs retried by River's rescuer, as for fetched ones). A submission that finds all taken, or carries send_at, goes through the deliveries queue. `0` sends every delivery through the queue.",
+			set: func(c *Config, v string) error { return parseInt(&c.DirectAttempts, v, 0) }},
 		{Name: "SENDWERK_DELIVERY_RETRY_SCHEDULE", Default: "1m,5m,15m,30m,1h,2h,4h,8h,12h,24h,24h", Help: "Waits after each failed attempt (temporary failures); its length + 1 is the number of attempts before a message fails.",
 			set: func(c *Config, v string) error { return parseDurations(&c.RetrySchedule, v) }},
 		{Name: "SENDWERK_DELIVERY_ATTEMPT_TIMEOUT", Default: "2m", Help: "Longest one delivery attempt may take (connect, send, the upstream's reply); then it is cancelled and retried.",

@@ -80,30 +80,40 @@ func (w *DeliverWorker) delayAfter(attempt int) time.Duration {
 
 // Work makes one delivery attempt.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	opts := AttemptOpts{Last: job.Attempt >= job.MaxAttempts, RetryAt: w.NowFunc().Add(w.delayAfter(job.Attempt))}
-	if job.AttemptedAt != nil {
-		opts.Fetched = *job.AttemptedAt
-	}
 	// The job is always completed in the transaction that records its delivery; River's
 	// client (in ctx when River runs the job) only says in which schema its table is.
 	var schema string
 	if client, err := river.ClientFromContextSafely[pgx.Tx](ctx); err == nil {
 		schema = client.Schema()
 	}
+	_, err := w.attempt(ctx, job, schema)
+	return err
+}
+
+// attempt makes job's delivery attempt and returns River's answer for it; completed is true
+// when the attempt's record completed the job (a delivery). Direct first attempts
+// (direct.go) run it as well.
+func (w *DeliverWorker) attempt(ctx context.Context, job *river.Job[DeliverArgs], schema string) (completed bool, err error) {
+	opts := AttemptOpts{Last: job.Attempt >= job.MaxAttempts, RetryAt: w.NowFunc().Add(w.delayAfter(job.Attempt))}
+	if job.AttemptedAt != nil {
+		opts.Fetched = *job.AttemptedAt
+	}
 	opts.Complete = &JobCompletion{ID: job.ID, By: riverCompleter{schema: schema}}
 	a, err := w.deliverer.Attempt(ctx, job.Args.TenantID, job.Args.MessageID, opts)
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch a.Verdict {
 	case VerdictPaused:
-		return river.JobSnooze(PausedSnooze)
+		return false, river.JobSnooze(PausedSnooze)
 	case VerdictFailed:
-		return river.JobCancel(a.Err)
+		return false, river.JobCancel(a.Err)
 	case VerdictDeferred:
-		return fmt.Errorf("delivery deferred (%s): %w", a.Outcome.Code, errOr(a.Err))
+		return false, fmt.Errorf("delivery deferred (%s): %w", a.Outcome.Code, errOr(a.Err))
+	case VerdictDelivered:
+		return true, nil // the job completed with the delivery's record
 	}
-	return nil // delivered (the job is already completed) or nothing left to do
+	return false, nil // nothing left to do
 }
 
 // riverCompleter completes delivered jobs as river.JobCompleteTx does (state `completed`,
@@ -132,12 +142,8 @@ SELECT count(*) FROM %[1]sriver_job WHERE id = ANY($1::bigint[])`
 // of them no longer exists, as river.JobCompleteTx does; the deliveries' record then rolls
 // back with it.
 func (c riverCompleter) CompleteTx(ctx context.Context, tx pgx.Tx, jobIDs []int64) error {
-	schema := ""
-	if c.schema != "" {
-		schema = pgx.Identifier{c.schema}.Sanitize() + "."
-	}
 	var existing int
-	if err := tx.QueryRow(ctx, fmt.Sprintf(completeJobsSQL, schema), jobIDs).Scan(&existing); err != nil {
+	if err := tx.QueryRow(ctx, fmt.Sprintf(completeJobsSQL, schemaPrefix(c.schema)), jobIDs).Scan(&existing); err != nil {
 		return fmt.Errorf("error completing delivery jobs: %w", err)
 	}
 	if existing != len(jobIDs) {

@@ -248,6 +248,7 @@ func (c *committer) commit(group []*pending) {
 		c.groupFunc(len(group))
 	}
 	group = c.s.screenSuppressed(ctx, group)
+	c.s.reserveDirect(group)
 	switch len(group) {
 	case 0:
 		return
@@ -322,6 +323,7 @@ func (s *Service) screenSuppressed(ctx context.Context, group []*pending) []*pen
 }
 
 func (pd *pending) answer(acc *Accepted, q *Quota, err error) {
+	pd.settleDirect(err == nil)
 	pd.done <- commitResult{acc: acc, quota: q, err: err}
 }
 
@@ -359,6 +361,7 @@ func (s *Service) commitOne(ctx context.Context, pd *pending) (*Accepted, *Quota
 	var quota *Quota
 	var replayed []byte
 	err := store.WithPipeTx(ctx, s.db, func(tx pgx.Tx) error {
+		resetDirect(pd)
 		var err error
 		if pd.idem != nil {
 			if replayed, err = s.claim(ctx, tx, pd.tenantID, pd.idem); replayed != nil || err != nil {
@@ -387,6 +390,7 @@ func (s *Service) commitGroup(ctx context.Context, leaders []*pending) ([]commit
 	results := make([]commitResult, len(leaders))
 	err := store.WithPipeTx(ctx, s.db, func(tx pgx.Tx) error {
 		clear(results)
+		resetDirect(leaders...)
 		keep, err := s.claimGroup(ctx, tx, leaders, results)
 		if err != nil {
 			return err

@@ -91,6 +91,9 @@ type Config struct {
 	// Tenants, when set, reads the tenant's monthly quota (through its cache); without it
 	// each submission reads the tenant row.
 	Tenants *tenant.Service
+	// Direct, when set, runs the first delivery attempt of grouped submissions in this
+	// process right after their commit (direct.go); nil leaves every job to River's fetch.
+	Direct *Direct
 }
 
 // Service submits and reads messages.
@@ -195,6 +198,8 @@ type prepared struct {
 	// unscreened: its recipients are yet to be looked up on the suppression list. The
 	// commit does that for all submissions of its group in one query (screenSuppressed).
 	unscreened bool
+	// direct is its reserved direct first attempt; nil when River's fetch runs it.
+	direct *directJob
 }
 
 // prepare validates a request against its connector and the sender rules; its recipients
@@ -404,36 +409,65 @@ func (s *Service) insert(ctx context.Context, tx pgx.Tx, tenantID string, ps []*
 
 func (s *Service) insertMessages(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
 	q := s.q.WithTx(tx)
+	var direct, fetched []*prepared
+	for _, p := range ps {
+		if p.direct != nil {
+			direct = append(direct, p)
+		} else {
+			fetched = append(fetched, p)
+		}
+	}
+	if len(direct) > 0 {
+		if err := s.cfg.Direct.insertJobs(ctx, tx, tenantID, direct, s.cfg.MaxAttempts); err != nil {
+			return err
+		}
+	}
 	if len(ps) == 1 {
 		p := ps[0]
-		res, err := s.jobs.InsertTx(ctx, tx, DeliverArgs{MessageID: p.id, TenantID: tenantID}, s.insertOpts(p))
-		if err != nil {
-			return fmt.Errorf("error enqueueing delivery: %w", err)
-		}
 		row := insertRow(tenantID, p)
-		row.JobID = &res.Job.ID
+		if p.direct != nil {
+			row.JobID = &p.direct.jobID
+		} else {
+			res, err := s.jobs.InsertTx(ctx, tx, DeliverArgs{MessageID: p.id, TenantID: tenantID}, s.insertOpts(p))
+			if err != nil {
+				return fmt.Errorf("error enqueueing delivery: %w", err)
+			}
+			row.JobID = &res.Job.ID
+		}
 		if err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams(row)); err != nil {
 			return fmt.Errorf("error inserting message: %w", err)
 		}
 		return insertQueued(ctx, q, tenantID, ps)
 	}
-	return s.insertMany(ctx, tx, tenantID, ps)
+	return s.insertMany(ctx, tx, tenantID, ps, fetched)
 }
 
-func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps []*prepared) error {
+// insertMany inserts ps, enqueueing the jobs of fetched (those of the others, direct ones,
+// are inserted already).
+func (s *Service) insertMany(ctx context.Context, tx pgx.Tx, tenantID string, ps, fetched []*prepared) error {
 	q := s.q.WithTx(tx)
+	jobIDs := make(map[*prepared]int64, len(ps))
+	if len(fetched) > 0 {
+		params := make([]river.InsertManyParams, len(fetched))
+		for i, p := range fetched {
+			params[i] = river.InsertManyParams{Args: DeliverArgs{MessageID: p.id, TenantID: tenantID}, InsertOpts: s.insertOpts(p)}
+		}
+		res, err := s.jobs.InsertManyTx(ctx, tx, params)
+		if err != nil {
+			return fmt.Errorf("error enqueueing deliveries: %w", err)
+		}
+		for i, r := range res {
+			jobIDs[fetched[i]] = r.Job.ID
+		}
+	}
 	rows := make([]dbsqlc.MessageInsertManyParams, len(ps))
-	params := make([]river.InsertManyParams, len(ps))
 	for i, p := range ps {
 		rows[i] = dbsqlc.MessageInsertManyParams(insertRow(tenantID, p))
-		params[i] = river.InsertManyParams{Args: DeliverArgs{MessageID: p.id, TenantID: tenantID}, InsertOpts: s.insertOpts(p)}
-	}
-	res, err := s.jobs.InsertManyTx(ctx, tx, params)
-	if err != nil {
-		return fmt.Errorf("error enqueueing deliveries: %w", err)
-	}
-	for i, r := range res {
-		rows[i].JobID = &r.Job.ID
+		id := jobIDs[p]
+		if p.direct != nil {
+			id = p.direct.jobID
+		}
+		rows[i].JobID = &id
 	}
 	if _, err := q.MessageInsertMany(ctx, rows); err != nil {
 		return fmt.Errorf("error inserting messages: %w", err)
