@@ -12,14 +12,56 @@
 -- recipients and tags keep theirs (array searches estimate with them).
 ALTER TABLE events ALTER COLUMN data SET STATISTICS 0;
 ALTER TABLE message_events ALTER COLUMN data SET STATISTICS 0;
+
+-- The cost that remains is the sample itself: 300 rows per unit of the largest statistics
+-- target (30,000 rows at the default 100), read and then sorted once per column. events and
+-- message_events are logs read only through the leading columns of their indexes (a tenant's
+-- stream by position, a message's timeline), where a sample of 3,000 rows tells the planner
+-- all it uses (tenants' shares, ids unique, positions ascending); ANALYZE then took 40 and
+-- 35 ms on that database. messages keeps the default: its listings combine filters
+-- (status, connector, tags, recipients, dates) whose estimates need the larger sample.
+ALTER TABLE events
+    ALTER COLUMN id SET STATISTICS 10,
+    ALTER COLUMN tenant_id SET STATISTICS 10,
+    ALTER COLUMN type SET STATISTICS 10,
+    ALTER COLUMN created_at SET STATISTICS 10,
+    ALTER COLUMN sequence SET STATISTICS 10,
+    ALTER COLUMN xid SET STATISTICS 10,
+    ALTER COLUMN message_id SET STATISTICS 10,
+    ALTER COLUMN domain_id SET STATISTICS 10,
+    ALTER COLUMN connector_id SET STATISTICS 10,
+    ALTER COLUMN webhook_id SET STATISTICS 10;
+ALTER TABLE message_events
+    ALTER COLUMN id SET STATISTICS 10,
+    ALTER COLUMN message_id SET STATISTICS 10,
+    ALTER COLUMN tenant_id SET STATISTICS 10,
+    ALTER COLUMN type SET STATISTICS 10,
+    ALTER COLUMN at SET STATISTICS 10;
 ALTER TABLE messages
     ALTER COLUMN mime SET STATISTICS 0,
     ALTER COLUMN metadata SET STATISTICS 0,
     ALTER COLUMN last_reply SET STATISTICS 0;
 
 -- +goose Down
-ALTER TABLE events ALTER COLUMN data SET STATISTICS -1;
-ALTER TABLE message_events ALTER COLUMN data SET STATISTICS -1;
+ALTER TABLE events
+    ALTER COLUMN data SET STATISTICS -1,
+    ALTER COLUMN id SET STATISTICS -1,
+    ALTER COLUMN tenant_id SET STATISTICS -1,
+    ALTER COLUMN type SET STATISTICS -1,
+    ALTER COLUMN created_at SET STATISTICS -1,
+    ALTER COLUMN sequence SET STATISTICS -1,
+    ALTER COLUMN xid SET STATISTICS -1,
+    ALTER COLUMN message_id SET STATISTICS -1,
+    ALTER COLUMN domain_id SET STATISTICS -1,
+    ALTER COLUMN connector_id SET STATISTICS -1,
+    ALTER COLUMN webhook_id SET STATISTICS -1;
+ALTER TABLE message_events
+    ALTER COLUMN data SET STATISTICS -1,
+    ALTER COLUMN id SET STATISTICS -1,
+    ALTER COLUMN message_id SET STATISTICS -1,
+    ALTER COLUMN tenant_id SET STATISTICS -1,
+    ALTER COLUMN type SET STATISTICS -1,
+    ALTER COLUMN at SET STATISTICS -1;
 ALTER TABLE messages
     ALTER COLUMN mime SET STATISTICS -1,
     ALTER COLUMN metadata SET STATISTICS -1,

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -48,16 +49,28 @@ func TestSchemaWriteCosts(t *testing.T) {
 			"each timeline row pays for every index; the identity primary key was read by no query")
 	})
 
-	t.Run("AnalyzeSkipsPayloads", func(t *testing.T) {
+	t.Run("AnalyzeIsCheapOnTheLogTables", func(t *testing.T) {
 		t.Parallel()
 		tx := dbtest.TestTx(ctx, t)
-		var cols []string
-		require.NoError(t, tx.QueryRow(ctx, `SELECT array_agg(c.relname || '.' || a.attname ORDER BY c.relname, a.attname)
+		rows, err := tx.Query(ctx, `SELECT c.relname || '.' || a.attname, a.attstattarget
 			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 			WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('messages', 'message_events', 'events')
-			AND a.attnum > 0 AND a.attstattarget = 0`).Scan(&cols))
-		require.Equal(t, []string{"events.data", "message_events.data", "messages.last_reply", "messages.metadata", "messages.mime"}, cols,
-			"autovacuum's ANALYZE of the tables every message writes spent most of its CPU on these columns' statistics, which no query uses")
+			AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0`)
+		require.NoError(t, err)
+		targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var col string
+			var target int
+			err := r.Scan(&col, &target)
+			return fmt.Sprintf("%s=%d", col, target), err
+		})
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{
+			"events.data=0", "message_events.data=0", "messages.last_reply=0", "messages.metadata=0", "messages.mime=0",
+			"events.id=10", "events.tenant_id=10", "events.type=10", "events.created_at=10", "events.sequence=10", "events.xid=10",
+			"events.message_id=10", "events.domain_id=10", "events.connector_id=10", "events.webhook_id=10",
+			"message_events.id=10", "message_events.message_id=10", "message_events.tenant_id=10", "message_events.type=10", "message_events.at=10",
+		}, targets, "autovacuum's ANALYZE of the tables every message writes spent most of its CPU on payload statistics no query uses, "+
+			"and on the log tables' 30,000-row samples; a new column of events or message_events needs its target too")
 	})
 }
 
