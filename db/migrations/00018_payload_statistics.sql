@@ -41,8 +41,19 @@ ALTER TABLE messages
     ALTER COLUMN mime SET STATISTICS 0,
     ALTER COLUMN metadata SET STATISTICS 0,
     ALTER COLUMN last_reply SET STATISTICS 0;
+-- River's job table likewise: its payloads, which River's queries do not filter on (they
+-- find jobs by id, state, queue and times; 00016 already dropped the GIN indexes over args
+-- and metadata). ANALYZE took 400 → 220 ms.
+ALTER TABLE river_job
+    ALTER COLUMN args SET STATISTICS 0,
+    ALTER COLUMN metadata SET STATISTICS 0,
+    ALTER COLUMN errors SET STATISTICS 0;
 
 -- +goose Down
+ALTER TABLE river_job
+    ALTER COLUMN args SET STATISTICS -1,
+    ALTER COLUMN metadata SET STATISTICS -1,
+    ALTER COLUMN errors SET STATISTICS -1;
 ALTER TABLE events
     ALTER COLUMN data SET STATISTICS -1,
     ALTER COLUMN id SET STATISTICS -1,

@@ -54,7 +54,7 @@ func TestSchemaWriteCosts(t *testing.T) {
 		tx := dbtest.TestTx(ctx, t)
 		rows, err := tx.Query(ctx, `SELECT c.relname || '.' || a.attname, a.attstattarget
 			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-			WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('messages', 'message_events', 'events')
+			WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('messages', 'message_events', 'events', 'river_job')
 			AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0`)
 		require.NoError(t, err)
 		targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
@@ -66,6 +66,7 @@ func TestSchemaWriteCosts(t *testing.T) {
 		require.NoError(t, err)
 		require.ElementsMatch(t, []string{
 			"events.data=0", "message_events.data=0", "messages.last_reply=0", "messages.metadata=0", "messages.mime=0",
+			"river_job.args=0", "river_job.metadata=0", "river_job.errors=0",
 			"events.id=10", "events.tenant_id=10", "events.type=10", "events.created_at=10", "events.sequence=10", "events.xid=10",
 			"events.message_id=10", "events.domain_id=10", "events.connector_id=10", "events.webhook_id=10",
 			"message_events.id=10", "message_events.message_id=10", "message_events.tenant_id=10", "message_events.type=10", "message_events.at=10",
