@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -405,16 +406,7 @@ func (c *conn) dataRefused(ctx context.Context, timeout time.Duration, err error
 // textproto's dot writer stuffs leading dots and turns bare LF into CRLF; CRLF input
 // passes unchanged, so a DKIM signature over the bytes stays valid.
 func (c *conn) body(ctx context.Context, timeout time.Duration, raw []byte) (Reply, error) {
-	w := c.client.Text.DotWriter()
-	if _, err := w.Write(raw); err != nil {
-		c.healthy = false
-		return Reply{}, err
-	}
-	if err := c.raw.setDeadline(ctx, timeout); err != nil {
-		c.healthy = false
-		return Reply{}, err
-	}
-	if err := w.Close(); err != nil {
+	if err := writeBody(&c.client.Text.Writer, raw, func() error { return c.raw.setDeadline(ctx, timeout) }); err != nil {
 		c.healthy = false
 		return Reply{}, err
 	}
@@ -423,6 +415,45 @@ func (c *conn) body(ctx context.Context, timeout time.Duration, raw []byte) (Rep
 		return Reply{}, c.track(err)
 	}
 	return parseReply(250, text), nil
+}
+
+// writeBody writes raw and the final dot as textproto's dot writer does, and flushes;
+// beforeFlush runs before the flush (the write deadline). A message as submission stores it
+// (CRLF line ends only, no line starting with a dot, a CRLF at the end) goes out as it is,
+// followed by ".\r\n", which is what the dot writer would write, byte for byte, without its
+// per-byte loop (about 4 % of the server's CPU in `make bench`); anything else goes through
+// the dot writer.
+func writeBody(w *textproto.Writer, raw []byte, beforeFlush func() error) error {
+	if !plainBody(raw) {
+		dw := w.DotWriter()
+		if _, err := dw.Write(raw); err != nil {
+			return err
+		}
+		if err := beforeFlush(); err != nil {
+			return err
+		}
+		return dw.Close()
+	}
+	if _, err := w.W.Write(raw); err != nil {
+		return err
+	}
+	if err := beforeFlush(); err != nil {
+		return err
+	}
+	if _, err := w.W.WriteString(".\r\n"); err != nil {
+		return err
+	}
+	return w.W.Flush()
+}
+
+// plainBody reports raw needing no dot-stuffing and no line-end repair: every CR is
+// followed by LF and every LF follows a CR, no line starts with a dot, and it ends with CRLF.
+func plainBody(raw []byte) bool {
+	if len(raw) < 2 || raw[0] == '.' || !bytes.HasSuffix(raw, []byte("\r\n")) || bytes.Contains(raw, []byte("\n.")) {
+		return false
+	}
+	crlf := bytes.Count(raw, []byte("\r\n"))
+	return bytes.Count(raw, []byte("\r")) == crlf && bytes.Count(raw, []byte("\n")) == crlf
 }
 
 // reset sends RSET after rejected recipients; a failed RSET retires the connection.
