@@ -175,7 +175,7 @@ func syntheticRun(submitRatio, relayAccRatio, swAccepted, swP99, pfP99 float64) 
 			RatioEnd:    ratios{Unsigned: 1.6, DKIM: 1.4},
 			RatioCPU:    ratios{Unsigned: 0.8, DKIM: 1.1},
 		},
-		Latency: &latencyRes{Sendwerk: latencySummary{P99ms: swP99}, Postfix: latencySummary{P99ms: pfP99}},
+		Latency: &latencyRes{Sendwerk: latencySummary{P99ms: swP99}, SendwerkUnsigned: latencySummary{N: 3000, P99ms: swP99 / 2}, Postfix: latencySummary{P99ms: pfP99}},
 	}
 }
 
@@ -226,6 +226,13 @@ func TestSummaryOverOneTwoThreeRuns(t *testing.T) {
 	f = three.Figures["latency.p99_ratio_sendwerk_vs_postfix"]
 	require.Equal(t, []float64{2, 3, 2}, f.Values, "the p99 ratio is taken within each run")
 	require.Equal(t, 2.0, f.Median)
+	f = three.Figures["latency.p99_ratio_unsigned_vs_postfix"]
+	require.Equal(t, []float64{1, 1.5, 1}, f.Values, "like for like: Sendwerk without DKIM against Postfix, which signs nothing")
+	require.Equal(t, &goal{Op: "<=", Value: 1}, f.Goal)
+	require.True(t, *f.MedianMeetsGoal, "1 ≤ 1")
+	old := summarizeRuns([]*results{{Latency: &latencyRes{Sendwerk: latencySummary{P99ms: 20}, Postfix: latencySummary{P99ms: 10}}}})
+	require.NotContains(t, old.Figures, "latency.p99_ratio_unsigned_vs_postfix", "a results file from before the unsigned run has no such figure")
+	require.NotContains(t, old.Figures, "latency.sendwerk_unsigned.p99_ms")
 	require.Equal(t, 2.0, three.Figures["cpu.relay_unsigned.server_s_per_1000"].Median, "2 CPU s over 1000 messages")
 	require.Equal(t, 4.0, three.Figures["cpu.relay_unsigned.postgres_s_per_1000"].Median)
 	require.Equal(t, 14.0, three.Figures["statements.per_delivery"].Median, "20 per message less 6 per accepted submit")

@@ -240,24 +240,34 @@ func (e *env) waitSink(ctx context.Context, n int, timeout time.Duration, why fu
 	}
 }
 
-// phaseLatency: submit→delivered at a steady rate, Sendwerk over REST (DKIM) and Postfix
-// over SMTP.
+// phaseLatency: submit→delivered at a steady rate, Sendwerk over REST with RSA DKIM, then
+// without DKIM (like for like with Postfix, which signs nothing), then Postfix over SMTP.
 func (e *env) phaseLatency(ctx context.Context) error {
 	res := &latencyRes{Rate: e.plan.LatencyRate, Seconds: e.plan.LatencySeconds, Lost: map[string]int{}}
 	d := seconds(e.plan.LatencySeconds)
 
-	e.sink.reset()
-	body := e.load.body(senderDKIM, nil)
-	sw, err := openLoop(ctx, e.plan.LatencyRate, d, func(ctx context.Context, _ int) (string, error) {
-		acc, err := e.load.submit(ctx, body, true)
-		return acc.MessageID, err
-	})
-	if err != nil {
-		return err
+	for _, run := range []struct {
+		side, name, from string
+		done, taken      *latencySummary
+	}{
+		{"sendwerk", "Sendwerk, DKIM", senderDKIM, &res.Sendwerk, &res.SendwerkAccept},
+		{"sendwerk-unsigned", "Sendwerk, no DKIM", senderUnsigned, &res.SendwerkUnsigned, &res.SendwerkUnsignedAccept},
+	} {
+		e.sink.reset()
+		body := e.load.body(run.from, nil)
+		sw, err := openLoop(ctx, e.plan.LatencyRate, d, func(ctx context.Context, _ int) (string, error) {
+			acc, err := e.load.submit(ctx, body, true)
+			return acc.MessageID, err
+		})
+		if err != nil {
+			return err
+		}
+		var lost int
+		*run.done, *run.taken, lost = e.deliveryLatencies(ctx, run.side, sw)
+		res.Lost[run.side] = lost
+		progress("  %s: p50 %.1f ms, p99 %.1f ms over %d messages (202 after p50 %.1f ms, p99 %.1f ms)", run.name, run.done.P50ms, run.done.P99ms, run.done.N, run.taken.P50ms, run.taken.P99ms)
+		e.settle()
 	}
-	res.Sendwerk, res.SendwerkAccept, res.Lost["sendwerk"] = e.deliveryLatencies(ctx, "sendwerk", sw)
-	progress("  Sendwerk: p50 %.1f ms, p99 %.1f ms over %d messages (202 after p50 %.1f ms, p99 %.1f ms)", res.Sendwerk.P50ms, res.Sendwerk.P99ms, res.Sendwerk.N, res.SendwerkAccept.P50ms, res.SendwerkAccept.P99ms)
-	e.settle()
 
 	e.sink.reset()
 	pool, err := newSMTPPool(e.postfix.addr(), 8)

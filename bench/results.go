@@ -125,11 +125,14 @@ type latencyRes struct {
 	Rate     int            `json:"rate_per_s"`
 	Seconds  float64        `json:"seconds"`
 	Sendwerk latencySummary `json:"sendwerk_dkim"`
-	Postfix  latencySummary `json:"postfix"`
+	// SendwerkUnsigned is like for like with Postfix, which signs nothing.
+	SendwerkUnsigned latencySummary `json:"sendwerk_unsigned"`
+	Postfix          latencySummary `json:"postfix"`
 	// Until the submission was answered (202, or 250 after DATA).
-	SendwerkAccept latencySummary `json:"sendwerk_dkim_accept"`
-	PostfixAccept  latencySummary `json:"postfix_accept"`
-	Lost           map[string]int `json:"not_arrived,omitempty"`
+	SendwerkAccept         latencySummary `json:"sendwerk_dkim_accept"`
+	SendwerkUnsignedAccept latencySummary `json:"sendwerk_unsigned_accept"`
+	PostfixAccept          latencySummary `json:"postfix_accept"`
+	Lost                   map[string]int `json:"not_arrived,omitempty"`
 }
 
 func newResults(e *env) *results {
@@ -269,6 +272,9 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(w, "4. Submit → delivered at a steady %d messages/s for %.0f s\n", l.Rate, l.Seconds)
 		fmt.Fprintln(tw, "\tmessages\tp50 ms\tp99 ms\tmax ms\taccepted after p50 ms\tp99 ms\t")
 		fmt.Fprintf(tw, "Sendwerk (REST, DKIM)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Sendwerk.N, l.Sendwerk.P50ms, l.Sendwerk.P99ms, l.Sendwerk.Maxms, l.SendwerkAccept.P50ms, l.SendwerkAccept.P99ms)
+		if l.SendwerkUnsigned.N > 0 {
+			fmt.Fprintf(tw, "Sendwerk (REST, no DKIM)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.SendwerkUnsigned.N, l.SendwerkUnsigned.P50ms, l.SendwerkUnsigned.P99ms, l.SendwerkUnsigned.Maxms, l.SendwerkUnsignedAccept.P50ms, l.SendwerkUnsignedAccept.P99ms)
+		}
 		fmt.Fprintf(tw, "Postfix (SMTP)\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", l.Postfix.N, l.Postfix.P50ms, l.Postfix.P99ms, l.Postfix.Maxms, l.PostfixAccept.P50ms, l.PostfixAccept.P99ms)
 		_ = tw.Flush()
 		fmt.Fprintln(w)

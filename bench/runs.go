@@ -305,7 +305,12 @@ func figures(r *results) []figure {
 		for _, s := range []struct {
 			key, name   string
 			done, taken latencySummary
-		}{{"latency.sendwerk_dkim", "Sendwerk (REST, DKIM)", l.Sendwerk, l.SendwerkAccept}, {"latency.postfix", "Postfix (SMTP)", l.Postfix, l.PostfixAccept}} {
+		}{{"latency.sendwerk_dkim", "Sendwerk (REST, DKIM)", l.Sendwerk, l.SendwerkAccept},
+			{"latency.sendwerk_unsigned", "Sendwerk (REST, no DKIM)", l.SendwerkUnsigned, l.SendwerkUnsignedAccept},
+			{"latency.postfix", "Postfix (SMTP)", l.Postfix, l.PostfixAccept}} {
+			if s.key == "latency.sendwerk_unsigned" && s.done.N == 0 {
+				continue // a results file from before the unsigned run
+			}
 			add(sec, s.key+".p50_ms", s.name+": delivered p50 ms", "ms", 1, s.done.P50ms, nil)
 			add(sec, s.key+".p99_ms", s.name+": delivered p99 ms", "ms", 1, s.done.P99ms, nil)
 			add(sec, s.key+".max_ms", s.name+": delivered max ms", "ms", 1, s.done.Maxms, nil)
@@ -313,7 +318,10 @@ func figures(r *results) []figure {
 			add(sec, s.key+".accept_p99_ms", s.name+": accepted after p99 ms", "ms", 1, s.taken.P99ms, nil)
 		}
 		if v, ok := div(l.Sendwerk.P99ms, l.Postfix.P99ms); ok {
-			add(sec, "latency.p99_ratio_sendwerk_vs_postfix", "delivered p99 Sendwerk / Postfix", "ratio", 2, v, atMost(1))
+			add(sec, "latency.p99_ratio_sendwerk_vs_postfix", "delivered p99 Sendwerk (DKIM) / Postfix", "ratio", 2, v, atMost(1))
+		}
+		if v, ok := div(l.SendwerkUnsigned.P99ms, l.Postfix.P99ms); ok && l.SendwerkUnsigned.N > 0 {
+			add(sec, "latency.p99_ratio_unsigned_vs_postfix", "delivered p99 Sendwerk (no DKIM) / Postfix, like for like", "ratio", 2, v, atMost(1))
 		}
 	}
 
