@@ -45,6 +45,8 @@ func TestPGBenchScript(t *testing.T) {
 			params: []*string{p("evt_06h0abc"), p("msg_abc"), p(`{"message_id": "msg_abc"}`)}},
 		{query: "-- name: MessageQueuedInsertMany :exec\nINSERT INTO events (id, message_id) SELECT unnest($1::text[]), unnest($2::text[])",
 			params: []*string{p("{evt_06h0def}"), p("{msg_abc}")}},
+		{query: "-- name: UsageAdd :exec\nINSERT INTO usage_counters (shard) SELECT unnest($1::smallint[])",
+			params: []*string{p("{42}")}},
 		{query: "commit"},
 	}
 	script, vars := pgbenchScript(stmts, "msg_abc", 42)
@@ -61,6 +63,8 @@ func TestPGBenchScript(t *testing.T) {
 	require.Contains(t, script, "SELECT unnest(('{evt_pgb' || :client_id || 'x' || :r || 'k5}')::text[])",
 		"an array of event ids gets new ids per transaction too")
 	require.NotContains(t, script, "evt_06h0def")
+	require.Contains(t, script, "unnest(:p6_1::smallint[])", "a usage shard that equals the job id is not the job id")
+	require.Contains(t, vars, "p6_1={42}")
 	require.Contains(t, vars, "p1_2=ten_1")
 	require.Contains(t, vars, `p2_1={"{\"message_id\": \"@MSGID@\"}"}`)
 	for _, v := range vars {
