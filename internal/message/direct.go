@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/sendwerk/sendwerk/internal/store"
 )
 
 // Direct first attempts: a submission committed by the group committer gets its first
@@ -38,6 +40,7 @@ import (
 // Direct runs first delivery attempts right after their submission's commit.
 type Direct struct {
 	worker *DeliverWorker
+	db     store.DB
 	// schema is River's schema ("" for the search path's); by is attempted_by.
 	schema string
 	by     string
@@ -72,7 +75,7 @@ func NewDirect(worker *DeliverWorker, cfg DirectConfig, logger *slog.Logger) *Di
 		logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Direct{worker: worker, schema: cfg.Schema, by: cfg.AttemptedBy, logger: logger, free: cfg.Slots, ctx: ctx, cancel: cancel}
+	return &Direct{worker: worker, db: worker.deliverer.db, schema: cfg.Schema, by: cfg.AttemptedBy, logger: logger, free: cfg.Slots, ctx: ctx, cancel: cancel}
 }
 
 // reserve takes a slot; false when none is free or Direct is stopped. Nil-safe. A slot
@@ -156,9 +159,7 @@ func (d *Direct) attempt(tenantID, messageID string, jobID int64, maxAttempts in
 		ID: jobID, Attempt: 1, MaxAttempts: maxAttempts, AttemptedAt: &now, AttemptedBy: []string{d.by},
 		Kind: args.Kind(), Queue: QueueDeliveries, State: rivertype.JobStateRunning,
 	}}
-	ctx, cancel := context.WithTimeout(d.ctx, d.worker.Timeout(job))
-	completed, err := d.worker.attempt(ctx, job, d.schema)
-	cancel()
+	completed, err := d.run(job)
 	if completed {
 		return
 	}
@@ -172,6 +173,20 @@ func (d *Direct) attempt(tenantID, messageID string, jobID int64, maxAttempts in
 		d.logger.Error("error ending a direct delivery attempt's job; River's rescuer will retry it",
 			"job_id", jobID, "message_id", messageID, "state", st.state, "error", werr)
 	}
+}
+
+// run runs the worker's attempt; a panic becomes the attempt's error, as River's executor
+// makes it (the job is retried, the process keeps running).
+func (d *Direct) run(job *river.Job[DeliverArgs]) (completed bool, err error) {
+	ctx, cancel := context.WithTimeout(d.ctx, d.worker.Timeout(job))
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			d.logger.Error("direct delivery attempt panicked; its job is retried", "job_id", job.ID, "message_id", job.Args.MessageID, "panic", r)
+			completed, err = false, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return d.worker.attempt(ctx, job, d.schema)
 }
 
 // jobState is what River's executor would set after an attempt.
@@ -276,7 +291,7 @@ func (d *Direct) setState(ctx context.Context, jobID int64, st jobState) error {
 		s := string(st.err)
 		errData = &s
 	}
-	_, err := d.worker.deliverer.db.Exec(ctx, fmt.Sprintf(setJobStateSQL, schemaPrefix(d.schema)), jobID, string(st.state), st.attempt, st.scheduledAt, errData)
+	_, err := d.db.Exec(ctx, fmt.Sprintf(setJobStateSQL, schemaPrefix(d.schema)), jobID, string(st.state), st.attempt, st.scheduledAt, errData)
 	return err
 }
 

@@ -183,9 +183,24 @@ func TestDirectStop(t *testing.T) {
 	require.Equal(t, "available", b.jobOf(t, next).state)
 }
 
+// TestDirectPanicRetriesTheJob: an attempt that panics leaves the process running and its
+// job retryable with the panic as its error, as River's executor does.
+func TestDirectPanicRetriesTheJob(t *testing.T) {
+	t.Parallel()
+	b, d := setupDirect(t, 4, smtptest.Opts{})
+	d.worker = NewDeliverWorker(nil, DeliverConfig{RetrySchedule: []time.Duration{time.Hour}}) // no Deliverer: the attempt panics
+	id := b.submit(t, 1)[0]
+	j := b.waitJob(t, id, "retryable")
+	require.Equal(t, 1, j.errors)
+	var msg string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT j.errors[1]->>'error' FROM messages m JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, id).Scan(&msg))
+	require.Contains(t, msg, "panic")
+	require.Equal(t, StatusQueued, b.messageStatus(t, id), "nothing was claimed")
+}
+
 func TestDirectSettleFollowsRiver(t *testing.T) {
 	t.Parallel()
-	d := NewDirect(NewDeliverWorker(nil, DeliverConfig{RetrySchedule: []time.Duration{time.Minute, time.Hour}}), DirectConfig{Slots: 1}, nil)
+	d := NewDirect(NewDeliverWorker(&Deliverer{}, DeliverConfig{RetrySchedule: []time.Duration{time.Minute, time.Hour}}), DirectConfig{Slots: 1}, nil)
 	job := func(attempt, max int) *river.Job[DeliverArgs] {
 		return &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: attempt, MaxAttempts: max}}
 	}
