@@ -168,10 +168,29 @@ func (d *Direct) attempt(tenantID, messageID string, jobID int64, maxAttempts in
 	// cancelled attempt still says what became of it.
 	wctx, wcancel := context.WithTimeout(context.Background(), RecordTimeout)
 	defer wcancel()
-	if werr := d.setState(wctx, jobID, st); werr != nil {
+	if werr := d.setStateRetrying(wctx, jobID, st); werr != nil {
 		// The job stays running; River's rescuer retries it once its attempt timeout passed.
 		d.logger.Error("error ending a direct delivery attempt's job; River's rescuer will retry it",
 			"job_id", jobID, "message_id", messageID, "state", st.state, "error", werr)
+	}
+}
+
+// setStateRetrying sets the job's state, trying again while the database is unavailable (a
+// restart) until ctx ends, as River's completer retries: a job left running waits minutes
+// for the rescuer.
+func (d *Direct) setStateRetrying(ctx context.Context, jobID int64, st jobState) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := d.setState(ctx, jobID, st)
+		if _, unavailable := store.AsUnavailable(err); err == nil || !unavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -224,4 +225,36 @@ func TestDirectSettleFollowsRiver(t *testing.T) {
 
 	st = d.settle(job(3, 3), errors.New("451 later"), now)
 	require.Equal(t, rivertype.JobStateDiscarded, st.state)
+}
+
+// TestDirectJobStateOutlivesALostConnection: the job's new state is written again when the
+// database connection was lost (a restart), instead of leaving the job to River's rescuer.
+func TestDirectJobStateOutlivesALostConnection(t *testing.T) {
+	t.Parallel()
+	b, d := setupDirect(t, 4, smtptest.Opts{})
+	require.NoError(t, d.Stop(context.Background(), time.Second)) // submissions go to River; the job below is set by hand
+	id := b.submit(t, 1)[0]
+	_, err := b.pool.Exec(context.Background(), `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()
+		WHERE id = (SELECT job_id FROM messages WHERE id = $1)`, id)
+	require.NoError(t, err)
+	var jobID int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT job_id FROM messages WHERE id = $1", id).Scan(&jobID))
+
+	// A pool of one connection, whose backend the server then ends.
+	cfg := b.pool.Config().Copy()
+	cfg.MinConns, cfg.MaxConns = 1, 1
+	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(one.Close)
+	var pid int
+	require.NoError(t, one.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&pid))
+	_, err = b.pool.Exec(context.Background(), "SELECT pg_terminate_backend($1)", pid)
+	require.NoError(t, err)
+	d.db = one
+
+	at := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.setStateRetrying(ctx, jobID, jobState{state: rivertype.JobStateRetryable, scheduledAt: &at, attempt: 1, err: []byte(`{"error":"451 later"}`)}))
+	require.Equal(t, "retryable", b.jobOf(t, id).state)
 }
