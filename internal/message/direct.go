@@ -229,15 +229,16 @@ func (d *Direct) settle(job *river.Job[DeliverArgs], err error, started time.Tim
 		at := d.worker.NowFunc().Add(snooze.Duration)
 		return jobState{state: rivertype.JobStateScheduled, scheduledAt: &at, attempt: job.Attempt - 1}
 	}
-	if d.ctx.Err() != nil {
-		// Cut off by a stop, as River's soft stop: available again, the attempt given back.
-		now := d.worker.NowFunc()
-		return jobState{state: rivertype.JobStateAvailable, scheduledAt: &now, attempt: job.Attempt - 1}
-	}
 	data, _ := json.Marshal(rivertype.AttemptError{At: started, Attempt: job.Attempt, Error: err.Error()})
 	switch {
 	case errors.As(err, &cancelled):
 		return jobState{state: rivertype.JobStateCancelled, attempt: job.Attempt, err: data}
+	case d.ctx.Err() != nil:
+		// Cut off by a stop, as River's soft stop: available again, the attempt given back. (An
+		// interrupted send does not always say so in its error, so a temporary failure that
+		// came just as the stop did is taken for one too: it is retried at once elsewhere.)
+		now := d.worker.NowFunc()
+		return jobState{state: rivertype.JobStateAvailable, scheduledAt: &now, attempt: job.Attempt - 1}
 	case job.Attempt >= job.MaxAttempts:
 		return jobState{state: rivertype.JobStateDiscarded, attempt: job.Attempt, err: data}
 	}

@@ -3,6 +3,7 @@ package message
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -225,6 +226,15 @@ func TestDirectSettleFollowsRiver(t *testing.T) {
 
 	st = d.settle(job(3, 3), errors.New("451 later"), now)
 	require.Equal(t, rivertype.JobStateDiscarded, st.state)
+
+	// After a stop, an attempt that ended with an error is given back, but a permanent failure
+	// keeps its verdict: its message is final, a re-run would only complete the job.
+	require.NoError(t, d.Stop(context.Background(), time.Second))
+	st = d.settle(job(1, 3), fmt.Errorf("delivery deferred: %w", context.Canceled), now)
+	require.Equal(t, rivertype.JobStateAvailable, st.state)
+	require.Equal(t, 0, st.attempt)
+	st = d.settle(job(1, 3), river.JobCancel(errors.New("550 no such user")), now)
+	require.Equal(t, rivertype.JobStateCancelled, st.state)
 }
 
 // TestDirectJobStateOutlivesALostConnection: the job's new state is written again when the
