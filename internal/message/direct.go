@@ -23,7 +23,7 @@ import (
 // message is exactly as durable as before: if the process dies mid-attempt, River's rescuer
 // finds the job running past its timeout and retries it, as it does for a job its own fetch
 // took. What goes away is the fetch: the NOTIFY, the fetch's UPDATE of the job row (every
-// index of river_job, its two GIN indexes included, gets a new entry, as the state changes),
+// index of river_job gets a new entry, as the state changes and is indexed),
 // River's completer statement after the worker returns, and the 1–2 ms (up to a poll
 // interval when a notification was limited) between the commit and the fetch.
 //
